@@ -1,0 +1,26 @@
+import type { Message } from './message.js';
+import type { ReplicaId, StateMachineTransition } from './types.js';
+
+/**
+ * The replica's view of the network, implemented by a transport (for example
+ * {@link LocalNetwork} or a TCP transport) or by the user.
+ *
+ * Calls are serialized with the state machine's (see {@link StateMachine}). None may block:
+ * Raft tolerates loss, so a transport drops what it cannot deliver rather than wait.
+ */
+export interface Cluster<T extends StateMachineTransition, D = unknown> {
+  /** Queues a message for a peer. Never blocks; may silently drop. */
+  sendMessage(toId: ReplicaId, message: Message<T, D>): void;
+  /** Returns every message received since the last call, each once. Never blocks. */
+  receiveMessages(): Message<T, D>[] | Promise<Message<T, D>[]>;
+  /** Asked before every round of {@link Replica.start}'s loop: `true` makes `start()` return. */
+  halt(): boolean;
+  /** Called when the known leader changes or becomes unknown (`undefined`). */
+  registerLeader(leaderId: ReplicaId | undefined): void;
+  /**
+   * Optional. The replica hands over a function that ends its idle sleep; a transport calls it
+   * when messages arrive, so a replica under {@link Replica.start} answers at network speed
+   * rather than after `tickInterval`.
+   */
+  setWakeup?(wake: () => void): void;
+}

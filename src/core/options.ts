@@ -1,0 +1,106 @@
+import type { Cluster } from './cluster.js';
+import { InvalidOptionsError } from './errors.js';
+import type { StateMachine } from './state-machine.js';
+import type { Storage } from './storage.js';
+import type { ReplicaId, StateMachineTransition } from './types.js';
+
+/** How a {@link Replica} is built. Invalid options make the constructor throw {@link InvalidOptionsError}. */
+export interface ReplicaOptions<T extends StateMachineTransition, D = unknown> {
+  /** This replica's id: an integer, unique in the cluster. */
+  id: ReplicaId;
+  /** The other members, not including `id`. Empty for a single-replica cluster. */
+  peerIds: ReplicaId[];
+  /** The network. */
+  cluster: Cluster<T, D>;
+  /** The replicated state. */
+  stateMachine: StateMachine<T, D>;
+  /** The transition a new leader appends first in its term; applying it must have no effect. */
+  noopTransition: T;
+  /** Milliseconds between a leader's heartbeats. Must be below `electionTimeoutRange[0]`. */
+  heartbeatTimeout: number;
+  /**
+   * Milliseconds a follower waits without hearing from a leader before it campaigns, drawn
+   * uniformly from this range for every election. A few heartbeats wide at the least, and
+   * wider than the network's round trip.
+   */
+  electionTimeoutRange: [number, number];
+  /**
+   * Compact the log into a snapshot after this many applied entries; 0 never compacts and
+   * needs no snapshot hooks.
+   * @defaultValue 0
+   */
+  snapshotDelta?: number;
+  /**
+   * Durable term, vote, log and snapshot. Pass the same instance to a restarted replica.
+   * @defaultValue `new MemoryStorage()`
+   */
+  storage?: Storage<T, D>;
+  /**
+   * Milliseconds the {@link Replica.start} loop sleeps after a tick that found nothing to do
+   * (never longer than the next timer). A busy replica ticks back to back.
+   * @defaultValue 5
+   */
+  tickInterval?: number;
+  /**
+   * The replica's only clock, in milliseconds. Pass a virtual clock to simulate.
+   * @defaultValue `Date.now`
+   */
+  clock?: () => number;
+  /**
+   * The replica's only randomness, in [0, 1). Pass a seeded generator to replay a run exactly.
+   * @defaultValue `Math.random`
+   */
+  random?: () => number;
+  /**
+   * Most entries one AppendEntries message carries.
+   * @defaultValue 512
+   */
+  maxEntriesPerMessage?: number;
+  /**
+   * Most AppendEntries messages in flight (sent, not yet acknowledged) to one follower.
+   * @defaultValue 32
+   */
+  maxInflightMessages?: number;
+}
+
+/** Options with every default filled in, as the core reads them. */
+export type Config<T extends StateMachineTransition, D> = Required<Omit<ReplicaOptions<T, D>, 'storage'>> & { storage: Storage<T, D> | undefined };
+
+const fail = (what: string): never => { throw new InvalidOptionsError(`invalid replica options: ${what}`); };
+const isId = (v: unknown): boolean => Number.isSafeInteger(v);
+const positive = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v > 0;
+const hasMethods = (o: unknown, names: string[]): boolean =>
+  typeof o === 'object' && o !== null && names.every((n) => typeof (o as Record<string, unknown>)[n] === 'function');
+
+/** Checks every option and fills in defaults; throws {@link InvalidOptionsError} naming the first problem. */
+export function validateOptions<T extends StateMachineTransition, D>(o: ReplicaOptions<T, D>): Config<T, D> {
+  if (typeof o !== 'object' || o === null) fail('options must be an object');
+  if (!isId(o.id)) fail(`id must be an integer, got ${String(o.id)}`);
+  if (!Array.isArray(o.peerIds) || !o.peerIds.every(isId)) fail('peerIds must be an array of integer ids');
+  if (o.peerIds.includes(o.id)) fail(`peerIds must not include the replica's own id ${o.id}`);
+  if (new Set(o.peerIds).size !== o.peerIds.length) fail('peerIds must not repeat an id');
+  if (!hasMethods(o.cluster, ['sendMessage', 'receiveMessages', 'halt', 'registerLeader'])) fail('cluster must implement sendMessage, receiveMessages, halt and registerLeader');
+  if (!hasMethods(o.stateMachine, ['registerTransitionState', 'applyTransition', 'getPendingTransitions'])) fail('stateMachine must implement registerTransitionState, applyTransition and getPendingTransitions');
+  if (typeof o.noopTransition !== 'object' || o.noopTransition === null || !('id' in o.noopTransition)) fail('noopTransition must be a transition object with an id');
+  if (!positive(o.heartbeatTimeout)) fail(`heartbeatTimeout must be a positive number of ms, got ${String(o.heartbeatTimeout)}`);
+  const range = o.electionTimeoutRange;
+  if (!Array.isArray(range) || range.length !== 2 || !positive(range[0]) || !positive(range[1])) fail('electionTimeoutRange must be two positive numbers of ms');
+  if (range[0] > range[1]) fail(`electionTimeoutRange is inverted: [${range[0]}, ${range[1]}]`);
+  if (range[0] <= o.heartbeatTimeout) fail(`electionTimeoutRange[0] (${range[0]}) must be above heartbeatTimeout (${o.heartbeatTimeout})`);
+  const snapshotDelta = o.snapshotDelta ?? 0;
+  if (!Number.isSafeInteger(snapshotDelta) || snapshotDelta < 0) fail(`snapshotDelta must be a non-negative integer, got ${String(o.snapshotDelta)}`);
+  if (snapshotDelta > 0 && !hasMethods(o.stateMachine, ['createSnapshot', 'setSnapshot'])) fail('snapshotDelta > 0 needs stateMachine.createSnapshot and stateMachine.setSnapshot');
+  if (o.storage !== undefined && !hasMethods(o.storage, ['load', 'save'])) fail('storage must implement load and save');
+  const tickInterval = o.tickInterval ?? 5;
+  if (typeof tickInterval !== 'number' || !(tickInterval >= 0) || !Number.isFinite(tickInterval)) fail('tickInterval must be a non-negative number of ms');
+  for (const f of ['clock', 'random'] as const) if (o[f] !== undefined && typeof o[f] !== 'function') fail(`${f} must be a function`);
+  const maxEntriesPerMessage = o.maxEntriesPerMessage ?? 512;
+  const maxInflightMessages = o.maxInflightMessages ?? 32;
+  if (!Number.isSafeInteger(maxEntriesPerMessage) || maxEntriesPerMessage < 1) fail('maxEntriesPerMessage must be a positive integer');
+  if (!Number.isSafeInteger(maxInflightMessages) || maxInflightMessages < 1) fail('maxInflightMessages must be a positive integer');
+  return {
+    ...o, snapshotDelta, tickInterval, maxEntriesPerMessage, maxInflightMessages, storage: o.storage,
+    // The defaults are the only place the core touches a real clock or real randomness.
+    clock: o.clock ?? Date.now, random: o.random ?? Math.random,
+  };
+}

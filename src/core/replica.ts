@@ -1,0 +1,241 @@
+import { Mutex } from 'async-mutex';
+import { MemoryStorage } from '../storage/memory.js';
+import { CorruptStateError } from './errors.js';
+import { isValidMessage, type Entry } from './message.js';
+import { validateOptions, type Config, type ReplicaOptions } from './options.js';
+import { Raft, type ReplicaMetrics } from './raft.js';
+import type { PersistentState, Storage } from './storage.js';
+import type { ReplicaId, StateMachineTransition, TransitionState } from './types.js';
+
+/** A snapshot of where a replica stands, read through {@link Replica.status}. */
+export interface ReplicaStatus {
+  /** This replica's id. */
+  id: ReplicaId;
+  /** Its role now; a replica campaigning (pre-vote or vote) is a candidate. */
+  role: 'follower' | 'candidate' | 'leader';
+  /** Its current term. */
+  term: number;
+  /** The leader this replica knows of, if any. */
+  leaderId: ReplicaId | undefined;
+  /** The highest index known committed. */
+  commitIndex: number;
+  /** The highest index applied to the state machine (or covered by its snapshot). */
+  lastApplied: number;
+  /** The index of the last entry in its log. */
+  lastLogIndex: number;
+}
+
+const APPLIED: TransitionState = { status: 'applied' };
+const NOT_LEADER: TransitionState = { status: 'abandoned', reason: 'not-leader' };
+
+/**
+ * One member of a Raft cluster: it polls the {@link Cluster} for messages and the
+ * {@link StateMachine} for transitions, elects a leader, replicates, and applies.
+ *
+ * Every call into the state machine and the cluster runs under one lock, and application code
+ * can run under the same lock with {@link Replica.runExclusive}: an HTTP handler that queues a
+ * transition then never interleaves with an awaited `applyTransition`.
+ *
+ * @example
+ * ```ts
+ * const replica = new Replica({
+ *   id: 1, peerIds: [2, 3], cluster, stateMachine, noopTransition: { id: 'noop' },
+ *   heartbeatTimeout: 50, electionTimeoutRange: [150, 300],
+ * });
+ * await replica.start(); // until cluster.halt() returns true
+ * ```
+ */
+export class Replica<T extends StateMachineTransition, D = unknown> {
+  private readonly config: Config<T, D>;
+  private readonly storage: Storage<T, D>;
+  private readonly senders: ReadonlySet<ReplicaId>;
+  /** Serializes calls into user code (state machine, cluster) with {@link Replica.runExclusive}. */
+  private readonly lock = new Mutex();
+  /** One tick at a time, whoever drives them. */
+  private readonly ticking = new Mutex();
+  private raft: Raft<T, D> | undefined;
+  private failure: { error: unknown } | undefined;
+  private endSleep: (() => void) | undefined;
+  private woken = false;
+
+  /** Validates the options; throws {@link InvalidOptionsError} naming the first invalid one. */
+  constructor(options: ReplicaOptions<T, D>) {
+    this.config = validateOptions(options);
+    this.storage = options.storage ?? new MemoryStorage<T, D>();
+    this.senders = new Set(this.config.peerIds);
+    this.config.cluster.setWakeup?.(() => this.wake());
+  }
+
+  /** Where this replica stands now. */
+  get status(): ReplicaStatus {
+    const r = this.raft;
+    return {
+      id: this.config.id, role: r?.role.kind ?? 'follower', term: r?.term ?? 0, leaderId: r?.leaderId,
+      commitIndex: r?.commitIndex ?? 0, lastApplied: r?.lastApplied ?? 0, lastLogIndex: r?.log.lastIndex ?? 0,
+    };
+  }
+
+  /** Counters worth watching (messages, elections, entries, snapshots); zero before the first tick. */
+  get metrics(): Readonly<ReplicaMetrics> {
+    return this.raft ? { ...this.raft.metrics } : { messagesIn: 0, messagesOut: 0, messagesDropped: 0, electionsStarted: 0, entriesAppended: 0, snapshotsCreated: 0, snapshotsInstalled: 0 };
+  }
+
+  /**
+   * Runs `fn` under the lock that serializes every call into the state machine and the
+   * cluster. Use it for code that touches what those calls touch (for example, queueing a
+   * transition from a request handler). `fn` must not call back into this method.
+   */
+  runExclusive<R>(fn: () => R | Promise<R>): Promise<R> {
+    return this.lock.runExclusive(fn);
+  }
+
+  /** Ends the idle sleep of {@link Replica.start} at once: call it when work arrives. */
+  wake(): void {
+    this.woken = true;
+    this.endSleep?.();
+  }
+
+  /**
+   * Runs the tick loop until `cluster.halt()` returns true. A busy replica ticks back to back
+   * (yielding to I/O between ticks); an idle one sleeps `tickInterval` ms or until woken.
+   * Rejects with the storage's error if a save fails, or with an error thrown by user code.
+   */
+  async start(): Promise<void> {
+    while (!(await this.lock.runExclusive(() => this.config.cluster.halt()))) {
+      const busy = await this.tickOnce();
+      if (busy || this.woken) await new Promise<void>((resolve) => setImmediate(resolve));
+      else await this.sleep(this.config.tickInterval);
+      this.woken = false;
+    }
+  }
+
+  /**
+   * One round of the loop: loads persisted state on the first call; receives all messages,
+   * fires due timers, polls transitions, persists, sends, reports, applies. `start()` is a loop
+   * of `tick()`; a test may drive `tick()` itself with a virtual clock. After a storage failure
+   * every later call rejects with the same error.
+   */
+  async tick(): Promise<void> {
+    await this.tickOnce();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => { clearTimeout(timer); this.endSleep = undefined; resolve(); };
+      const timer = setTimeout(done, ms);
+      this.endSleep = done;
+    });
+  }
+
+  /** Returns whether the tick found work, so `start()` knows whether to sleep. */
+  private tickOnce(): Promise<boolean> {
+    return this.ticking.runExclusive(async () => {
+      if (this.failure) throw this.failure.error;
+      const raft = this.raft ?? (await this.durably(() => this.load()));
+      const { cluster, stateMachine } = this.config;
+      const [messages, pending] = await this.lock.runExclusive(async () => [await cluster.receiveMessages(), await stateMachine.getPendingTransitions()] as const);
+      const now = this.config.clock();
+      raft.metrics.messagesIn += messages.length;
+      for (const m of messages) {
+        if (isValidMessage<T, D>(m, this.senders)) raft.step(m, now);
+        else raft.metrics.messagesDropped++;
+      }
+      raft.tick(now);
+      if (raft.isLeader()) raft.propose(pending);
+      else for (const t of pending) raft.reports.push([t.id, NOT_LEADER]);
+      raft.flush();
+      const batch = raft.takeBatch();
+      if (batch) await this.durably(() => this.storage.save(batch));
+      raft.persisted();
+      const { messages: out, reports, leaderChanges } = raft;
+      raft.messages = [];
+      raft.reports = [];
+      raft.leaderChanges = [];
+      raft.metrics.messagesOut += out.length;
+      const applied = await this.lock.runExclusive(async () => {
+        for (const [to, m] of out) cluster.sendMessage(to, m);
+        for (const id of leaderChanges) cluster.registerLeader(id);
+        for (const [id, state] of reports) await stateMachine.registerTransitionState(id, state);
+        return this.apply(raft);
+      });
+      return messages.length + pending.length + out.length + applied > 0 || batch !== undefined;
+    });
+  }
+
+  /** Runs a storage step; its failure stops the replica for good, since memory is now ahead of disk. */
+  private async durably<R>(fn: () => Promise<R>): Promise<R> {
+    try {
+      return await fn();
+    } catch (error) {
+      this.failure = { error };
+      throw error;
+    }
+  }
+
+  private async load(): Promise<Raft<T, D>> {
+    const state = await this.storage.load();
+    checkPersistentState(state);
+    const sm = this.config.stateMachine;
+    const stored = state.snapshot;
+    const seed = stored ? undefined : await this.lock.runExclusive(async () => sm.getSnapshot?.());
+    const raft = new Raft<T, D>(this.config, state.term, state.votedFor, stored, state.entries as Entry<T>[]);
+    if (seed) raft.seed(seed);
+    if (stored) await this.lock.runExclusive(() => this.setSnapshot(stored));
+    raft.start(this.config.clock());
+    this.raft = raft;
+    return raft;
+  }
+
+  private setSnapshot(s: NonNullable<Raft<T, D>['snapshot']>): void | Promise<void> {
+    const sm = this.config.stateMachine;
+    if (!sm.setSnapshot) throw new TypeError('a snapshot must be loaded, but stateMachine.setSnapshot is not implemented');
+    return sm.setSnapshot(s);
+  }
+
+  /** Applies committed entries in index order, after loading a snapshot from the leader if one came. Runs under the lock. */
+  private async apply(raft: Raft<T, D>): Promise<number> {
+    const sm = this.config.stateMachine;
+    const install = raft.snapshotToInstall;
+    raft.snapshotToInstall = undefined;
+    if (install && install.lastIncludedIndex > raft.lastApplied) {
+      await this.setSnapshot(install);
+      raft.lastApplied = install.lastIncludedIndex;
+    }
+    const from = raft.lastApplied;
+    while (raft.lastApplied < raft.commitIndex) {
+      const e = raft.log.entry(raft.lastApplied + 1)!;
+      const done = sm.applyTransition(e.transition, e.index);
+      if (done) await done;
+      raft.lastApplied = e.index;
+      if (!e.noop) {
+        const reported = sm.registerTransitionState(e.transition.id, APPLIED);
+        if (reported) await reported;
+      }
+    }
+    const delta = this.config.snapshotDelta;
+    if (delta > 0 && raft.lastApplied - raft.log.snapshotIndex >= delta) {
+      const index = raft.lastApplied;
+      const term = raft.log.term(index)!;
+      const snapshot = await sm.createSnapshot!(index, term);
+      if (snapshot?.lastIncludedIndex !== index || snapshot.lastIncludedTerm !== term) {
+        throw new TypeError(`createSnapshot(${index}, ${term}) must return a snapshot with lastIncludedIndex ${index} and lastIncludedTerm ${term}`);
+      }
+      raft.compact(snapshot);
+    }
+    return raft.lastApplied - from;
+  }
+}
+
+/** Refuses state that no correct storage could hold: it would break the log's invariants silently. */
+function checkPersistentState<T, D>(s: PersistentState<T, D>): void {
+  const fail = (what: string): never => { throw new CorruptStateError(`storage returned an impossible state: ${what}`); };
+  if (!Number.isSafeInteger(s.term) || s.term < 0) fail(`term ${String(s.term)}`);
+  let index = s.snapshot?.lastIncludedIndex ?? 0;
+  let term = s.snapshot?.lastIncludedTerm ?? 0;
+  if (!Number.isSafeInteger(index) || index < 0 || term > s.term) fail('snapshot index or term');
+  for (const e of s.entries) {
+    if (e.index !== ++index) fail(`entry ${String(e.index)} where ${index} was expected`);
+    if (!(e.term >= term && e.term <= s.term)) fail(`entry ${index} has term ${String(e.term)}`);
+    term = e.term;
+  }
+}

@@ -1,0 +1,57 @@
+import type { LogEntry, ReplicaId, Snapshot } from './types.js';
+
+/** What a {@link Storage} has saved: everything a replica needs to restart safely. */
+export interface PersistentState<T, D> {
+  /** The latest term the replica has seen. */
+  term: number;
+  /** The candidate it voted for in `term`, if any. */
+  votedFor: ReplicaId | undefined;
+  /** The latest snapshot, if any. */
+  snapshot: Snapshot<D> | undefined;
+  /** Every entry after the snapshot, in index order. */
+  entries: LogEntry<T>[];
+}
+
+/**
+ * One group commit: the changes of one tick. A storage applies the fields in the order
+ * listed here and makes them durable together.
+ */
+export interface StorageBatch<T, D> {
+  /** The new term and vote. */
+  hardState?: {
+    /** The current term. */
+    term: number;
+    /** The vote cast in that term, if any. */
+    votedFor: ReplicaId | undefined;
+  };
+  /** Remove every entry with index >= this. */
+  truncateFrom?: number;
+  /**
+   * Then append these, in index order. They follow the last saved entry, except in a batch
+   * that also carries a snapshot: there they may start right after the snapshot's
+   * `lastIncludedIndex`, the entries in between being covered by it.
+   */
+  append?: LogEntry<T>[];
+  /** Then keep this snapshot; entries it covers may be dropped. */
+  snapshot?: Snapshot<D>;
+}
+
+/**
+ * The replica's durable memory. Users may implement it over their own database; the package
+ * ships {@link MemoryStorage} and a durable file storage.
+ *
+ * Rules: `load` is called once, by the replica's first tick, before any `save`. `save` is never
+ * called again before the previous call resolved. A replica restarted with the same storage
+ * must find everything every resolved `save` wrote.
+ */
+export interface Storage<T, D> {
+  /** Everything saved so far. */
+  load(): Promise<PersistentState<T, D>>;
+  /**
+   * Applies the batch in the order of its fields and resolves only once it is durable. Entries
+   * are plain data: store every field as given (entries may carry fields beyond
+   * {@link LogEntry}'s). A rejection stops the replica; nothing that depends on the batch has
+   * been sent.
+   */
+  save(batch: StorageBatch<T, D>): Promise<void>;
+}

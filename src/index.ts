@@ -1,0 +1,20 @@
+/**
+ * tickraft: Raft replicated state machines for TypeScript on Node.js.
+ *
+ * Implement {@link StateMachine} and {@link Cluster} (or use a shipped transport), then run a
+ * {@link Replica} per member.
+ * @packageDocumentation
+ */
+export type { ReplicaId, TransitionId, StateMachineTransition, AbandonedReason, TransitionState, LogEntry, Snapshot } from './core/types.js';
+export type { StateMachine } from './core/state-machine.js';
+export type { Cluster } from './core/cluster.js';
+export type { Storage, StorageBatch, PersistentState } from './core/storage.js';
+export type { Message, Entry, VoteRequest, VoteResponse, AppendRequest, AppendResponse, SnapshotRequest } from './core/message.js';
+export { isValidMessage } from './core/message.js';
+export type { ReplicaOptions } from './core/options.js';
+export type { ReplicaMetrics } from './core/raft.js';
+export { Replica, type ReplicaStatus } from './core/replica.js';
+export { InvalidOptionsError, NotLeaderError, CorruptStateError } from './core/errors.js';
+export { MemoryStorage } from './storage/memory.js';
+export { LocalNetwork, type LocalCluster, type LocalNetworkOptions, type FaultOptions, type NetworkStats } from './transport/local.js';
+export { seededRandom, deriveSeed } from './sim/random.js';

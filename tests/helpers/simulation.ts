@@ -1,0 +1,218 @@
+import { LocalNetwork, MemoryStorage, Replica, deriveSeed, seededRandom, type LocalCluster, type ReplicaOptions } from '../../src/index.js';
+import type { Raft } from '../../src/core/raft.js';
+import { RecordingStateMachine, type TestSnapshotData, type TestTransition } from './recording-state-machine.js';
+
+/** One member of a simulated cluster: what survives a crash (storage) and what does not. */
+export interface SimNode {
+  readonly id: number;
+  replica: Replica<TestTransition, TestSnapshotData>;
+  sm: RecordingStateMachine;
+  cluster: LocalCluster<TestTransition, TestSnapshotData>;
+  readonly storage: MemoryStorage<TestTransition, TestSnapshotData>;
+  up: boolean;
+  restarts: number;
+}
+
+export interface SimulationOptions {
+  size: number;
+  seed: number;
+  heartbeatTimeout?: number;
+  electionTimeoutRange?: [number, number];
+  snapshotDelta?: number;
+  maxEntriesPerMessage?: number;
+  /** Check the invariants after every step (default true). */
+  checkEveryStep?: boolean;
+  network?: { loss?: number; duplication?: number; minDelay?: number; maxDelay?: number };
+}
+
+/** The internal algorithm state of a replica, for invariant checks only. */
+export function raftOf(replica: Replica<TestTransition, TestSnapshotData>): Raft<TestTransition, TestSnapshotData> | undefined {
+  return (replica as unknown as { raft: Raft<TestTransition, TestSnapshotData> | undefined }).raft;
+}
+
+/**
+ * A deterministic cluster: replicas on a LocalNetwork, a virtual clock, every random choice
+ * drawn from one seed. `step()` advances virtual time to the next event (a message falling
+ * due or a small quantum), ticks every live replica in id order, and checks Raft's
+ * invariants; any violation throws with the seed, so the run replays exactly.
+ */
+export class Simulation {
+  readonly network: LocalNetwork<TestTransition, TestSnapshotData>;
+  readonly nodes = new Map<number, SimNode>();
+  readonly random: () => number;
+  readonly ids: number[];
+  steps = 0;
+  /** Every violation found; `check()` throws on the first. */
+  readonly violations: string[] = [];
+  private readonly leaders = new Map<number, number>();
+  /** index → the hash of the history applied up to it, by whoever applied it first. */
+  private readonly appliedHash = new Map<number, number>();
+  /** index → term and transition id of a committed entry. */
+  private readonly committed = new Map<number, { term: number; id: string; seenInTerm: number }>();
+  private committedUpTo = 0;
+  private readonly highestTerm = new Map<number, number>();
+  private readonly votes = new Map<string, number>();
+  private readonly logChecked = new Map<number, { upTo: number; appended: number }>();
+  /** (index:term) → transition id, for Log Matching. */
+  private readonly entryAt = new Map<string, string>();
+
+  constructor(readonly options: SimulationOptions) {
+    this.ids = Array.from({ length: options.size }, (_, i) => i + 1);
+    this.random = seededRandom(deriveSeed(options.seed, 0));
+    this.network = new LocalNetwork({ seed: deriveSeed(options.seed, 1), ...options.network });
+    for (const id of this.ids) {
+      const storage = new MemoryStorage<TestTransition, TestSnapshotData>();
+      const node = { id, storage, up: true, restarts: 0 } as SimNode;
+      this.nodes.set(id, node);
+      this.build(node, this.network.cluster(id));
+    }
+  }
+
+  get now(): number { return this.network.now(); }
+
+  node(id: number): SimNode { return this.nodes.get(id)!; }
+
+  private build(node: SimNode, cluster: LocalCluster<TestTransition, TestSnapshotData>): void {
+    const o = this.options;
+    node.cluster = cluster;
+    node.sm = new RecordingStateMachine(node.id, (rid, index, hash) => this.observeApply(rid, index, hash));
+    const options: ReplicaOptions<TestTransition, TestSnapshotData> = {
+      id: node.id, peerIds: this.ids.filter((p) => p !== node.id), cluster, stateMachine: node.sm,
+      noopTransition: { id: 'noop' }, heartbeatTimeout: o.heartbeatTimeout ?? 50, electionTimeoutRange: o.electionTimeoutRange ?? [150, 300],
+      snapshotDelta: o.snapshotDelta ?? 0, storage: node.storage, clock: this.network.clock,
+      random: seededRandom(deriveSeed(this.options.seed, 100 + node.id * 1000 + node.restarts)),
+      ...(o.maxEntriesPerMessage ? { maxEntriesPerMessage: o.maxEntriesPerMessage } : {}),
+    };
+    node.replica = new Replica(options);
+  }
+
+  /** Stops a replica at once; its storage survives. */
+  crash(id: number): void {
+    const node = this.node(id);
+    if (!node.up) return;
+    node.up = false;
+    this.network.crash(id);
+  }
+
+  /** Builds a new replica over the crashed one's storage: a restart after a crash. */
+  restart(id: number): void {
+    const node = this.node(id);
+    if (node.up) return;
+    node.up = true;
+    node.restarts++;
+    this.build(node, this.network.restart(id));
+    this.logChecked.delete(id);
+  }
+
+  /** Advances to the next message or by at most `quantum` ms, ticks every live replica, checks. */
+  async step(quantum = 5): Promise<void> {
+    const now = this.network.now();
+    const next = this.network.nextDeliveryTime();
+    // At least 1 ms per step: messages falling due within it are delivered together, as a real tick would.
+    this.network.advanceTo(next !== undefined && next < now + quantum ? Math.max(next, now + Math.min(1, quantum)) : now + quantum);
+    for (const id of this.ids) {
+      const node = this.node(id);
+      if (node.up) await node.replica.tick();
+    }
+    this.steps++;
+    if (this.options.checkEveryStep !== false) this.check();
+  }
+
+  /** Steps until `ms` of virtual time have passed. */
+  async run(ms: number): Promise<void> {
+    const end = this.now + ms;
+    while (this.now < end) await this.step(Math.min(5, end - this.now));
+  }
+
+  /** Steps until `done()` holds; throws (naming the seed) if it does not within `ms`. */
+  async runUntil(done: () => boolean, ms: number, what = 'condition'): Promise<void> {
+    const end = this.now + ms;
+    while (!done()) {
+      if (this.now >= end) throw new Error(`seed ${this.options.seed}: ${what} not reached within ${ms} ms (at ${this.now})`);
+      await this.step();
+    }
+  }
+
+  /** The live replica that leads in the highest term, if any. */
+  leader(): SimNode | undefined {
+    let best: SimNode | undefined;
+    for (const node of this.nodes.values()) {
+      const s = node.replica.status;
+      if (node.up && s.role === 'leader' && (!best || s.term > best.replica.status.term)) best = node;
+    }
+    return best;
+  }
+
+  /** Runs until some live replica leads and every live replica follows it in its term. */
+  async stableLeader(ms = 5_000): Promise<SimNode> {
+    await this.runUntil(() => {
+      const l = this.leader();
+      if (!l) return false;
+      const { term, id } = l.replica.status;
+      return [...this.nodes.values()].every((n) => !n.up || (n.replica.status.term === term && n.replica.status.leaderId === id));
+    }, ms, 'a stable leader');
+    return this.leader()!;
+  }
+
+  private observeApply(replicaId: number, index: number, hash: number): void {
+    const first = this.appliedHash.get(index);
+    if (first === undefined) this.appliedHash.set(index, hash);
+    else if (first !== hash) this.violations.push(`State Machine Safety: replica ${replicaId} applied a different history at index ${index}`);
+  }
+
+  /** Checks every Raft invariant on the current state; throws with the seed on the first violation. */
+  check(): void {
+    for (const node of this.nodes.values()) {
+      const raft = raftOf(node.replica);
+      if (!raft || !node.up) continue;
+      const { term, role, votedFor, log, commitIndex } = raft;
+      const id = node.id;
+      // Election Safety: at most one leader per term.
+      if (role.kind === 'leader') {
+        const other = this.leaders.get(term);
+        if (other !== undefined && other !== id) this.violations.push(`Election Safety: ${other} and ${id} both lead term ${term}`);
+        this.leaders.set(term, id);
+      }
+      // Terms never go back, across restarts too; one vote per term.
+      if (term < (this.highestTerm.get(id) ?? 0)) this.violations.push(`replica ${id}'s term went back from ${this.highestTerm.get(id)} to ${term}`);
+      this.highestTerm.set(id, term);
+      if (votedFor !== undefined) {
+        const key = `${id}:${term}`;
+        const earlier = this.votes.get(key);
+        if (earlier !== undefined && earlier !== votedFor) this.violations.push(`replica ${id} voted for ${earlier} and ${votedFor} in term ${term}`);
+        this.votes.set(key, votedFor);
+      }
+      // Log Matching, incrementally: entries appended since the last check.
+      const seen = this.logChecked.get(id) ?? { upTo: log.snapshotIndex, appended: raft.metrics.entriesAppended - (log.lastIndex - log.snapshotIndex) };
+      const appendedNow = raft.metrics.entriesAppended - seen.appended;
+      const from = Math.max(log.snapshotIndex + 1, Math.min(seen.upTo + 1, log.lastIndex - appendedNow + 1));
+      for (let i = from; i <= log.lastIndex; i++) {
+        const e = log.entry(i)!;
+        const key = `${i}:${e.term}`;
+        const known = this.entryAt.get(key);
+        if (known === undefined) this.entryAt.set(key, e.transition.id);
+        else if (known !== e.transition.id) this.violations.push(`Log Matching: index ${i} term ${e.term} holds ${known} and ${e.transition.id}`);
+        if (i > 1 && i > log.snapshotIndex + 1 && log.term(i - 1)! > e.term) this.violations.push(`replica ${id}: terms decrease at index ${i}`);
+      }
+      this.logChecked.set(id, { upTo: log.lastIndex, appended: raft.metrics.entriesAppended });
+      // Committed entries are never lost or changed (Leader Completeness, State Machine Safety).
+      for (let i = this.committedUpTo + 1; i <= commitIndex; i++) {
+        const e = log.entry(i);
+        // Known committed by this replica's term at the latest: every leader of a later term must hold it.
+        if (e) this.committed.set(i, { term: e.term, id: e.transition.id, seenInTerm: term });
+      }
+      if (commitIndex > this.committedUpTo && log.entry(commitIndex)) this.committedUpTo = commitIndex;
+      if (role.kind === 'leader') {
+        for (let i = Math.max(log.snapshotIndex + 1, this.committedUpTo - 200); i <= this.committedUpTo; i++) {
+          const c = this.committed.get(i);
+          const e = log.entry(i);
+          if (c && c.seenInTerm < term && (!e || e.term !== c.term || e.transition.id !== c.id)) this.violations.push(`Leader Completeness: leader ${id} of term ${term} lacks entry ${i}, committed by term ${c.seenInTerm}`);
+        }
+      }
+      if (commitIndex > log.lastIndex) this.violations.push(`replica ${id} committed ${commitIndex} beyond its log ${log.lastIndex}`);
+      for (const v of node.sm.violations) this.violations.push(v);
+      node.sm.violations.length = 0;
+    }
+    if (this.violations.length > 0) throw new Error(`seed ${this.options.seed}, step ${this.steps}, time ${this.now}: ${this.violations[0]}`);
+  }
+}

@@ -1,0 +1,69 @@
+import { expect } from 'vitest';
+import { Simulation } from '../helpers/simulation.js';
+
+/** How many seeds a CI run covers per cluster size; TICKRAFT_SEEDS raises it, TICKRAFT_SEED replays one. */
+export function seedsToRun(base: number, offset: number): number[] {
+  const one = process.env.TICKRAFT_SEED;
+  if (one !== undefined) return [Number(one)];
+  const count = Number(process.env.TICKRAFT_SEEDS ?? base);
+  return Array.from({ length: count }, (_, i) => offset + i);
+}
+
+export interface ChaosResult { steps: number; committed: number; elections: number; faults: number }
+
+/**
+ * One seeded run: a fault phase (partitions, crashes and restarts, loss, duplication,
+ * reordering, clients submitting all along) with every invariant checked after every step,
+ * then a healed phase in which a leader must appear and commit every new command in bounded
+ * virtual time, and every replica must end with the same applied history.
+ */
+export async function chaosRun(seed: number, size: number): Promise<ChaosResult> {
+  const pick = <X>(xs: X[], r: () => number): X => xs[Math.floor(r() * xs.length)]!;
+  const setup = new Simulation({ size, seed }).random;
+  const sim = new Simulation({
+    size, seed,
+    snapshotDelta: pick([0, 0, 7, 25], setup),
+    maxEntriesPerMessage: pick([1, 3, 64], setup),
+    network: { loss: 0.05, duplication: 0.05, minDelay: 1, maxDelay: 10 },
+  });
+  const r = sim.random;
+  let next = 0;
+  let faults = 0;
+  const submit = (): void => {
+    const target = r() < 0.8 ? sim.leader() : sim.node(pick(sim.ids, r));
+    target?.sm.submit({ id: `c${next++}` });
+  };
+  const faultEnd = sim.now + 3_000;
+  while (sim.now < faultEnd) {
+    await sim.step();
+    if (r() < 0.3) submit();
+    if (r() > 0.04) continue;
+    faults++;
+    const x = r();
+    if (x < 0.2) {
+      const shuffled = [...sim.ids].sort(() => r() - 0.5);
+      const cut = 1 + Math.floor(r() * (size - 1));
+      sim.network.partition([shuffled.slice(0, cut), shuffled.slice(cut)]);
+    } else if (x < 0.3) sim.network.isolate(pick(sim.ids, r));
+    else if (x < 0.5) sim.network.heal();
+    else if (x < 0.65) sim.crash(pick(sim.ids, r));
+    else if (x < 0.8) sim.restart(pick(sim.ids, r));
+    else sim.network.setFaults({ loss: r() * 0.3, duplication: r() * 0.2, maxDelay: 1 + Math.floor(r() * 40) });
+  }
+  // Heal everything; a leader must emerge and make progress.
+  sim.network.heal();
+  sim.network.setFaults({ loss: 0, duplication: 0, maxDelay: 10 });
+  for (const id of sim.ids) sim.restart(id);
+  const leader = await sim.stableLeader(10_000);
+  const fresh = Array.from({ length: 5 }, (_, i) => ({ id: `final${i}` }));
+  leader.sm.submit(...fresh);
+  await sim.runUntil(() => fresh.every((t) => leader.sm.statusesOf(t.id).includes('applied')), 3_000, 'commands after healing');
+  const target = leader.replica.status.commitIndex;
+  await sim.runUntil(() => [...sim.nodes.values()].every((n) => n.sm.lastIndex >= target), 3_000, 'every replica applying');
+  for (const t of fresh) expect(leader.sm.statusesOf(t.id)).toEqual(['queued', 'committed', 'applied']);
+  const hashes = new Set([...sim.nodes.values()].map((n) => `${n.sm.lastIndex}:${n.sm.hash}`));
+  sim.check();
+  let elections = 0;
+  for (const n of sim.nodes.values()) elections += n.replica.metrics.electionsStarted;
+  return { steps: sim.steps, committed: target, elections, faults: hashes.size === 1 ? faults : -1 };
+}
