@@ -1,0 +1,99 @@
+import type { Snapshot, StateMachine, TransitionId, TransitionState } from 'tickraft';
+
+/** A key-value command. `client` and `seq` make retries safe: a command is applied once per (client, seq). */
+export type KvCommand =
+  | { id: string; client: string; seq: number; op: 'put'; key: string; value: string }
+  | { id: string; client: string; seq: number; op: 'delete'; key: string }
+  | { id: string; client: string; seq: number; op: 'get'; key: string }
+  | { id: 'noop'; op: 'noop' };
+
+/** What a command returns: the value read (get), or the previous value (put, delete). */
+export type KvResult = string | undefined;
+
+/** The replicated state of a snapshot: the map and each client's last applied command. */
+export interface KvSnapshot {
+  entries: [string, string][];
+  sessions: [string, { seq: number; result: KvResult }][];
+}
+
+/** The noop a new leader appends; it changes nothing. */
+export const KV_NOOP: KvCommand = { id: 'noop', op: 'noop' };
+
+/** Why a submitted command failed: this replica does not lead, or it lost its place in the log. */
+export class KvNotLeader extends Error {
+  constructor(readonly reason: string) { super(`not applied: ${reason}`); }
+}
+
+/**
+ * A replicated key-value map. Reads go through the log like writes, so every answer is
+ * linearizable. Each client numbers its commands; a command retried after a timeout (same
+ * client and seq) is applied once, and the retry gets the first application's result.
+ */
+export class KvStateMachine implements StateMachine<KvCommand, KvSnapshot> {
+  readonly data = new Map<string, string>();
+  private readonly sessions = new Map<string, { seq: number; result: KvResult }>();
+  private pending: KvCommand[] = [];
+  private readonly waiting = new Map<TransitionId, { resolve: (r: KvResult) => void; reject: (e: Error) => void }>();
+  private lastResult: KvResult = undefined;
+  appliedIndex = 0;
+
+  /** Queues a command; resolves with its result once applied here, rejects if abandoned. */
+  submit(command: KvCommand): Promise<KvResult> {
+    this.pending.push(command);
+    // A retry with the same id supersedes the earlier wait: its answer goes to the latest caller.
+    this.waiting.get(command.id)?.reject(new KvNotLeader('superseded by a retry'));
+    return new Promise((resolve, reject) => this.waiting.set(command.id, { resolve, reject }));
+  }
+
+  getPendingTransitions(): KvCommand[] {
+    const p = this.pending;
+    this.pending = [];
+    return p;
+  }
+
+  applyTransition(c: KvCommand, index: number): void {
+    this.appliedIndex = index;
+    if (c.op === 'noop') return;
+    const session = this.sessions.get(c.client);
+    if (session && session.seq >= c.seq) {
+      // A retry of a command already applied: answer as the first time, change nothing.
+      this.lastResult = session.seq === c.seq ? session.result : undefined;
+      return;
+    }
+    const before = this.data.get(c.key);
+    if (c.op === 'put') this.data.set(c.key, c.value);
+    else if (c.op === 'delete') this.data.delete(c.key);
+    this.lastResult = before;
+    this.sessions.set(c.client, { seq: c.seq, result: before });
+  }
+
+  registerTransitionState(id: TransitionId, state: TransitionState): void {
+    const waiter = this.waiting.get(id);
+    if (!waiter) return;
+    if (state.status === 'applied') {
+      this.waiting.delete(id);
+      waiter.resolve(this.lastResult);
+    } else if (state.status === 'abandoned') {
+      this.waiting.delete(id);
+      waiter.reject(new KvNotLeader(state.reason));
+    }
+  }
+
+  createSnapshot(lastIncludedIndex: number, lastIncludedTerm: number): Snapshot<KvSnapshot> {
+    return { lastIncludedIndex, lastIncludedTerm, data: { entries: [...this.data], sessions: [...this.sessions] } };
+  }
+
+  setSnapshot(s: Snapshot<KvSnapshot>): void {
+    this.data.clear();
+    for (const [k, v] of s.data.entries) this.data.set(k, v);
+    this.sessions.clear();
+    for (const [c, v] of s.data.sessions) this.sessions.set(c, v);
+    this.appliedIndex = s.lastIncludedIndex;
+  }
+
+  /** Rejects every command still waiting: call when the replica stops. */
+  abandonAll(reason: string): void {
+    for (const w of this.waiting.values()) w.reject(new KvNotLeader(reason));
+    this.waiting.clear();
+  }
+}
