@@ -28,7 +28,14 @@ export class MemoryStorage<T, D> implements Storage<T, D> {
     if (batch.hardState) ({ term: this.term, votedFor: this.votedFor } = batch.hardState);
     if (batch.truncateFrom !== undefined) this.entries.length = Math.max(0, Math.min(this.entries.length, batch.truncateFrom - this.first));
     if (batch.append && batch.append.length > 0) {
-      if (this.entries.length === 0) this.first = batch.append[0]!.index;
+      const offset = batch.append[0]!.index - this.first;
+      // A gap is allowed only when this batch's snapshot covers it: start the list afresh there.
+      if (offset < 0 || offset > this.entries.length) {
+        this.entries = [];
+        this.first = batch.append[0]!.index;
+      } else {
+        this.entries.length = offset;
+      }
       for (const e of batch.append) this.entries.push(e);
     }
     if (batch.snapshot) {

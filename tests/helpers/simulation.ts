@@ -1,5 +1,6 @@
-import { LocalNetwork, MemoryStorage, Replica, deriveSeed, seededRandom, type LocalCluster, type ReplicaOptions } from '../../src/index.js';
+import { LocalNetwork, Replica, deriveSeed, seededRandom, type LocalCluster, type ReplicaOptions } from '../../src/index.js';
 import type { Raft } from '../../src/core/raft.js';
+import { CheckedStorage } from './checked-storage.js';
 import { RecordingStateMachine, type TestSnapshotData, type TestTransition } from './recording-state-machine.js';
 
 /** One member of a simulated cluster: what survives a crash (storage) and what does not. */
@@ -8,7 +9,7 @@ export interface SimNode {
   replica: Replica<TestTransition, TestSnapshotData>;
   sm: RecordingStateMachine;
   cluster: LocalCluster<TestTransition, TestSnapshotData>;
-  readonly storage: MemoryStorage<TestTransition, TestSnapshotData>;
+  readonly storage: CheckedStorage<TestTransition, TestSnapshotData>;
   up: boolean;
   restarts: number;
 }
@@ -61,7 +62,7 @@ export class Simulation {
     this.random = seededRandom(deriveSeed(options.seed, 0));
     this.network = new LocalNetwork({ seed: deriveSeed(options.seed, 1), ...options.network });
     for (const id of this.ids) {
-      const storage = new MemoryStorage<TestTransition, TestSnapshotData>();
+      const storage = new CheckedStorage<TestTransition, TestSnapshotData>();
       const node = { id, storage, up: true, restarts: 0 } as SimNode;
       this.nodes.set(id, node);
       this.build(node, this.network.cluster(id));
@@ -210,8 +211,8 @@ export class Simulation {
         }
       }
       if (commitIndex > log.lastIndex) this.violations.push(`replica ${id} committed ${commitIndex} beyond its log ${log.lastIndex}`);
-      for (const v of node.sm.violations) this.violations.push(v);
-      node.sm.violations.length = 0;
+      for (const v of [...node.sm.violations, ...node.storage.violations]) this.violations.push(`replica ${id}: ${v}`);
+      node.sm.violations.length = node.storage.violations.length = 0;
     }
     if (this.violations.length > 0) throw new Error(`seed ${this.options.seed}, step ${this.steps}, time ${this.now}: ${this.violations[0]}`);
   }
