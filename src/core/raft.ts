@@ -311,7 +311,8 @@ export class Raft<T extends StateMachineTransition, D> {
   private onAppendResponse(m: AppendResponse): void {
     if (this.role.kind !== 'leader') return;
     const pr = this.role.progress.get(m.from);
-    if (!pr) return;
+    // An acknowledgement beyond our log is hostile: it would send progress past the end.
+    if (!pr || m.index > this.log.lastIndex) { this.metrics.messagesDropped++; return; }
     if (m.success) {
       pr.paused = false;
       if (pr.acknowledge(m.index)) this.maybeCommit(this.role.progress);

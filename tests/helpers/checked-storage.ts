@@ -6,32 +6,32 @@ import { MemoryStorage, type StorageBatch } from '../../src/index.js';
  * right after the batch's own snapshot; terms never go back; a vote never changes within a term.
  */
 export class CheckedStorage<T, D> extends MemoryStorage<T, D> {
-  private last = 0;
-  private snapshotIndex = 0;
-  private term = 0;
-  private vote: number | undefined;
+  private savedLast = 0;
+  private savedSnapshotIndex = 0;
+  private savedTerm = 0;
+  private savedVote: number | undefined;
   readonly violations: string[] = [];
 
   override async save(batch: StorageBatch<T, D>): Promise<void> {
     const fail = (what: string): void => { this.violations.push(`${what} in ${JSON.stringify(batch).slice(0, 300)}`); };
     if (batch.hardState) {
       const { term, votedFor } = batch.hardState;
-      if (term < this.term) fail(`term went back from ${this.term} to ${term}`);
-      if (term === this.term && this.vote !== undefined && votedFor !== this.vote) fail(`vote changed within term ${term}`);
-      this.term = term;
-      this.vote = votedFor;
+      if (term < this.savedTerm) fail(`term went back from ${this.savedTerm} to ${term}`);
+      if (term === this.savedTerm && this.savedVote !== undefined && votedFor !== this.savedVote) fail(`vote changed within term ${term}`);
+      this.savedTerm = term;
+      this.savedVote = votedFor;
     }
-    if (batch.truncateFrom !== undefined) this.last = Math.min(this.last, batch.truncateFrom - 1);
+    if (batch.truncateFrom !== undefined) this.savedLast = Math.min(this.savedLast, batch.truncateFrom - 1);
     if (batch.append?.length) {
       const first = batch.append[0]!.index;
       const afterSnapshot = batch.snapshot !== undefined && first === batch.snapshot.lastIncludedIndex + 1;
-      if (first !== this.last + 1 && !afterSnapshot) fail(`append starts at ${first} after saved entry ${this.last}`);
-      this.last = batch.append[batch.append.length - 1]!.index;
+      if (first !== this.savedLast + 1 && !afterSnapshot) fail(`append starts at ${first} after saved entry ${this.savedLast}`);
+      this.savedLast = batch.append[batch.append.length - 1]!.index;
     }
     if (batch.snapshot) {
-      if (batch.snapshot.lastIncludedIndex < this.snapshotIndex) fail('snapshot went back');
-      this.snapshotIndex = batch.snapshot.lastIncludedIndex;
-      this.last = Math.max(this.last, this.snapshotIndex);
+      if (batch.snapshot.lastIncludedIndex < this.savedSnapshotIndex) fail('snapshot went back');
+      this.savedSnapshotIndex = batch.snapshot.lastIncludedIndex;
+      this.savedLast = Math.max(this.savedLast, this.savedSnapshotIndex);
     }
     return super.save(batch);
   }
