@@ -18,3 +18,5 @@ export { InvalidOptionsError, NotLeaderError, CorruptStateError } from './core/e
 export { MemoryStorage } from './storage/memory.js';
 export { LocalNetwork, type LocalCluster, type LocalNetworkOptions, type FaultOptions, type NetworkStats } from './transport/local.js';
 export { seededRandom, deriveSeed } from './sim/random.js';
+export { TcpCluster, type TcpClusterOptions, type TcpStats, type TcpEvent, type PeerAddress, type TcpTlsOptions, type DropReason } from './transport/tcp.js';
+export { jsonCodec, msgpackCodec, type MessageCodec } from './transport/codec.js';

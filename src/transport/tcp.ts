@@ -1,0 +1,807 @@
+/**
+ * A {@link Cluster} over TCP (optionally mutual TLS) for replicas in separate processes or hosts.
+ *
+ * Connection rule: one connection per pair of replicas, dialed by the replica with the lower id
+ * and accepted by the one with the higher id; messages flow both ways on it. The dialer
+ * reconnects with capped exponential backoff; the acceptor queues messages until the dialer is
+ * back. A new authenticated connection from a peer replaces any older one from it (the peer
+ * restarted), so a pair never keeps two.
+ *
+ * Every connection authenticates before any message frame is read (see handshake.ts), and every
+ * frame is checked for size, decoded defensively and validated with {@link isValidMessage}
+ * against the authenticated peer: a connection that breaks a rule is closed and counted in
+ * {@link TcpCluster.stats}; nothing from it reaches the replica, and nothing is thrown.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import type { Cluster } from '../core/cluster.js';
+import { isValidMessage, type Message } from '../core/message.js';
+import type { ReplicaId, StateMachineTransition } from '../core/types.js';
+import { msgpackCodec, type MessageCodec } from './codec.js';
+import { encodeFrames, FrameDecoder, FrameTooLargeError, frameHeader, FRAME_HEADER_BYTES } from './frame.js';
+import {
+  computeProof,
+  decodeHello,
+  encodeHello,
+  isValidCodecName,
+  MAX_HANDSHAKE_FRAME,
+  newNonce,
+  PROOF_BYTES,
+  verifyProof,
+  type Transcript,
+} from './handshake.js';
+import { BoundedQueue } from './queue.js';
+
+export interface PeerAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Mutual TLS: each side presents `cert` and accepts only peers whose certificate `ca` signed. */
+export interface TcpTlsOptions {
+  readonly key: string | Buffer;
+  readonly cert: string | Buffer;
+  readonly ca: string | Buffer | ReadonlyArray<string | Buffer>;
+}
+
+export interface TcpClusterOptions {
+  /** This replica's id. */
+  readonly id: ReplicaId;
+  /** Where to accept connections. Port 0 picks a free port: read it from {@link TcpCluster.port}. */
+  readonly listen: PeerAddress;
+  /** The other replicas and where they listen. More can be added with {@link TcpCluster.addPeer}. */
+  readonly peers?: Readonly<Record<number, PeerAddress>>;
+  /** The cluster secret every replica proves it knows (HMAC-SHA256); at least 16 bytes. */
+  readonly secret: string | Buffer;
+  /** Mutual TLS; without it traffic is authenticated but not encrypted. */
+  readonly tls?: TcpTlsOptions;
+  /**
+   * The wire format; every replica must use the same (checked at the handshake).
+   * @defaultValue {@link msgpackCodec}
+   */
+  readonly codec?: MessageCodec;
+  /**
+   * The largest message, in encoded bytes. A larger incoming frame closes its connection; a larger
+   * outgoing message is dropped.
+   * @defaultValue 64 MiB
+   */
+  readonly maxFrameBytes?: number;
+  /**
+   * Messages queued per peer while it is disconnected or slow; beyond that the oldest are dropped.
+   * @defaultValue 10000
+   */
+  readonly maxQueuedMessages?: number;
+  /**
+   * Received messages held until {@link TcpCluster.receiveMessages}; beyond that the oldest are dropped.
+   * @defaultValue 100000
+   */
+  readonly maxInboxMessages?: number;
+  /**
+   * Reconnection delays in ms: the n-th consecutive failure waits about `min(maxDelay, minDelay·2ⁿ)`,
+   * jittered down by up to half.
+   * @defaultValue `{ minDelay: 100, maxDelay: 5000 }`
+   */
+  readonly reconnect?: { readonly minDelay?: number; readonly maxDelay?: number };
+  /**
+   * Ms a connection has to connect and authenticate before it is closed.
+   * @defaultValue 5000
+   */
+  readonly handshakeTimeout?: number;
+  /** Told of connections, failures and drops, for logging and metrics. Must not throw (it is ignored if it does). */
+  readonly onEvent?: (event: TcpEvent) => void;
+}
+
+/** Counters since construction. Bytes are those of the stream (TLS plaintext), handshakes included. */
+export interface TcpStats {
+  /** Message frames received from authenticated peers (valid or not). */
+  framesIn: number;
+  /** Message frames written to sockets. */
+  framesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Connections closed for an oversized, truncated, undecodable or invalid frame, or a spoofed sender. */
+  badFrames: number;
+  /** Connections refused: wrong secret, unknown or misaddressed replica, codec mismatch, TLS failure, timeout. */
+  authFailures: number;
+  /** Messages dropped: queue or inbox full, unknown peer, too large, unencodable, sent after close. */
+  dropped: number;
+  /** Connections re-established with a peer that had been connected before. */
+  reconnects: number;
+}
+
+export type DropReason = 'queue-full' | 'inbox-full' | 'unknown-peer' | 'too-large' | 'encode-failed' | 'closed';
+
+export type TcpEvent =
+  | { readonly type: 'listening'; readonly host: string; readonly port: number }
+  | { readonly type: 'connected'; readonly peer: ReplicaId; readonly outbound: boolean }
+  | { readonly type: 'disconnected'; readonly peer: ReplicaId }
+  | { readonly type: 'authFailure'; readonly remote: string; readonly peer: ReplicaId | undefined; readonly reason: string }
+  | { readonly type: 'badFrame'; readonly peer: ReplicaId; readonly reason: string }
+  | { readonly type: 'dropped'; readonly peer: ReplicaId | undefined; readonly reason: DropReason }
+  | { readonly type: 'error'; readonly peer: ReplicaId | undefined; readonly error: Error };
+
+const MiB = 1024 * 1024;
+/** Stop moving queued messages to a socket holding this much unsent data; resume on 'drain'. */
+const SOCKET_HIGH_WATER = 4 * MiB;
+/** Small frames are copied into batches of about this size, one socket write each. */
+const BATCH_BYTES = 256 * 1024;
+/** Frames at least this big are written as they are, not copied into a batch. */
+const LARGE_FRAME = 64 * 1024;
+/** Inbound connections still authenticating, beyond which new ones are refused. */
+const MAX_PENDING_HANDSHAKES = 64;
+const KEEPALIVE_MS = 5000;
+
+interface Peer {
+  readonly id: ReplicaId;
+  address: PeerAddress;
+  readonly queue: BoundedQueue<Uint8Array>;
+  /** The authenticated connection, if any. */
+  conn: Connection | undefined;
+  /** An outbound connection being set up. */
+  dialing: Connection | undefined;
+  timer: NodeJS.Timeout | undefined;
+  attempt: number;
+  everConnected: boolean;
+}
+
+interface Connection {
+  readonly socket: net.Socket;
+  readonly outbound: boolean;
+  readonly remote: string;
+  readonly decoder: FrameDecoder;
+  readonly nonce: Buffer;
+  /** Outbound: the peer dialed. Inbound: set once its hello names a known peer. */
+  peer: Peer | undefined;
+  stage: 'hello' | 'proof' | 'open' | 'closed';
+  theirNonce: Buffer | undefined;
+  senders: ReadonlySet<ReplicaId> | undefined;
+  /** The TCP connection is up (inbound: always). */
+  connected: boolean;
+  timer: NodeJS.Timeout | undefined;
+}
+
+type Fault = 'auth' | 'frame';
+
+/**
+ * A {@link Cluster} over TCP. Construct, {@link listen}, hand to a {@link Replica}; {@link close}
+ * ends it (and makes {@link halt} return true, so the replica's `start()` loop returns).
+ */
+export class TcpCluster<T extends StateMachineTransition, D = unknown> implements Cluster<T, D> {
+  readonly id: ReplicaId;
+  private readonly listenAddress: PeerAddress;
+  private readonly secret: Buffer;
+  private readonly tlsOptions: TcpTlsOptions | undefined;
+  private readonly codec: MessageCodec;
+  private readonly codecName: string;
+  private readonly maxFrameBytes: number;
+  private readonly maxQueuedMessages: number;
+  private readonly minDelay: number;
+  private readonly maxDelay: number;
+  private readonly handshakeTimeout: number;
+  private readonly onEvent: ((event: TcpEvent) => void) | undefined;
+
+  private readonly peers = new Map<ReplicaId, Peer>();
+  private readonly connections = new Set<Connection>();
+  /** Raw sockets of a TLS server, tracked from before their TLS handshake so close() can end them. */
+  private readonly rawSockets = new Set<net.Socket>();
+  private readonly inbox: BoundedQueue<Message<T, D>>;
+  private readonly dirty = new Set<Peer>();
+  private readonly counters: TcpStats = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, badFrames: 0, authFailures: 0, dropped: 0, reconnects: 0 };
+  private server: net.Server | undefined;
+  private listening: Promise<void> | undefined;
+  private listeningDone = false;
+  private flushHandle: NodeJS.Immediate | undefined;
+  private wake: (() => void) | undefined;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+  private serverClosed = true;
+  private closeWaiter: (() => void) | undefined;
+  private leader: ReplicaId | undefined;
+  private members: readonly ReplicaId[] | undefined;
+
+  constructor(options: TcpClusterOptions) {
+    if (typeof options !== 'object' || options === null) throw new TypeError('TcpCluster: options must be an object');
+    const o = options;
+    if (!Number.isSafeInteger(o.id)) throw new TypeError(`TcpCluster: options.id must be an integer, got ${String(o.id)}`);
+    this.id = o.id;
+    this.listenAddress = checkAddress(o.listen, 'options.listen', true);
+    const secret = typeof o.secret === 'string' ? Buffer.from(o.secret, 'utf8') : o.secret;
+    if (!Buffer.isBuffer(secret) || secret.length < 16) throw new TypeError('TcpCluster: options.secret must be a string or Buffer of at least 16 bytes');
+    this.secret = Buffer.from(secret);
+    if (o.tls !== undefined) {
+      const t = o.tls;
+      const pem = (v: unknown): boolean => (typeof v === 'string' || Buffer.isBuffer(v)) && v.length > 0;
+      if (typeof t !== 'object' || t === null || !pem(t.key) || !pem(t.cert) || !(pem(t.ca) || (Array.isArray(t.ca) && t.ca.length > 0 && t.ca.every(pem)))) {
+        throw new TypeError('TcpCluster: options.tls needs key, cert and ca (PEM strings or Buffers)');
+      }
+      this.tlsOptions = t;
+    }
+    this.codec = o.codec ?? msgpackCodec;
+    if (typeof this.codec !== 'object' || this.codec === null || typeof this.codec.encode !== 'function' || typeof this.codec.decode !== 'function') {
+      throw new TypeError('TcpCluster: options.codec must have encode and decode functions');
+    }
+    this.codecName = this.codec.name ?? 'custom';
+    if (!isValidCodecName(this.codecName)) throw new TypeError('TcpCluster: options.codec.name must be 1 to 64 printable ASCII characters');
+    this.maxFrameBytes = checkInt(o.maxFrameBytes, 64 * MiB, 'options.maxFrameBytes', 64, 0xffff_ffff);
+    this.maxQueuedMessages = checkInt(o.maxQueuedMessages, 10_000, 'options.maxQueuedMessages', 1);
+    this.inbox = new BoundedQueue(checkInt(o.maxInboxMessages, 100_000, 'options.maxInboxMessages', 1));
+    if (o.reconnect !== undefined && (typeof o.reconnect !== 'object' || o.reconnect === null)) throw new TypeError('TcpCluster: options.reconnect must be an object');
+    this.minDelay = checkInt(o.reconnect?.minDelay, 100, 'options.reconnect.minDelay', 1);
+    this.maxDelay = checkInt(o.reconnect?.maxDelay, Math.max(5000, this.minDelay), 'options.reconnect.maxDelay', this.minDelay);
+    this.handshakeTimeout = checkInt(o.handshakeTimeout, 5000, 'options.handshakeTimeout', 1);
+    if (o.onEvent !== undefined && typeof o.onEvent !== 'function') throw new TypeError('TcpCluster: options.onEvent must be a function');
+    this.onEvent = o.onEvent;
+    if (o.peers !== undefined) {
+      if (typeof o.peers !== 'object' || o.peers === null) throw new TypeError('TcpCluster: options.peers must be an object mapping ids to addresses');
+      for (const [key, address] of Object.entries(o.peers)) {
+        const id = Number(key);
+        if (!Number.isSafeInteger(id) || String(id) !== key) throw new TypeError(`TcpCluster: options.peers key ${JSON.stringify(key)} is not an integer id`);
+        this.addPeer(id, address);
+      }
+    }
+  }
+
+  // ---- Cluster ----
+
+  sendMessage(toId: ReplicaId, message: Message<T, D>): void {
+    if (this.closed) return this.drop(toId, 'closed');
+    const peer = this.peers.get(toId);
+    if (peer === undefined) return this.drop(toId, 'unknown-peer');
+    let payload: Uint8Array;
+    try {
+      payload = this.codec.encode(message);
+    } catch (error) {
+      this.emit({ type: 'error', peer: toId, error: asError(error) });
+      return this.drop(toId, 'encode-failed');
+    }
+    if (!(payload instanceof Uint8Array)) return this.drop(toId, 'encode-failed');
+    if (payload.byteLength > this.maxFrameBytes) return this.drop(toId, 'too-large');
+    if (peer.queue.push(payload) !== undefined) this.drop(toId, 'queue-full');
+    if (peer.conn !== undefined) this.schedule(peer);
+  }
+
+  receiveMessages(): Message<T, D>[] {
+    return this.inbox.drain();
+  }
+
+  halt(): boolean {
+    return this.closed;
+  }
+
+  registerLeader(leaderId: ReplicaId | undefined): void {
+    this.leader = leaderId;
+  }
+
+  /** Records the configuration; connections still follow {@link addPeer} and {@link removePeer}. */
+  registerMembership(memberIds: ReplicaId[]): void {
+    this.members = [...memberIds];
+  }
+
+  setWakeup(wake: () => void): void {
+    this.wake = wake;
+  }
+
+  // ---- Lifecycle ----
+
+  /** Starts listening and dialing; resolves once listening. Rejects if the address cannot be bound or after {@link close}. */
+  listen(): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('TcpCluster: listen() after close()'));
+    this.listening ??= this.bind().catch((error: unknown) => {
+      this.listening = undefined;
+      throw error;
+    });
+    return this.listening;
+  }
+
+  /** Same as {@link listen}. */
+  start(): Promise<void> {
+    return this.listen();
+  }
+
+  /**
+   * Stops listening, closes every connection and timer, and drops what is queued. Resolves once
+   * every socket and the server have closed. {@link halt} returns true from the call on.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  /** The bound port, once {@link listen} has resolved. */
+  get port(): number {
+    const address = this.listeningDone ? this.server?.address() : undefined;
+    if (address === undefined || address === null || typeof address === 'string') throw new Error('TcpCluster: not listening');
+    return address.port;
+  }
+
+  /** The leader last registered by the replica. */
+  get leaderId(): ReplicaId | undefined {
+    return this.leader;
+  }
+
+  /** The configuration last registered by the replica, if any. */
+  get membership(): readonly ReplicaId[] | undefined {
+    return this.members;
+  }
+
+  /** A copy of the counters. */
+  get stats(): Readonly<TcpStats> {
+    return { ...this.counters };
+  }
+
+  /** Peers with an authenticated connection now. */
+  get connectedPeers(): ReplicaId[] {
+    return [...this.peers.values()].filter((p) => p.conn !== undefined).map((p) => p.id);
+  }
+
+  /** Peers known, with their addresses. */
+  get peerAddresses(): ReadonlyMap<ReplicaId, PeerAddress> {
+    return new Map([...this.peers.values()].map((p) => [p.id, p.address]));
+  }
+
+  /**
+   * Adds a peer (or moves one to a new address, reconnecting). The lower id of a pair dials, so
+   * both replicas must know each other for their connection to come up.
+   */
+  addPeer(id: ReplicaId, address: PeerAddress): void {
+    if (!Number.isSafeInteger(id)) throw new TypeError(`TcpCluster: peer id must be an integer, got ${String(id)}`);
+    if (id === this.id) throw new TypeError(`TcpCluster: peer id ${id} is this replica's own id`);
+    const checked = checkAddress(address, `address of peer ${id}`, false);
+    const existing = this.peers.get(id);
+    if (existing !== undefined) {
+      if (existing.address.host === checked.host && existing.address.port === checked.port) return;
+      existing.address = checked;
+      if (this.id < id) {
+        for (const c of [existing.conn, existing.dialing]) if (c !== undefined) this.destroy(c);
+        existing.conn = existing.dialing = undefined;
+        clearTimeout(existing.timer);
+        existing.timer = undefined;
+        existing.attempt = 0;
+        this.dial(existing);
+      }
+      return;
+    }
+    const peer: Peer = {
+      id, address: checked, queue: new BoundedQueue(this.maxQueuedMessages),
+      conn: undefined, dialing: undefined, timer: undefined, attempt: 0, everConnected: false,
+    };
+    this.peers.set(id, peer);
+    this.dial(peer);
+  }
+
+  /** Forgets a peer: closes its connection and drops its queue. Its connections are refused from now on. */
+  removePeer(id: ReplicaId): void {
+    const peer = this.peers.get(id);
+    if (peer === undefined) return;
+    this.peers.delete(id);
+    this.dirty.delete(peer);
+    clearTimeout(peer.timer);
+    peer.timer = undefined;
+    peer.queue.clear();
+    for (const c of [peer.conn, peer.dialing]) if (c !== undefined) this.destroy(c);
+    for (const c of this.connections) if (c.peer === peer) this.destroy(c);
+  }
+
+  // ---- Listening and dialing ----
+
+  private async bind(): Promise<void> {
+    const t = this.tlsOptions;
+    const server = t === undefined
+      ? net.createServer((socket) => this.accept(socket))
+      : tls.createServer({
+        key: t.key, cert: t.cert, ca: t.ca as tls.SecureContextOptions['ca'],
+        requestCert: true, rejectUnauthorized: true, handshakeTimeout: this.handshakeTimeout,
+      }, (socket) => this.accept(socket));
+    if (t !== undefined) {
+      server.on('connection', (raw: net.Socket) => {
+        this.rawSockets.add(raw);
+        raw.on('close', () => {
+          this.rawSockets.delete(raw);
+          this.settleClose();
+        });
+        if (this.closed) raw.destroy();
+      });
+      server.on('tlsClientError', (error: Error, socket: tls.TLSSocket) => {
+        this.authFailure(remoteOf(socket), undefined, `tls: ${error.message}`);
+      });
+    }
+    this.server = server;
+    this.serverClosed = false;
+    server.on('close', () => {
+      this.serverClosed = true;
+      this.settleClose();
+    });
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: Error): void => {
+        this.server = undefined;
+        this.serverClosed = true;
+        reject(error);
+      };
+      server.once('error', onError);
+      server.listen({ host: this.listenAddress.host, port: this.listenAddress.port }, () => {
+        server.off('error', onError);
+        resolve();
+      });
+    });
+    server.on('error', (error: Error) => this.emit({ type: 'error', peer: undefined, error }));
+    if (this.closed) return; // close() was called meanwhile: it closes the server
+    this.listeningDone = true;
+    this.emit({ type: 'listening', host: this.listenAddress.host, port: this.port });
+    for (const peer of this.peers.values()) this.dial(peer);
+  }
+
+  private dial(peer: Peer): void {
+    if (this.closed || !this.listeningDone || peer.id < this.id || peer.conn !== undefined || peer.dialing !== undefined || peer.timer !== undefined) return;
+    const { host, port } = peer.address;
+    const t = this.tlsOptions;
+    const socket = t === undefined
+      ? net.connect({ host, port })
+      : tls.connect({ host, port, key: t.key, cert: t.cert, ca: t.ca as tls.SecureContextOptions['ca'], rejectUnauthorized: true });
+    const c = this.track(socket, true, `${host}:${port}`, peer);
+    peer.dialing = c;
+    socket.once('connect', () => {
+      c.connected = true;
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true, KEEPALIVE_MS);
+      // Over TLS this waits in the socket until the TLS handshake is done.
+      this.write(c, [encodeHello({ role: 'dialer', sender: this.id, receiver: peer.id, nonce: c.nonce, codec: this.codecName })]);
+    });
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.closed) {
+      socket.destroy();
+      return;
+    }
+    let pending = 0;
+    for (const c of this.connections) if (!c.outbound && c.stage !== 'open') pending++;
+    if (pending >= MAX_PENDING_HANDSHAKES) {
+      socket.destroy();
+      this.authFailure(remoteOf(socket), undefined, 'too many connections authenticating');
+      return;
+    }
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, KEEPALIVE_MS);
+    const c = this.track(socket, false, remoteOf(socket), undefined);
+    c.connected = true;
+  }
+
+  private track(socket: net.Socket, outbound: boolean, remote: string, peer: Peer | undefined): Connection {
+    const c: Connection = {
+      socket, outbound, remote, peer, decoder: new FrameDecoder(MAX_HANDSHAKE_FRAME), nonce: newNonce(),
+      stage: 'hello', theirNonce: undefined, senders: undefined, connected: false, timer: undefined,
+    };
+    this.connections.add(c);
+    c.timer = setTimeout(() => {
+      c.timer = undefined;
+      if (c.stage === 'open' || c.stage === 'closed') return;
+      if (c.connected) this.fail(c, 'auth', 'handshake timed out');
+      else {
+        this.emit({ type: 'error', peer: c.peer?.id, error: new Error(`connecting to ${c.remote} timed out`) });
+        this.destroy(c);
+      }
+    }, this.handshakeTimeout);
+    socket.on('data', (chunk: Buffer) => this.onData(c, chunk));
+    socket.on('end', () => {
+      if (c.stage !== 'closed' && c.decoder.buffered > 0) this.fail(c, c.stage === 'open' ? 'frame' : 'auth', 'truncated frame');
+    });
+    socket.on('drain', () => {
+      if (c.peer !== undefined && c.peer.conn === c) this.schedule(c.peer);
+    });
+    socket.on('error', (error: Error) => {
+      if (c.stage === 'closed') return;
+      // A TLS failure after the TCP connection came up is a refused identity, on either side.
+      if (this.tlsOptions !== undefined && c.connected && c.stage !== 'open' && !isNetworkError(error)) {
+        this.fail(c, 'auth', `tls: ${error.message}`);
+      } else {
+        this.emit({ type: 'error', peer: c.peer?.id, error });
+      }
+    });
+    socket.on('close', () => this.onClose(c));
+    return c;
+  }
+
+  private onClose(c: Connection): void {
+    const wasOpen = c.stage === 'open';
+    // Closed by the other side (or the network) after connecting but before authenticating: on a
+    // dial, the peer refused us (wrong secret, unknown id, certificate); on an accept, a peer gave up.
+    if (c.connected && (c.stage === 'hello' || c.stage === 'proof')) this.authFailure(c.remote, c.peer?.id, 'closed during the handshake');
+    c.stage = 'closed';
+    clearTimeout(c.timer);
+    c.timer = undefined;
+    c.decoder.reset();
+    this.connections.delete(c);
+    const peer = c.peer;
+    if (peer !== undefined && this.peers.get(peer.id) === peer) {
+      if (peer.conn === c) {
+        peer.conn = undefined;
+        if (wasOpen) this.emit({ type: 'disconnected', peer: peer.id });
+      }
+      if (peer.dialing === c) peer.dialing = undefined;
+      if (c.outbound && peer.conn === undefined && peer.dialing === undefined) this.retry(peer);
+    }
+    this.settleClose();
+  }
+
+  private retry(peer: Peer): void {
+    if (this.closed || peer.timer !== undefined) return;
+    const step = Math.min(this.maxDelay, this.minDelay * 2 ** peer.attempt);
+    peer.attempt = Math.min(peer.attempt + 1, 30);
+    const delay = step / 2 + Math.random() * (step / 2);
+    peer.timer = setTimeout(() => {
+      peer.timer = undefined;
+      if (this.peers.get(peer.id) === peer) this.dial(peer);
+    }, delay);
+  }
+
+  // ---- Receiving ----
+
+  private onData(c: Connection, chunk: Buffer): void {
+    if (c.stage === 'closed') return;
+    this.counters.bytesIn += chunk.length;
+    c.decoder.push(chunk);
+    let delivered = 0;
+    try {
+      for (let frame = c.decoder.next(); frame !== undefined; frame = isOpenOrOpening(c) ? c.decoder.next() : undefined) {
+        if (c.stage === 'open') {
+          if (this.onMessage(c, frame)) delivered++;
+        } else {
+          this.onHandshake(c, frame);
+        }
+      }
+    } catch (error) {
+      // FrameTooLargeError, or anything unforeseen: never let it escape into the process.
+      if (!(error instanceof FrameTooLargeError)) this.emit({ type: 'error', peer: c.peer?.id, error: asError(error) });
+      this.fail(c, c.stage === 'open' ? 'frame' : 'auth', asError(error).message);
+    }
+    if (delivered > 0 && this.wake !== undefined) {
+      try {
+        this.wake();
+      } catch (error) {
+        this.emit({ type: 'error', peer: c.peer?.id, error: asError(error) });
+      }
+    }
+  }
+
+  private onMessage(c: Connection, frame: Buffer): boolean {
+    this.counters.framesIn++;
+    const peerId = (c.peer as Peer).id;
+    let message: unknown;
+    try {
+      message = this.codec.decode(frame);
+    } catch {
+      this.fail(c, 'frame', 'undecodable frame');
+      return false;
+    }
+    if (!isValidMessage<T, D>(message, c.senders as ReadonlySet<ReplicaId>) || message.from !== peerId) {
+      const from = typeof message === 'object' && message !== null ? (message as { from?: unknown }).from : undefined;
+      this.fail(c, 'frame', from !== undefined && from !== peerId ? `spoofed sender ${String(from)}` : 'invalid message');
+      return false;
+    }
+    if (this.inbox.push(message) !== undefined) this.drop(peerId, 'inbox-full');
+    return true;
+  }
+
+  private onHandshake(c: Connection, frame: Buffer): void {
+    if (c.stage === 'hello') {
+      const hello = decodeHello(frame);
+      if (hello === undefined) return this.fail(c, 'auth', 'malformed hello');
+      if (hello.codec !== this.codecName) return this.fail(c, 'auth', `codec mismatch: peer uses ${hello.codec}, this replica ${this.codecName}`);
+      if (hello.receiver !== this.id) return this.fail(c, 'auth', `hello addressed to replica ${hello.receiver}`);
+      if (c.outbound) {
+        const peer = c.peer as Peer;
+        if (hello.role !== 'acceptor' || hello.sender !== peer.id) return this.fail(c, 'auth', `expected replica ${peer.id}, found ${hello.sender}`);
+      } else {
+        const peer = this.peers.get(hello.sender);
+        if (hello.role !== 'dialer') return this.fail(c, 'auth', 'unexpected hello');
+        if (peer === undefined) return this.fail(c, 'auth', `unknown replica ${hello.sender}`);
+        if (peer.id > this.id) return this.fail(c, 'auth', `replica ${peer.id} dialed, but the lower id dials`);
+        c.peer = peer;
+      }
+      c.theirNonce = hello.nonce;
+      c.stage = 'proof';
+      if (!c.outbound) {
+        const reply = encodeHello({ role: 'acceptor', sender: this.id, receiver: hello.sender, nonce: c.nonce, codec: this.codecName });
+        this.write(c, [reply, computeProof(this.secret, 'acceptor', this.transcript(c))]);
+      }
+      return;
+    }
+    // stage 'proof': the other side's proof
+    const role = c.outbound ? 'acceptor' : 'dialer';
+    if (frame.length !== PROOF_BYTES || !verifyProof(this.secret, role, this.transcript(c), frame)) {
+      return this.fail(c, 'auth', 'wrong proof of the cluster secret');
+    }
+    if (c.outbound) this.write(c, [computeProof(this.secret, 'dialer', this.transcript(c))]);
+    this.open(c);
+  }
+
+  private transcript(c: Connection): Transcript {
+    const peerId = (c.peer as Peer).id;
+    const theirs = c.theirNonce as Buffer;
+    return c.outbound
+      ? { dialer: this.id, acceptor: peerId, dialerNonce: c.nonce, acceptorNonce: theirs, codec: this.codecName }
+      : { dialer: peerId, acceptor: this.id, dialerNonce: theirs, acceptorNonce: c.nonce, codec: this.codecName };
+  }
+
+  private open(c: Connection): void {
+    const peer = c.peer as Peer;
+    c.stage = 'open';
+    c.senders = new Set([peer.id]);
+    c.decoder.maxFrameBytes = this.maxFrameBytes;
+    clearTimeout(c.timer);
+    c.timer = undefined;
+    const old = peer.conn;
+    if (peer.dialing === c) peer.dialing = undefined;
+    peer.conn = c;
+    if (old !== undefined && old !== c) this.destroy(old); // the peer restarted and dialed anew
+    peer.attempt = 0;
+    if (peer.everConnected) this.counters.reconnects++;
+    peer.everConnected = true;
+    this.emit({ type: 'connected', peer: peer.id, outbound: c.outbound });
+    if (peer.queue.length > 0) this.schedule(peer);
+  }
+
+  // ---- Sending ----
+
+  private schedule(peer: Peer): void {
+    this.dirty.add(peer);
+    this.flushHandle ??= setImmediate(() => this.flushAll());
+  }
+
+  /** Once per event-loop turn: moves each ready peer's queue to its socket in a few large writes. */
+  private flushAll(): void {
+    this.flushHandle = undefined;
+    for (const peer of this.dirty) this.flush(peer);
+    this.dirty.clear();
+  }
+
+  private flush(peer: Peer): void {
+    const c = peer.conn;
+    if (c === undefined || c.stage !== 'open') return;
+    const socket = c.socket;
+    while (peer.queue.length > 0 && socket.writableLength < SOCKET_HIGH_WATER && !socket.destroyed) {
+      const first = peer.queue.peek() as Uint8Array;
+      if (first.byteLength >= LARGE_FRAME) {
+        peer.queue.shift();
+        socket.cork();
+        this.writeRaw(c, frameHeader(first.byteLength));
+        this.writeRaw(c, first);
+        socket.uncork();
+        this.counters.framesOut++;
+        continue;
+      }
+      const batch: Uint8Array[] = [];
+      let bytes = 0;
+      for (let next = peer.queue.peek(); next !== undefined && next.byteLength < LARGE_FRAME && bytes < BATCH_BYTES; next = peer.queue.peek()) {
+        batch.push(next);
+        bytes += FRAME_HEADER_BYTES + next.byteLength;
+        peer.queue.shift();
+      }
+      this.writeRaw(c, encodeFrames(batch));
+      this.counters.framesOut += batch.length;
+    }
+  }
+
+  /** Writes `payloads` as frames in one write. */
+  private write(c: Connection, payloads: Uint8Array[]): void {
+    this.writeRaw(c, encodeFrames(payloads));
+  }
+
+  private writeRaw(c: Connection, bytes: Uint8Array): void {
+    if (c.socket.destroyed) return;
+    this.counters.bytesOut += bytes.byteLength;
+    c.socket.write(bytes);
+  }
+
+  // ---- Faults, drops, events ----
+
+  private fail(c: Connection, fault: Fault, reason: string): void {
+    if (c.stage === 'closed') return;
+    const peer = c.peer;
+    if (fault === 'auth') this.authFailure(c.remote, peer?.id, reason);
+    else {
+      this.counters.badFrames++;
+      this.emit({ type: 'badFrame', peer: (peer as Peer).id, reason });
+    }
+    this.destroy(c);
+  }
+
+  private authFailure(remote: string, peer: ReplicaId | undefined, reason: string): void {
+    this.counters.authFailures++;
+    this.emit({ type: 'authFailure', remote, peer, reason });
+  }
+
+  /** Closes a connection at once; its 'close' event does the bookkeeping. */
+  private destroy(c: Connection): void {
+    if (c.stage === 'closed') return;
+    const wasOpen = c.stage === 'open';
+    c.stage = 'closed';
+    clearTimeout(c.timer);
+    c.timer = undefined;
+    c.socket.destroy();
+    // onClose still runs (from the socket's 'close'), but the stage is already closed: report here.
+    const peer = c.peer;
+    if (wasOpen && peer !== undefined && peer.conn === c) {
+      peer.conn = undefined;
+      this.emit({ type: 'disconnected', peer: peer.id });
+    }
+  }
+
+  private drop(peer: ReplicaId | undefined, reason: DropReason): void {
+    this.counters.dropped++;
+    this.emit({ type: 'dropped', peer, reason });
+  }
+
+  private emit(event: TcpEvent): void {
+    if (this.onEvent === undefined) return;
+    try {
+      this.onEvent(event);
+    } catch {
+      // A logging hook must not break the transport.
+    }
+  }
+
+  // ---- Closing ----
+
+  private async shutdown(): Promise<void> {
+    this.closed = true;
+    if (this.wake !== undefined) {
+      try {
+        this.wake(); // let a sleeping replica loop see halt() at once
+      } catch {
+        // ignored: closing proceeds
+      }
+    }
+    await this.listening?.catch(() => undefined);
+    if (this.flushHandle !== undefined) clearImmediate(this.flushHandle);
+    this.flushHandle = undefined;
+    this.dirty.clear();
+    for (const peer of this.peers.values()) {
+      clearTimeout(peer.timer);
+      peer.timer = undefined;
+      peer.queue.clear();
+    }
+    const done = new Promise<void>((resolve) => {
+      this.closeWaiter = resolve;
+    });
+    for (const c of this.connections) this.destroy(c);
+    for (const raw of this.rawSockets) raw.destroy();
+    this.server?.close();
+    this.settleClose();
+    await done;
+  }
+
+  private settleClose(): void {
+    if (this.closeWaiter !== undefined && this.serverClosed && this.connections.size === 0 && this.rawSockets.size === 0) {
+      const resolve = this.closeWaiter;
+      this.closeWaiter = undefined;
+      resolve();
+    }
+  }
+}
+
+function checkInt(value: number | undefined, fallback: number, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < min || value > max) throw new TypeError(`TcpCluster: ${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
+  return value;
+}
+
+function checkAddress(address: unknown, name: string, portZeroOk: boolean): PeerAddress {
+  if (typeof address !== 'object' || address === null) throw new TypeError(`TcpCluster: ${name} must be { host, port }`);
+  const { host, port } = address as { host?: unknown; port?: unknown };
+  if (typeof host !== 'string' || host.length === 0) throw new TypeError(`TcpCluster: ${name}.host must be a non-empty string`);
+  if (!Number.isInteger(port) || (port as number) < (portZeroOk ? 0 : 1) || (port as number) > 65535) {
+    throw new TypeError(`TcpCluster: ${name}.port must be an integer from ${portZeroOk ? 0 : 1} to 65535, got ${String(port)}`);
+  }
+  return { host, port: port as number };
+}
+
+/** Whether a connection still reads frames (a fault while handling one closes it). */
+const isOpenOrOpening = (c: Connection): boolean => c.stage !== 'closed';
+
+const remoteOf = (socket: net.Socket): string => `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+
+const asError = (error: unknown): Error => (error instanceof Error ? error : new Error(String(error)));
+
+const NETWORK_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
+const isNetworkError = (error: Error): boolean => NETWORK_ERRORS.has((error as NodeJS.ErrnoException).code ?? '');

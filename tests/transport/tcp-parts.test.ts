@@ -1,0 +1,122 @@
+/** The pieces under the TCP transport: framing, the bounded queue, the handshake's encoding, the codecs. */
+import { describe, expect, it } from 'vitest';
+import { jsonCodec, msgpackCodec } from '../../src/transport/codec.js';
+import { encodeFrame, encodeFrames, FrameDecoder, FrameTooLargeError, frameHeader } from '../../src/transport/frame.js';
+import { computeProof, decodeHello, encodeHello, MAX_HANDSHAKE_FRAME, newNonce, verifyProof } from '../../src/transport/handshake.js';
+import { BoundedQueue } from '../../src/transport/queue.js';
+import { append, vote } from './fixtures/harness.js';
+
+/** A small deterministic generator, so a failure replays. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('FrameDecoder', () => {
+  it('reassembles frames however the stream is cut', () => {
+    const random = rng(42);
+    const payloads = Array.from({ length: 300 }, (_, i) => Buffer.alloc(i % 7 === 0 ? 0 : Math.floor(random() * 3000), i % 256));
+    const stream = encodeFrames(payloads);
+    for (const maxCut of [1, 3, 5, 64, 4096, stream.length]) {
+      const decoder = new FrameDecoder(1 << 20);
+      const out: Buffer[] = [];
+      for (let at = 0; at < stream.length;) {
+        const n = 1 + Math.floor(random() * maxCut);
+        decoder.push(stream.subarray(at, at + n));
+        at += n;
+        for (let f = decoder.next(); f !== undefined; f = decoder.next()) out.push(Buffer.from(f));
+      }
+      expect(out.length).toBe(payloads.length);
+      expect(out.every((f, i) => f.equals(payloads[i] as Buffer))).toBe(true);
+      expect(decoder.buffered).toBe(0);
+    }
+  });
+
+  it('rejects an oversized header as soon as its 4 bytes are in', () => {
+    const decoder = new FrameDecoder(100);
+    decoder.push(encodeFrame(Buffer.alloc(100)));
+    expect(decoder.next()?.length).toBe(100);
+    decoder.push(frameHeader(101).subarray(0, 2));
+    expect(decoder.next()).toBeUndefined();
+    decoder.push(frameHeader(101).subarray(2));
+    expect(() => decoder.next()).toThrow(FrameTooLargeError);
+  });
+
+  it('returns a frame within one chunk as a view, without copying', () => {
+    const chunk = encodeFrames([Buffer.from('abc'), Buffer.from('defg')]);
+    const decoder = new FrameDecoder(10);
+    decoder.push(chunk);
+    const first = decoder.next() as Buffer;
+    expect(first.toString()).toBe('abc');
+    expect(first.buffer).toBe(chunk.buffer);
+    expect(decoder.next()?.toString()).toBe('defg');
+    expect(decoder.next()).toBeUndefined();
+  });
+});
+
+describe('BoundedQueue', () => {
+  it('keeps order, grows on demand and drops the oldest when full', () => {
+    const q = new BoundedQueue<number>(40);
+    const dropped: number[] = [];
+    for (let i = 0; i < 100; i++) {
+      const d = q.push(i);
+      if (d !== undefined) dropped.push(d);
+      if (i % 3 === 0) expect(q.peek()).toBe(Math.max(0, i - 39));
+    }
+    expect(dropped).toEqual(Array.from({ length: 60 }, (_, i) => i));
+    expect(q.length).toBe(40);
+    expect(q.shift()).toBe(60);
+    expect(q.drain()).toEqual(Array.from({ length: 39 }, (_, i) => 61 + i));
+    expect(q.length).toBe(0);
+    expect(q.shift()).toBeUndefined();
+    expect(() => new BoundedQueue(0)).toThrow(TypeError);
+  });
+});
+
+describe('handshake encoding', () => {
+  it('round-trips a hello and rejects malformed ones', () => {
+    const hello = { role: 'dialer' as const, sender: -3, receiver: 2 ** 40, nonce: newNonce(), codec: 'msgpack' };
+    const bytes = encodeHello(hello);
+    expect(bytes.length).toBeLessThanOrEqual(MAX_HANDSHAKE_FRAME);
+    expect(decodeHello(bytes)).toEqual(hello);
+    expect(decodeHello(bytes.subarray(0, bytes.length - 1))).toBeUndefined();
+    expect(decodeHello(Buffer.concat([bytes, Buffer.of(0)]))).toBeUndefined();
+    const fractional = Buffer.from(bytes);
+    fractional.writeDoubleBE(1.5, 6);
+    expect(decodeHello(fractional)).toBeUndefined();
+    const role = Buffer.from(bytes);
+    role[5] = 0x58;
+    expect(decodeHello(role)).toBeUndefined();
+  });
+
+  it('binds proofs to the secret, the role, the ids and both nonces', () => {
+    const secret = Buffer.from('a cluster secret of some length');
+    const t = { dialer: 1, acceptor: 2, dialerNonce: newNonce(), acceptorNonce: newNonce(), codec: 'json' };
+    const proof = computeProof(secret, 'dialer', t);
+    expect(verifyProof(secret, 'dialer', t, proof)).toBe(true);
+    expect(verifyProof(Buffer.from('another secret, just as long'), 'dialer', t, proof)).toBe(false);
+    expect(verifyProof(secret, 'acceptor', t, proof)).toBe(false);
+    for (const changed of [{ dialer: 3 }, { acceptor: 3 }, { dialerNonce: newNonce() }, { acceptorNonce: newNonce() }, { codec: 'msgpack' }]) {
+      expect(verifyProof(secret, 'dialer', { ...t, ...changed }, proof)).toBe(false);
+    }
+    expect(verifyProof(secret, 'dialer', t, proof.subarray(1))).toBe(false);
+  });
+});
+
+describe('codecs', () => {
+  for (const codec of [jsonCodec, msgpackCodec]) {
+    it(`${codec.name} round-trips every message kind and throws on garbage`, () => {
+      for (const m of [vote(1, 2), append(1, 3, 0), append(2, 5, 64), { type: 'snapshot', from: 1, term: 4, snapshot: { lastIncludedIndex: 9, lastIncludedTerm: 4, data: { a: [1, 'x', null] } } }]) {
+        expect(codec.decode(codec.encode(m))).toEqual(m);
+        expect(codec.decode(new Uint8Array(codec.encode(m)))).toEqual(m); // not only Buffers
+      }
+      expect(() => codec.decode(Buffer.from([0xc1, 0x7b, 0x22]))).toThrow();
+    });
+  }
+});
