@@ -12,7 +12,9 @@ export interface MessageCodec {
    * @defaultValue `'custom'`
    */
   readonly name?: string;
+  /** Serializes one message. */
   encode(message: unknown): Uint8Array;
+  /** Parses one frame's bytes; may throw on malformed input. */
   decode(bytes: Uint8Array): unknown;
 }
 

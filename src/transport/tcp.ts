@@ -32,18 +32,25 @@ import {
 } from './handshake.js';
 import { BoundedQueue } from './queue.js';
 
+/** Where a replica accepts TCP connections. */
 export interface PeerAddress {
+  /** Host name or IP address. */
   readonly host: string;
+  /** TCP port; 0 when listening picks a free one. */
   readonly port: number;
 }
 
 /** Mutual TLS: each side presents `cert` and accepts only peers whose certificate `ca` signed. */
 export interface TcpTlsOptions {
+  /** This replica's private key (PEM). */
   readonly key: string | Buffer;
+  /** This replica's certificate (PEM), signed by `ca`. */
   readonly cert: string | Buffer;
+  /** The certificate authority (or authorities) trusted to sign peers' certificates (PEM). */
   readonly ca: string | Buffer | ReadonlyArray<string | Buffer>;
 }
 
+/** How a {@link TcpCluster} is built. Invalid options throw a TypeError naming the problem. */
 export interface TcpClusterOptions {
   /** This replica's id. */
   readonly id: ReplicaId;
@@ -81,7 +88,12 @@ export interface TcpClusterOptions {
    * jittered down by up to half.
    * @defaultValue `{ minDelay: 100, maxDelay: 5000 }`
    */
-  readonly reconnect?: { readonly minDelay?: number; readonly maxDelay?: number };
+  readonly reconnect?: {
+    /** First delay, in ms. */
+    readonly minDelay?: number;
+    /** Longest delay, in ms. */
+    readonly maxDelay?: number;
+  };
   /**
    * Ms a connection has to connect and authenticate before it is closed.
    * @defaultValue 5000
@@ -97,7 +109,9 @@ export interface TcpStats {
   framesIn: number;
   /** Message frames written to sockets. */
   framesOut: number;
+  /** Bytes read from sockets. */
   bytesIn: number;
+  /** Bytes written to sockets. */
   bytesOut: number;
   /** Connections closed for an oversized, truncated, undecodable or invalid frame, or a spoofed sender. */
   badFrames: number;
@@ -109,16 +123,32 @@ export interface TcpStats {
   reconnects: number;
 }
 
+/** Why a message was dropped rather than delivered or sent. */
 export type DropReason = 'queue-full' | 'inbox-full' | 'unknown-peer' | 'too-large' | 'encode-failed' | 'closed';
 
-export type TcpEvent =
-  | { readonly type: 'listening'; readonly host: string; readonly port: number }
-  | { readonly type: 'connected'; readonly peer: ReplicaId; readonly outbound: boolean }
-  | { readonly type: 'disconnected'; readonly peer: ReplicaId }
-  | { readonly type: 'authFailure'; readonly remote: string; readonly peer: ReplicaId | undefined; readonly reason: string }
-  | { readonly type: 'badFrame'; readonly peer: ReplicaId; readonly reason: string }
-  | { readonly type: 'dropped'; readonly peer: ReplicaId | undefined; readonly reason: DropReason }
-  | { readonly type: 'error'; readonly peer: ReplicaId | undefined; readonly error: Error };
+/** Something a {@link TcpCluster} reports through `onEvent`, for logs and metrics. */
+export interface TcpEvent {
+  /**
+   * What happened: `listening`; `connected` / `disconnected` (an authenticated peer);
+   * `authFailure` (a refused connection); `badFrame` (a connection closed for a bad frame);
+   * `dropped` (a message not delivered or sent); `error` (a socket error).
+   */
+  readonly type: 'listening' | 'connected' | 'disconnected' | 'authFailure' | 'badFrame' | 'dropped' | 'error';
+  /** The peer concerned, when known. */
+  readonly peer?: ReplicaId | undefined;
+  /** `listening`: the bound host. */
+  readonly host?: string;
+  /** `listening`: the bound port. */
+  readonly port?: number;
+  /** `connected`: whether this side dialed. */
+  readonly outbound?: boolean;
+  /** `authFailure`: the remote address. */
+  readonly remote?: string;
+  /** `authFailure`, `badFrame`, `dropped`: why. */
+  readonly reason?: string;
+  /** `error`: the socket error. */
+  readonly error?: Error;
+}
 
 const MiB = 1024 * 1024;
 /** Stop moving queued messages to a socket holding this much unsent data; resume on 'drain'. */
@@ -167,6 +197,7 @@ type Fault = 'auth' | 'frame';
  * ends it (and makes {@link halt} return true, so the replica's `start()` loop returns).
  */
 export class TcpCluster<T extends StateMachineTransition, D = unknown> implements Cluster<T, D> {
+  /** This replica's id. */
   readonly id: ReplicaId;
   private readonly listenAddress: PeerAddress;
   private readonly secret: Buffer;

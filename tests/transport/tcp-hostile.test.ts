@@ -90,7 +90,7 @@ describe('TcpCluster under hostile peers', { timeout: 30_000 }, () => {
     for (const c of cases) {
       await expect(rawPeer({ port: target.cluster.port, id: c.id, target: c.target })).rejects.toThrow(/closed during the handshake/);
       const e = target.events.at(-1);
-      expect(e?.type === 'authFailure' && c.reason.test(e.reason), JSON.stringify(e)).toBe(true);
+      expect(e?.type === 'authFailure' && c.reason.test(e.reason ?? ""), JSON.stringify(e)).toBe(true);
     }
     expect(target.cluster.stats.authFailures).toBe(3);
     await meshStillWorks();
@@ -115,7 +115,7 @@ describe('TcpCluster under hostile peers', { timeout: 30_000 }, () => {
     socket.on('error', () => undefined);
     await new Promise((resolve) => socket.on('close', resolve));
     expect(target.cluster.stats.authFailures).toBe(1);
-    expect(target.events.some((e) => e.type === 'authFailure' && /timed out/.test(e.reason))).toBe(true);
+    expect(target.events.some((e) => e.type === 'authFailure' && /timed out/.test(e.reason ?? ""))).toBe(true);
     await meshStillWorks();
   });
 
@@ -141,7 +141,7 @@ describe('TcpCluster under hostile peers', { timeout: 30_000 }, () => {
       await peer.closed;
       await waitFor(() => target.cluster.stats.badFrames === 1, 'the bad frame to be counted');
       const e = target.events.find((ev) => ev.type === 'badFrame');
-      expect(e?.type === 'badFrame' && e.peer === ROGUE && reason.test(e.reason), JSON.stringify(e)).toBe(true);
+      expect(e?.type === 'badFrame' && e.peer === ROGUE && reason.test(e.reason ?? ""), JSON.stringify(e)).toBe(true);
       expect(target.cluster.connectedPeers).not.toContain(ROGUE);
       await meshStillWorks();
       expect(target.cluster.stats.authFailures).toBe(0);
@@ -167,7 +167,7 @@ describe('TcpCluster under hostile peers', { timeout: 30_000 }, () => {
     hello[4] = 2; // another version
     socket.write(encodeFrames([hello]));
     await new Promise((resolve) => socket.on('close', resolve));
-    expect(target.events.some((e) => e.type === 'authFailure' && /malformed hello/.test(e.reason))).toBe(true);
+    expect(target.events.some((e) => e.type === 'authFailure' && /malformed hello/.test(e.reason ?? ""))).toBe(true);
     await meshStillWorks();
   });
 });

@@ -41,7 +41,7 @@ describe('TcpCluster with mutual TLS', { timeout: 30_000 }, () => {
       this.write(Buffer.alloc(64, 1));
     }));
     await waitFor(() => server.cluster.stats.authFailures === 3, 'the plain TCP client to be counted');
-    expect(server.events.filter((e) => e.type === 'authFailure').every((e) => e.type === 'authFailure' && /^tls:/.test(e.reason))).toBe(true);
+    expect(server.events.filter((e) => e.type === 'authFailure').every((e) => e.type === 'authFailure' && /^tls:/.test(e.reason ?? ""))).toBe(true);
     await exchange(open, 1);
   });
 

@@ -75,7 +75,7 @@ describe('TcpCluster', { timeout: 30_000 }, () => {
     }
     // One connection per pair: the lower id dialed.
     for (const n of nodes) {
-      for (const e of n.events) if (e.type === 'connected') expect(e.outbound).toBe(e.peer > n.cluster.id);
+      for (const e of n.events) if (e.type === 'connected') expect(e.outbound).toBe((e.peer ?? 0) > n.cluster.id);
     }
   });
 
@@ -91,7 +91,7 @@ describe('TcpCluster', { timeout: 30_000 }, () => {
       odd.cluster.sendMessage(n.cluster.id, vote(3, 7));
     }
     await waitFor(() => odd.cluster.stats.authFailures >= 2, 'the codec mismatch to be refused');
-    expect(odd.events.some((e) => e.type === 'authFailure' && /codec mismatch/.test(e.reason))).toBe(true);
+    expect(odd.events.some((e) => e.type === 'authFailure' && /codec mismatch/.test(e.reason ?? ""))).toBe(true);
     expect(odd.received).toEqual([]);
     expect(nodes.every((n) => !n.received.some((m) => m.from === 3))).toBe(true);
     await exchange(nodes, 2);
