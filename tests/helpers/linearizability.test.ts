@@ -143,8 +143,10 @@ describe('checkLinearizable', () => {
   });
 
   it('rejects a get returning a value never written', () => {
-    const why = expectViolation([put(1, 'x', 'a', 0, 1), get(2, 'x', 'zzz', 2, 3)]);
+    const why = expectViolation([put(1, 'x', 'a', 0, 1), get(1, 'x', 'a', 2, 3), get(2, 'x', 'zzz', 4, 5)]);
     expect(why).toContain('reads "zzz" but the value is "a"');
+    expectViolation([get(2, 'x', 'zzz', 0, 1)]);
+    expectViolation([put(1, 'x', 'a', 0, 10), get(2, 'x', 'zzz', 0, 10)]);
   });
 
   it('rejects reads ordered in real time that observe new then old', () => {
@@ -281,9 +283,10 @@ describe('checkLinearizable', () => {
     const seq = [put(1, 'x', 'a', 0, 1), put(1, 'x', 'b', 2, 3), put(1, 'x', 'c', 4, 5), get(1, 'x', 'c', 6, 7)];
     expect(() => checkLinearizable(seq, { maxStates: 3 })).toThrow(/too large/);
     expect(checkLinearizable(seq, { maxStates: 4 })).toEqual({ ok: true, statesExplored: 4 });
-    // Exponential case: 16 fully concurrent puts, then an impossible read.
+    // Exponential case: 16 fully concurrent puts, each read by a concurrent
+    // get, then an impossible read: every subset of the puts gets explored.
     const wide: HistoryOp[] = [];
-    for (let i = 0; i < 16; i++) wide.push(put(i, 'x', `v${i}`, 0, 10));
+    for (let i = 0; i < 16; i++) wide.push(put(i, 'x', `v${i}`, 0, 10), get(100 + i, 'x', `v${i}`, 0, 10));
     wide.push(get(99, 'x', 'nope', 11, 12));
     expect(() => checkLinearizable(wide, { maxStates: 10_000 })).toThrow(/history too large/);
   });
