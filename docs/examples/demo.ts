@@ -1,4 +1,4 @@
-// The first demo: five replicas of a key-value store on an in-process network with loss and
+// The in-process demo (`npm run demo:sim`): five replicas of a key-value store on an in-process network with loss and
 // delays, in virtual time, through an election, a leader crash, a restart, a partition and
 // its heal, ending with a check that every replica holds the same data.
 import { LocalNetwork, MemoryStorage, Replica, deriveSeed, seededRandom, type LocalCluster } from 'tickraft';

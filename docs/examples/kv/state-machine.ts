@@ -91,6 +91,12 @@ export class KvStateMachine implements StateMachine<KvCommand, KvSnapshot> {
     this.appliedIndex = s.lastIncludedIndex;
   }
 
+  /** Stops waiting for one command (its caller gave up); the command may still be applied. */
+  forget(id: TransitionId): void {
+    this.waiting.get(id)?.reject(new KvNotLeader('the caller stopped waiting'));
+    this.waiting.delete(id);
+  }
+
   /** Rejects every command still waiting: call when the replica stops. */
   abandonAll(reason: string): void {
     for (const w of this.waiting.values()) w.reject(new KvNotLeader(reason));

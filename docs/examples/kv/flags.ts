@@ -1,0 +1,132 @@
+// The command line of the key-value server: parsing and checking every flag, with one clear
+// message per mistake. Nothing here touches the network or the disk.
+import { parseArgs } from 'node:util';
+
+/** Where something listens. */
+export interface Address { host: string; port: number }
+
+/** The server's configuration, as the flags give it. */
+export interface ServerFlags {
+  id: number;
+  data: string;
+  /** Raft (TCP) address of every member, this one included. */
+  peers: Map<number, Address>;
+  /** HTTP address of every member, this one included. */
+  http: Map<number, Address>;
+  secret: string;
+  heartbeat: number;
+  election: [number, number];
+  snapshotDelta: number;
+  fsync: boolean;
+  timeout: number;
+  quiet: boolean;
+}
+
+export const USAGE = `usage: tickraft-kv --id <n> --data <dir> --peers <id=host:port,...> --http <id=host:port,...> [options]
+
+A replicated key-value store: one Raft replica with its HTTP API.
+
+required:
+  --id <n>                 this replica's id (a positive integer listed in --peers and --http)
+  --data <dir>             directory for the replica's log and snapshots (created if missing)
+  --peers <list>           Raft address of every member, this one included: 1=127.0.0.1:7001,2=...
+  --http <list>            HTTP address of every member, same ids: 1=127.0.0.1:8001,2=...
+  --secret <string>        cluster secret, at least 16 bytes (or env TICKRAFT_SECRET)
+
+optional:
+  --heartbeat <ms>         leader heartbeat interval (default 50)
+  --election <min-max>     election timeout range in ms (default 150-300)
+  --snapshot-delta <n>     compact the log every n applied entries; 0 = never (default 1000)
+  --fsync <on|off>         wait for the disk on every save (default on)
+  --timeout <ms>           answer 504 to a request not applied within this time (default 5000)
+  --quiet                  log only errors
+  -h, --help               print this help
+
+HTTP API: PUT /kv/<key> (body = value), GET /kv/<key>, DELETE /kv/<key>, GET /status,
+GET /debug/dump (local state, not linearizable). Headers x-client-id and x-client-seq make
+retries safe: a command is applied once per (client, seq).`;
+
+/** A mistake on the command line; the message says which flag and why. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** Parses `argv` (without node and the script); throws {@link UsageError}, or returns 'help'. */
+export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = {}): ServerFlags | 'help' {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        id: { type: 'string' }, data: { type: 'string' }, peers: { type: 'string' }, http: { type: 'string' },
+        secret: { type: 'string' }, heartbeat: { type: 'string' }, election: { type: 'string' },
+        'snapshot-delta': { type: 'string' }, fsync: { type: 'string' }, timeout: { type: 'string' },
+        quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (values.help) return 'help';
+  const str = (name: string): string | undefined => values[name] as string | undefined;
+  const required = (name: string): string => {
+    const v = str(name);
+    if (v === undefined || v === '') throw new UsageError(`--${name} is required`);
+    return v;
+  };
+  const id = integer('--id', required('id'), 1);
+  const data = required('data');
+  const peers = addressList('--peers', required('peers'));
+  const http = addressList('--http', required('http'));
+  if (!peers.has(id)) throw new UsageError(`--peers must list this replica (--id ${id})`);
+  const ids = (m: Map<number, Address>): string => [...m.keys()].sort((a, b) => a - b).join(',');
+  if (ids(peers) !== ids(http)) throw new UsageError(`--peers and --http must list the same ids (got ${ids(peers)} and ${ids(http)})`);
+  const secret = str('secret') ?? env.TICKRAFT_SECRET;
+  if (secret === undefined || secret === '') throw new UsageError('--secret (or env TICKRAFT_SECRET) is required');
+  if (Buffer.byteLength(secret, 'utf8') < 16) throw new UsageError('--secret must be at least 16 bytes');
+  const heartbeat = integer('--heartbeat', str('heartbeat') ?? '50', 1);
+  const election = range('--election', str('election') ?? '150-300');
+  if (election[0] <= heartbeat) throw new UsageError(`--election minimum (${election[0]}) must be greater than --heartbeat (${heartbeat})`);
+  const snapshotDelta = integer('--snapshot-delta', str('snapshot-delta') ?? '1000', 0);
+  const fsyncFlag = str('fsync') ?? 'on';
+  if (fsyncFlag !== 'on' && fsyncFlag !== 'off') throw new UsageError(`--fsync must be on or off, got ${JSON.stringify(fsyncFlag)}`);
+  const timeout = integer('--timeout', str('timeout') ?? '5000', 1);
+  return { id, data, peers, http, secret, heartbeat, election, snapshotDelta, fsync: fsyncFlag === 'on', timeout, quiet: values.quiet === true };
+}
+
+function integer(flag: string, text: string, min: number): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`${flag} must be an integer >= ${min}, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+function range(flag: string, text: string): [number, number] {
+  const m = /^(\d+)-(\d+)$/.exec(text);
+  if (!m) throw new UsageError(`${flag} must look like 150-300, got ${JSON.stringify(text)}`);
+  const lo = integer(flag, m[1]!, 1);
+  const hi = integer(flag, m[2]!, 1);
+  if (hi <= lo) throw new UsageError(`${flag}: the maximum must be greater than the minimum, got ${text}`);
+  return [lo, hi];
+}
+
+/** Parses `1=127.0.0.1:7001,2=host:7002`; an IPv6 host goes in brackets: `3=[::1]:7003`. */
+export function addressList(flag: string, text: string): Map<number, Address> {
+  const out = new Map<number, Address>();
+  for (const item of text.split(',')) {
+    const m = /^(\d+)=(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(item.trim());
+    if (!m) throw new UsageError(`${flag}: expected id=host:port, got ${JSON.stringify(item)}`);
+    const id = integer(flag, m[1]!, 1);
+    const port = integer(`${flag} port`, m[4]!, 1);
+    if (port > 65535) throw new UsageError(`${flag}: port ${port} is out of range`);
+    if (out.has(id)) throw new UsageError(`${flag}: id ${id} is listed twice`);
+    out.set(id, { host: m[2] ?? m[3]!, port });
+  }
+  return out;
+}
+
+/** The URL prefix of an HTTP address, e.g. `http://127.0.0.1:8001`. */
+export function httpOrigin(a: Address): string {
+  return `http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+}

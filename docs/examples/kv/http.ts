@@ -1,0 +1,137 @@
+// The HTTP API of the key-value server, on node:http. It knows nothing of Raft beyond what
+// {@link KvBackend} tells it: whether this replica leads, where the leader's HTTP API is, and
+// how to submit a command and wait for its result.
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { KvNotLeader, type KvCommand, type KvResult } from './state-machine.js';
+
+/** What the HTTP layer needs from the replica. */
+export interface KvBackend {
+  /** This replica's id, used to make generated client ids unique. */
+  readonly id: number;
+  /** Whether this replica leads now. */
+  isLeader(): boolean;
+  /** The leader's HTTP origin (`http://host:port`), when a leader other than this one is known. */
+  leaderOrigin(): string | undefined;
+  /** Queues the command (under the replica's lock) and resolves with its result once applied here. */
+  submit(command: KvCommand): Promise<KvResult>;
+  /** The JSON of `GET /status`. */
+  status(): unknown;
+  /** The JSON of `GET /debug/dump`: local state, read without the log. */
+  dump(): Promise<unknown>;
+  /** Ms before an unapplied command is answered 504. */
+  readonly timeout: number;
+}
+
+const MAX_BODY = 1024 * 1024;
+
+class HttpError extends Error {
+  constructor(readonly code: number, message: string, readonly headers: Record<string, string> = {}) { super(message); }
+}
+
+/** The request listener for `http.createServer`. */
+export function kvRequestListener(backend: KvBackend): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    handle(backend, req, res).catch((error: unknown) => {
+      const e = error instanceof HttpError ? error : new HttpError(500, `internal error: ${(error as Error)?.message ?? String(error)}`);
+      send(res, e.code, `${e.message}\n`, e.headers);
+    });
+  };
+}
+
+async function handle(backend: KvBackend, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const method = req.method ?? 'GET';
+  if (url.pathname === '/status') {
+    if (method !== 'GET') throw new HttpError(405, 'use GET', { Allow: 'GET' });
+    return sendJson(res, 200, backend.status());
+  }
+  if (url.pathname === '/debug/dump') {
+    if (method !== 'GET') throw new HttpError(405, 'use GET', { Allow: 'GET' });
+    return sendJson(res, 200, await backend.dump());
+  }
+  const m = /^\/kv\/(.+)$/.exec(url.pathname);
+  if (!m) throw new HttpError(404, 'not found: use /kv/<key>, /status or /debug/dump');
+  let key: string;
+  try {
+    key = decodeURIComponent(m[1]!);
+  } catch {
+    throw new HttpError(400, 'bad percent-encoding in key');
+  }
+  if (method !== 'GET' && method !== 'PUT' && method !== 'DELETE') throw new HttpError(405, 'use GET, PUT or DELETE', { Allow: 'GET, PUT, DELETE' });
+  const body = method === 'PUT' ? await readBody(req) : '';
+  const { client, seq } = session(backend.id, req);
+  if (!backend.isLeader()) throw notLeader(backend);
+  const base = { id: `${client}:${seq}`, client, seq, key };
+  const command: KvCommand = method === 'PUT' ? { ...base, op: 'put', value: body } : method === 'DELETE' ? { ...base, op: 'delete' } : { ...base, op: 'get' };
+  let result: KvResult;
+  try {
+    result = await withTimeout(backend.submit(command), backend.timeout);
+  } catch (error) {
+    if (error instanceof KvNotLeader) throw notLeader(backend, error.message);
+    throw error;
+  }
+  if (method === 'PUT') return send(res, 204, '');
+  if (result === undefined) return send(res, 404, method === 'GET' ? 'no such key\n' : 'no such key (nothing deleted)\n');
+  return send(res, method === 'GET' ? 200 : 204, method === 'GET' ? result : '');
+}
+
+/** The client's id and sequence number from the headers, or a fresh unique pair. */
+function session(id: number, req: IncomingMessage): { client: string; seq: number } {
+  const client = header(req, 'x-client-id');
+  const seqText = header(req, 'x-client-seq');
+  if (client === undefined && seqText === undefined) return { client: `anon-${id}-${randomUUID()}`, seq: 1 };
+  if (client === undefined || seqText === undefined) throw new HttpError(400, 'send both x-client-id and x-client-seq, or neither');
+  const seq = Number(seqText);
+  if (!/^\d+$/.test(seqText) || !Number.isSafeInteger(seq) || seq < 1) throw new HttpError(400, 'x-client-seq must be a positive integer');
+  if (client.length === 0 || client.length > 200) throw new HttpError(400, 'x-client-id must be 1 to 200 characters');
+  return { client, seq };
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** 307 to the leader when one is known, else 503 with Retry-After. */
+function notLeader(backend: KvBackend, why = 'this replica does not lead'): HttpError {
+  const origin = backend.leaderOrigin();
+  return origin === undefined
+    ? new HttpError(503, `${why}; no leader known, retry later`, { 'Retry-After': '1' })
+    : new HttpError(307, `${why}; the leader is ${origin}`, { Location: origin });
+}
+
+function withTimeout<R>(p: Promise<R>, ms: number): Promise<R> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new HttpError(504, `not applied within ${ms} ms; retry with the same x-client-id and x-client-seq`)), ms);
+    p.then((v) => { clearTimeout(timer); resolve(v); }, (e: unknown) => { clearTimeout(timer); reject(e); });
+  });
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) { reject(new HttpError(413, `value larger than ${MAX_BODY} bytes`, { Connection: 'close' })); req.destroy(); return; }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function send(res: ServerResponse, code: number, body: string, headers: Record<string, string> = {}): void {
+  if (res.headersSent) { res.end(); return; }
+  const h = { ...headers };
+  if (code === 307 && h.Location !== undefined && res.req.url) h.Location += res.req.url;
+  res.writeHead(code, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)), ...h });
+  res.end(body);
+}
+
+function sendJson(res: ServerResponse, code: number, value: unknown): void {
+  const body = `${JSON.stringify(value, null, 2)}\n`;
+  res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)) });
+  res.end(body);
+}

@@ -1,0 +1,138 @@
+#!/usr/bin/env node
+// tickraft-kv: one replica of a replicated key-value store, as its own process. A Replica keeps
+// its log in a FileStorage, talks to the other replicas through a TcpCluster, and serves an
+// HTTP API (see http.ts). Writes and reads both go through the log, so answers are linearizable.
+//
+//   tickraft-kv --id 1 --data ./data/1 --secret 'a long shared secret' \
+//     --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 \
+//     --http 1=127.0.0.1:8001,2=127.0.0.1:8002,3=127.0.0.1:8003
+import { createServer } from 'node:http';
+
+import { FileStorage, Replica, StorageLockedError, TcpCluster } from 'tickraft';
+import { USAGE, UsageError, httpOrigin, parseFlags, type ServerFlags } from './flags.js';
+import { kvRequestListener } from './http.js';
+import { KV_NOOP, KvStateMachine, type KvCommand, type KvSnapshot } from './state-machine.js';
+
+let flags: ServerFlags | 'help';
+try {
+  flags = parseFlags(process.argv.slice(2), process.env);
+} catch (error) {
+  if (!(error instanceof UsageError)) throw error;
+  process.stderr.write(`tickraft-kv: ${error.message}\n\n${USAGE}\n`);
+  process.exit(2);
+}
+if (flags === 'help') {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+const f = flags;
+const log = (what: string): void => { if (!f.quiet) process.stderr.write(`[kv ${f.id}] ${new Date().toISOString()} ${what}\n`); };
+const fail = (what: string): void => { process.stderr.write(`[kv ${f.id}] ERROR ${what}\n`); };
+
+const kv = new KvStateMachine();
+const storage = new FileStorage<KvCommand, KvSnapshot>(f.data, { fsync: f.fsync, onWarning: (m) => log(`storage: ${m}`) });
+const peers = Object.fromEntries([...f.peers].filter(([id]) => id !== f.id));
+const cluster = new TcpCluster<KvCommand, KvSnapshot>({
+  id: f.id, listen: f.peers.get(f.id)!, peers, secret: f.secret,
+  onEvent: (e) => {
+    if (e.type === 'connected' || e.type === 'disconnected') log(`raft peer ${e.peer} ${e.type}`);
+    else if (e.type === 'authFailure') fail(`raft connection from ${e.remote} refused: ${e.reason}`);
+  },
+});
+const replica = new Replica<KvCommand, KvSnapshot>({
+  id: f.id, peerIds: [...f.peers.keys()].filter((id) => id !== f.id), cluster, stateMachine: kv, noopTransition: KV_NOOP,
+  heartbeatTimeout: f.heartbeat, electionTimeoutRange: f.election, snapshotDelta: f.snapshotDelta, storage,
+});
+
+const http = createServer({ keepAliveTimeout: 10_000 }, kvRequestListener({
+  id: f.id,
+  timeout: f.timeout,
+  isLeader: () => replica.status.role === 'leader',
+  leaderOrigin: () => {
+    const leader = replica.status.leaderId;
+    const address = leader === undefined || leader === f.id ? undefined : f.http.get(leader);
+    return address && httpOrigin(address);
+  },
+  async submit(command) {
+    // The state machine is shared with the replica loop: queue under its lock, then wake it.
+    // The promise is boxed so that the lock is released at once, not held until it is applied.
+    const { applied } = await replica.runExclusive(() => ({ applied: kv.submit(command) }));
+    replica.wake();
+    // Once the HTTP answer has timed out, stop holding the waiter so memory stays bounded.
+    const giveUp = setTimeout(() => void replica.runExclusive(() => kv.forget(command.id)), f.timeout);
+    try {
+      return await applied;
+    } finally {
+      clearTimeout(giveUp);
+    }
+  },
+  status: () => {
+    const status = replica.status;
+    const leader = status.leaderId === undefined ? undefined : f.http.get(status.leaderId);
+    return {
+      status, metrics: replica.metrics, leader: status.leaderId === undefined ? null : { id: status.leaderId, http: leader && httpOrigin(leader) },
+      tcp: cluster.stats, connectedPeers: cluster.connectedPeers, pid: process.pid,
+    };
+  },
+  dump: () => replica.runExclusive(() => ({
+    id: f.id, appliedIndex: kv.appliedIndex, lastApplied: replica.status.lastApplied,
+    snapshotsInstalled: replica.metrics.snapshotsInstalled, data: Object.fromEntries(kv.data),
+  })),
+}));
+
+let loop: Promise<void> = Promise.resolve();
+let stopping: Promise<void> | undefined;
+/** Closes HTTP, halts the replica (closing the TcpCluster), waits for its loop, closes the storage. */
+function shutdown(code: number, why: string): Promise<void> {
+  stopping ??= (async () => {
+    log(`shutting down: ${why}`);
+    const force = setTimeout(() => { fail('shutdown took over 5 s; exiting'); process.exit(code || 1); }, 5000);
+    force.unref();
+    http.close();
+    http.closeIdleConnections();
+    await replica.runExclusive(() => kv.abandonAll('the server is shutting down'));
+    await cluster.close();
+    await loop.catch(() => undefined);
+    await storage.close();
+    http.closeAllConnections();
+    log('stopped');
+    process.exit(code);
+  })();
+  return stopping;
+}
+process.on('SIGTERM', () => void shutdown(0, 'SIGTERM'));
+process.on('SIGINT', () => void shutdown(0, 'SIGINT'));
+
+try {
+  await cluster.listen();
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    const a = f.http.get(f.id)!;
+    http.listen(a.port, a.host, () => { http.off('error', reject); resolve(); });
+  });
+} catch (error) {
+  fail(`cannot listen: ${(error as Error).message}`);
+  await cluster.close();
+  process.exit(1);
+}
+log(`raft on ${f.peers.get(f.id)!.host}:${cluster.port}, HTTP on ${httpOrigin(f.http.get(f.id)!)}, data in ${f.data}`);
+
+loop = replica.start();
+loop.then(
+  () => { if (!stopping) void shutdown(1, 'the replica stopped'); },
+  (error: unknown) => {
+    fail(error instanceof StorageLockedError ? error.message : `the replica failed: ${(error as Error)?.stack ?? String(error)}`);
+    void shutdown(1, 'replica failure');
+  },
+);
+
+// Log role and leader changes: the story of the cluster as this replica sees it.
+let seen = '';
+const watch = setInterval(() => {
+  const s = replica.status;
+  const now = `${s.role}:${s.term}:${s.leaderId ?? '-'}`;
+  if (now === seen) return;
+  seen = now;
+  log(s.role === 'leader' ? `leader of term ${s.term}` : `${s.role} in term ${s.term}, leader ${s.leaderId ?? 'unknown'} (applied ${s.lastApplied})`);
+}, 50);
+watch.unref();

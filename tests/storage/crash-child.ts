@@ -1,0 +1,35 @@
+// Child of crash.test.ts: saves batches through FileStorage until it is SIGKILLed.
+//   node crash-child.js <dir> <seed> <progress-file>
+// Boots, prints "booted" and waits for a line on stdin before touching the directory, so that
+// the parent can start the next child while it still checks the previous one. Prints "ready"
+// once loaded. The record of progress goes to <progress-file>, not to stdout: "try <seq>" before
+// each save and "ack <seq>" once it has resolved, each with a synchronous write() to a file,
+// which a SIGKILL cannot undo. (Stdout is a socket that Node writes asynchronously; a line
+// still queued in the child when it dies would be lost, and the parent would think a batch
+// had never been attempted.)
+import { once } from 'node:events';
+import { openSync, writeSync } from 'node:fs';
+import { FileStorage } from '../../src/storage/file.js';
+import { crashBatch, modelOf, type Tr } from './workload.js';
+
+const [dir, seedText, progressFile] = process.argv.slice(2);
+if (dir === undefined || seedText === undefined || progressFile === undefined) throw new Error('usage: crash-child <dir> <seed> <progress-file>');
+const seed = Number(seedText);
+process.stdout.write('booted\n');
+await once(process.stdin, 'data');
+// Never outlive the parent (stdin closes when it dies), nor run unattended for long.
+process.stdin.on('end', () => process.exit(2));
+setTimeout(() => process.exit(3), 10_000);
+const progress = openSync(progressFile, 'w');
+const storage = new FileStorage<Tr, unknown>(dir, { segmentBytes: 8 * 1024 });
+const state = await storage.load();
+const model = modelOf(state);
+writeSync(progress, `ready ${state.term}\n`);
+process.stdout.write('ready\n');
+for (let seq = state.term + 1; ; seq++) {
+  const batch = crashBatch(model, seed, seq);
+  writeSync(progress, `try ${seq}\n`);
+  await storage.save(batch);
+  model.apply(batch);
+  writeSync(progress, `ack ${seq}\n`);
+}

@@ -1,0 +1,328 @@
+import { spawn } from 'node:child_process';
+import { appendFile, readdir, readFile, stat, truncate, unlink, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { crc32, tableCrc32 } from '../../src/storage/crc32.js';
+import { CorruptStorageError, FileStorage, StorageLockedError, type FileStorageOptions } from '../../src/storage/file.js';
+import { msgpackCodec } from '../../src/transport/codec.js';
+import { compiled, fileHarness, runNode, tempDir } from './file-harness.js';
+import { entries, storageSuite, type Tr } from './storage-suite.js';
+
+storageSuite('FileStorage', () => fileHarness());
+storageSuite('FileStorage with 256-byte segments', () => fileHarness({ segmentBytes: 256 }));
+storageSuite('FileStorage with the transport\'s msgpackCodec', () => fileHarness({ codec: msgpackCodec }));
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** A temp dir and a way to open FileStorages in it, all closed and removed after the test. */
+async function workspace(options: FileStorageOptions = {}) {
+  const { dir, remove } = await tempDir();
+  const opened: FileStorage<Tr, unknown>[] = [];
+  cleanups.push(async () => {
+    for (const s of opened) await s.close();
+    await remove();
+  });
+  const open = (extra: FileStorageOptions = {}) => {
+    const s = new FileStorage<Tr, unknown>(dir, { ...options, ...extra });
+    opened.push(s);
+    return s;
+  };
+  const segments = async () => (await readdir(dir)).filter((n) => n.endsWith('.seg')).sort().map((n) => path.join(dir, n));
+  return { dir, open, segments };
+}
+
+/** Saves batches of `size` entries; returns the offset at which each batch's record starts. */
+async function writeBatches(s: FileStorage<Tr, unknown>, file: () => Promise<string>, count: number, size: number): Promise<number[]> {
+  const starts: number[] = [];
+  for (let b = 0; b < count; b++) {
+    starts.push((await stat(await file())).size);
+    await s.save({ append: entries(b * size + 1, (b + 1) * size, 1) });
+  }
+  return starts;
+}
+
+async function flipByte(file: string, offset: number): Promise<void> {
+  const buf = await readFile(file);
+  buf[offset] = buf[offset]! ^ 0x10;
+  await writeFile(file, buf);
+}
+
+describe('FileStorage on disk', () => {
+  it('rolls to new segments and deletes the segments a snapshot covers', async () => {
+    const w = await workspace({ segmentBytes: 1024 });
+    let s = w.open();
+    await s.load();
+    for (let b = 0; b < 60; b++) await s.save({ append: entries(b * 5 + 1, b * 5 + 5, 1) });
+    const before = await w.segments();
+    expect(before.length).toBeGreaterThan(5);
+    await s.save({ snapshot: { lastIncludedIndex: 297, lastIncludedTerm: 1, data: 'up to 297' } });
+    const after = await w.segments();
+    expect(after.length).toBeLessThanOrEqual(2);
+    expect(after.at(-1)).toBe(before.at(-1));
+    await s.close();
+    s = w.open();
+    const state = await s.load();
+    expect(state.entries).toEqual(entries(298, 300, 1));
+    // Compaction keeps disk use bounded however long the log runs.
+    let last = 300;
+    for (let round = 0; round < 20; round++) {
+      for (let b = 0; b < 20; b++, last += 5) await s.save({ append: entries(last + 1, last + 5, 2) });
+      await s.save({ snapshot: { lastIncludedIndex: last - 2, lastIncludedTerm: 2, data: round } });
+      expect((await w.segments()).length).toBeLessThanOrEqual(2);
+    }
+    await s.close();
+    expect((await w.open().load()).entries).toEqual(entries(last - 1, last, 2));
+  });
+
+  it('starts every segment with the hard state, so deleting old segments keeps term and vote', async () => {
+    const w = await workspace({ segmentBytes: 200 });
+    const s = w.open();
+    await s.load();
+    await s.save({ hardState: { term: 9, votedFor: 4 } });
+    for (let b = 0; b < 20; b++) await s.save({ append: entries(b * 3 + 1, b * 3 + 3, 9) });
+    await s.save({ snapshot: { lastIncludedIndex: 60, lastIncludedTerm: 9, data: null } });
+    expect((await w.segments()).length).toBe(1);
+    await s.close();
+    const state = await w.open().load();
+    expect([state.term, state.votedFor, state.entries]).toEqual([9, 4, []]);
+  });
+
+  it('keeps the hard state when a snapshot-only batch arrives while the newest segment is empty', async () => {
+    const w = await workspace({ segmentBytes: 200 });
+    let s = w.open();
+    await s.load();
+    await s.save({ hardState: { term: 3, votedFor: 2 } });
+    for (let b = 0; b < 6; b++) await s.save({ append: entries(b * 3 + 1, b * 3 + 3, 3) });
+    await s.close();
+    // As if the crash came during the first write into the newest segment.
+    const segs = await w.segments();
+    expect(segs.length).toBeGreaterThan(1);
+    await truncate(segs.at(-1)!, 0);
+    s = w.open();
+    const before = await s.load();
+    expect([before.term, before.votedFor]).toEqual([3, 2]);
+    const last = before.entries.at(-1)!;
+    await s.save({ snapshot: { lastIncludedIndex: last.index, lastIncludedTerm: last.term, data: 'all' } });
+    await s.close();
+    const after = await w.open().load();
+    expect([after.term, after.votedFor, after.entries]).toEqual([3, 2, []]);
+  });
+
+  describe('torn tail', () => {
+    it('cuts a record cut short at the end of the last segment, keeps everything before and reports it', async () => {
+      const w = await workspace();
+      const s = w.open();
+      await s.load();
+      const seg = async () => (await w.segments())[0]!;
+      const starts = await writeBatches(s, seg, 5, 4);
+      await s.close();
+      const file = await seg();
+      const size = (await stat(file)).size;
+      await truncate(file, size - 3);
+      const warnings: string[] = [];
+      const r = w.open({ onWarning: (m) => warnings.push(m) });
+      expect((await r.load()).entries).toEqual(entries(1, 16, 1));
+      expect(r.recovery).toEqual({ tornTailBytes: size - 3 - starts[4]!, file });
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toContain(file);
+      expect((await stat(file)).size).toBe(starts[4]);
+      // The log goes on cleanly after the cut.
+      await r.save({ append: entries(17, 18, 2) });
+      await r.close();
+      const again = w.open();
+      expect((await again.load()).entries).toEqual([...entries(1, 16, 1), ...entries(17, 18, 2)]);
+      expect(again.recovery.tornTailBytes).toBe(0);
+    });
+
+    it('treats a partial header and a zero-filled tail as torn', async () => {
+      const w = await workspace();
+      const s = w.open();
+      await s.load();
+      const seg = async () => (await w.segments())[0]!;
+      const starts = await writeBatches(s, seg, 3, 2);
+      await s.close();
+      const file = await seg();
+      await truncate(file, starts[2]! + 7);
+      let r = w.open();
+      expect((await r.load()).entries).toEqual(entries(1, 4, 1));
+      expect(r.recovery.tornTailBytes).toBe(7);
+      await r.close();
+      await appendFile(file, Buffer.alloc(8192));
+      r = w.open();
+      expect((await r.load()).entries).toEqual(entries(1, 4, 1));
+      expect(r.recovery.tornTailBytes).toBe(8192);
+    });
+
+    it('treats damage in the very last record as torn, since it cannot be told from an unfinished write', async () => {
+      const w = await workspace();
+      const s = w.open();
+      await s.load();
+      const seg = async () => (await w.segments())[0]!;
+      const starts = await writeBatches(s, seg, 3, 2);
+      await s.close();
+      await flipByte(await seg(), starts[2]! + 20);
+      const r = w.open();
+      expect((await r.load()).entries).toEqual(entries(1, 4, 1));
+      expect(r.recovery.tornTailBytes).toBeGreaterThan(0);
+    });
+  });
+
+  describe('corruption', () => {
+    async function expectCorrupt(w: Awaited<ReturnType<typeof workspace>>, file: string, offset: number): Promise<void> {
+      const err = await w.open().load().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(CorruptStorageError);
+      const c = err as CorruptStorageError;
+      expect(c.file).toBe(file);
+      expect(c.offset).toBe(offset);
+      expect(c.message).toContain(file);
+      expect(c.message).toContain(String(offset));
+      // The failed load released the lock: trying again gives the same answer, not "locked".
+      await expect(w.open().load()).rejects.toBeInstanceOf(CorruptStorageError);
+    }
+
+    it('refuses a bad payload checksum before the tail', async () => {
+      const w = await workspace();
+      const s = w.open();
+      await s.load();
+      const seg = async () => (await w.segments())[0]!;
+      const starts = await writeBatches(s, seg, 5, 3);
+      await s.close();
+      await flipByte(await seg(), starts[1]! + 30);
+      await expectCorrupt(w, await seg(), starts[1]!);
+    });
+
+    it('refuses a damaged length before the tail', async () => {
+      const w = await workspace();
+      const s = w.open();
+      await s.load();
+      const seg = async () => (await w.segments())[0]!;
+      const starts = await writeBatches(s, seg, 5, 3);
+      await s.close();
+      await flipByte(await seg(), starts[3]! + 1);
+      await expectCorrupt(w, await seg(), starts[3]!);
+    });
+
+    it('refuses a segment other than the last cut short or damaged', async () => {
+      const w = await workspace({ segmentBytes: 300 });
+      const s = w.open();
+      await s.load();
+      for (let b = 0; b < 10; b++) await s.save({ append: entries(b * 3 + 1, b * 3 + 3, 1) });
+      await s.close();
+      const segs = await w.segments();
+      expect(segs.length).toBeGreaterThan(2);
+      const size = (await stat(segs[0]!)).size;
+      await truncate(segs[0]!, size - 5);
+      const err = (await w.open().load().catch((e: unknown) => e)) as CorruptStorageError;
+      expect(err).toBeInstanceOf(CorruptStorageError);
+      expect(err.file).toBe(segs[0]);
+      expect(err.message).toContain(segs[0]!);
+    });
+
+    it('refuses a missing segment', async () => {
+      const w = await workspace({ segmentBytes: 300 });
+      const s = w.open();
+      await s.load();
+      for (let b = 0; b < 10; b++) await s.save({ append: entries(b * 3 + 1, b * 3 + 3, 1) });
+      await s.close();
+      const segs = await w.segments();
+      await unlink(segs[1]!);
+      const err = (await w.open().load().catch((e: unknown) => e)) as CorruptStorageError;
+      expect(err).toBeInstanceOf(CorruptStorageError);
+      expect(err.file).toBe(segs[1]);
+    });
+
+    it('refuses a damaged snapshot file', async () => {
+      const w = await workspace();
+      const s = w.open();
+      await s.load();
+      await s.save({ append: entries(1, 4, 1), snapshot: { lastIncludedIndex: 2, lastIncludedTerm: 1, data: { big: 'x'.repeat(100) } } });
+      await s.close();
+      await flipByte(path.join(w.dir, 'snapshot'), 60);
+      await expect(w.open().load()).rejects.toBeInstanceOf(CorruptStorageError);
+    });
+  });
+
+  describe('lock', () => {
+    it('refuses a second open in the same process until the first is closed', async () => {
+      const w = await workspace();
+      const a = w.open();
+      await a.load();
+      const err = await w.open().load().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StorageLockedError);
+      expect((err as StorageLockedError).message).toContain('already open in this process');
+      await a.close();
+      await w.open().load();
+    });
+
+    it('refuses an open from another process while this one holds the directory', async () => {
+      const w = await workspace();
+      const a = w.open();
+      await a.load();
+      const out = await runNode(compiled('tests/storage/lock-child.js'), [w.dir, 'try']);
+      expect(out.stderr).toBe('');
+      expect(JSON.parse(out.stdout)).toMatchObject({ error: 'StorageLockedError', pid: process.pid });
+      await a.close();
+      const ok = await runNode(compiled('tests/storage/lock-child.js'), [w.dir, 'try']);
+      expect(JSON.parse(ok.stdout)).toEqual({ ok: true });
+    });
+
+    it('takes over the lock of a process killed with SIGKILL', async () => {
+      const w = await workspace();
+      const child = spawn(process.execPath, [compiled('tests/storage/lock-child.js'), w.dir, 'hold'], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const exited = new Promise((resolve) => child.on('exit', resolve));
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.setEncoding('utf8').on('data', (d: string) => d.includes('locked') && resolve());
+        child.on('exit', () => reject(new Error('child exited early')));
+      });
+      // While it lives, the lock holds.
+      await expect(w.open().load()).rejects.toBeInstanceOf(StorageLockedError);
+      child.kill('SIGKILL');
+      await exited;
+      const s = w.open();
+      const state = await s.load();
+      expect(state.term).toBe(7);
+      expect(state.entries).toEqual([{ index: 1, term: 7, transition: { id: 'held' } }]);
+    });
+
+    it('takes over a lock naming this pid but not held here (pid reused after a restart), and an unreadable one', async () => {
+      const w = await workspace();
+      await writeFile(path.join(w.dir, 'LOCK'), JSON.stringify({ pid: process.pid, token: 'gone' }));
+      const a = w.open();
+      await a.load();
+      await a.close();
+      await writeFile(path.join(w.dir, 'LOCK'), '{"pid":');
+      await w.open().load();
+    });
+
+    it('removes its lock file on close', async () => {
+      const w = await workspace();
+      const a = w.open();
+      await a.load();
+      expect(await readdir(w.dir)).toContain('LOCK');
+      await a.close();
+      expect(await readdir(w.dir)).not.toContain('LOCK');
+    });
+  });
+
+  it('rejects save before load and after close', async () => {
+    const w = await workspace();
+    const s = w.open();
+    await expect(s.save({ hardState: { term: 1, votedFor: undefined } })).rejects.toThrow(/before load/);
+    await s.load();
+    await s.close();
+    await expect(s.save({ hardState: { term: 1, votedFor: undefined } })).rejects.toThrow(/after close/);
+  });
+
+  it('computes the same CRC-32 natively and with the portable table', () => {
+    const data = Buffer.from('The quick brown fox jumps over the lazy dog');
+    expect(tableCrc32(data)).toBe(0x414fa339);
+    expect(crc32(data)).toBe(0x414fa339);
+    expect(tableCrc32(data.subarray(10), tableCrc32(data.subarray(0, 10)))).toBe(0x414fa339);
+  });
+});
