@@ -291,6 +291,8 @@ export class Raft<T extends StateMachineTransition, D> {
 
   /** Starts from the state machine's own snapshot when storage holds none: it is saved, not loaded back. */
   seed(s: Snapshot<D>): void {
+    // Terms never go back: our next term must exceed the seed's last one.
+    if (s.lastIncludedTerm > this.term) this.becomeFollower(s.lastIncludedTerm, undefined);
     this.installSnapshot(s);
     this.snapshotToInstall = undefined;
     this.lastApplied = this.commitIndex;
