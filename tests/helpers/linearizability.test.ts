@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkLinearizable, type HistoryOp } from './linearizability.js';
+import { seededRandom } from '../../src/sim/random.js';
 
 // Compact constructors. `ret` undefined = unknown outcome.
 function put(client: number, key: string, value: string, call: number, ret?: number): HistoryOp {
@@ -29,17 +30,8 @@ function expectViolation(history: HistoryOp[], key = 'x'): string {
   return r.explanation ?? '';
 }
 
-/** Seeded PRNG (mulberry32), so generated histories are deterministic. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seeded PRNG, so a failure replays. */
+const prng = seededRandom;
 
 /**
  * Generates a linearizable history: each op gets a random interval and a true

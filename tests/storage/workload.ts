@@ -1,5 +1,6 @@
 import type { LogEntry, Snapshot } from '../../src/core/types.js';
 import type { PersistentState, StorageBatch } from '../../src/core/storage.js';
+import { seededRandom } from '../../src/sim/random.js';
 
 // Shared by the contract suite and the crash-test child, so it must not import vitest.
 
@@ -19,17 +20,8 @@ export function entries(from: number, to: number, term: number): LogEntry<Tr>[] 
   return out;
 }
 
-/** A small deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seeded PRNG, so a failure replays. */
+export const prng = seededRandom;
 
 /**
  * The reference semantics of the Storage contract, written independently of any storage: the

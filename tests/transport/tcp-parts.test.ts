@@ -5,18 +5,10 @@ import { encodeFrame, encodeFrames, FrameDecoder, FrameTooLargeError, frameHeade
 import { computeProof, decodeHello, encodeHello, MAX_HANDSHAKE_FRAME, newNonce, verifyProof } from '../../src/transport/handshake.js';
 import { BoundedQueue } from '../../src/transport/queue.js';
 import { append, vote } from './fixtures/harness.js';
+import { seededRandom } from '../../src/sim/random.js';
 
-/** A small deterministic generator, so a failure replays. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seeded PRNG, so a failure replays. */
+const rng = seededRandom;
 
 describe('FrameDecoder', () => {
   it('reassembles frames however the stream is cut', () => {
