@@ -97,12 +97,11 @@ describe('Figure 8: a leader cannot determine commitment using log entries from 
   it('S1 does not count index 2 (term 2) committed when it is on a majority, and S5 may overwrite it (d)', () => {
     const net = toFigure8c();
     // One entry per message: S3 gets index 2 before the entry of term 4 (S2 gets that one).
-    while (!(net.raft(3).log.lastIndex === 2 && net.inflight.some((x) => x.from === 3 && x.to === 1))) net.round();
+    for (let i = 0; i < 10 && !(net.raft(3).log.lastIndex === 2 && net.inflight.some((x) => x.from === 3 && x.to === 1)); i++) net.round();
     net.round(); // S1 learns that S1, S2 and S3 hold index 2 of term 2
     expect(net.terms(3)).toEqual([1, 2]);
     expect(net.terms(2)).toEqual([1, 2, 4]);
-    expect(net.raft(1).commitIndex).toBeLessThan(2);
-    expect(net.committed.has(2)).toBe(false);
+    const s1Commit = net.raft(1).commitIndex;
     // (d) S1 crashes, S5 restarts and is elected (votes from S3, S4 and itself) and overwrites index 2.
     net.crash(1);
     net.heal();
@@ -113,7 +112,9 @@ describe('Figure 8: a leader cannot determine commitment using log entries from 
     net.settleAll();
     for (const id of [2, 3, 4, 5]) expect(net.terms(id)).toEqual([1, 3, net.raft(5).term]);
     expect(net.raft(2).commitIndex).toBe(3);
+    // Had S1 counted index 2 committed, this would be a committed entry lost.
     expect(net.violations).toEqual([]);
+    expect(s1Commit).toBe(0);
   });
 
   it('(e) once S1 replicates an entry of its own term to a majority, index 2 is committed and S5 cannot win', () => {
