@@ -221,7 +221,8 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
   private server: net.Server | undefined;
   private listening: Promise<void> | undefined;
   private listeningDone = false;
-  private flushHandle: NodeJS.Immediate | undefined;
+  /** A flush is queued as a microtask: it runs once the sender's synchronous burst of sendMessage calls is over. */
+  private flushScheduled = false;
   private wake: (() => void) | undefined;
   private closed = false;
   private closing: Promise<void> | undefined;
@@ -676,12 +677,18 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
 
   private schedule(peer: Peer): void {
     this.dirty.add(peer);
-    this.flushHandle ??= setImmediate(() => this.flushAll());
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // A microtask rather than setImmediate: every message of a replica's tick is sent in one
+    // synchronous loop, so they still leave in one write per peer, but without waiting for the
+    // next turn of the event loop (one turn less per hop on the commit path).
+    queueMicrotask(() => this.flushAll());
   }
 
-  /** Once per event-loop turn: moves each ready peer's queue to its socket in a few large writes. */
+  /** Once per burst of sends: moves each ready peer's queue to its socket in a few large writes. */
   private flushAll(): void {
-    this.flushHandle = undefined;
+    if (!this.flushScheduled) return;
+    this.flushScheduled = false;
     for (const peer of this.dirty) this.flush(peer);
     this.dirty.clear();
   }
@@ -784,8 +791,7 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
       }
     }
     await this.listening?.catch(() => undefined);
-    if (this.flushHandle !== undefined) clearImmediate(this.flushHandle);
-    this.flushHandle = undefined;
+    this.flushScheduled = false;
     this.dirty.clear();
     for (const peer of this.peers.values()) {
       clearTimeout(peer.timer);

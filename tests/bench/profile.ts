@@ -1,0 +1,11 @@
+/**
+ * One case alone, for `node --cpu-prof`: `node --cpu-prof dist/tests/bench/profile.js inprocess 64`,
+ * or `BENCH_CPU_PROF=DIR node dist/tests/bench/profile.js tcp 1024` to profile the replica processes.
+ */
+import { runInProcess } from './inprocess.js';
+import { runTcp } from './processes.js';
+
+const [mode = 'inprocess', clients = '64', ms = '3000'] = process.argv.slice(2);
+const c = Number(clients);
+const r = mode === 'inprocess' ? await runInProcess(c, 300, Number(ms)) : await runTcp(mode === 'tcp' ? 'memory' : 'file', c, 300, Number(ms));
+console.log(mode, `c${c}`, r);

@@ -1,0 +1,159 @@
+/**
+ * The benchmark's state machine and closed-loop load, shared by every mode.
+ *
+ * A transition is `{ id, p }` with a 16-byte payload `p`. Ids are unique positive integers (0 is
+ * the noop), so every replica can check it applied the same set: a count and a sum of ids.
+ * The load lives inside the leader's state machine: N closed-loop clients each keep one proposal
+ * in flight; when the leader reports `applied`, the client records the latency (submission to
+ * `applied`) and submits its next proposal in the same call, so a busy replica never sleeps.
+ */
+import type { Snapshot, StateMachine, TransitionId, TransitionState } from '../../src/index.js';
+
+export interface BenchTx { id: number; p: string }
+export interface BenchSnap { applied: number; sum: number }
+
+/** 16 bytes of payload per transition. */
+export const PAYLOAD = '0123456789abcdef';
+export const NOOP: BenchTx = { id: 0, p: '' };
+
+/** Submission to `applied` latencies and commit counts over a measuring window. */
+export class ClosedLoop {
+  /** Proposals in flight: id → submission time (ms, performance.now()). */
+  private readonly inflight = new Map<number, number>();
+  private running = false;
+  private measuring = false;
+  private latencies = new Float64Array(1 << 16);
+  private nLat = 0;
+  measured = 0;
+  total = 0;
+  private measureStart = 0;
+  private measureEnd = 0;
+  /** Called on every commit, with the number applied so far (for the scaling checkpoints). */
+  onCommit: ((total: number) => void) | undefined;
+
+  constructor(private readonly machine: BenchMachine, private readonly wake: () => void, private readonly idBase: number) {}
+
+  private nextId = 1;
+
+  /** Starts `clients` closed-loop clients (call from outside a tick: it wakes the replica). */
+  start(clients: number): void {
+    this.running = true;
+    for (let i = 0; i < clients; i++) this.submit();
+    this.wake();
+  }
+
+  beginMeasure(): void {
+    this.measuring = true;
+    this.measured = 0;
+    this.nLat = 0;
+    this.measureStart = performance.now();
+  }
+
+  endMeasure(): void {
+    this.measuring = false;
+    this.measureEnd = performance.now();
+  }
+
+  /** No more submissions; resolves once every proposal in flight is applied (or rejects after `timeoutMs`). */
+  async stop(timeoutMs = 20_000): Promise<void> {
+    this.running = false;
+    const end = Date.now() + timeoutMs;
+    while (this.inflight.size > 0) {
+      if (Date.now() > end) throw new Error(`bench: ${this.inflight.size} proposals still in flight ${timeoutMs} ms after the load stopped`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+
+  get inFlight(): number { return this.inflight.size; }
+
+  result(): { commitsPerSec: number; p50Us: number; p99Us: number } {
+    const seconds = (this.measureEnd - this.measureStart) / 1000;
+    const lat = this.latencies.subarray(0, this.nLat).slice().sort();
+    const pct = (q: number): number => (lat.length === 0 ? NaN : lat[Math.min(lat.length - 1, Math.floor(q * lat.length))]! * 1000);
+    return { commitsPerSec: Math.round(this.measured / seconds), p50Us: Math.round(pct(0.5)), p99Us: Math.round(pct(0.99)) };
+  }
+
+  private submit(): void {
+    const id = this.idBase + this.nextId++;
+    this.inflight.set(id, performance.now());
+    this.machine.pending.push({ id, p: PAYLOAD });
+  }
+
+  /** Called by the machine for every state the leader reports. */
+  report(id: TransitionId, state: TransitionState): void {
+    if (state.status === 'applied') {
+      const t0 = this.inflight.get(id as number);
+      if (t0 === undefined) return;
+      this.inflight.delete(id as number);
+      this.total++;
+      if (this.measuring) {
+        this.measured++;
+        if (this.nLat === this.latencies.length) {
+          const grown = new Float64Array(this.latencies.length * 2);
+          grown.set(this.latencies);
+          this.latencies = grown;
+        }
+        this.latencies[this.nLat++] = performance.now() - t0;
+      }
+      this.onCommit?.(this.total);
+      if (this.running) this.submit();
+    } else if (state.status === 'abandoned') {
+      // Lost to a leader change: the client gives up on it and submits a new proposal.
+      if (this.inflight.delete(id as number) && this.running) this.submit();
+    }
+  }
+}
+
+/** Counts and sums what it applies; the leader's instance carries the load. */
+export class BenchMachine implements StateMachine<BenchTx, BenchSnap> {
+  applied = 0;
+  sum = 0;
+  pending: BenchTx[] = [];
+  load: ClosedLoop | undefined;
+  /** Told of every state reported (the failover bench uses it). */
+  onState: ((id: TransitionId, state: TransitionState) => void) | undefined;
+
+  getPendingTransitions(): BenchTx[] {
+    if (this.pending.length === 0) return [];
+    const p = this.pending;
+    this.pending = [];
+    return p;
+  }
+
+  applyTransition(t: BenchTx): void {
+    if (t.id !== 0) {
+      this.applied++;
+      this.sum += t.id;
+    }
+  }
+
+  registerTransitionState(id: TransitionId, state: TransitionState): void {
+    this.load?.report(id, state);
+    this.onState?.(id, state);
+  }
+
+  createSnapshot(lastIncludedIndex: number, lastIncludedTerm: number): Snapshot<BenchSnap> {
+    return { lastIncludedIndex, lastIncludedTerm, data: { applied: this.applied, sum: this.sum } };
+  }
+
+  setSnapshot(s: Snapshot<BenchSnap>): void {
+    this.applied = s.data.applied;
+    this.sum = s.data.sum;
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `probe` every `interval` ms until it returns a value; throws after `timeoutMs`. */
+export async function waitFor<R>(what: string, probe: () => R | undefined | Promise<R | undefined>, timeoutMs = 10_000, interval = 5): Promise<R> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await probe();
+    if (r !== undefined) return r;
+    if (Date.now() > end) throw new Error(`bench: timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(interval);
+  }
+}
+
+/** Wall-clock ms with sub-ms precision, comparable across processes of this machine. */
+export const wallNow = (): number => performance.timeOrigin + performance.now();
