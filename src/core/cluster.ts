@@ -23,4 +23,10 @@ export interface Cluster<T extends StateMachineTransition, D = unknown> {
    * rather than after `tickInterval`.
    */
   setWakeup?(wake: () => void): void;
+  /**
+   * Optional. Told the voting members at start and whenever the replica's configuration
+   * changes (membership changes take effect when their entry is appended), so a transport can
+   * connect to new members and drop removed ones.
+   */
+  registerMembership?(memberIds: ReplicaId[]): void;
 }

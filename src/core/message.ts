@@ -2,9 +2,17 @@ import type { LogEntry, ReplicaId, Snapshot } from './types.js';
 
 /** A log entry as the core keeps it: a noop is the first entry of a leader's term. */
 export interface Entry<T> extends LogEntry<T> {
-  /** Present (true) on the leader's noop entry, for which no transition states are reported. */
+  /** Present (true) on entries that carry no user transition (the leader's noop, configurations): no states are reported for them. */
   readonly noop?: true;
+  /** On a configuration entry: the voting members from this entry on. It is not passed to `applyTransition`. */
+  readonly config?: ReplicaId[];
 }
+
+/** A snapshot as the core keeps it: the configuration in effect at its last index travels with it. */
+export type CoreSnapshot<D> = Snapshot<D> & {
+  /** The voting members as of `lastIncludedIndex`. */
+  readonly members?: ReplicaId[];
+};
 
 /** What every message carries. */
 export interface MessageBase {
@@ -19,6 +27,10 @@ export interface MessageBase {
 /** Asks for a vote in `term` (§5.2). */
 export interface VoteRequest extends MessageBase {
   readonly type: 'vote';
+  /** A pre-vote (§9.6 of the dissertation): would the voter grant a vote in `term`? Changes nothing. */
+  readonly pre: boolean;
+  /** Sent on a leadership transfer: voters grant it even though they heard from a leader recently. */
+  readonly force: boolean;
   /** Index of the candidate's last log entry, for the up-to-date check of §5.4.1. */
   readonly lastLogIndex: number;
   /** Term of the candidate's last log entry. */
@@ -28,6 +40,8 @@ export interface VoteRequest extends MessageBase {
 /** Answers a {@link VoteRequest}. */
 export interface VoteResponse extends MessageBase {
   readonly type: 'voteResponse';
+  /** Answers a pre-vote. */
+  readonly pre: boolean;
   /** Whether the vote is granted. */
   readonly granted: boolean;
 }
@@ -43,6 +57,8 @@ export interface AppendRequest<T> extends MessageBase {
   readonly entries: Entry<T>[];
   /** The leader's commit index. */
   readonly leaderCommit: number;
+  /** The leader's latest read round, echoed in the answer to confirm its leadership for reads. */
+  readonly round: number;
 }
 
 /**
@@ -61,81 +77,33 @@ export interface AppendResponse extends MessageBase {
   readonly hintIndex: number;
   /** On rejection: the term of the follower's entry at `hintIndex`. */
   readonly hintTerm: number;
+  /** The `round` of the AppendEntries answered (0 for a snapshot). */
+  readonly round: number;
+}
+
+/** Tells the target of a leadership transfer, now up to date, to campaign at once. */
+export interface TimeoutNow extends MessageBase {
+  readonly type: 'timeoutNow';
 }
 
 /** Sends the leader's snapshot to a follower that needs entries the leader has compacted (§7). */
 export interface SnapshotRequest<D> extends MessageBase {
   readonly type: 'snapshot';
   /** The leader's latest snapshot. */
-  readonly snapshot: Snapshot<D>;
+  readonly snapshot: CoreSnapshot<D>;
 }
 
 /** Every message replicas exchange: plain data that survives a JSON round-trip. */
-export type Message<T, D = unknown> = VoteRequest | VoteResponse | AppendRequest<T> | AppendResponse | SnapshotRequest<D>;
+export type Message<T, D = unknown> = VoteRequest | VoteResponse | AppendRequest<T> | AppendResponse | SnapshotRequest<D> | TimeoutNow;
 
-export const voteRequest = (from: ReplicaId, term: number, lastLogIndex: number, lastLogTerm: number): VoteRequest =>
-  ({ type: 'vote', from, term, lastLogIndex, lastLogTerm });
-export const voteResponse = (from: ReplicaId, term: number, granted: boolean): VoteResponse =>
-  ({ type: 'voteResponse', from, term, granted });
-export const appendRequest = <T>(from: ReplicaId, term: number, prevLogIndex: number, prevLogTerm: number, entries: Entry<T>[], leaderCommit: number): AppendRequest<T> =>
-  ({ type: 'append', from, term, prevLogIndex, prevLogTerm, entries, leaderCommit });
-export const appendResponse = (from: ReplicaId, term: number, success: boolean, index: number, hintIndex = 0, hintTerm = 0): AppendResponse =>
-  ({ type: 'appendResponse', from, term, success, index, hintIndex, hintTerm });
-export const snapshotRequest = <D>(from: ReplicaId, term: number, snapshot: Snapshot<D>): SnapshotRequest<D> =>
+export const voteRequest = (from: ReplicaId, term: number, lastLogIndex: number, lastLogTerm: number, pre = false, force = false): VoteRequest =>
+  ({ type: 'vote', from, term, lastLogIndex, lastLogTerm, pre, force });
+export const voteResponse = (from: ReplicaId, term: number, granted: boolean, pre = false): VoteResponse =>
+  ({ type: 'voteResponse', from, term, granted, pre });
+export const appendRequest = <T>(from: ReplicaId, term: number, prevLogIndex: number, prevLogTerm: number, entries: Entry<T>[], leaderCommit: number, round = 0): AppendRequest<T> =>
+  ({ type: 'append', from, term, prevLogIndex, prevLogTerm, entries, leaderCommit, round });
+export const appendResponse = (from: ReplicaId, term: number, success: boolean, index: number, hintIndex = 0, hintTerm = 0, round = 0): AppendResponse =>
+  ({ type: 'appendResponse', from, term, success, index, hintIndex, hintTerm, round });
+export const snapshotRequest = <D>(from: ReplicaId, term: number, snapshot: CoreSnapshot<D>): SnapshotRequest<D> =>
   ({ type: 'snapshot', from, term, snapshot });
-
-type FieldKind = 'count' | 'bool' | 'entries' | 'snapshot';
-const count = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
-const SHAPES: Record<string, Record<string, FieldKind>> = {
-  vote: { lastLogIndex: 'count', lastLogTerm: 'count' },
-  voteResponse: { granted: 'bool' },
-  append: { prevLogIndex: 'count', prevLogTerm: 'count', entries: 'entries', leaderCommit: 'count' },
-  appendResponse: { success: 'bool', index: 'count', hintIndex: 'count', hintTerm: 'count' },
-  snapshot: { snapshot: 'snapshot' },
-};
-
-function isTransition(t: unknown): boolean {
-  if (typeof t !== 'object' || t === null) return false;
-  const id = (t as { id?: unknown }).id;
-  return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id));
-}
-
-function validEntries(m: Record<string, unknown>): boolean {
-  const entries = m.entries;
-  if (!Array.isArray(entries)) return false;
-  let index = m.prevLogIndex as number;
-  let term = m.prevLogTerm as number;
-  for (const e of entries as unknown[]) {
-    if (typeof e !== 'object' || e === null) return false;
-    const entry = e as Record<string, unknown>;
-    // Indexes must follow prevLogIndex without gaps and terms never decrease nor pass the sender's term.
-    if (entry.index !== ++index || !count(entry.term) || (entry.term as number) < term || (entry.term as number) > (m.term as number)) return false;
-    if (!isTransition(entry.transition)) return false;
-    term = entry.term as number;
-  }
-  return true;
-}
-
-function validSnapshot(s: unknown, term: number): boolean {
-  if (typeof s !== 'object' || s === null) return false;
-  const snap = s as Record<string, unknown>;
-  return count(snap.lastIncludedIndex) && count(snap.lastIncludedTerm) && (snap.lastIncludedTerm as number) <= term && 'data' in snap;
-}
-
-/**
- * Whether `m` is a well-formed message from one of `senders`. Anything else (a wrong type, a
- * missing or mistyped field, an entry list with gaps) is dropped before it reaches the algorithm.
- */
-export function isValidMessage<T, D>(m: unknown, senders: ReadonlySet<ReplicaId>): m is Message<T, D> {
-  if (typeof m !== 'object' || m === null) return false;
-  const msg = m as Record<string, unknown>;
-  const shape = typeof msg.type === 'string' && Object.hasOwn(SHAPES, msg.type) ? SHAPES[msg.type] : undefined;
-  if (!shape || !senders.has(msg.from as ReplicaId) || !count(msg.term)) return false;
-  for (const field in shape) {
-    const v = msg[field];
-    const kind = shape[field];
-    const ok = kind === 'count' ? count(v) : kind === 'bool' ? typeof v === 'boolean' : kind === 'entries' ? validEntries(msg) : validSnapshot(v, msg.term as number);
-    if (!ok) return false;
-  }
-  return true;
-}
+export const timeoutNow = (from: ReplicaId, term: number): TimeoutNow => ({ type: 'timeoutNow', from, term });

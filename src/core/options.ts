@@ -61,6 +61,25 @@ export interface ReplicaOptions<T extends StateMachineTransition, D = unknown> {
    * @defaultValue 32
    */
   maxInflightMessages?: number;
+  /**
+   * Ask first whether an election could be won, without raising the term. A replica that heard
+   * from a leader within the minimum election timeout refuses, so a replica returning from a
+   * partition cannot depose a healthy leader.
+   * @defaultValue true
+   */
+  preVote?: boolean;
+  /**
+   * A leader that has heard from no majority for one maximum election timeout steps down, and
+   * a replica that hears from its leader ignores vote requests that would depose it.
+   * @defaultValue true
+   */
+  checkQuorum?: boolean;
+  /**
+   * This replica is being added to a running cluster: `peerIds` are the current members, and it
+   * never campaigns until a configuration that includes it is in its log.
+   * @defaultValue false
+   */
+  join?: boolean;
 }
 
 /** Options with every default filled in, as the core reads them. */
@@ -98,8 +117,10 @@ export function validateOptions<T extends StateMachineTransition, D>(o: ReplicaO
   const maxInflightMessages = o.maxInflightMessages ?? 32;
   if (!Number.isSafeInteger(maxEntriesPerMessage) || maxEntriesPerMessage < 1) fail('maxEntriesPerMessage must be a positive integer');
   if (!Number.isSafeInteger(maxInflightMessages) || maxInflightMessages < 1) fail('maxInflightMessages must be a positive integer');
+  for (const f of ['preVote', 'checkQuorum', 'join'] as const) if (o[f] !== undefined && typeof o[f] !== 'boolean') fail(`${f} must be a boolean`);
   return {
     ...o, snapshotDelta, tickInterval, maxEntriesPerMessage, maxInflightMessages, storage: o.storage,
+    preVote: o.preVote ?? true, checkQuorum: o.checkQuorum ?? true, join: o.join ?? false,
     // The defaults are the only place the core touches a real clock or real randomness.
     clock: o.clock ?? Date.now, random: o.random ?? Math.random,
   };

@@ -13,6 +13,10 @@ export class Progress {
   readonly inflight: number[] = [];
   /** `match` at the last heartbeat: a window that does not move between heartbeats has lost a message. */
   matchAtHeartbeat = 0;
+  /** Heard from since the last check-quorum. */
+  active = false;
+  /** The latest read round it has answered. */
+  round = 0;
 
   constructor(public next: number) {}
 

@@ -1,17 +1,25 @@
 import type { Config } from './options.js';
+import { NotLeaderError } from './errors.js';
 import { RaftLog } from './log.js';
+import { Membership } from './membership.js';
 import { Progress } from './progress.js';
 import {
-  appendRequest, appendResponse, snapshotRequest, voteRequest, voteResponse,
-  type AppendRequest, type AppendResponse, type Entry, type Message, type SnapshotRequest, type VoteRequest, type VoteResponse,
+  appendRequest, appendResponse, snapshotRequest, timeoutNow, voteRequest, voteResponse,
+  type AppendRequest, type AppendResponse, type CoreSnapshot, type Entry, type Message, type SnapshotRequest, type VoteRequest, type VoteResponse,
 } from './message.js';
 import type { StorageBatch } from './storage.js';
 import type { ReplicaId, Snapshot, StateMachineTransition, TransitionId, TransitionState } from './types.js';
 
 type Role =
   | { readonly kind: 'follower' }
-  | { readonly kind: 'candidate'; readonly votes: Set<ReplicaId> }
+  | { readonly kind: 'candidate'; readonly votes: Set<ReplicaId>; readonly pre: boolean }
   | { readonly kind: 'leader'; readonly progress: Map<ReplicaId, Progress> };
+
+/** A caller waiting for a request the core settles in a later tick. */
+export interface Pending { resolve(): void; reject(error: Error): void }
+interface Read extends Pending { readonly round: number; index: number }
+interface Change extends Pending { readonly id: ReplicaId; readonly add: boolean; index: number; readonly deadline: number }
+interface Transfer extends Pending { readonly to: ReplicaId; readonly deadline: number; sent: boolean }
 
 /** Counters worth watching; they only ever grow. */
 export interface ReplicaMetrics {
@@ -48,16 +56,20 @@ export class Raft<T extends StateMachineTransition, D> {
   lastApplied: number;
   role: Role = { kind: 'follower' };
   readonly log: RaftLog<T>;
+  readonly membership: Membership;
   /** The latest snapshot, kept to send to followers that need compacted entries. */
-  snapshot: Snapshot<D> | undefined;
+  snapshot: CoreSnapshot<D> | undefined;
   /** A snapshot from the leader that the state machine has yet to load. */
-  snapshotToInstall: Snapshot<D> | undefined = undefined;
+  snapshotToInstall: CoreSnapshot<D> | undefined = undefined;
+  /** A leadership transfer under way: the leader accepts no transitions meanwhile. */
+  transfer: Transfer | undefined = undefined;
   readonly metrics: ReplicaMetrics = { messagesIn: 0, messagesOut: 0, messagesDropped: 0, electionsStarted: 0, entriesAppended: 0, snapshotsCreated: 0, snapshotsInstalled: 0 };
 
   // The outbox.
   messages: [ReplicaId, Message<T, D>][] = [];
   reports: [TransitionId, TransitionState][] = [];
   leaderChanges: (ReplicaId | undefined)[] = [];
+  membershipChanged = false;
   private hardStateDirty = false;
   /** The lowest log index changed since the last batch; entries from there on must be saved. */
   private dirtyFrom = Infinity;
@@ -69,17 +81,27 @@ export class Raft<T extends StateMachineTransition, D> {
   private now = 0;
   private electionDeadline = 0;
   private heartbeatDue = 0;
-  private readonly quorum: number;
+  private quorumCheckDue = 0;
+  private leaderContact = -Infinity;
+  /** The latest read round: reads wait for a majority to answer an AppendEntries of their round. */
+  private round = 0;
+  private reads: Read[] = [];
+  private change: Change | undefined = undefined;
 
-  constructor(private readonly config: Config<T, D>, term: number, votedFor: ReplicaId | undefined, snapshot: Snapshot<D> | undefined, entries: Entry<T>[]) {
+  constructor(private readonly config: Config<T, D>, term: number, votedFor: ReplicaId | undefined, snapshot: CoreSnapshot<D> | undefined, entries: Entry<T>[]) {
     this.term = term;
     this.votedFor = votedFor;
     this.snapshot = snapshot;
     this.log = new RaftLog(snapshot?.lastIncludedIndex ?? 0, snapshot?.lastIncludedTerm ?? 0, entries);
     this.commitIndex = this.lastApplied = this.log.snapshotIndex;
     this.durableIndex = this.log.lastIndex;
-    this.quorum = Math.floor((config.peerIds.length + 1) / 2) + 1;
+    this.membership = new Membership(snapshot?.members ?? (config.join ? config.peerIds : [config.id, ...config.peerIds]));
+    for (const e of entries) if (e.config) this.membership.appended(e.index, e.config);
   }
+
+  private get voters(): ReplicaId[] { return this.membership.voters; }
+  private get quorum(): number { return Math.floor(this.voters.length / 2) + 1; }
+  private get maxElectionTimeout(): number { return this.config.electionTimeoutRange[1]; }
 
   /** Starts the clock: the first election timeout runs from `now`. */
   start(now: number): void {
@@ -92,19 +114,30 @@ export class Raft<T extends StateMachineTransition, D> {
     this.now = now;
     const role = this.role;
     if (role.kind === 'leader') {
+      if (this.config.checkQuorum && now >= this.quorumCheckDue) {
+        // Check-quorum: a leader cut off from a majority stops claiming to lead.
+        this.quorumCheckDue = now + this.maxElectionTimeout;
+        const heard = this.count(role.progress, (pr) => pr.active);
+        for (const pr of role.progress.values()) pr.active = false;
+        if (heard < this.quorum) return this.becomeFollower(this.term, undefined);
+      }
       if (now < this.heartbeatDue) return;
       this.heartbeatDue = now + this.config.heartbeatTimeout;
       for (const [id, pr] of role.progress) this.heartbeat(id, pr);
     } else if (now >= this.electionDeadline) {
-      this.campaign();
+      this.campaign(this.config.preVote, false);
     }
   }
 
   /** Handles one well-formed message: settle the term first (§5.1), then act by type and role. */
   step(m: Message<T, D>, now: number): void {
     this.now = now;
+    if (m.type === 'vote' && m.pre) return this.onPreVote(m);
     if (m.term > this.term) {
-      this.becomeFollower(m.term, m.type === 'append' || m.type === 'snapshot' ? m.from : undefined);
+      // Leader stickiness (dissertation §4.2.3): while a leader is heard from, no vote can depose it.
+      if (m.type === 'vote' && !m.force && this.config.checkQuorum && this.heardFromLeader()) return;
+      // A granted pre-vote carries the term the candidate asked about, not one to adopt.
+      if (!(m.type === 'voteResponse' && m.pre && m.granted)) this.becomeFollower(m.term, m.type === 'append' || m.type === 'snapshot' ? m.from : undefined);
     } else if (m.term < this.term) {
       // Tell a stale leader or candidate about the newer term so it steps down.
       if (m.type === 'append' || m.type === 'snapshot') this.send(m.from, appendResponse(this.config.id, this.term, false, 0));
@@ -117,6 +150,7 @@ export class Raft<T extends StateMachineTransition, D> {
       case 'append': return this.onAppend(m);
       case 'snapshot': return this.onSnapshot(m);
       case 'appendResponse': return this.onAppendResponse(m);
+      case 'timeoutNow': if (this.role.kind === 'follower' && m.from === this.leaderId) this.campaign(false, true);
     }
   }
 
@@ -128,10 +162,78 @@ export class Raft<T extends StateMachineTransition, D> {
     }
   }
 
-  /** Sends what each follower can take now: one AppendEntries per follower per tick carries the whole batch. */
+  /** A linearizable read (dissertation §6.4): settled by {@link Raft.settleReads} once safe. */
+  read(p: Pending): void {
+    if (this.role.kind !== 'leader') return p.reject(new NotLeaderError(this.leaderId));
+    this.reads.push({ ...p, round: this.round + 1, index: this.committedInTerm() ? this.commitIndex : -1 });
+  }
+
+  /** A single-server membership change (dissertation §4.1); a new member first catches up as a non-voter. */
+  changeMembership(id: ReplicaId, add: boolean, p: Pending): void {
+    const role = this.role;
+    if (role.kind !== 'leader') return p.reject(new NotLeaderError(this.leaderId));
+    if (this.voters.includes(id) === add) return p.resolve();
+    if (this.change || this.membership.lastIndex > this.commitIndex) return p.reject(new Error('a membership change is already in progress'));
+    if (add) {
+      this.membership.known.add(id);
+      role.progress.set(id, new Progress(this.log.lastIndex + 1));
+    }
+    this.change = { ...p, id, add, index: 0, deadline: this.now + 10 * this.maxElectionTimeout };
+  }
+
+  /** Hands leadership to `to` (dissertation §3.10): no new transitions, bring `to` up to date, then TimeoutNow. */
+  transferLeadership(to: ReplicaId, p: Pending): void {
+    if (this.role.kind !== 'leader') return p.reject(new NotLeaderError(this.leaderId));
+    if (to === this.config.id) return p.resolve();
+    if (!this.voters.includes(to) || this.transfer) return p.reject(new Error(this.transfer ? 'a leadership transfer is already in progress' : `replica ${to} is not a voting member`));
+    this.transfer = { ...p, to, deadline: this.now + this.maxElectionTimeout, sent: false };
+  }
+
+  /** Moves pending requests on and sends what each follower can take: one AppendEntries per follower per tick carries the whole batch. */
   flush(): void {
-    if (this.role.kind !== 'leader') return;
-    for (const [id, pr] of this.role.progress) this.replicate(id, pr, false);
+    const t = this.transfer;
+    if (t && (this.leaderId === t.to || this.now >= t.deadline)) {
+      this.transfer = undefined;
+      if (this.leaderId === t.to) t.resolve();
+      else t.reject(new Error(`replica ${t.to} did not take over within ${this.maxElectionTimeout} ms`));
+    }
+    const role = this.role;
+    if (role.kind !== 'leader') return;
+    if (t && !t.sent && role.progress.get(t.to)?.match === this.log.lastIndex) {
+      t.sent = true;
+      this.send(t.to, timeoutNow(this.config.id, this.term));
+    }
+    const c = this.change;
+    if (c && c.index === 0) {
+      if (this.now >= c.deadline) {
+        this.change = undefined;
+        if (c.add) role.progress.delete(c.id);
+        c.reject(new Error(`replica ${c.id} did not catch up in time`));
+      } else if (this.committedInTerm() && (!c.add || role.progress.get(c.id)!.match >= this.commitIndex)) {
+        c.index = this.log.lastIndex + 1;
+        const config = c.add ? [...this.voters, c.id].sort((a, b) => a - b) : this.voters.filter((v) => v !== c.id);
+        this.appendEntry({ index: c.index, term: this.term, transition: this.config.noopTransition, noop: true, config });
+      }
+    }
+    if ((this.reads.at(-1)?.round ?? 0) > this.round) {
+      // One heartbeat round confirms leadership for every read that arrived since the last one.
+      this.round++;
+      for (const [id, pr] of role.progress) this.sendHeartbeat(id, pr);
+    }
+    for (const [id, pr] of role.progress) this.replicate(id, pr, false);
+  }
+
+  /** Resolves the reads whose round a majority answered, once their index is applied. */
+  settleReads(): void {
+    const role = this.role;
+    if (role.kind !== 'leader' || this.reads.length === 0) return;
+    const index = this.committedInTerm() ? this.commitIndex : -1;
+    this.reads = this.reads.filter((r) => {
+      if (r.index < 0) r.index = index;
+      const ready = r.index >= 0 && r.index <= this.lastApplied && this.count(role.progress, (pr) => pr.round >= r.round) >= this.quorum;
+      if (ready) r.resolve();
+      return !ready;
+    });
   }
 
   /** Hands out the changes to make durable before anything in the outbox is sent. */
@@ -154,10 +256,12 @@ export class Raft<T extends StateMachineTransition, D> {
     if (this.role.kind === 'leader') this.maybeCommit(this.role.progress);
   }
 
-  /** Replaces the applied prefix of the log by the state machine's snapshot (§7). */
+  /** Replaces the applied prefix of the log by the state machine's snapshot (§7); the configuration travels with it. */
   compact(snapshot: Snapshot<D>): void {
-    this.log.compact(snapshot.lastIncludedIndex, snapshot.lastIncludedTerm);
-    this.snapshot = snapshot;
+    const index = snapshot.lastIncludedIndex;
+    this.snapshot = { ...snapshot, members: this.membership.at(index) };
+    this.log.compact(index, snapshot.lastIncludedTerm);
+    this.membership.compacted(index, undefined);
     this.snapshotDirty = true;
     this.metrics.snapshotsCreated++;
   }
@@ -165,6 +269,22 @@ export class Raft<T extends StateMachineTransition, D> {
   isLeader(): boolean { return this.role.kind === 'leader'; }
 
   private send(to: ReplicaId, m: Message<T, D>): void { this.messages.push([to, m]); }
+
+  private committedInTerm(): boolean { return this.log.term(this.commitIndex) === this.term; }
+
+  private heardFromLeader(): boolean {
+    return this.role.kind === 'leader' || (this.leaderId !== undefined && this.now < this.leaderContact + this.config.electionTimeoutRange[0]);
+  }
+
+  /** How many voters (this leader included, if it is one) satisfy `ok`. */
+  private count(progress: Map<ReplicaId, Progress>, ok: (pr: Progress) => boolean): number {
+    let n = 0;
+    for (const id of this.voters) {
+      const pr = progress.get(id);
+      if (id === this.config.id || (pr && ok(pr))) n++;
+    }
+    return n;
+  }
 
   private setLeader(id: ReplicaId | undefined): void {
     if (id === this.leaderId) return;
@@ -181,12 +301,27 @@ export class Raft<T extends StateMachineTransition, D> {
     this.log.append(entry);
     this.dirtyFrom = Math.min(this.dirtyFrom, entry.index);
     this.metrics.entriesAppended++;
+    if (entry.config) {
+      this.membership.appended(entry.index, entry.config);
+      this.onMembershipChange();
+    }
   }
 
   private truncateFrom(index: number): void {
     for (const e of this.log.truncateFrom(index)) if (!e.noop) this.reports.push([e.transition.id, CONFLICT]);
     this.dirtyFrom = Math.min(this.dirtyFrom, index);
     this.truncated = true;
+    if (this.membership.truncated(index)) this.onMembershipChange();
+  }
+
+  /** A configuration takes effect when appended: the leader replicates to exactly the new members. */
+  private onMembershipChange(): void {
+    this.membershipChanged = true;
+    const role = this.role;
+    if (role.kind !== 'leader') return;
+    for (const id of this.voters) if (id !== this.config.id && !role.progress.has(id)) role.progress.set(id, new Progress(this.log.lastIndex + 1));
+    // A member being removed keeps receiving entries until its removal commits, so it learns of it.
+    for (const id of role.progress.keys()) if (!this.voters.includes(id) && id !== this.change?.id) role.progress.delete(id);
   }
 
   private becomeFollower(term: number, leaderId: ReplicaId | undefined): void {
@@ -195,39 +330,60 @@ export class Raft<T extends StateMachineTransition, D> {
       this.votedFor = undefined;
       this.hardStateDirty = true;
     }
-    // A deposed leader's election timer is stale: give the new leader a full timeout.
-    if (this.role.kind === 'leader') this.resetElectionTimer();
+    if (this.role.kind === 'leader') {
+      // A deposed leader's election timer is stale: give the new leader a full timeout.
+      this.resetElectionTimer();
+      const gone = new NotLeaderError(leaderId);
+      for (const r of this.reads) r.reject(gone);
+      this.change?.reject(gone);
+      this.reads = [];
+      this.change = undefined;
+    }
     this.role = { kind: 'follower' };
     this.setLeader(leaderId);
   }
 
-  /** §5.2: a follower whose election timeout passes votes for itself in a new term and asks the others. */
-  private campaign(): void {
-    this.term++;
-    this.votedFor = this.config.id;
-    this.hardStateDirty = true;
-    this.role = { kind: 'candidate', votes: new Set([this.config.id]) };
-    this.setLeader(undefined);
+  /**
+   * §5.2: a follower whose election timeout passes asks for votes in a new term; with pre-vote it
+   * first asks, without raising its term, whether it could win. Only a voting member campaigns.
+   */
+  private campaign(pre: boolean, force: boolean): void {
     this.resetElectionTimer();
-    this.metrics.electionsStarted++;
-    if (this.quorum === 1) return this.becomeLeader();
-    const request = voteRequest(this.config.id, this.term, this.log.lastIndex, this.log.lastTerm);
-    for (const id of this.config.peerIds) this.send(id, request);
+    const id = this.config.id;
+    if (!this.voters.includes(id)) return;
+    if (!pre) {
+      this.term++;
+      this.votedFor = id;
+      this.hardStateDirty = true;
+      this.metrics.electionsStarted++;
+    }
+    this.role = { kind: 'candidate', votes: new Set([id]), pre };
+    this.setLeader(undefined);
+    if (this.quorum === 1) return pre ? this.campaign(false, force) : this.becomeLeader();
+    const request = voteRequest(id, this.term + (pre ? 1 : 0), this.log.lastIndex, this.log.lastTerm, pre, force);
+    for (const v of this.voters) if (v !== id) this.send(v, request);
   }
 
   private becomeLeader(): void {
-    const progress = new Map(this.config.peerIds.map((id) => [id, new Progress(this.log.lastIndex + 1)]));
+    const progress = new Map(this.voters.filter((v) => v !== this.config.id).map((id) => [id, new Progress(this.log.lastIndex + 1)]));
     this.role = { kind: 'leader', progress };
     this.setLeader(this.config.id);
     // The noop commits the previous terms' entries (§5.4.2 and §8) without waiting for a client.
     this.appendEntry({ index: this.log.lastIndex + 1, term: this.term, transition: this.config.noopTransition, noop: true });
     this.heartbeatDue = this.now + this.config.heartbeatTimeout;
+    this.quorumCheckDue = this.now + this.maxElectionTimeout;
     this.flush();
   }
 
-  /** §5.2, §5.4.1: one vote per term, only for a candidate whose log is at least as up to date. */
+  /** A pre-vote changes nothing here; it is refused while a leader is heard from. */
+  private onPreVote(m: VoteRequest): void {
+    const granted = m.term > this.term && !this.heardFromLeader() && this.voters.includes(m.from) && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm);
+    this.send(m.from, voteResponse(this.config.id, granted ? m.term : this.term, granted, true));
+  }
+
+  /** §5.2, §5.4.1: one vote per term, only for a member whose log is at least as up to date. */
   private onVote(m: VoteRequest): void {
-    const granted = (this.votedFor === undefined || this.votedFor === m.from) && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm);
+    const granted = (this.votedFor === undefined || this.votedFor === m.from) && this.voters.includes(m.from) && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm);
     if (granted) {
       this.votedFor = m.from;
       this.hardStateDirty = true;
@@ -237,9 +393,13 @@ export class Raft<T extends StateMachineTransition, D> {
   }
 
   private onVoteResponse(m: VoteResponse): void {
-    if (this.role.kind !== 'candidate' || !m.granted) return;
-    this.role.votes.add(m.from);
-    if (this.role.votes.size >= this.quorum) this.becomeLeader();
+    const role = this.role;
+    if (role.kind !== 'candidate' || role.pre !== m.pre || !m.granted || m.term !== this.term + (m.pre ? 1 : 0) || !this.voters.includes(m.from)) return;
+    role.votes.add(m.from);
+    if (role.votes.size >= this.quorum) {
+      if (role.pre) this.campaign(false, false);
+      else this.becomeLeader();
+    }
   }
 
   /** Figure 2, AppendEntries receiver: the consistency check, conflict truncation and commit. */
@@ -247,20 +407,21 @@ export class Raft<T extends StateMachineTransition, D> {
     if (this.role.kind === 'leader') return; // Election Safety: no other leader of this term exists.
     this.becomeFollower(m.term, m.from);
     this.resetElectionTimer();
+    this.leaderContact = this.now;
     const id = this.config.id;
     let { prevLogIndex: prev, prevLogTerm: prevTerm, entries } = m;
     const snapshotIndex = this.log.snapshotIndex;
     if (prev < snapshotIndex) {
       // Everything up to our snapshot is committed, so it agrees with the leader's log.
       const skip = snapshotIndex - prev;
-      if (skip >= entries.length) return this.send(m.from, appendResponse(id, this.term, true, snapshotIndex));
+      if (skip >= entries.length) return this.send(m.from, appendResponse(id, this.term, true, snapshotIndex, 0, 0, m.round));
       entries = entries.slice(skip);
       prev = snapshotIndex;
       prevTerm = this.log.snapshotTerm;
     }
     if (this.log.term(prev) !== prevTerm) {
       const hintIndex = this.log.lastIndexWithTermAtMost(Math.min(prev, this.log.lastIndex), prevTerm);
-      return this.send(m.from, appendResponse(id, this.term, false, m.prevLogIndex, hintIndex, this.log.term(hintIndex)!));
+      return this.send(m.from, appendResponse(id, this.term, false, m.prevLogIndex, hintIndex, this.log.term(hintIndex)!, m.round));
     }
     let i = 0;
     for (; i < entries.length; i++) {
@@ -277,7 +438,7 @@ export class Raft<T extends StateMachineTransition, D> {
     for (; i < entries.length; i++) this.appendEntry(entries[i]!);
     const verified = prev + entries.length;
     this.commitIndex = Math.max(this.commitIndex, Math.min(m.leaderCommit, verified));
-    this.send(m.from, appendResponse(id, this.term, true, verified));
+    this.send(m.from, appendResponse(id, this.term, true, verified, 0, 0, m.round));
   }
 
   /** §7 InstallSnapshot receiver: a snapshot never rolls back what is committed. */
@@ -285,6 +446,7 @@ export class Raft<T extends StateMachineTransition, D> {
     if (this.role.kind === 'leader') return;
     this.becomeFollower(m.term, m.from);
     this.resetElectionTimer();
+    this.leaderContact = this.now;
     this.installSnapshot(m.snapshot);
     this.send(m.from, appendResponse(this.config.id, this.term, true, m.snapshot.lastIncludedIndex));
   }
@@ -298,16 +460,17 @@ export class Raft<T extends StateMachineTransition, D> {
     this.lastApplied = this.commitIndex;
   }
 
-  private installSnapshot(s: Snapshot<D>): void {
-    if (s.lastIncludedIndex > this.commitIndex) {
-      // By Log Matching, if our entry at the snapshot's index differs, every entry after it conflicts.
-      if (this.log.term(s.lastIncludedIndex) !== s.lastIncludedTerm && s.lastIncludedIndex < this.log.lastIndex) this.truncateFrom(s.lastIncludedIndex + 1);
-      this.log.compact(s.lastIncludedIndex, s.lastIncludedTerm);
-      this.snapshot = this.snapshotToInstall = s;
-      this.snapshotDirty = true;
-      this.commitIndex = s.lastIncludedIndex;
-      this.metrics.snapshotsInstalled++;
-    }
+  private installSnapshot(s: CoreSnapshot<D>): void {
+    if (s.lastIncludedIndex <= this.commitIndex) return;
+    // By Log Matching, if our entry at the snapshot's index differs, every entry after it conflicts.
+    if (this.log.term(s.lastIncludedIndex) !== s.lastIncludedTerm && s.lastIncludedIndex < this.log.lastIndex) this.truncateFrom(s.lastIncludedIndex + 1);
+    this.log.compact(s.lastIncludedIndex, s.lastIncludedTerm);
+    this.membership.compacted(s.lastIncludedIndex, s.members);
+    this.onMembershipChange();
+    this.snapshot = this.snapshotToInstall = s;
+    this.snapshotDirty = true;
+    this.commitIndex = s.lastIncludedIndex;
+    this.metrics.snapshotsInstalled++;
   }
 
   private onAppendResponse(m: AppendResponse): void {
@@ -315,6 +478,8 @@ export class Raft<T extends StateMachineTransition, D> {
     const pr = this.role.progress.get(m.from);
     // An acknowledgement beyond our log is hostile: it would send progress past the end.
     if (!pr || m.index > this.log.lastIndex) { this.metrics.messagesDropped++; return; }
+    pr.active = true;
+    pr.round = Math.max(pr.round, m.round);
     if (m.success) {
       pr.paused = false;
       if (pr.acknowledge(m.index)) this.maybeCommit(this.role.progress);
@@ -325,10 +490,9 @@ export class Raft<T extends StateMachineTransition, D> {
     }
   }
 
-  /** §5.3, §5.4.2: commit the highest index on a majority, but only by counting entries of this term. */
+  /** §5.3, §5.4.2: commit the highest index on a majority of voters, but only by counting entries of this term. */
   private maybeCommit(progress: Map<ReplicaId, Progress>): void {
-    const matches = [this.durableIndex];
-    for (const pr of progress.values()) matches.push(pr.match);
+    const matches = this.voters.map((id) => (id === this.config.id ? this.durableIndex : progress.get(id)?.match ?? 0));
     matches.sort((a, b) => b - a);
     const index = matches[this.quorum - 1]!;
     if (index <= this.commitIndex || this.log.term(index) !== this.term) return;
@@ -337,6 +501,14 @@ export class Raft<T extends StateMachineTransition, D> {
       if (!e.noop) this.reports.push([e.transition.id, COMMITTED]);
     }
     this.commitIndex = index;
+    const c = this.change;
+    if (c && c.index > 0 && c.index <= index) {
+      this.change = undefined;
+      this.onMembershipChange();
+      c.resolve();
+      // A leader that removed itself steps down once the change is committed (dissertation §4.2.2).
+      if (!this.voters.includes(this.config.id)) this.becomeFollower(this.term, undefined);
+    }
   }
 
   /** Sends a follower what it can take: a probe, a window of entries, or the snapshot. */
@@ -353,7 +525,7 @@ export class Raft<T extends StateMachineTransition, D> {
       }
       const last = Math.min(this.log.lastIndex, prev + maxEntriesPerMessage);
       if ((last === prev && !force) || (pr.state === 'replicate' && pr.inflight.length >= maxInflightMessages)) return;
-      this.send(id, appendRequest(this.config.id, this.term, prev, prevTerm, last > prev ? this.log.slice(pr.next, last) : [], this.commitIndex));
+      this.send(id, appendRequest(this.config.id, this.term, prev, prevTerm, last > prev ? this.log.slice(pr.next, last) : [], this.commitIndex, this.round));
       force = false;
       if (pr.state === 'probe') pr.paused = true;
       else if (last > prev) {
@@ -365,16 +537,17 @@ export class Raft<T extends StateMachineTransition, D> {
 
   /** An idle leader's only traffic: one AppendEntries per follower per heartbeat timeout (§5.2). */
   private heartbeat(id: ReplicaId, pr: Progress): void {
-    const matchTerm = this.log.term(pr.match);
-    if (pr.state === 'replicate' && ((pr.inflight.length > 0 && pr.match === pr.matchAtHeartbeat) || matchTerm === undefined)) pr.becomeProbe();
+    if (pr.state === 'replicate' && ((pr.inflight.length > 0 && pr.match === pr.matchAtHeartbeat) || this.log.term(pr.match) === undefined)) pr.becomeProbe();
     pr.matchAtHeartbeat = pr.match;
-    if (pr.state === 'replicate') {
-      // Anchored at `match`, which the follower holds, so a heartbeat never disturbs the stream in flight.
-      this.send(id, appendRequest(this.config.id, this.term, pr.match, matchTerm!, [], this.commitIndex));
-      return;
-    }
+    if (pr.state === 'replicate') return this.sendHeartbeat(id, pr);
     if (pr.state === 'snapshot') pr.state = 'probe';
     pr.paused = false;
     this.replicate(id, pr, true);
+  }
+
+  /** An empty AppendEntries anchored at `match`, which the follower holds, so it never disturbs the stream in flight. */
+  private sendHeartbeat(id: ReplicaId, pr: Progress): void {
+    const matchTerm = this.log.term(pr.match);
+    if (matchTerm !== undefined) this.send(id, appendRequest(this.config.id, this.term, pr.match, matchTerm, [], this.commitIndex, this.round));
   }
 }

@@ -1,9 +1,10 @@
 import { Mutex } from 'async-mutex';
 import { MemoryStorage } from '../storage/memory.js';
-import { CorruptStateError } from './errors.js';
-import { isValidMessage, type Entry } from './message.js';
+import { CorruptStateError, NotLeaderError } from './errors.js';
+import { isValidMessage } from '../transport/validate.js';
+import type { Entry } from './message.js';
 import { validateOptions, type Config, type ReplicaOptions } from './options.js';
-import { Raft, type ReplicaMetrics } from './raft.js';
+import { Raft, type Pending, type ReplicaMetrics } from './raft.js';
 import type { PersistentState, Storage } from './storage.js';
 import type { ReplicaId, StateMachineTransition, TransitionState } from './types.js';
 
@@ -48,7 +49,8 @@ const NOT_LEADER: TransitionState = { status: 'abandoned', reason: 'not-leader' 
 export class Replica<T extends StateMachineTransition, D = unknown> {
   private readonly config: Config<T, D>;
   private readonly storage: Storage<T, D>;
-  private readonly senders: ReadonlySet<ReplicaId>;
+  /** Requests from the application, handed to the algorithm at the start of the next tick. */
+  private requests: ((raft: Raft<T, D>) => void)[] = [];
   /** Serializes calls into user code (state machine, cluster) with {@link Replica.runExclusive}. */
   private readonly lock = new Mutex();
   /** One tick at a time, whoever drives them. */
@@ -62,7 +64,6 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
   constructor(options: ReplicaOptions<T, D>) {
     this.config = validateOptions(options);
     this.storage = options.storage ?? new MemoryStorage<T, D>();
-    this.senders = new Set(this.config.peerIds);
     this.config.cluster.setWakeup?.(() => this.wake());
   }
 
@@ -87,6 +88,52 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
    */
   runExclusive<R>(fn: () => R | Promise<R>): Promise<R> {
     return this.lock.runExclusive(fn);
+  }
+
+  /**
+   * Resolves once this replica's state machine reflects every transition committed before the
+   * call, without writing to the log (dissertation §6.4): the leader confirms it still leads
+   * with one heartbeat round, shared by every read that arrived meanwhile, and waits until its
+   * commit index (at least its first commit of the term) is applied. Rejects with
+   * {@link NotLeaderError} on a replica that does not lead, or that stops leading meanwhile.
+   * Settles during a later tick, under {@link Replica.start} or a hand-driven {@link Replica.tick}.
+   */
+  readIndex(): Promise<void> {
+    return this.request((raft, p) => raft.read(p));
+  }
+
+  /**
+   * Adds a voting member (single-server change, dissertation §4.1); leader only, one change at
+   * a time. The new member, started with `join: true`, first catches up as a non-voter; the
+   * promise resolves when the configuration that includes it is committed, at once if it is a
+   * member already (so a client may retry). Rejects if another change is in progress.
+   */
+  addMember(id: ReplicaId): Promise<void> {
+    return this.request((raft, p) => raft.changeMembership(id, true, p));
+  }
+
+  /**
+   * Removes a voting member; leader only, one change at a time; resolves when the change is
+   * committed, at once if `id` is not a member. A leader that removes itself steps down then.
+   */
+  removeMember(id: ReplicaId): Promise<void> {
+    return this.request((raft, p) => raft.changeMembership(id, false, p));
+  }
+
+  /**
+   * Hands leadership to `to` (dissertation §3.10): the leader abandons new transitions
+   * (`not-leader`), brings `to` up to date and tells it to campaign at once. Resolves when `to`
+   * leads; rejects if it does not within one maximum election timeout.
+   */
+  transferLeadership(to: ReplicaId): Promise<void> {
+    return this.request((raft, p) => raft.transferLeadership(to, p));
+  }
+
+  private request(fn: (raft: Raft<T, D>, p: Pending) => void): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.requests.push((raft) => fn(raft, { resolve, reject }));
+      this.wake();
+    });
   }
 
   /** Ends the idle sleep of {@link Replica.start} at once: call it when work arrives. */
@@ -137,26 +184,33 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
       const now = this.config.clock();
       raft.metrics.messagesIn += messages.length;
       for (const m of messages) {
-        if (isValidMessage<T, D>(m, this.senders)) raft.step(m, now);
+        if (isValidMessage<T, D>(m, raft.membership.known) && m.from !== this.config.id) raft.step(m, now);
         else raft.metrics.messagesDropped++;
       }
       raft.tick(now);
-      if (raft.isLeader()) raft.propose(pending);
+      const requests = this.requests;
+      this.requests = [];
+      for (const r of requests) r(raft);
+      if (raft.isLeader() && !raft.transfer) raft.propose(pending);
       else for (const t of pending) raft.reports.push([t.id, NOT_LEADER]);
       raft.flush();
       const batch = raft.takeBatch();
       if (batch) await this.durably(() => this.storage.save(batch));
       raft.persisted();
-      const { messages: out, reports, leaderChanges } = raft;
+      const { messages: out, reports, leaderChanges, membershipChanged } = raft;
       raft.messages = [];
       raft.reports = [];
       raft.leaderChanges = [];
+      raft.membershipChanged = false;
       raft.metrics.messagesOut += out.length;
       const applied = await this.lock.runExclusive(async () => {
         for (const [to, m] of out) cluster.sendMessage(to, m);
         for (const id of leaderChanges) cluster.registerLeader(id);
+        if (membershipChanged) cluster.registerMembership?.([...raft.membership.voters]);
         for (const [id, state] of reports) await stateMachine.registerTransitionState(id, state);
-        return this.apply(raft);
+        const count = await this.apply(raft);
+        raft.settleReads();
+        return count;
       });
       return messages.length + pending.length + out.length + applied > 0 || batch !== undefined;
     });
@@ -180,7 +234,10 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
     const seed = stored ? undefined : await this.lock.runExclusive(async () => sm.getSnapshot?.());
     const raft = new Raft<T, D>(this.config, state.term, state.votedFor, stored, state.entries as Entry<T>[]);
     if (seed) raft.seed(seed);
-    if (stored) await this.lock.runExclusive(() => this.setSnapshot(stored));
+    await this.lock.runExclusive(async () => {
+      if (stored) await this.setSnapshot(stored);
+      this.config.cluster.registerMembership?.([...raft.membership.voters]);
+    });
     raft.start(this.config.clock());
     this.raft = raft;
     return raft;
@@ -204,7 +261,8 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
     const from = raft.lastApplied;
     while (raft.lastApplied < raft.commitIndex) {
       const e = raft.log.entry(raft.lastApplied + 1)!;
-      const done = sm.applyTransition(e.transition, e.index);
+      // Configuration entries take an index but are not the state machine's.
+      const done = e.config ? undefined : sm.applyTransition(e.transition, e.index);
       if (done) await done;
       raft.lastApplied = e.index;
       if (!e.noop) {

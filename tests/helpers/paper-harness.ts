@@ -173,8 +173,8 @@ export class PaperReplica {
       storage: this.storage, clock: () => this.now, random: options.random ?? (() => 0),
       snapshotDelta: options.snapshotDelta ?? 0,
       ...(options.maxEntriesPerMessage ? { maxEntriesPerMessage: options.maxEntriesPerMessage } : {}),
-      // The paper's plain Raft: if pre-vote and check-quorum (API.md, beyond the paper) land, keep them out of these tests.
-      ...({ preVote: false, checkQuorum: false } as unknown as Partial<ReplicaOptions<T, D>>),
+      // The paper's plain Raft; pre-vote and check-quorum have tests of their own.
+      preVote: false, checkQuorum: false,
     };
     this.replica = new Replica(o);
   }
@@ -266,7 +266,9 @@ const silentStateMachine = { registerTransitionState() {}, applyTransition() {},
 export function raftConfig(id: number, peerIds: number[], extra: Partial<ReplicaOptions<T, D>> = {}): Config<T, D> {
   return validateOptions<T, D>({
     id, peerIds, cluster: silentCluster, stateMachine: silentStateMachine, noopTransition: { id: 'noop' },
-    heartbeatTimeout: 50, electionTimeoutRange: [150, 300], clock: () => 0, random: () => 0, ...extra,
+    heartbeatTimeout: 50, electionTimeoutRange: [150, 300], clock: () => 0, random: () => 0,
+    // The paper's plain Raft; pre-vote and check-quorum have tests of their own.
+    preVote: false, checkQuorum: false, ...extra,
   });
 }
 

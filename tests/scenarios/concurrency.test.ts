@@ -111,7 +111,7 @@ describe('start()', () => {
     const setTimeoutSpy = vi.spyOn(globalThis, 'setTimeout');
     const cluster: Cluster<Cmd> = {
       // A leader's heartbeat arrives on every tick: the replica is always busy.
-      receiveMessages: () => { receives++; now += 10; return [{ type: 'append', from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 }]; },
+      receiveMessages: () => { receives++; now += 10; return [{ type: 'append', from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0, round: 0 }]; },
       sendMessage: (_to, m) => { answers.push(m); },
       halt: () => ++haltCalls > N,
       registerLeader() {},

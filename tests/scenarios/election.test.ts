@@ -85,7 +85,8 @@ describe('no leader without a majority', () => {
       }
     }
     // They did try: elections happened, and nothing submitted there was accepted.
-    for (const id of survivors) expect(sim.node(id).replica.metrics.electionsStarted).toBeGreaterThan(3);
+    // With pre-vote (the default) a minority never even raises its term: it cannot win a pre-vote.
+    for (const id of survivors) expect(sim.node(id).replica.metrics.electionsStarted).toBe(0);
     for (let i = 0; i < submitted; i++) {
       const where = sim.node(survivors[i % 2]!).sm;
       expect(where.statusesOf(`lost${i}`)).toEqual(['abandoned:not-leader']);
@@ -144,7 +145,10 @@ describe('no leader without a majority', () => {
     const minority = [old.id, sim.ids.find((id) => id !== old.id)!];
     const majority = sim.ids.filter((id) => !minority.includes(id));
     sim.network.partition([minority, majority]);
-    const commitAt = new Map(minority.map((id) => [id, sim.node(id).replica.status.commitIndex]));
+    // Acknowledgements that arrived before the cut may still commit what the log held then;
+    // nothing appended after it may commit.
+    const committed = old.replica.status.lastLogIndex;
+    const commitAt = new Map(minority.map((id) => [id, committed]));
     old.sm.submit(...commands('stuck', 5));
     const end = sim.now + 3_000;
     while (sim.now < end) {
@@ -153,7 +157,7 @@ describe('no leader without a majority', () => {
         const s = sim.node(id).replica.status;
         // The deposed-but-unaware leader may keep its old term's role; nobody there wins a new term.
         if (s.role === 'leader') expect(s.term, `replica ${id} at ${sim.now}`).toBe(term);
-        expect(s.commitIndex).toBe(commitAt.get(id));
+        expect(s.commitIndex).toBeLessThanOrEqual(commitAt.get(id)!);
       }
     }
     // The stuck commands reached the old leader's follower but never committed.

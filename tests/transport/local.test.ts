@@ -6,7 +6,7 @@ type Cmd = { readonly id: number };
 type Msg = Message<Cmd>;
 
 /** A vote request whose `lastLogIndex` carries a sequence number, so tests can tell messages apart. */
-const msg = (from: number, n: number): Msg => ({ type: 'vote', from, term: 1, lastLogIndex: n, lastLogTerm: 0 });
+const msg = (from: number, n: number): Msg => ({ type: 'vote', from, term: 1, lastLogIndex: n, lastLogTerm: 0, pre: false, force: false });
 const numbers = (ms: Msg[]): number[] => ms.map((m) => (m.type === 'vote' ? m.lastLogIndex : -1));
 
 /** Sends `count` numbered messages from 1 to 2, then delivers everything. */
@@ -107,7 +107,7 @@ describe('LocalNetwork delivery', () => {
   it('copies a message when it is sent', () => {
     const net = new LocalNetwork<Cmd>();
     const to = net.cluster(2);
-    const sent = { type: 'append' as const, from: 1, term: 1, prevLogIndex: 0, prevLogTerm: 0, leaderCommit: 0, entries: [{ index: 1, term: 1, transition: { id: 7 } }] };
+    const sent = { type: 'append' as const, from: 1, term: 1, prevLogIndex: 0, prevLogTerm: 0, leaderCommit: 0, round: 0, entries: [{ index: 1, term: 1, transition: { id: 7 } }] };
     net.cluster(1).sendMessage(2, sent);
     sent.entries[0]!.transition = { id: 99 };
     sent.entries.push({ index: 2, term: 1, transition: { id: 8 } });

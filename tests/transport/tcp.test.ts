@@ -215,7 +215,7 @@ describe('TcpCluster', { timeout: 30_000 }, () => {
       b.addPeer(1, { host: '127.0.0.1', port: a.port });
       a.addPeer(3, { host: '127.0.0.1', port: 1 }); // never answers: a reconnect timer runs
       const got = new Promise((resolve) => b.setWakeup(resolve));
-      a.sendMessage(2, { type: 'voteResponse', from: 1, term: 1, granted: true });
+      a.sendMessage(2, { type: 'voteResponse', from: 1, term: 1, granted: true, pre: false });
       await got;
       console.log(JSON.stringify(b.receiveMessages()));
       await Promise.all([a.close(), b.close()]);

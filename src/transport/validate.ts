@@ -1,0 +1,64 @@
+import type { Message } from '../core/message.js';
+import type { ReplicaId } from '../core/types.js';
+
+// Validation of what arrives from the network, before it reaches the algorithm: the replica
+// runs it on every message it receives, and TcpCluster on every frame it decodes.
+
+type FieldKind = 'count' | 'bool' | 'entries' | 'snapshot';
+const count = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
+const SHAPES: Record<string, Record<string, FieldKind>> = {
+  vote: { lastLogIndex: 'count', lastLogTerm: 'count', pre: 'bool', force: 'bool' },
+  voteResponse: { granted: 'bool', pre: 'bool' },
+  append: { prevLogIndex: 'count', prevLogTerm: 'count', entries: 'entries', leaderCommit: 'count', round: 'count' },
+  appendResponse: { success: 'bool', index: 'count', hintIndex: 'count', hintTerm: 'count', round: 'count' },
+  snapshot: { snapshot: 'snapshot' },
+  timeoutNow: {},
+};
+
+function isTransition(t: unknown): boolean {
+  if (typeof t !== 'object' || t === null) return false;
+  const id = (t as { id?: unknown }).id;
+  return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id));
+}
+
+const isIdList = (v: unknown): boolean => Array.isArray(v) && v.length > 0 && v.every((id) => Number.isSafeInteger(id));
+
+function validEntries(m: Record<string, unknown>): boolean {
+  const entries = m.entries;
+  if (!Array.isArray(entries)) return false;
+  let index = m.prevLogIndex as number;
+  let term = m.prevLogTerm as number;
+  for (const e of entries as unknown[]) {
+    if (typeof e !== 'object' || e === null) return false;
+    const entry = e as Record<string, unknown>;
+    // Indexes must follow prevLogIndex without gaps and terms never decrease nor pass the sender's term.
+    if (entry.index !== ++index || !count(entry.term) || (entry.term as number) < term || (entry.term as number) > (m.term as number)) return false;
+    if (!isTransition(entry.transition) || (entry.config !== undefined && !isIdList(entry.config))) return false;
+    term = entry.term as number;
+  }
+  return true;
+}
+
+function validSnapshot(s: unknown, term: number): boolean {
+  if (typeof s !== 'object' || s === null) return false;
+  const snap = s as Record<string, unknown>;
+  return count(snap.lastIncludedIndex) && count(snap.lastIncludedTerm) && (snap.lastIncludedTerm as number) <= term && 'data' in snap && (snap.members === undefined || isIdList(snap.members));
+}
+
+/**
+ * Whether `m` is a well-formed message from one of `senders`. Anything else (a wrong type, a
+ * missing or mistyped field, an entry list with gaps) is dropped before it reaches the algorithm.
+ */
+export function isValidMessage<T, D>(m: unknown, senders: ReadonlySet<ReplicaId>): m is Message<T, D> {
+  if (typeof m !== 'object' || m === null) return false;
+  const msg = m as Record<string, unknown>;
+  const shape = typeof msg.type === 'string' && Object.hasOwn(SHAPES, msg.type) ? SHAPES[msg.type] : undefined;
+  if (!shape || !senders.has(msg.from as ReplicaId) || !count(msg.term)) return false;
+  for (const field in shape) {
+    const v = msg[field];
+    const kind = shape[field];
+    const ok = kind === 'count' ? count(v) : kind === 'bool' ? typeof v === 'boolean' : kind === 'entries' ? validEntries(msg) : validSnapshot(v, msg.term as number);
+    if (!ok) return false;
+  }
+  return true;
+}
