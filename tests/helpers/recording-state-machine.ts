@@ -31,7 +31,8 @@ export class RecordingStateMachine implements StateMachine<TestTransition, TestS
   readonly violations: string[] = [];
   snapshotsSet = 0;
 
-  constructor(readonly replicaId: number, private readonly observe?: ApplyObserver, private readonly noopId = 'noop') {}
+  /** `isConfig(i)` tells whether index `i` holds a configuration entry, which application skips. */
+  constructor(readonly replicaId: number, private readonly observe?: ApplyObserver, private readonly noopId = 'noop', private readonly isConfig?: (index: number) => boolean) {}
 
   submit(...transitions: TestTransition[]): void { this.pending.push(...transitions); }
 
@@ -42,7 +43,9 @@ export class RecordingStateMachine implements StateMachine<TestTransition, TestS
   }
 
   applyTransition(t: TestTransition, index: number): void {
-    if (index !== this.lastIndex + 1) this.violations.push(`replica ${this.replicaId} applied index ${index} after ${this.lastIndex}`);
+    let expected = this.lastIndex + 1;
+    while (expected < index && this.isConfig?.(expected)) expected++;
+    if (index !== expected) this.violations.push(`replica ${this.replicaId} applied index ${index} after ${this.lastIndex}`);
     this.lastIndex = index;
     this.hash = extendHash(this.hash, t.id);
     if (t.id !== this.noopId) {
@@ -60,7 +63,11 @@ export class RecordingStateMachine implements StateMachine<TestTransition, TestS
   }
 
   createSnapshot(lastIncludedIndex: number, lastIncludedTerm: number): Snapshot<TestSnapshotData> {
-    if (lastIncludedIndex !== this.lastIndex) this.violations.push(`replica ${this.replicaId} asked to snapshot ${lastIncludedIndex} at applied ${this.lastIndex}`);
+    // Configuration entries after the last transition count as applied: they change nothing here.
+    let applied = this.lastIndex;
+    while (applied < lastIncludedIndex && this.isConfig?.(applied + 1)) applied++;
+    if (lastIncludedIndex !== applied) this.violations.push(`replica ${this.replicaId} asked to snapshot ${lastIncludedIndex} at applied ${this.lastIndex}`);
+    this.lastIndex = applied;
     return { lastIncludedIndex, lastIncludedTerm, data: { count: this.count, hash: this.hash } };
   }
 

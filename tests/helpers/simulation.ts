@@ -76,7 +76,7 @@ export class Simulation {
   private build(node: SimNode, cluster: LocalCluster<TestTransition, TestSnapshotData>): void {
     const o = this.options;
     node.cluster = cluster;
-    node.sm = new RecordingStateMachine(node.id, (rid, index, hash) => this.observeApply(rid, index, hash));
+    node.sm = new RecordingStateMachine(node.id, (rid, index, hash) => this.observeApply(rid, index, hash), 'noop', (i) => raftOf(node.replica)?.log.entry(i)?.config !== undefined);
     const options: ReplicaOptions<TestTransition, TestSnapshotData> = {
       id: node.id, peerIds: this.ids.filter((p) => p !== node.id), cluster, stateMachine: node.sm,
       noopTransition: { id: 'noop' }, heartbeatTimeout: o.heartbeatTimeout ?? 50, electionTimeoutRange: o.electionTimeoutRange ?? [150, 300],

@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import { Simulation } from '../helpers/simulation.js';
+import { Simulation, raftOf } from '../helpers/simulation.js';
 
 /** How many seeds a CI run covers per cluster size; TICKRAFT_SEEDS raises it, TICKRAFT_SEED replays one. */
 export function seedsToRun(base: number, offset: number): number[] {
@@ -9,7 +9,7 @@ export function seedsToRun(base: number, offset: number): number[] {
   return Array.from({ length: count }, (_, i) => offset + i);
 }
 
-export interface ChaosResult { steps: number; committed: number; elections: number; faults: number }
+export interface ChaosResult { steps: number; committed: number; elections: number; faults: number; reads: number; changes: number; transfers: number }
 
 /**
  * One seeded run: a fault phase (partitions, crashes and restarts, loss, duplication,
@@ -33,10 +33,34 @@ export async function chaosRun(seed: number, size: number): Promise<ChaosResult>
     const target = r() < 0.8 ? sim.leader() : sim.node(pick(sim.ids, r));
     target?.sm.submit({ id: `c${next++}` });
   };
+  const ignore = (): void => {};
+  let reads = 0;
+  let changes = 0;
+  let transfers = 0;
+  const changed = (): void => { changes++; };
+  const read = (): void => {
+    const leader = sim.leader();
+    if (!leader) return;
+    // Linearizable reads: once resolved, the reader has applied everything any replica knew
+    // committed when the read began.
+    const committedBefore = Math.max(...[...sim.nodes.values()].map((n) => n.replica.status.commitIndex));
+    const node = leader;
+    const replica = node.replica;
+    replica.readIndex().then(() => {
+      reads++;
+      const applied = replica.status.lastApplied;
+      if (applied < committedBefore) sim.violations.push(`read on ${node.id} resolved at applied ${applied} < ${committedBefore} committed before it began`);
+    }, ignore);
+  };
+  const voters = (): number[] => {
+    const l = sim.leader();
+    return l ? [...raftOf(l.replica)!.membership.voters] : [];
+  };
   const faultEnd = sim.now + 3_000;
   while (sim.now < faultEnd) {
     await sim.step();
     if (r() < 0.3) submit();
+    if (r() < 0.05) read();
     if (r() > 0.04) continue;
     faults++;
     const x = r();
@@ -47,23 +71,46 @@ export async function chaosRun(seed: number, size: number): Promise<ChaosResult>
     } else if (x < 0.3) sim.network.isolate(pick(sim.ids, r));
     else if (x < 0.5) sim.network.heal();
     else if (x < 0.65) sim.crash(pick(sim.ids, r));
-    else if (x < 0.8) sim.restart(pick(sim.ids, r));
-    else sim.network.setFaults({ loss: r() * 0.3, duplication: r() * 0.2, maxDelay: 1 + Math.floor(r() * 40) });
+    else if (x < 0.75) sim.restart(pick(sim.ids, r));
+    else if (x < 0.85) {
+      // Membership: shrink to no fewer than 3 voters, or bring a removed replica back.
+      const leader = sim.leader();
+      const members = voters();
+      const out = sim.ids.filter((id) => !members.includes(id));
+      if (leader && out.length > 0 && r() < 0.5) leader.replica.addMember(pick(out, r)).then(changed, ignore);
+      else if (leader && members.length > 3) leader.replica.removeMember(pick(members.filter((id) => id !== leader.id), r)).then(changed, ignore);
+    } else if (x < 0.9) {
+      const leader = sim.leader();
+      const members = voters().filter((id) => id !== leader?.id);
+      if (leader && members.length > 0) leader.replica.transferLeadership(pick(members, r)).then(() => { transfers++; }, ignore);
+    } else sim.network.setFaults({ loss: r() * 0.3, duplication: r() * 0.2, maxDelay: 1 + Math.floor(r() * 40) });
   }
   // Heal everything; a leader must emerge and make progress.
   sim.network.heal();
   sim.network.setFaults({ loss: 0, duplication: 0, maxDelay: 10 });
   for (const id of sim.ids) sim.restart(id);
+  // Bring every removed replica back, one change at a time, so the whole cluster must agree.
+  const changing = (): boolean => [...sim.nodes.values()].some((n) => (raftOf(n.replica) as unknown as { change?: object } | undefined)?.change !== undefined);
+  for (let end = sim.now + 20_000; sim.now < end;) {
+    await sim.step();
+    const leader = sim.leader();
+    const missing = sim.ids.filter((id) => !voters().includes(id));
+    if (missing.length === 0 && !changing()) break;
+    if (leader && missing.length > 0 && sim.steps % 20 === 0) leader.replica.addMember(missing[0]!).catch(ignore);
+  }
+  expect(voters().length, `seed ${seed}: removed replicas were not brought back`).toBe(size);
+  // A leadership transfer still under way would abandon new commands: let it finish (it is bounded).
+  await sim.runUntil(() => [...sim.nodes.values()].every((n) => raftOf(n.replica)?.transfer === undefined), 2_000, 'transfers to finish');
   const leader = await sim.stableLeader(10_000);
   const fresh = Array.from({ length: 5 }, (_, i) => ({ id: `final${i}` }));
   leader.sm.submit(...fresh);
   await sim.runUntil(() => fresh.every((t) => leader.sm.statusesOf(t.id).includes('applied')), 3_000, 'commands after healing');
   const target = leader.replica.status.commitIndex;
-  await sim.runUntil(() => [...sim.nodes.values()].every((n) => n.sm.lastIndex >= target), 3_000, 'every replica applying');
+  await sim.runUntil(() => [...sim.nodes.values()].every((n) => n.replica.status.lastApplied >= target), 3_000, 'every replica applying');
   for (const t of fresh) expect(leader.sm.statusesOf(t.id)).toEqual(['queued', 'committed', 'applied']);
   const hashes = new Set([...sim.nodes.values()].map((n) => `${n.sm.lastIndex}:${n.sm.hash}`));
   sim.check();
   let elections = 0;
   for (const n of sim.nodes.values()) elections += n.replica.metrics.electionsStarted;
-  return { steps: sim.steps, committed: target, elections, faults: hashes.size === 1 ? faults : -1 };
+  return { steps: sim.steps, committed: target, elections, faults: hashes.size === 1 ? faults : -1, reads, changes, transfers };
 }
