@@ -8,7 +8,11 @@ import type { ReplicaId, StateMachineTransition } from './types.js';
 export interface ReplicaOptions<T extends StateMachineTransition, D = unknown> {
   /** This replica's id: an integer, unique in the cluster. */
   id: ReplicaId;
-  /** The other members, not including `id`. Empty for a single-replica cluster. */
+  /**
+   * The other members, not including `id`; empty for a single-replica cluster. After
+   * membership changes, pass the current members: a replica accepts messages only from these
+   * ids and from members of the configurations in its log and snapshot.
+   */
   peerIds: ReplicaId[];
   /** The network. */
   cluster: Cluster<T, D>;

@@ -97,6 +97,8 @@ export class Raft<T extends StateMachineTransition, D> {
     this.durableIndex = this.log.lastIndex;
     this.membership = new Membership(snapshot?.members ?? (config.join ? config.peerIds : [config.id, ...config.peerIds]));
     for (const e of entries) if (e.config) this.membership.appended(e.index, e.config);
+    // A snapshot's configuration may predate members the options name: they are senders all the same.
+    for (const id of config.peerIds) this.membership.known.add(id);
   }
 
   private get voters(): ReplicaId[] { return this.membership.voters; }

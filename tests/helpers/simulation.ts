@@ -129,9 +129,14 @@ export class Simulation {
   async runUntil(done: () => boolean, ms: number, what = 'condition'): Promise<void> {
     const end = this.now + ms;
     while (!done()) {
-      if (this.now >= end) throw new Error(`seed ${this.options.seed}: ${what} not reached within ${ms} ms (at ${this.now})`);
+      if (this.now >= end) throw new Error(`seed ${this.options.seed}: ${what} not reached within ${ms} ms (at ${this.now}); replicas: ${this.describe()}`);
       await this.step();
     }
+  }
+
+  /** Each replica's status and view of the membership, for failure messages. */
+  describe(): string {
+    return JSON.stringify([...this.nodes.values()].map((n) => ({ ...n.replica.status, up: n.up, voters: raftOf(n.replica)?.membership.voters })));
   }
 
   /** The live replica that leads in the highest term, if any. */

@@ -39,7 +39,9 @@ export async function chaosRun(seed: number, size: number): Promise<ChaosResult>
   let transfers = 0;
   const changed = (): void => { changes++; };
   const read = (): void => {
-    const leader = sim.leader();
+    // Any replica that believes it leads, a deposed one too: that is where a read could go wrong.
+    const claimants = [...sim.nodes.values()].filter((n) => n.up && n.replica.status.role === 'leader');
+    const leader = claimants.length > 0 ? pick(claimants, r) : undefined;
     if (!leader) return;
     // Linearizable reads: once resolved, the reader has applied everything any replica knew
     // committed when the read began.

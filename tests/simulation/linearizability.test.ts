@@ -52,6 +52,10 @@ async function linearizabilityRun(seed: number): Promise<{ ops: number; unknown:
     if (!target.up) return;
     const op = c.op!;
     if (op.op.kind === 'get' && c.id % 2 === 0) {
+      // Ask any replica that believes it leads, a deposed one too.
+      const claimants = [...members.values()].filter((m) => m.up && m.replica.status.role === 'leader');
+      const target = claimants.length > 0 ? claimants[Math.floor(random() * claimants.length)]! : undefined;
+      if (!target) return;
       // A read without a log write: readIndex, then the leader's own state machine.
       const key = op.op.key;
       target.replica.readIndex().then(() => {
