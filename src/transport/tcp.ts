@@ -11,6 +11,11 @@
  * frame is checked for size, decoded defensively and validated with {@link isValidMessage}
  * against the authenticated peer: a connection that breaks a rule is closed and counted in
  * {@link TcpCluster.stats}; nothing from it reaches the replica, and nothing is thrown.
+ *
+ * Membership: the address book (option `peers`, {@link TcpCluster.addPeer},
+ * {@link TcpCluster.removePeer}) says where replicas are; the replica's configuration, told
+ * through {@link TcpCluster.registerMembership}, only decides when a peer that has left it may be
+ * let go (its connection closed and no longer redialed). See that method for the rule.
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -102,6 +107,13 @@ export interface TcpClusterOptions {
   readonly handshakeTimeout?: number;
   /** Told of connections, failures and drops, for logging and metrics. Must not throw (it is ignored if it does). */
   readonly onEvent?: (event: TcpEvent) => void;
+  /**
+   * Ms a peer that has left the membership must stay quiet (nothing sent to it, nothing received
+   * from it) before its connection is closed and it is no longer redialed; see
+   * {@link TcpCluster.registerMembership}.
+   * @defaultValue 10000
+   */
+  readonly retireAfter?: number;
 }
 
 /** Counters since construction. Bytes are those of the stream (TLS plaintext), handshakes included. */
@@ -173,6 +185,12 @@ interface Peer {
   timer: NodeJS.Timeout | undefined;
   attempt: number;
   everConnected: boolean;
+  /** It was in a registered membership and the latest one leaves it out. */
+  leaving: boolean;
+  /** Leaving and quiet for `retireAfter` ms: no connection kept, not dialed, until traffic revives it. */
+  retired: boolean;
+  /** When something was last sent to or received from it (tracked only while leaving). */
+  lastActive: number;
 }
 
 interface Connection {
@@ -210,6 +228,8 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
   private readonly minDelay: number;
   private readonly maxDelay: number;
   private readonly handshakeTimeout: number;
+  private readonly retireAfter: number;
+  private retireTimer: NodeJS.Timeout | undefined;
   private readonly onEvent: ((event: TcpEvent) => void) | undefined;
 
   private readonly peers = new Map<ReplicaId, Peer>();
@@ -262,6 +282,7 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
     this.minDelay = checkInt(o.reconnect?.minDelay, 100, 'options.reconnect.minDelay', 1);
     this.maxDelay = checkInt(o.reconnect?.maxDelay, Math.max(5000, this.minDelay), 'options.reconnect.maxDelay', this.minDelay);
     this.handshakeTimeout = checkInt(o.handshakeTimeout, 5000, 'options.handshakeTimeout', 1);
+    this.retireAfter = checkInt(o.retireAfter, 10_000, 'options.retireAfter', 1);
     if (o.onEvent !== undefined && typeof o.onEvent !== 'function') throw new TypeError('TcpCluster: options.onEvent must be a function');
     this.onEvent = o.onEvent;
     if (o.peers !== undefined) {
@@ -280,6 +301,7 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
     if (this.closed) return this.drop(toId, 'closed');
     const peer = this.peers.get(toId);
     if (peer === undefined) return this.drop(toId, 'unknown-peer');
+    if (peer.leaving) this.touch(peer);
     let payload: Uint8Array;
     try {
       payload = this.codec.encode(message);
@@ -305,9 +327,40 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
     this.leader = leaderId;
   }
 
-  /** Records the configuration; connections still follow {@link addPeer} and {@link removePeer}. */
+  /**
+   * Records the configuration (read it back from {@link membership}) and lets go of peers that
+   * have left it. It never adds or removes an address: the address book is the `peers` option,
+   * {@link addPeer} and {@link removePeer}.
+   *
+   * The rule, chosen so that it cannot cut a member off by mistake: a peer is let go (its
+   * connection closed, its queue dropped, and no longer dialed) only when
+   * - an earlier call listed it as a member and the latest call does not (a peer that was never
+   *   listed, such as a new member still catching up as a non-voter, is never let go), and
+   * - nothing has been sent to it or received from it for `retireAfter` ms since it left (a
+   *   leader keeps talking to a member whose removal is not yet committed, and a leader removing
+   *   itself keeps talking to its followers until it steps down: neither is ever quiet).
+   *
+   * Letting go is undone at once by a message sent to the peer (it is dialed again on demand), a
+   * connection it makes, a later call that lists it again (a configuration entry truncated
+   * away), or {@link addPeer}. So the worst a mistake can cost is one reconnection. A removed
+   * process that keeps dialing is accepted and let go again after `retireAfter`; stop it, or
+   * {@link removePeer} it to refuse it for good.
+   */
   registerMembership(memberIds: ReplicaId[]): void {
+    const previous = this.members;
     this.members = [...memberIds];
+    for (const peer of this.peers.values()) {
+      if (memberIds.includes(peer.id)) {
+        if (peer.leaving) {
+          peer.leaving = false;
+          if (peer.retired) this.revive(peer);
+        }
+      } else if (!peer.leaving && previous?.includes(peer.id) === true) {
+        peer.leaving = true;
+        peer.lastActive = Date.now();
+      }
+    }
+    this.scheduleRetire();
   }
 
   setWakeup(wake: () => void): void {
@@ -362,6 +415,11 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
     return { ...this.counters };
   }
 
+  /** Peers let go after leaving the membership (see {@link registerMembership}): no connection, not dialed. */
+  get retiredPeers(): ReplicaId[] {
+    return [...this.peers.values()].filter((p) => p.retired).map((p) => p.id);
+  }
+
   /** Peers with an authenticated connection now. */
   get connectedPeers(): ReplicaId[] {
     return [...this.peers.values()].filter((p) => p.conn !== undefined).map((p) => p.id);
@@ -382,6 +440,7 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
     const checked = checkAddress(address, `address of peer ${id}`, false);
     const existing = this.peers.get(id);
     if (existing !== undefined) {
+      if (existing.retired) this.revive(existing);
       if (existing.address.host === checked.host && existing.address.port === checked.port) return;
       existing.address = checked;
       if (this.id < id) {
@@ -397,6 +456,7 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
     const peer: Peer = {
       id, address: checked, queue: new BoundedQueue(this.maxQueuedMessages),
       conn: undefined, dialing: undefined, timer: undefined, attempt: 0, everConnected: false,
+      leaving: false, retired: false, lastActive: 0,
     };
     this.peers.set(id, peer);
     this.dial(peer);
@@ -413,6 +473,43 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
     peer.queue.clear();
     for (const c of [peer.conn, peer.dialing]) if (c !== undefined) this.destroy(c);
     for (const c of this.connections) if (c.peer === peer) this.destroy(c);
+  }
+
+  // ---- Letting go of departed members ----
+
+  private touch(peer: Peer): void {
+    peer.lastActive = Date.now();
+    if (peer.retired) this.revive(peer);
+  }
+
+  private revive(peer: Peer): void {
+    peer.retired = false;
+    peer.lastActive = Date.now();
+    peer.attempt = 0;
+    this.dial(peer);
+    this.scheduleRetire();
+  }
+
+  private retire(peer: Peer): void {
+    peer.retired = true;
+    clearTimeout(peer.timer);
+    peer.timer = undefined;
+    peer.queue.clear();
+    this.dirty.delete(peer);
+    for (const c of [peer.conn, peer.dialing]) if (c !== undefined) this.destroy(c);
+  }
+
+  /** Checks leaving peers every quarter of `retireAfter` while there are any not yet let go. */
+  private scheduleRetire(): void {
+    if (this.closed || this.retireTimer !== undefined) return;
+    if (![...this.peers.values()].some((p) => p.leaving && !p.retired)) return;
+    this.retireTimer = setTimeout(() => {
+      this.retireTimer = undefined;
+      const now = Date.now();
+      for (const p of this.peers.values()) if (p.leaving && !p.retired && now - p.lastActive >= this.retireAfter) this.retire(p);
+      this.scheduleRetire();
+    }, Math.max(1, Math.floor(this.retireAfter / 4)));
+    this.retireTimer.unref();
   }
 
   // ---- Listening and dialing ----
@@ -464,7 +561,7 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
   }
 
   private dial(peer: Peer): void {
-    if (this.closed || !this.listeningDone || peer.id < this.id || peer.conn !== undefined || peer.dialing !== undefined || peer.timer !== undefined) return;
+    if (this.closed || !this.listeningDone || peer.retired || peer.id < this.id || peer.conn !== undefined || peer.dialing !== undefined || peer.timer !== undefined) return;
     const { host, port } = peer.address;
     const t = this.tlsOptions;
     const socket = t === undefined
@@ -557,7 +654,7 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
   }
 
   private retry(peer: Peer): void {
-    if (this.closed || peer.timer !== undefined) return;
+    if (this.closed || peer.retired || peer.timer !== undefined) return;
     const step = Math.min(this.maxDelay, this.minDelay * 2 ** peer.attempt);
     peer.attempt = Math.min(peer.attempt + 1, 30);
     const delay = step / 2 + Math.random() * (step / 2);
@@ -611,6 +708,7 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
       this.fail(c, 'frame', from !== undefined && from !== peerId ? `spoofed sender ${String(from)}` : 'invalid message');
       return false;
     }
+    if ((c.peer as Peer).leaving) (c.peer as Peer).lastActive = Date.now();
     if (this.inbox.push(message) !== undefined) this.drop(peerId, 'inbox-full');
     return true;
   }
@@ -664,6 +762,12 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
     clearTimeout(c.timer);
     c.timer = undefined;
     const old = peer.conn;
+    if (peer.leaving) {
+      // A peer let go that connects again is served again (and let go again once quiet).
+      peer.retired = false;
+      peer.lastActive = Date.now();
+      this.scheduleRetire();
+    }
     if (peer.dialing === c) peer.dialing = undefined;
     peer.conn = c;
     if (old !== undefined && old !== c) this.destroy(old); // the peer restarted and dialed anew
@@ -794,6 +898,8 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
     await this.listening?.catch(() => undefined);
     this.flushScheduled = false;
     this.dirty.clear();
+    clearTimeout(this.retireTimer);
+    this.retireTimer = undefined;
     for (const peer of this.peers.values()) {
       clearTimeout(peer.timer);
       peer.timer = undefined;

@@ -44,6 +44,7 @@ describe('tickraft-kv flags', () => {
     ['no secret', ['--id', '1', '--data', 'd', '--peers', peers, '--http', http], /--secret .* is required/],
     ['a short secret', ['--id', '1', '--data', 'd', '--peers', peers, '--http', http, '--secret', 'short'], /at least 16 bytes/],
     ['a bad election range', ['--id', '1', '--data', 'd', '--peers', peers, '--http', http, '--secret', secret, '--election', '300-150'], /maximum must be greater/],
+    ['--join without the current members', ['--id', '4', '--data', 'd', '--peers', '4=127.0.0.1:7004', '--http', '4=127.0.0.1:8004', '--secret', secret, '--join'], /--join needs the current members/],
     ['an election below the heartbeat', ['--id', '1', '--data', 'd', '--peers', peers, '--http', http, '--secret', secret, '--heartbeat', '200'], /greater than --heartbeat/],
   ];
   it.each(cases)('exits 2 with the usage on %s', async (_, args, message) => {

@@ -20,6 +20,8 @@ export interface ServerFlags {
   fsync: boolean;
   timeout: number;
   quiet: boolean;
+  /** Joining a running cluster: --peers and --http list its current members plus this one. */
+  join: boolean;
 }
 
 export const USAGE = `usage: tickraft-kv --id <n> --data <dir> --peers <id=host:port,...> --http <id=host:port,...> [options]
@@ -39,12 +41,17 @@ optional:
   --snapshot-delta <n>     compact the log every n applied entries; 0 = never (default 1000)
   --fsync <on|off>         wait for the disk on every save (default on)
   --timeout <ms>           answer 504 to a request not applied within this time (default 5000)
+  --join                   join a running cluster: --peers/--http list its current members and
+                           this replica, which waits (as a non-voter) until a leader adds it
+                           with POST /members
   --quiet                  log only errors
   -h, --help               print this help
 
-HTTP API: PUT /kv/<key> (body = value), GET /kv/<key>, DELETE /kv/<key>, GET /status,
-GET /debug/dump (local state, not linearizable). Headers x-client-id and x-client-seq make
-retries safe: a command is applied once per (client, seq).`;
+HTTP API: PUT /kv/<key> (body = value), GET /kv/<key> (a linearizable read by read index),
+DELETE /kv/<key>, GET /status, GET /debug/dump (local state, not linearizable). Headers
+x-client-id and x-client-seq make writes safe to retry: applied once per (client, seq).
+Membership, on the leader: POST /members with {"id":4,"raft":"host:port","http":"host:port"},
+DELETE /members/<id>, POST /transfer/<id> (hand leadership to <id>).`;
 
 /** A mistake on the command line; the message says which flag and why. */
 export class UsageError extends Error {
@@ -63,7 +70,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = {}): ServerF
         id: { type: 'string' }, data: { type: 'string' }, peers: { type: 'string' }, http: { type: 'string' },
         secret: { type: 'string' }, heartbeat: { type: 'string' }, election: { type: 'string' },
         'snapshot-delta': { type: 'string' }, fsync: { type: 'string' }, timeout: { type: 'string' },
-        quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        quiet: { type: 'boolean' }, join: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
     }));
   } catch (error) {
@@ -83,6 +90,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = {}): ServerF
   if (!peers.has(id)) throw new UsageError(`--peers must list this replica (--id ${id})`);
   const ids = (m: Map<number, Address>): string => [...m.keys()].sort((a, b) => a - b).join(',');
   if (ids(peers) !== ids(http)) throw new UsageError(`--peers and --http must list the same ids (got ${ids(peers)} and ${ids(http)})`);
+  if (values.join === true && peers.size < 2) throw new UsageError('--join needs the current members in --peers and --http, besides this replica');
   const secret = str('secret') ?? env.TICKRAFT_SECRET;
   if (secret === undefined || secret === '') throw new UsageError('--secret (or env TICKRAFT_SECRET) is required');
   if (Buffer.byteLength(secret, 'utf8') < 16) throw new UsageError('--secret must be at least 16 bytes');
@@ -93,7 +101,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = {}): ServerF
   const fsyncFlag = str('fsync') ?? 'on';
   if (fsyncFlag !== 'on' && fsyncFlag !== 'off') throw new UsageError(`--fsync must be on or off, got ${JSON.stringify(fsyncFlag)}`);
   const timeout = integer('--timeout', str('timeout') ?? '5000', 1);
-  return { id, data, peers, http, secret, heartbeat, election, snapshotDelta, fsync: fsyncFlag === 'on', timeout, quiet: values.quiet === true };
+  return { id, data, peers, http, secret, heartbeat, election, snapshotDelta, fsync: fsyncFlag === 'on', timeout, quiet: values.quiet === true, join: values.join === true };
 }
 
 function integer(flag: string, text: string, min: number): number {

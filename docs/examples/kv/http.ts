@@ -1,9 +1,11 @@
 // The HTTP API of the key-value server, on node:http. It knows nothing of Raft beyond what
-// {@link KvBackend} tells it: whether this replica leads, where the leader's HTTP API is, and
-// how to submit a command and wait for its result.
+// {@link KvBackend} tells it: whether this replica leads, where the leader's HTTP API is, how
+// to submit a command and wait for its result, how to read linearizably, and how to change
+// the membership.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { KvNotLeader, type KvCommand, type KvResult } from './state-machine.js';
+import { UsageError, addressList } from './flags.js';
+import { KvConflict, KvNotLeader, KvTimeout, type KvCommand, type KvResult, type MemberAddresses } from './state-machine.js';
 
 /** What the HTTP layer needs from the replica. */
 export interface KvBackend {
@@ -11,10 +13,24 @@ export interface KvBackend {
   readonly id: number;
   /** Whether this replica leads now. */
   isLeader(): boolean;
-  /** The leader's HTTP origin (`http://host:port`), when a leader other than this one is known. */
-  leaderOrigin(): string | undefined;
+  /**
+   * The leader's HTTP origin (`http://host:port`), when a leader other than this one is known:
+   * `leaderId` if given (from a {@link KvNotLeader}), else the one the replica knows now.
+   */
+  leaderOrigin(leaderId?: number): string | undefined;
   /** Queues the command (under the replica's lock) and resolves with its result once applied here. */
   submit(command: KvCommand): Promise<KvResult>;
+  /** A linearizable read without a log write (read index); rejects with {@link KvNotLeader} off the leader. */
+  read(key: string): Promise<string | undefined>;
+  /**
+   * Commits the member's addresses through the log, then adds it; resolves once the configuration
+   * including it is committed. Rejects with {@link KvNotLeader} or {@link KvConflict}.
+   */
+  addMember(id: number, addresses: MemberAddresses): Promise<void>;
+  /** Removes a member; resolves once the change is committed. Rejects like {@link addMember}. */
+  removeMember(id: number): Promise<void>;
+  /** Hands leadership to `id`; resolves once it leads. */
+  transferLeadership(id: number): Promise<void>;
   /** The JSON of `GET /status`. */
   status(): unknown;
   /** The JSON of `GET /debug/dump`: local state, read without the log. */
@@ -50,8 +66,9 @@ async function handle(backend: KvBackend, req: IncomingMessage, res: ServerRespo
     if (method !== 'GET') throw new HttpError(405, 'use GET', { Allow: 'GET' });
     return sendJson(res, 200, await backend.dump());
   }
+  if (url.pathname === '/members' || url.pathname.startsWith('/members/') || url.pathname.startsWith('/transfer/')) return membership(backend, url.pathname, method, req, res);
   const m = /^\/kv\/(.+)$/.exec(url.pathname);
-  if (!m) throw new HttpError(404, 'not found: use /kv/<key>, /status or /debug/dump');
+  if (!m) throw new HttpError(404, 'not found: use /kv/<key>, /members, /transfer/<id>, /status or /debug/dump');
   let key: string;
   try {
     key = decodeURIComponent(m[1]!);
@@ -59,21 +76,74 @@ async function handle(backend: KvBackend, req: IncomingMessage, res: ServerRespo
     throw new HttpError(400, 'bad percent-encoding in key');
   }
   if (method !== 'GET' && method !== 'PUT' && method !== 'DELETE') throw new HttpError(405, 'use GET, PUT or DELETE', { Allow: 'GET, PUT, DELETE' });
+  if (method === 'GET') {
+    // A linearizable read without a log write: the leader confirms it still leads, waits until
+    // it has applied everything committed before the request, then reads its own map.
+    if (!backend.isLeader()) throw notLeader(backend);
+    const value = await leaderOnly(backend, backend.read(key));
+    return value === undefined ? send(res, 404, 'no such key\n') : send(res, 200, value);
+  }
   const body = method === 'PUT' ? await readBody(req) : '';
   const { client, seq } = session(backend.id, req);
   if (!backend.isLeader()) throw notLeader(backend);
   const base = { id: `${client}:${seq}`, client, seq, key };
-  const command: KvCommand = method === 'PUT' ? { ...base, op: 'put', value: body } : method === 'DELETE' ? { ...base, op: 'delete' } : { ...base, op: 'get' };
-  let result: KvResult;
+  const command: KvCommand = method === 'PUT' ? { ...base, op: 'put', value: body } : { ...base, op: 'delete' };
+  const result = await leaderOnly(backend, backend.submit(command));
+  if (method === 'PUT') return send(res, 204, '');
+  if (result === undefined) return send(res, 404, 'no such key (nothing deleted)\n');
+  return send(res, 204, '');
+}
+
+/** Waits for a leader-only operation, mapping its failures to 307/503 (not the leader), 409 (busy) and 504 (timeout). */
+async function leaderOnly<R>(backend: KvBackend, p: Promise<R>): Promise<R> {
   try {
-    result = await withTimeout(backend.submit(command), backend.timeout);
+    return await withTimeout(p, backend.timeout);
   } catch (error) {
-    if (error instanceof KvNotLeader) throw notLeader(backend, error.message);
+    if (error instanceof KvNotLeader) throw notLeader(backend, error.message, error.leaderId);
+    if (error instanceof KvConflict) throw new HttpError(409, `${error.message}; retry later`, { 'Retry-After': '1' });
+    if (error instanceof KvTimeout) throw new HttpError(504, `${error.message}; retry`);
     throw error;
   }
-  if (method === 'PUT') return send(res, 204, '');
-  if (result === undefined) return send(res, 404, method === 'GET' ? 'no such key\n' : 'no such key (nothing deleted)\n');
-  return send(res, method === 'GET' ? 200 : 204, method === 'GET' ? result : '');
+}
+
+/** POST /members, DELETE /members/<id>, POST /transfer/<id>: leader only; 200 once done. */
+async function membership(backend: KvBackend, path: string, method: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const target = /^\/(members|transfer)\/(\d+)$/.exec(path);
+  if (path === '/members') {
+    if (method !== 'POST') throw new HttpError(405, 'use POST', { Allow: 'POST' });
+    const body = await readBody(req);
+    let parsed: { id?: unknown; raft?: unknown; http?: unknown };
+    try {
+      parsed = JSON.parse(body) as typeof parsed;
+    } catch {
+      throw new HttpError(400, 'the body must be JSON: {"id":4,"raft":"host:port","http":"host:port"}');
+    }
+    const { id, raft, http } = parsed ?? {};
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1) throw new HttpError(400, '"id" must be a positive integer');
+    if (typeof raft !== 'string' || typeof http !== 'string') throw new HttpError(400, '"raft" and "http" must be "host:port" strings');
+    let addresses: MemberAddresses;
+    try {
+      addresses = { raft: addressList('raft', `${id}=${raft}`).get(id)!, http: addressList('http', `${id}=${http}`).get(id)! };
+    } catch (error) {
+      if (error instanceof UsageError) throw new HttpError(400, error.message);
+      throw error;
+    }
+    if (!backend.isLeader()) throw notLeader(backend);
+    await leaderOnly(backend, backend.addMember(id, addresses));
+    return sendJson(res, 200, { added: id });
+  }
+  if (target === null) throw new HttpError(404, 'not found: use POST /members, DELETE /members/<id> or POST /transfer/<id>');
+  const id = Number(target[2]);
+  if (target[1] === 'members') {
+    if (method !== 'DELETE') throw new HttpError(405, 'use DELETE', { Allow: 'DELETE' });
+    if (!backend.isLeader()) throw notLeader(backend);
+    await leaderOnly(backend, backend.removeMember(id));
+    return sendJson(res, 200, { removed: id });
+  }
+  if (method !== 'POST') throw new HttpError(405, 'use POST', { Allow: 'POST' });
+  if (!backend.isLeader()) throw notLeader(backend);
+  await leaderOnly(backend, backend.transferLeadership(id));
+  return sendJson(res, 200, { leader: id });
 }
 
 /** The client's id and sequence number from the headers, or a fresh unique pair. */
@@ -94,8 +164,8 @@ function header(req: IncomingMessage, name: string): string | undefined {
 }
 
 /** 307 to the leader when one is known, else 503 with Retry-After. */
-function notLeader(backend: KvBackend, why = 'this replica does not lead'): HttpError {
-  const origin = backend.leaderOrigin();
+function notLeader(backend: KvBackend, why = 'this replica does not lead', leaderId?: number): HttpError {
+  const origin = backend.leaderOrigin(leaderId);
   return origin === undefined
     ? new HttpError(503, `${why}; no leader known, retry later`, { 'Retry-After': '1' })
     : new HttpError(307, `${why}; the leader is ${origin}`, { Location: origin });

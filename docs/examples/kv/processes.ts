@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { httpRequest, sleep } from './client.js';
+import { httpRequest, sleep, type HttpAnswer } from './client.js';
 
 /** `n` distinct free TCP ports on 127.0.0.1: all bound to port 0 at once, then released. */
 export async function freePorts(n: number): Promise<number[]> {
@@ -37,12 +37,14 @@ export interface NodeStatus {
   status: { id: number; role: 'follower' | 'candidate' | 'leader'; term: number; leaderId: number | null; commitIndex: number; lastApplied: number; lastLogIndex: number };
   metrics: Record<string, number>;
   leader: { id: number; http: string } | null;
+  /** The voting members this replica's configuration lists. */
+  membership: number[] | null;
 }
 
 /** What `GET /debug/dump` answers. */
 export interface NodeDump { id: number; appliedIndex: number; lastApplied: number; snapshotsInstalled: number; data: Record<string, string> }
 
-interface Member { id: number; raftPort: number; httpPort: number; child: ChildProcess | undefined; exited: Promise<number | null> | undefined; log: string[] }
+interface Member { id: number; raftPort: number; httpPort: number; join: boolean; child: ChildProcess | undefined; exited: Promise<number | null> | undefined; log: string[] }
 
 /** A cluster of `tickraft-kv` processes. Call {@link KvProcesses.create}, then {@link start}. */
 export class KvProcesses {
@@ -56,8 +58,62 @@ export class KvProcesses {
     const dir = await mkdtemp(join(tmpdir(), 'tickraft-kv-'));
     const c = new KvProcesses(serverJs, dir, extraArgs);
     const ports = await freePorts(ids.length * 2);
-    ids.forEach((id, i) => c.members.set(id, { id, raftPort: ports[2 * i]!, httpPort: ports[2 * i + 1]!, child: undefined, exited: undefined, log: [] }));
+    ids.forEach((id, i) => c.members.set(id, { id, raftPort: ports[2 * i]!, httpPort: ports[2 * i + 1]!, join: false, child: undefined, exited: undefined, log: [] }));
     return c;
+  }
+
+  /**
+   * Picks ports for a new member `id` that will join the running cluster; starts nothing. Its
+   * command line ({@link args}) lists every member known here plus itself, with `--join`.
+   */
+  async prepareJoin(id: number): Promise<void> {
+    if (this.members.has(id)) throw new Error(`member ${id} exists`);
+    const [raftPort, httpPort] = await freePorts(2);
+    this.members.set(id, { id, raftPort: raftPort!, httpPort: httpPort!, join: true, child: undefined, exited: undefined, log: [] });
+  }
+
+  /** Forgets member `id` (after it was removed and stopped): later command lines and origins leave it out. */
+  forget(id: number): void {
+    const m = this.member(id);
+    if (m.child && m.child.exitCode === null && m.child.signalCode === null) throw new Error(`member ${id} is running`);
+    this.members.delete(id);
+  }
+
+  /** The JSON body of `POST /members` for member `id`. */
+  joinBody(id: number): string {
+    const m = this.member(id);
+    return JSON.stringify({ id, raft: `127.0.0.1:${m.raftPort}`, http: `127.0.0.1:${m.httpPort}` });
+  }
+
+  /**
+   * Sends a leader-only request (POST /members, DELETE /members/<id>, POST /transfer/<id>) to the
+   * leader among `among`, retrying on 307, 409, 503, 504 and dead connections until a 2xx or
+   * `timeout` ms; throws on any other answer.
+   */
+  async leaderRequest(method: string, path: string, body?: string, among = this.ids, timeout = 20_000): Promise<HttpAnswer> {
+    const end = Date.now() + timeout;
+    let last = 'no attempt';
+    while (Date.now() < end) {
+      let leader: number;
+      try {
+        leader = (await this.waitForLeader(among, Math.max(1, end - Date.now()))).id;
+      } catch {
+        break;
+      }
+      let a: HttpAnswer;
+      try {
+        a = await httpRequest(`${this.origin(leader)}${path}`, { method, body, headers: body ? { 'Content-Type': 'application/json' } : {}, timeout: 10_000 });
+      } catch (error) {
+        last = (error as Error).message;
+        await sleep(20);
+        continue;
+      }
+      if (a.status >= 200 && a.status < 300) return a;
+      last = `HTTP ${a.status} ${a.body.trim()}`;
+      if (![307, 409, 503, 504].includes(a.status)) throw new Error(`${method} ${path}: ${last}`);
+      await sleep(a.status === 504 ? 0 : 50);
+    }
+    throw new Error(`${method} ${path}: not done within ${timeout} ms (last: ${last})`);
   }
 
   get ids(): number[] { return [...this.members.keys()]; }
@@ -68,7 +124,7 @@ export class KvProcesses {
   /** The server's command line for member `id`. */
   args(id: number): string[] {
     const list = (port: (m: Member) => number): string => [...this.members.values()].map((m) => `${m.id}=127.0.0.1:${port(m)}`).join(',');
-    return ['--id', String(id), '--data', this.dataDir(id), '--peers', list((m) => m.raftPort), '--http', list((m) => m.httpPort), '--secret', this.secret, ...this.extraArgs];
+    return ['--id', String(id), '--data', this.dataDir(id), '--peers', list((m) => m.raftPort), '--http', list((m) => m.httpPort), '--secret', this.secret, ...(this.member(id).join ? ['--join'] : []), ...this.extraArgs];
   }
 
   /** Spawns member `id` (again, after a kill: same ports, same data directory). */

@@ -1,17 +1,25 @@
 #!/usr/bin/env node
 // tickraft-kv: one replica of a replicated key-value store, as its own process. A Replica keeps
 // its log in a FileStorage, talks to the other replicas through a TcpCluster, and serves an
-// HTTP API (see http.ts). Writes and reads both go through the log, so answers are linearizable.
+// HTTP API (see http.ts). Writes go through the log; reads use the read index (no log write);
+// both are linearizable.
 //
 //   tickraft-kv --id 1 --data ./data/1 --secret 'a long shared secret' \
 //     --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 \
 //     --http 1=127.0.0.1:8001,2=127.0.0.1:8002,3=127.0.0.1:8003
+//
+// Growing the cluster: start the new replica with --join and the current members plus itself
+// in --peers and --http, then POST {"id":4,"raft":"host:port","http":"host:port"} to /members
+// on the leader. The leader first commits the new member's addresses as a log command, which
+// every replica applies (each adds the address to its TcpCluster and HTTP map, so whoever leads
+// next can reach the new member), then adds it (it catches up as a non-voter, then votes).
+import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 
-import { FileStorage, Replica, StorageLockedError, TcpCluster } from 'tickraft';
+import { FileStorage, NotLeaderError, Replica, StorageLockedError, TcpCluster } from 'tickraft';
 import { USAGE, UsageError, httpOrigin, parseFlags, type ServerFlags } from './flags.js';
 import { kvRequestListener } from './http.js';
-import { KV_NOOP, KvStateMachine, type KvCommand, type KvSnapshot } from './state-machine.js';
+import { KV_NOOP, KvConflict, KvNotLeader, KvTimeout, KvStateMachine, type KvCommand, type KvSnapshot } from './state-machine.js';
 
 let flags: ServerFlags | 'help';
 try {
@@ -41,37 +49,80 @@ const cluster = new TcpCluster<KvCommand, KvSnapshot>({
 });
 const replica = new Replica<KvCommand, KvSnapshot>({
   id: f.id, peerIds: [...f.peers.keys()].filter((id) => id !== f.id), cluster, stateMachine: kv, noopTransition: KV_NOOP,
-  heartbeatTimeout: f.heartbeat, electionTimeoutRange: f.election, snapshotDelta: f.snapshotDelta, storage,
+  heartbeatTimeout: f.heartbeat, electionTimeoutRange: f.election, snapshotDelta: f.snapshotDelta, storage, join: f.join,
 });
+// A member's addresses, committed through the log: every replica learns where to reach it.
+kv.onMemberAddress = (member, a) => {
+  if (member !== f.id) cluster.addPeer(member, a.raft);
+  f.http.set(member, a.http);
+};
+
+/** Queues a command under the replica's lock and waits until it is applied here. */
+async function submit(command: KvCommand): Promise<KvResultOf> {
+  // The state machine is shared with the replica loop: queue under its lock, then wake it.
+  // The promise is boxed so that the lock is released at once, not held until it is applied.
+  const { applied } = await replica.runExclusive(() => ({ applied: kv.submit(command) }));
+  replica.wake();
+  // Once the HTTP answer has timed out, stop holding the waiter so memory stays bounded.
+  const giveUp = setTimeout(() => void replica.runExclusive(() => kv.forget(command.id)), f.timeout);
+  try {
+    return await applied;
+  } finally {
+    clearTimeout(giveUp);
+  }
+}
+type KvResultOf = Awaited<ReturnType<KvStateMachine['submit']>>;
+
+/** Maps the replica's refusals to what the HTTP layer understands. */
+async function leaderOp<R>(p: Promise<R>): Promise<R> {
+  try {
+    return await p;
+  } catch (error) {
+    if (error instanceof NotLeaderError) throw new KvNotLeader(error.message, error.leaderId);
+    // The core rejects these with plain Errors: recognized by their messages.
+    if (error instanceof Error && /in progress/.test(error.message)) throw new KvConflict(error.message);
+    if (error instanceof Error && /did not (catch up|take over)/.test(error.message)) throw new KvTimeout(error.message);
+    throw error;
+  }
+}
 
 const http = createServer({ keepAliveTimeout: 10_000 }, kvRequestListener({
   id: f.id,
   timeout: f.timeout,
   isLeader: () => replica.status.role === 'leader',
-  leaderOrigin: () => {
-    const leader = replica.status.leaderId;
+  leaderOrigin: (leaderId) => {
+    const leader = leaderId ?? replica.status.leaderId;
     const address = leader === undefined || leader === f.id ? undefined : f.http.get(leader);
     return address && httpOrigin(address);
   },
-  async submit(command) {
-    // The state machine is shared with the replica loop: queue under its lock, then wake it.
-    // The promise is boxed so that the lock is released at once, not held until it is applied.
-    const { applied } = await replica.runExclusive(() => ({ applied: kv.submit(command) }));
-    replica.wake();
-    // Once the HTTP answer has timed out, stop holding the waiter so memory stays bounded.
-    const giveUp = setTimeout(() => void replica.runExclusive(() => kv.forget(command.id)), f.timeout);
-    try {
-      return await applied;
-    } finally {
-      clearTimeout(giveUp);
-    }
+  submit,
+  async read(key) {
+    await leaderOp(replica.readIndex());
+    return replica.runExclusive(() => kv.data.get(key));
+  },
+  async addMember(id, addresses) {
+    const { raft, http: web } = addresses;
+    log(`adding member ${id} (raft ${raft.host}:${raft.port}, http ${httpOrigin(web)})`);
+    await submit({ id: `member-address:${id}:${randomUUID()}`, op: 'member-address', member: id, raft, http: web });
+    await leaderOp(replica.addMember(id));
+    log(`member ${id} added`);
+  },
+  async removeMember(id) {
+    log(`removing member ${id}`);
+    await leaderOp(replica.removeMember(id));
+    log(`member ${id} removed`);
+  },
+  async transferLeadership(id) {
+    log(`handing leadership to ${id}`);
+    await leaderOp(replica.transferLeadership(id));
   },
   status: () => {
     const status = replica.status;
     const leader = status.leaderId === undefined ? undefined : f.http.get(status.leaderId);
     return {
       status, metrics: replica.metrics, leader: status.leaderId === undefined ? null : { id: status.leaderId, http: leader && httpOrigin(leader) },
-      tcp: cluster.stats, connectedPeers: cluster.connectedPeers, pid: process.pid,
+      membership: cluster.membership ?? null, tcp: cluster.stats, connectedPeers: cluster.connectedPeers, retiredPeers: cluster.retiredPeers,
+      peers: Object.fromEntries([...cluster.peerAddresses].map(([id, a]) => [id, `${a.host}:${a.port}`])), pid: process.pid,
     };
   },
   dump: () => replica.runExclusive(() => ({

@@ -1,10 +1,21 @@
 import type { Snapshot, StateMachine, TransitionId, TransitionState } from 'tickraft';
 
-/** A key-value command. `client` and `seq` make retries safe: a command is applied once per (client, seq). */
+/** Where a member listens: host and port. */
+export interface KvAddress { host: string; port: number }
+
+/** A member's Raft (TCP) and HTTP addresses, replicated through the log so every replica knows them. */
+export interface MemberAddresses { raft: KvAddress; http: KvAddress }
+
+/**
+ * A key-value command. `client` and `seq` make retries safe: a command is applied once per
+ * (client, seq). `member-address` records where a member listens, on every replica (the leader
+ * commits it before adding the member, so whoever leads next can reach it).
+ */
 export type KvCommand =
   | { id: string; client: string; seq: number; op: 'put'; key: string; value: string }
   | { id: string; client: string; seq: number; op: 'delete'; key: string }
   | { id: string; client: string; seq: number; op: 'get'; key: string }
+  | { id: string; op: 'member-address'; member: number; raft: KvAddress; http: KvAddress }
   | { id: 'noop'; op: 'noop' };
 
 /** What a command returns: the value read (get), or the previous value (put, delete). */
@@ -14,6 +25,8 @@ export type KvResult = string | undefined;
 export interface KvSnapshot {
   entries: [string, string][];
   sessions: [string, { seq: number; result: KvResult }][];
+  /** Member addresses learned through the log (absent in snapshots of older versions). */
+  addresses?: [number, MemberAddresses][];
 }
 
 /** The noop a new leader appends; it changes nothing. */
@@ -21,16 +34,27 @@ export const KV_NOOP: KvCommand = { id: 'noop', op: 'noop' };
 
 /** Why a submitted command failed: this replica does not lead, or it lost its place in the log. */
 export class KvNotLeader extends Error {
-  constructor(readonly reason: string) { super(`not applied: ${reason}`); }
+  /** `leaderId`: the leader the replica knows of, when the error says so. */
+  constructor(readonly reason: string, readonly leaderId?: number) { super(`not applied: ${reason}`); }
 }
 
+/** A membership change was refused because another one is in progress (HTTP 409). */
+export class KvConflict extends Error {}
+
+/** A membership change or transfer that did not finish in the replica's own time limit (HTTP 504). */
+export class KvTimeout extends Error {}
+
 /**
- * A replicated key-value map. Reads go through the log like writes, so every answer is
- * linearizable. Each client numbers its commands; a command retried after a timeout (same
+ * A replicated key-value map. Writes go through the log; reads are served from the local map
+ * after `replica.readIndex()` (see http.ts), so every answer is linearizable. Each client numbers its commands; a command retried after a timeout (same
  * client and seq) is applied once, and the retry gets the first application's result.
  */
 export class KvStateMachine implements StateMachine<KvCommand, KvSnapshot> {
   readonly data = new Map<string, string>();
+  /** Member addresses applied from the log (or a snapshot). */
+  readonly addresses = new Map<number, MemberAddresses>();
+  /** Called for each member address applied (or loaded from a snapshot), on every replica. */
+  onMemberAddress: ((member: number, addresses: MemberAddresses) => void) | undefined;
   private readonly sessions = new Map<string, { seq: number; result: KvResult }>();
   private pending: KvCommand[] = [];
   private readonly waiting = new Map<TransitionId, { resolve: (r: KvResult) => void; reject: (e: Error) => void }>();
@@ -54,6 +78,13 @@ export class KvStateMachine implements StateMachine<KvCommand, KvSnapshot> {
   applyTransition(c: KvCommand, index: number): void {
     this.appliedIndex = index;
     if (c.op === 'noop') return;
+    if (c.op === 'member-address') {
+      const a = { raft: c.raft, http: c.http };
+      this.addresses.set(c.member, a);
+      this.lastResult = undefined;
+      this.onMemberAddress?.(c.member, a);
+      return;
+    }
     const session = this.sessions.get(c.client);
     if (session && session.seq >= c.seq) {
       // A retry of a command already applied: answer as the first time, change nothing.
@@ -80,7 +111,7 @@ export class KvStateMachine implements StateMachine<KvCommand, KvSnapshot> {
   }
 
   createSnapshot(lastIncludedIndex: number, lastIncludedTerm: number): Snapshot<KvSnapshot> {
-    return { lastIncludedIndex, lastIncludedTerm, data: { entries: [...this.data], sessions: [...this.sessions] } };
+    return { lastIncludedIndex, lastIncludedTerm, data: { entries: [...this.data], sessions: [...this.sessions], addresses: [...this.addresses] } };
   }
 
   setSnapshot(s: Snapshot<KvSnapshot>): void {
@@ -88,6 +119,11 @@ export class KvStateMachine implements StateMachine<KvCommand, KvSnapshot> {
     for (const [k, v] of s.data.entries) this.data.set(k, v);
     this.sessions.clear();
     for (const [c, v] of s.data.sessions) this.sessions.set(c, v);
+    this.addresses.clear();
+    for (const [m, a] of s.data.addresses ?? []) {
+      this.addresses.set(m, a);
+      this.onMemberAddress?.(m, a);
+    }
     this.appliedIndex = s.lastIncludedIndex;
   }
 
