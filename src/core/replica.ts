@@ -1,11 +1,12 @@
 import { Mutex } from 'async-mutex';
 import { MemoryStorage } from '../storage/memory.js';
-import { CorruptStateError, NotLeaderError } from './errors.js';
+import { NotLeaderError } from './errors.js';
+import { checkPersistentState } from '../storage/check.js';
 import { isValidMessage } from '../transport/validate.js';
 import type { Entry } from './message.js';
 import { validateOptions, type Config, type ReplicaOptions } from './options.js';
 import { Raft, type Pending, type ReplicaMetrics } from './raft.js';
-import type { PersistentState, Storage } from './storage.js';
+import type { Storage } from './storage.js';
 import type { ReplicaId, StateMachineTransition, TransitionState } from './types.js';
 
 /** A snapshot of where a replica stands, read through {@link Replica.status}. */
@@ -53,8 +54,8 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
   private requests: ((raft: Raft<T, D>) => void)[] = [];
   /** Serializes calls into user code (state machine, cluster) with {@link Replica.runExclusive}. */
   private readonly lock = new Mutex();
-  /** One tick at a time, whoever drives them. */
-  private readonly ticking = new Mutex();
+  /** One tick at a time, whoever drives them: each waits for the one before. */
+  private ticking: Promise<unknown> = Promise.resolve();
   private raft: Raft<T, D> | undefined;
   private failure: { error: unknown } | undefined;
   private endSleep: (() => void) | undefined;
@@ -148,8 +149,9 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
    * Rejects with the storage's error if a save fails, or with an error thrown by user code.
    */
   async start(): Promise<void> {
-    while (!(await this.lock.runExclusive(() => this.config.cluster.halt()))) {
-      const busy = await this.tickOnce();
+    for (;;) {
+      const busy = await this.tickOnce(true);
+      if (busy === undefined) return;
       if (busy || this.woken) await new Promise<void>((resolve) => setImmediate(resolve));
       else await this.sleep(this.config.tickInterval);
       this.woken = false;
@@ -163,7 +165,18 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
    * every later call rejects with the same error.
    */
   async tick(): Promise<void> {
-    await this.tickOnce();
+    await this.tickOnce(false);
+  }
+
+  /** Runs `fn` under the lock, taking it at once when it is free (the common case) rather than queueing. */
+  private async exclusive<R>(fn: () => R | Promise<R>): Promise<R> {
+    if (this.lock.isLocked()) return this.lock.runExclusive(fn);
+    void this.lock.acquire(); // A free mutex is taken synchronously.
+    try {
+      return await fn();
+    } finally {
+      this.lock.release();
+    }
   }
 
   private sleep(ms: number): Promise<void> {
@@ -174,13 +187,21 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
     });
   }
 
-  /** Returns whether the tick found work, so `start()` knows whether to sleep. */
-  private tickOnce(): Promise<boolean> {
-    return this.ticking.runExclusive(async () => {
+  /** Returns whether the tick found work, so `start()` knows whether to sleep; undefined once `cluster.halt()` (asked if `halting`). */
+  private tickOnce(halting: boolean): Promise<boolean | undefined> {
+    const run = this.ticking.then(async () => {
       if (this.failure) throw this.failure.error;
       const raft = this.raft ?? (await this.durably(() => this.load()));
       const { cluster, stateMachine } = this.config;
-      const [messages, pending] = await this.lock.runExclusive(async () => [await cluster.receiveMessages(), await stateMachine.getPendingTransitions()] as const);
+      const polled = await this.exclusive(async () => {
+        if (halting && cluster.halt()) return undefined;
+        const received = cluster.receiveMessages();
+        const messages = received instanceof Promise ? await received : received;
+        const polled = stateMachine.getPendingTransitions();
+        return [messages, polled instanceof Promise ? await polled : polled] as const;
+      });
+      if (!polled) return undefined;
+      const [messages, pending] = polled;
       const now = this.config.clock();
       raft.metrics.messagesIn += messages.length;
       for (const m of messages) {
@@ -203,17 +224,22 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
       raft.leaderChanges = [];
       raft.membershipChanged = false;
       raft.metrics.messagesOut += out.length;
-      const applied = await this.lock.runExclusive(async () => {
+      const applied = await this.exclusive(async () => {
         for (const [to, m] of out) cluster.sendMessage(to, m);
         for (const id of leaderChanges) cluster.registerLeader(id);
         if (membershipChanged) cluster.registerMembership?.([...raft.membership.voters]);
-        for (const [id, state] of reports) await stateMachine.registerTransitionState(id, state);
+        for (const [id, state] of reports) {
+          const done = stateMachine.registerTransitionState(id, state);
+          if (done) await done; // Await only a promise: a microtask per report would cost more than the report.
+        }
         const count = await this.apply(raft);
         raft.settleReads();
         return count;
       });
       return messages.length + pending.length + out.length + applied > 0 || batch !== undefined;
     });
+    this.ticking = run.catch(() => undefined);
+    return run;
   }
 
   /** Runs a storage step; its failure stops the replica for good, since memory is now ahead of disk. */
@@ -265,10 +291,8 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
       const done = e.config ? undefined : sm.applyTransition(e.transition, e.index);
       if (done) await done;
       raft.lastApplied = e.index;
-      if (!e.noop) {
-        const reported = sm.registerTransitionState(e.transition.id, APPLIED);
-        if (reported) await reported;
-      }
+      const reported = e.noop ? undefined : sm.registerTransitionState(e.transition.id, APPLIED);
+      if (reported) await reported;
     }
     const delta = this.config.snapshotDelta;
     if (delta > 0 && raft.lastApplied - raft.log.snapshotIndex >= delta) {
@@ -281,19 +305,5 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
       raft.compact(snapshot);
     }
     return raft.lastApplied - from;
-  }
-}
-
-/** Refuses state that no correct storage could hold: it would break the log's invariants silently. */
-function checkPersistentState<T, D>(s: PersistentState<T, D>): void {
-  const fail = (what: string): never => { throw new CorruptStateError(`storage returned an impossible state: ${what}`); };
-  if (!Number.isSafeInteger(s.term) || s.term < 0) fail(`term ${String(s.term)}`);
-  let index = s.snapshot?.lastIncludedIndex ?? 0;
-  let term = s.snapshot?.lastIncludedTerm ?? 0;
-  if (!Number.isSafeInteger(index) || index < 0 || term > s.term) fail('snapshot index or term');
-  for (const e of s.entries) {
-    if (e.index !== ++index) fail(`entry ${String(e.index)} where ${index} was expected`);
-    if (!(e.term >= term && e.term <= s.term)) fail(`entry ${index} has term ${String(e.term)}`);
-    term = e.term;
   }
 }
