@@ -50,6 +50,8 @@ export class ScriptedCluster implements Cluster<T, D> {
   inbox: Msg[] = [];
   outbox: Sent[] = [];
   readonly leaders: (number | undefined)[] = [];
+  /** Every registerMembership call (kept out of the trace: the paper's plain Raft has no membership changes). */
+  readonly memberships: number[][] = [];
   constructor(private readonly trace: string[]) {}
   sendMessage(to: number, m: Msg): void {
     this.trace.push(`send ${m.type} to ${to}`);
@@ -65,6 +67,7 @@ export class ScriptedCluster implements Cluster<T, D> {
     this.trace.push(`leader ${String(id)}`);
     this.leaders.push(id);
   }
+  registerMembership(ids: number[]): void { this.memberships.push([...ids]); }
 }
 
 /**
@@ -144,11 +147,19 @@ export interface PaperReplicaOptions {
   state?: { term?: number; votedFor?: number; entries?: Entry<T>[]; snapshot?: Snapshot<D> };
   /** The clock's reading at the first tick. */
   now?: number;
+  /**
+   * The dissertation's additions (tests/paper/beyond.test.ts), all off by default: the paper's
+   * plain Raft, so the paper's own rules are tested without them.
+   */
+  preVote?: boolean;
+  checkQuorum?: boolean;
+  join?: boolean;
 }
 
 /**
  * One `Replica` driven by hand. Defaults: id 1, peers 2 and 3, heartbeat 50 ms, election
- * timeout [150, 300] ms, `random` always 0 (so the election timeout is exactly 150 ms).
+ * timeout [150, 300] ms, `random` always 0 (so the election timeout is exactly 150 ms),
+ * pre-vote, check-quorum and join off.
  */
 export class PaperReplica {
   readonly trace: string[] = [];
@@ -173,8 +184,8 @@ export class PaperReplica {
       storage: this.storage, clock: () => this.now, random: options.random ?? (() => 0),
       snapshotDelta: options.snapshotDelta ?? 0,
       ...(options.maxEntriesPerMessage ? { maxEntriesPerMessage: options.maxEntriesPerMessage } : {}),
-      // The paper's plain Raft; pre-vote and check-quorum have tests of their own.
-      preVote: false, checkQuorum: false,
+      // The paper's plain Raft unless a test of the dissertation's rules asks otherwise.
+      preVote: options.preVote ?? false, checkQuorum: options.checkQuorum ?? false, join: options.join ?? false,
     };
     this.replica = new Replica(o);
   }

@@ -27,6 +27,8 @@ export class RecordingStateMachine implements StateMachine<TestTransition, TestS
   hash = 0;
   count = 0;
   readonly appliedIds: string[] = [];
+  /** Every index applied, noop included: configuration entries show up as gaps. */
+  readonly appliedIndexes: number[] = [];
   readonly states = new Map<TransitionId, TransitionState[]>();
   readonly violations: string[] = [];
   snapshotsSet = 0;
@@ -47,6 +49,7 @@ export class RecordingStateMachine implements StateMachine<TestTransition, TestS
     while (expected < index && this.isConfig?.(expected)) expected++;
     if (index !== expected) this.violations.push(`replica ${this.replicaId} applied index ${index} after ${this.lastIndex}`);
     this.lastIndex = index;
+    this.appliedIndexes.push(index);
     this.hash = extendHash(this.hash, t.id);
     if (t.id !== this.noopId) {
       this.count++;

@@ -1,28 +1,19 @@
-import type { Message } from '../../src/index.js';
-import { Simulation, raftOf, type SimNode, type SimulationOptions } from './simulation.js';
-import type { TestSnapshotData, TestTransition } from './recording-state-machine.js';
+import { Simulation, raftOf, type SentRecord, type SimNode, type SimulationOptions, type TestMessage } from './simulation.js';
+import type { TestTransition } from './recording-state-machine.js';
 
-export type TestMessage = Message<TestTransition, TestSnapshotData>;
-
-/** One message handed to a cluster by a replica, as seen before the network. */
-export interface SentRecord {
-  readonly at: number;
-  readonly from: number;
-  readonly to: number;
-  readonly message: TestMessage;
-}
+export type { SentRecord, TestMessage };
 
 /**
- * A {@link Simulation} that also records every message each replica sends (before the network
- * may drop it) and can slip arbitrary objects into a replica's next `receiveMessages()`.
- * It wraps each incarnation's cluster object in place, so the replica sees the wrapped methods.
+ * A {@link Simulation} that records every message each replica sends (before the network may
+ * drop it: `recordSent`) and can slip arbitrary objects into a replica's next
+ * `receiveMessages()`. It wraps each incarnation's cluster object in place, so the replica sees
+ * the wrapped method.
  */
 export class ScenarioSimulation extends Simulation {
-  readonly sent: SentRecord[] = [];
   private readonly injected = new Map<number, unknown[]>();
 
   constructor(options: SimulationOptions) {
-    super(options);
+    super({ ...options, recordSent: true });
     for (const id of this.ids) this.tap(id);
   }
 
@@ -61,22 +52,9 @@ export class ScenarioSimulation extends Simulation {
     return out;
   }
 
-  /** Runs until every node in `ids` has applied every id in `txIds`. */
-  async untilApplied(ids: number[], txIds: string[], ms: number, what = 'commands applied'): Promise<void> {
-    await this.runUntil(() => ids.every((id) => {
-      const applied = new Set(this.node(id).sm.appliedIds);
-      return txIds.every((t) => applied.has(t));
-    }), ms, what);
-  }
-
   private tap(id: number): void {
     const cluster = this.node(id).cluster;
-    const send = cluster.sendMessage.bind(cluster);
     const receive = cluster.receiveMessages.bind(cluster);
-    cluster.sendMessage = (to, message) => {
-      this.sent.push({ at: this.now, from: id, to, message });
-      send(to, message);
-    };
     cluster.receiveMessages = () => {
       const real = receive() as TestMessage[];
       const extra = this.injected.get(id);

@@ -1,4 +1,4 @@
-import { LocalNetwork, Replica, deriveSeed, seededRandom, type LocalCluster, type ReplicaOptions } from '../../src/index.js';
+import { LocalNetwork, Replica, deriveSeed, seededRandom, type LocalCluster, type Message, type ReplicaOptions } from '../../src/index.js';
 import type { Raft } from '../../src/core/raft.js';
 import { CheckedStorage } from './checked-storage.js';
 import { RecordingStateMachine, type TestSnapshotData, type TestTransition } from './recording-state-machine.js';
@@ -12,6 +12,22 @@ export interface SimNode {
   readonly storage: CheckedStorage<TestTransition, TestSnapshotData>;
   up: boolean;
   restarts: number;
+  /** Started with `join: true` (a replica added at run time, not yet in any configuration). */
+  readonly join: boolean;
+  /** The peers it was started with; kept across restarts, as a real deployment's configuration would be. */
+  readonly peerIds: number[];
+  /** Every registerMembership call, across restarts. */
+  readonly memberships: number[][];
+}
+
+export type TestMessage = Message<TestTransition, TestSnapshotData>;
+
+/** One message handed to a cluster by a replica, as seen before the network (recorded with `recordSent`). */
+export interface SentRecord {
+  readonly at: number;
+  readonly from: number;
+  readonly to: number;
+  readonly message: TestMessage;
 }
 
 export interface SimulationOptions {
@@ -21,6 +37,11 @@ export interface SimulationOptions {
   electionTimeoutRange?: [number, number];
   snapshotDelta?: number;
   maxEntriesPerMessage?: number;
+  /** §9.6 pre-vote and §6.2 check-quorum; unset means the Replica's defaults (both on). */
+  preVote?: boolean;
+  checkQuorum?: boolean;
+  /** Record every message a replica sends in `sent` (off by default: long chaos runs send millions). */
+  recordSent?: boolean;
   /** Check the invariants after every step (default true). */
   checkEveryStep?: boolean;
   network?: { loss?: number; duplication?: number; minDelay?: number; maxDelay?: number };
@@ -36,12 +57,19 @@ export function raftOf(replica: Replica<TestTransition, TestSnapshotData>): Raft
  * drawn from one seed. `step()` advances virtual time to the next event (a message falling
  * due or a small quantum), ticks every live replica in id order, and checks Raft's
  * invariants; any violation throws with the seed, so the run replays exactly.
+ *
+ * Members can be added at run time ({@link add}, `join: true`), so the same cluster and the
+ * same invariant checks serve the chaos runs, the scenarios and the membership tests of the
+ * dissertation's rules (tests/paper/beyond.test.ts).
  */
 export class Simulation {
   readonly network: LocalNetwork<TestTransition, TestSnapshotData>;
   readonly nodes = new Map<number, SimNode>();
   readonly random: () => number;
+  /** The ids of every member ever started, ascending: the order replicas tick in. */
   readonly ids: number[];
+  /** Every message sent, when `recordSent` is on. */
+  readonly sent: SentRecord[] = [];
   steps = 0;
   /** Every violation found; `check()` throws on the first. */
   readonly violations: string[] = [];
@@ -63,7 +91,7 @@ export class Simulation {
     this.network = new LocalNetwork({ seed: deriveSeed(options.seed, 1), ...options.network });
     for (const id of this.ids) {
       const storage = new CheckedStorage<TestTransition, TestSnapshotData>();
-      const node = { id, storage, up: true, restarts: 0 } as SimNode;
+      const node = { id, storage, up: true, restarts: 0, join: false, peerIds: this.ids.filter((p) => p !== id), memberships: [] } as unknown as SimNode;
       this.nodes.set(id, node);
       this.build(node, this.network.cluster(id));
     }
@@ -73,16 +101,37 @@ export class Simulation {
 
   node(id: number): SimNode { return this.nodes.get(id)!; }
 
+  /** The Raft core of a live replica. */
+  core(id: number): Raft<TestTransition, TestSnapshotData> { return raftOf(this.node(id).replica)!; }
+
+  /** Adds and starts a replica at run time; a joining one (`join`) is given `peerIds` = the current members. */
+  add(id: number, peerIds: number[], join: boolean): SimNode {
+    const node = { id, storage: new CheckedStorage<TestTransition, TestSnapshotData>(), up: true, restarts: 0, join, peerIds, memberships: [] } as unknown as SimNode;
+    this.nodes.set(id, node);
+    this.ids.push(id);
+    this.ids.sort((a, b) => a - b);
+    this.build(node, this.network.cluster(id));
+    return node;
+  }
+
   private build(node: SimNode, cluster: LocalCluster<TestTransition, TestSnapshotData>): void {
     const o = this.options;
     node.cluster = cluster;
+    // The wrappers are installed before the replica exists, so they see its first calls too.
+    if (o.recordSent) {
+      const send = cluster.sendMessage.bind(cluster);
+      cluster.sendMessage = (to, message) => { this.sent.push({ at: this.now, from: node.id, to, message }); send(to, message); };
+    }
+    const register = cluster.registerMembership.bind(cluster);
+    cluster.registerMembership = (ids) => { node.memberships.push([...ids]); register(ids); };
     node.sm = new RecordingStateMachine(node.id, (rid, index, hash) => this.observeApply(rid, index, hash), 'noop', (i) => raftOf(node.replica)?.log.entry(i)?.config !== undefined);
     const options: ReplicaOptions<TestTransition, TestSnapshotData> = {
-      id: node.id, peerIds: this.ids.filter((p) => p !== node.id), cluster, stateMachine: node.sm,
+      id: node.id, peerIds: node.peerIds, cluster, stateMachine: node.sm,
       noopTransition: { id: 'noop' }, heartbeatTimeout: o.heartbeatTimeout ?? 50, electionTimeoutRange: o.electionTimeoutRange ?? [150, 300],
       snapshotDelta: o.snapshotDelta ?? 0, storage: node.storage, clock: this.network.clock,
       random: seededRandom(deriveSeed(this.options.seed, 100 + node.id * 1000 + node.restarts)),
       ...(o.maxEntriesPerMessage ? { maxEntriesPerMessage: o.maxEntriesPerMessage } : {}),
+      preVote: o.preVote, checkQuorum: o.checkQuorum, join: node.join,
     };
     node.replica = new Replica(options);
   }
@@ -149,15 +198,38 @@ export class Simulation {
     return best;
   }
 
-  /** Runs until some live replica leads and every live replica follows it in its term. */
-  async stableLeader(ms = 5_000): Promise<SimNode> {
+  /** Runs until some live replica leads and every live replica in `ids` (default: all) follows it in its term. */
+  async stableLeader(ms = 5_000, ids = [...this.nodes.keys()]): Promise<SimNode> {
     await this.runUntil(() => {
       const l = this.leader();
       if (!l) return false;
       const { term, id } = l.replica.status;
-      return [...this.nodes.values()].every((n) => !n.up || (n.replica.status.term === term && n.replica.status.leaderId === id));
+      return ids.map((i) => this.node(i)).every((n) => !n.up || (n.replica.status.term === term && n.replica.status.leaderId === id));
     }, ms, 'a stable leader');
     return this.leader()!;
+  }
+
+  /** Runs until every node in `ids` has applied every id in `txIds`. */
+  async untilApplied(ids: number[], txIds: string[], ms: number, what = 'commands applied'): Promise<void> {
+    await this.runUntil(() => ids.every((id) => {
+      const applied = new Set(this.node(id).sm.appliedIds);
+      return txIds.every((t) => applied.has(t));
+    }), ms, what);
+  }
+
+  /** Submits transitions to the leader and runs until every live node in `ids` applied them. */
+  async write(ids: number[], txIds: string[], ms = 3_000): Promise<void> {
+    this.leader()!.sm.submit(...txIds.map((id) => ({ id })));
+    await this.untilApplied(ids, txIds, ms, `${txIds.join(',')} applied on ${ids.join(',')}`);
+  }
+
+  /** Settles `p` by stepping; returns its outcome (or 'pending' after `ms`). */
+  async outcome(p: Promise<void>, ms: number): Promise<'resolved' | Error | 'pending'> {
+    let result: 'resolved' | Error | 'pending' = 'pending';
+    p.then(() => { result = 'resolved'; }, (e: Error) => { result = e; });
+    const end = this.now + ms;
+    while (result === 'pending' && this.now < end) await this.step();
+    return result;
   }
 
   private observeApply(replicaId: number, index: number, hash: number): void {
@@ -195,9 +267,11 @@ export class Simulation {
       for (let i = from; i <= log.lastIndex; i++) {
         const e = log.entry(i)!;
         const key = `${i}:${e.term}`;
+        // A configuration entry is told apart by its members too.
+        const tag = e.config ? `${e.transition.id}[${e.config.join(',')}]` : e.transition.id;
         const known = this.entryAt.get(key);
-        if (known === undefined) this.entryAt.set(key, e.transition.id);
-        else if (known !== e.transition.id) this.violations.push(`Log Matching: index ${i} term ${e.term} holds ${known} and ${e.transition.id}`);
+        if (known === undefined) this.entryAt.set(key, tag);
+        else if (known !== tag) this.violations.push(`Log Matching: index ${i} term ${e.term} holds ${known} and ${tag}`);
         if (i > 1 && i > log.snapshotIndex + 1 && log.term(i - 1)! > e.term) this.violations.push(`replica ${id}: terms decrease at index ${i}`);
       }
       this.logChecked.set(id, { upTo: log.lastIndex, appended: raft.metrics.entriesAppended });

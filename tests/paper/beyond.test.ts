@@ -3,13 +3,13 @@
  * Practice", 2014) that tickraft implements on top of the Raft paper — §9.6 pre-vote, §6.2
  * check-quorum, §6.4 read index, §4.1–4.2 single-server membership changes, §3.10 leadership
  * transfer. Single-replica rules use a scripted replica with a fake clock; rules that need a
- * cluster use BeyondSim (virtual time on a LocalNetwork, invariants checked every step).
+ * cluster use Simulation (virtual time on a LocalNetwork, invariants checked every step).
  */
 import { describe, expect, it } from 'vitest';
 import { NotLeaderError } from '../../src/index.js';
 import { appendRequest, appendResponse, voteRequest, voteResponse, type AppendRequest } from '../../src/core/message.js';
-import { RaftNet, drainMicrotasks, entries, type Msg, type T } from '../helpers/paper-harness.js';
-import { BeyondSim, beyondReplica, type BeyondReplicaOptions, type ScriptedReplica } from '../helpers/beyond-sim.js';
+import { PaperReplica, RaftNet, drainMicrotasks, entries, type Msg, type PaperReplicaOptions, type T } from '../helpers/paper-harness.js';
+import { Simulation } from '../helpers/simulation.js';
 
 type Outcome = { state: 'pending' | 'resolved' | 'rejected'; error?: Error };
 
@@ -26,8 +26,8 @@ function reply(from: number, m: AppendRequest<T>): Msg {
 }
 
 /** A scripted replica 1 (peers 2, 3) elected in term 1 with votes from 2, its noop committed. */
-async function scriptedLeader(o: BeyondReplicaOptions = {}): Promise<ScriptedReplica> {
-  const r = await beyondReplica(o);
+async function scriptedLeader(o: PaperReplicaOptions = {}): Promise<PaperReplica> {
+  const r = await PaperReplica.create(o);
   await r.tick(300);
   await r.deliver([voteResponse(2, r.status.term, true)]);
   expect(r.status.role).toBe('leader');
@@ -39,16 +39,16 @@ async function scriptedLeader(o: BeyondReplicaOptions = {}): Promise<ScriptedRep
 }
 
 /** Has the leader replicate everything to `from`, answering its AppendEntries. */
-async function ackAll(r: ScriptedReplica, from: number): Promise<void> {
+async function ackAll(r: PaperReplica, from: number): Promise<void> {
   await r.deliver([appendResponse(from, r.status.term, true, r.status.lastLogIndex)]);
 }
 
-const voteRequestsFrom = (sim: BeyondSim, id: number, since = 0): number =>
+const voteRequestsFrom = (sim: Simulation, id: number, since = 0): number =>
   sim.sent.filter((s) => s.from === id && s.at >= since && s.message.type === 'vote').length;
 
 describe('§9.6 pre-vote', () => {
   it('§9.6: a replica that heard from a leader within the minimum election timeout refuses to pre-vote (and grants once it has not)', async () => {
-    const r = await beyondReplica({ preVote: true });
+    const r = await PaperReplica.create({ preVote: true });
     await r.deliver([appendRequest(2, 1, 0, 0, [], 0)], 10);
     r.take();
     await r.deliver([voteRequest(3, 2, 0, 0, true)], 100); // 90 ms after the leader's message < 150
@@ -58,7 +58,7 @@ describe('§9.6 pre-vote', () => {
   });
 
   it('§9.6: granting a pre-vote changes neither the voter\'s term nor its vote', async () => {
-    const r = await beyondReplica({ preVote: true });
+    const r = await PaperReplica.create({ preVote: true });
     await r.deliver([voteRequest(2, 5, 0, 0, true)], 10);
     expect(r.takeOfType('voteResponse')).toEqual([[2, voteResponse(1, 5, true, true)]]);
     expect(r.status.term).toBe(0);
@@ -70,7 +70,7 @@ describe('§9.6 pre-vote', () => {
   });
 
   it('§9.6: a pre-candidate keeps its term, reports role candidate with no leader, and asks for term+1', async () => {
-    const r = await beyondReplica({ preVote: true });
+    const r = await PaperReplica.create({ preVote: true });
     await r.deliver([appendRequest(2, 1, 0, 0, [], 0)], 0);
     expect(r.cluster.leaders.at(-1)).toBe(2);
     r.take();
@@ -85,7 +85,7 @@ describe('§9.6 pre-vote', () => {
   });
 
   it('§9.6: on a majority of pre-votes the pre-candidate starts a real election (term+1, votes for itself)', async () => {
-    const r = await beyondReplica({ preVote: true });
+    const r = await PaperReplica.create({ preVote: true });
     await r.tick(1000);
     r.take();
     await r.deliver([voteResponse(2, 0, false, true)]); // a refusal (from a voter of the same term) changes nothing
@@ -101,7 +101,7 @@ describe('§9.6 pre-vote', () => {
   });
 
   async function rejoin(preVote: boolean): Promise<{ before: number; after: number; leaderBefore: number; leaderAfter: number | undefined; realVotes: number }> {
-    const sim = new BeyondSim({ size: 5, seed: 7, preVote });
+    const sim = new Simulation({ size: 5, seed: 7, preVote });
     const leader = await sim.stableLeader();
     const before = leader.replica.status.term;
     const lonely = [...sim.nodes.keys()].find((id) => id !== leader.id)!;
@@ -129,7 +129,7 @@ describe('§9.6 pre-vote', () => {
 
 describe('§6.2 check-quorum', () => {
   it('§6.2: a leader keeps leading while a majority answers, and steps down within about one maximum election timeout once it is cut off', async () => {
-    const sim = new BeyondSim({ size: 5, seed: 3 });
+    const sim = new Simulation({ size: 5, seed: 3 });
     const leader = await sim.stableLeader();
     const term = leader.replica.status.term;
     const others = [...sim.nodes.keys()].filter((id) => id !== leader.id);
@@ -151,7 +151,7 @@ describe('§6.2 check-quorum', () => {
   });
 
   it('§6.2 (control): with checkQuorum off an isolated leader keeps believing it leads', async () => {
-    const sim = new BeyondSim({ size: 5, seed: 3, checkQuorum: false });
+    const sim = new Simulation({ size: 5, seed: 3, checkQuorum: false });
     const leader = await sim.stableLeader();
     sim.network.isolate(leader.id);
     await sim.run(3000);
@@ -159,7 +159,7 @@ describe('§6.2 check-quorum', () => {
   });
 
   it('§6.2/§4.2.3: a follower that hears from its leader ignores a higher-term vote request, unless it carries force (transfer)', async () => {
-    const r = await beyondReplica({ checkQuorum: true });
+    const r = await PaperReplica.create({ checkQuorum: true });
     await r.deliver([appendRequest(2, 1, 0, 0, [], 0)], 0);
     r.take();
     await r.deliver([voteRequest(3, 5, 10, 1)], 50);
@@ -175,7 +175,7 @@ describe('§6.2 check-quorum', () => {
 
 describe('§6.4 read index', () => {
   it('§6.4: on a follower readIndex rejects with NotLeaderError carrying the leader it knows', async () => {
-    const r = await beyondReplica();
+    const r = await PaperReplica.create();
     await r.deliver([appendRequest(2, 1, 0, 0, [], 0)], 0);
     const o = track(r.replica.readIndex());
     await r.tick();
@@ -187,7 +187,7 @@ describe('§6.4 read index', () => {
 
   it('§6.4: a new leader answers reads only after the first commit of its term, even once a majority confirmed it leads', async () => {
     // Entries of term 1, committed by the previous leader, but this leader does not know it yet.
-    const r = await beyondReplica({ state: { term: 1, entries: entries([1, 1]) } });
+    const r = await PaperReplica.create({ state: { term: 1, entries: entries([1, 1]) } });
     await r.tick(300);
     await r.deliver([voteResponse(2, 2, true)]);
     expect(r.status).toMatchObject({ role: 'leader', term: 2, commitIndex: 0, lastLogIndex: 3 });
@@ -260,7 +260,7 @@ describe('§6.4 read index', () => {
   });
 
   it('§6.4: in a running cluster a resolved read sees everything committed before the call', async () => {
-    const sim = new BeyondSim({ size: 3, seed: 11 });
+    const sim = new Simulation({ size: 3, seed: 11 });
     const leader = await sim.stableLeader();
     for (let i = 0; i < 5; i++) {
       leader.sm.submit({ id: `w${i}` });
@@ -328,7 +328,7 @@ describe('§4.1–4.2 single-server membership changes', () => {
   });
 
   it('§4.1/§6.4/§3.10: on a non-leader readIndex, addMember, removeMember and transferLeadership reject with NotLeaderError', async () => {
-    const r = await beyondReplica();
+    const r = await PaperReplica.create();
     await r.deliver([appendRequest(3, 1, 0, 0, [], 0)], 0);
     const all = [r.replica.readIndex(), r.replica.addMember(4), r.replica.removeMember(2), r.replica.transferLeadership(2)].map(track);
     await r.tick();
@@ -375,7 +375,7 @@ describe('§4.1–4.2 single-server membership changes', () => {
   });
 
   it('§4.2.1: a joining replica never campaigns before a configuration includes it, catches up as a non-voter, and the change resolves once committed', async () => {
-    const sim = new BeyondSim({ size: 3, seed: 5 });
+    const sim = new Simulation({ size: 3, seed: 5 });
     const leader = await sim.stableLeader();
     await sim.write([1, 2, 3], Array.from({ length: 20 }, (_, i) => `w${i}`));
     const joiner = sim.add(4, [1, 2, 3], true);
@@ -422,7 +422,7 @@ describe('§4.1–4.2 single-server membership changes', () => {
   });
 
   it('§4.2.3: a removed follower never campaigns again', async () => {
-    const sim = new BeyondSim({ size: 3, seed: 9 });
+    const sim = new Simulation({ size: 3, seed: 9 });
     const leader = await sim.stableLeader();
     const gone = [1, 2, 3].find((id) => id !== leader.id)!;
     const term = leader.replica.status.term;
@@ -440,7 +440,7 @@ describe('§4.1–4.2 single-server membership changes', () => {
   });
 
   it('§4.2.3: a follower removed while partitioned (it never learns of it) does not disturb the cluster when it returns', async () => {
-    const sim = new BeyondSim({ size: 3, seed: 31 });
+    const sim = new Simulation({ size: 3, seed: 31 });
     const leader = await sim.stableLeader();
     const gone = [1, 2, 3].find((id) => id !== leader.id)!;
     const term = leader.replica.status.term;
@@ -458,7 +458,7 @@ describe('§4.1–4.2 single-server membership changes', () => {
   });
 
   it('§4.2.2: a leader that removes itself leads until the change commits, then steps down and a new leader emerges among the rest', async () => {
-    const sim = new BeyondSim({ size: 3, seed: 13 });
+    const sim = new Simulation({ size: 3, seed: 13 });
     const leader = await sim.stableLeader();
     const core = sim.core(leader.id);
     const o = track(leader.replica.removeMember(leader.id));
@@ -483,7 +483,7 @@ describe('§4.1–4.2 single-server membership changes', () => {
   });
 
   it('§4.1: membership survives a restart from the log', async () => {
-    const sim = new BeyondSim({ size: 3, seed: 17 });
+    const sim = new Simulation({ size: 3, seed: 17 });
     const leader = await sim.stableLeader();
     sim.add(4, [1, 2, 3], true);
     expect(await sim.outcome(leader.replica.addMember(4), 3000)).toBe('resolved');
@@ -499,7 +499,7 @@ describe('§4.1–4.2 single-server membership changes', () => {
   });
 
   it('§4.1/§5.4: membership survives a restart from a snapshot that compacted the configuration entry', async () => {
-    const sim = new BeyondSim({ size: 3, seed: 19, snapshotDelta: 5 });
+    const sim = new Simulation({ size: 3, seed: 19, snapshotDelta: 5 });
     const leader = await sim.stableLeader();
     sim.add(4, [1, 2, 3], true);
     expect(await sim.outcome(leader.replica.addMember(4), 3000)).toBe('resolved');
@@ -550,7 +550,7 @@ describe('§3.10 leadership transfer', () => {
   });
 
   it('§3.10: a transfer resolves when the target leads, in a higher term', async () => {
-    const sim = new BeyondSim({ size: 3, seed: 23 });
+    const sim = new Simulation({ size: 3, seed: 23 });
     const leader = await sim.stableLeader();
     const term = leader.replica.status.term;
     const to = [1, 2, 3].find((id) => id !== leader.id)!;
@@ -563,7 +563,7 @@ describe('§3.10 leadership transfer', () => {
   });
 
   it('§3.10: a transfer to a replica that is down rejects after one maximum election timeout, and the leader accepts transitions again', async () => {
-    const sim = new BeyondSim({ size: 3, seed: 29 });
+    const sim = new Simulation({ size: 3, seed: 29 });
     const leader = await sim.stableLeader();
     const to = [1, 2, 3].find((id) => id !== leader.id)!;
     sim.crash(to);
