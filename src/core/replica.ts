@@ -60,6 +60,7 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
   private failure: { error: unknown } | undefined;
   private endSleep: (() => void) | undefined;
   private woken = false;
+  private held = false;
 
   /** Validates the options; throws {@link InvalidOptionsError} naming the first invalid one. */
   constructor(options: ReplicaOptions<T, D>) {
@@ -168,15 +169,25 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
     await this.tickOnce(false);
   }
 
-  /** Runs `fn` under the lock, taking it at once when it is free (the common case) rather than queueing. */
-  private async exclusive<R>(fn: () => R | Promise<R>): Promise<R> {
-    if (this.lock.isLocked()) return this.lock.runExclusive(fn);
-    void this.lock.acquire(); // A free mutex is taken synchronously.
+  /**
+   * Runs a phase of calls into user code under the lock. Code that runs without a pause cannot
+   * interleave with anything, so the lock is taken only once user code returns a promise
+   * ({@link Replica.hold}, just before awaiting it): the common all-synchronous phase costs nothing.
+   */
+  private async exclusive<R>(fn: () => Promise<R>): Promise<R> {
+    while (this.lock.isLocked()) await this.lock.waitForUnlock();
     try {
       return await fn();
     } finally {
-      this.lock.release();
+      if (this.held) this.lock.release();
+      this.held = false;
     }
+  }
+
+  /** Takes the lock before the phase awaits user code; it is free, so `acquire` takes it at once. */
+  private hold(): void {
+    if (!this.held) void this.lock.acquire();
+    this.held = true;
   }
 
   private sleep(ms: number): Promise<void> {
@@ -196,9 +207,9 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
       const polled = await this.exclusive(async () => {
         if (halting && cluster.halt()) return undefined;
         const received = cluster.receiveMessages();
-        const messages = received instanceof Promise ? await received : received;
+        const messages = received instanceof Promise ? (this.hold(), await received) : received;
         const polled = stateMachine.getPendingTransitions();
-        return [messages, polled instanceof Promise ? await polled : polled] as const;
+        return [messages, polled instanceof Promise ? (this.hold(), await polled) : polled] as const;
       });
       if (!polled) return undefined;
       const [messages, pending] = polled;
@@ -230,7 +241,7 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
         if (membershipChanged) cluster.registerMembership?.([...raft.membership.voters]);
         for (const [id, state] of reports) {
           const done = stateMachine.registerTransitionState(id, state);
-          if (done) await done; // Await only a promise: a microtask per report would cost more than the report.
+          if (done) (this.hold(), await done); // Await only a promise: a microtask per report would cost more than the report.
         }
         const count = await this.apply(raft);
         raft.settleReads();
@@ -281,7 +292,8 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
     const install = raft.snapshotToInstall;
     raft.snapshotToInstall = undefined;
     if (install && install.lastIncludedIndex > raft.lastApplied) {
-      await this.setSnapshot(install);
+      const done = this.setSnapshot(install);
+      if (done) (this.hold(), await done);
       raft.lastApplied = install.lastIncludedIndex;
     }
     const from = raft.lastApplied;
@@ -289,16 +301,17 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
       const e = raft.log.entry(raft.lastApplied + 1)!;
       // Configuration entries take an index but are not the state machine's.
       const done = e.config ? undefined : sm.applyTransition(e.transition, e.index);
-      if (done) await done;
+      if (done) (this.hold(), await done);
       raft.lastApplied = e.index;
       const reported = e.noop ? undefined : sm.registerTransitionState(e.transition.id, APPLIED);
-      if (reported) await reported;
+      if (reported) (this.hold(), await reported);
     }
     const delta = this.config.snapshotDelta;
     if (delta > 0 && raft.lastApplied - raft.log.snapshotIndex >= delta) {
       const index = raft.lastApplied;
       const term = raft.log.term(index)!;
-      const snapshot = await sm.createSnapshot!(index, term);
+      const made = sm.createSnapshot!(index, term);
+      const snapshot = made instanceof Promise ? (this.hold(), await made) : made;
       if (snapshot?.lastIncludedIndex !== index || snapshot.lastIncludedTerm !== term) {
         throw new TypeError(`createSnapshot(${index}, ${term}) must return a snapshot with lastIncludedIndex ${index} and lastIncludedTerm ${term}`);
       }
