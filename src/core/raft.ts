@@ -193,11 +193,11 @@ export class Raft<T extends StateMachineTransition, D> {
 
   /** Moves pending requests on and sends what each follower can take: one AppendEntries per follower per tick carries the whole batch. */
   flush(): void {
-    const t = this.transfer;
+    let t = this.transfer;
     if (t && (this.leaderId === t.to || this.now >= t.deadline)) {
-      this.transfer = undefined;
       if (this.leaderId === t.to) t.resolve();
       else t.reject(new Error(`replica ${t.to} did not take over within ${this.maxElectionTimeout} ms`));
+      t = this.transfer = undefined;
     }
     const role = this.role;
     if (role.kind !== 'leader') return;

@@ -549,6 +549,22 @@ describe('§3.10 leadership transfer', () => {
     expect(r.takeOfType('timeoutNow')).toEqual([]);
   });
 
+  it('§3.10: once a transfer has rejected at its deadline, the target catching up in that same tick gets no TimeoutNow', async () => {
+    const r = await scriptedLeader();
+    r.sm.submit({ id: 'a' });
+    await r.tick();
+    r.take();
+    const o = track(r.replica.transferLeadership(2));
+    await r.tick();
+    await r.deliver([appendResponse(3, 1, true, r.status.lastLogIndex)]); // keeps the majority heard from
+    // The deadline (one maximum election timeout, 300 ms) passes in the very tick the target's ack arrives.
+    await r.deliver([appendResponse(2, 1, true, r.status.lastLogIndex)], r.now + 301);
+    await drainMicrotasks();
+    expect(o.state).toBe('rejected');
+    expect(r.takeOfType('timeoutNow')).toEqual([]);
+    expect(r.status.role).toBe('leader');
+  });
+
   it('§3.10: a transfer resolves when the target leads, in a higher term', async () => {
     const sim = new Simulation({ size: 3, seed: 23 });
     const leader = await sim.stableLeader();
