@@ -186,26 +186,18 @@ describe('FileStorage on disk', () => {
       await expect(w.open().load()).rejects.toBeInstanceOf(CorruptStorageError);
     }
 
-    it('refuses a bad payload checksum before the tail', async () => {
+    it.each([
+      ['a bad payload checksum', 1, 30],
+      ['a damaged length', 3, 1],
+    ] as const)('refuses %s before the tail', async (_, record, byte) => {
       const w = await workspace();
       const s = w.open();
       await s.load();
       const seg = async () => (await w.segments())[0]!;
       const starts = await writeBatches(s, seg, 5, 3);
       await s.close();
-      await flipByte(await seg(), starts[1]! + 30);
-      await expectCorrupt(w, await seg(), starts[1]!);
-    });
-
-    it('refuses a damaged length before the tail', async () => {
-      const w = await workspace();
-      const s = w.open();
-      await s.load();
-      const seg = async () => (await w.segments())[0]!;
-      const starts = await writeBatches(s, seg, 5, 3);
-      await s.close();
-      await flipByte(await seg(), starts[3]! + 1);
-      await expectCorrupt(w, await seg(), starts[3]!);
+      await flipByte(await seg(), starts[record]! + byte);
+      await expectCorrupt(w, await seg(), starts[record]!);
     });
 
     it('refuses a segment other than the last cut short or damaged', async () => {
