@@ -164,7 +164,7 @@ ${table}
 - Failover: three processes with FileStorage, heartbeat 50 ms, election timeout [150, 300] ms, one proposal in flight;
   the leader is SIGKILLed and the time runs until a new leader reports its first transition applied.
 - Scaling: one in-process cluster (in a process of its own, so RSS is its own) with snapshotDelta 10,000 and 64
-  clients; the rate at X is over entries X/2..X; RSS at X covers all three replicas.
+  clients; the rate at X is over the 10,000 entries after X (one compaction each, so the points compare); RSS at X covers all three replicas.
 - Ceilings, measured in the same run (tests/bench/limits.ts): a plain-JS leader→2 followers→ack round with batching
   and setImmediate wake-ups (no Raft code); a loopback TCP round trip and small-frame rate to another process with the
   transport's framing; one write + fdatasync per batch of 1024 records. Each tickraft figure is printed as a fraction

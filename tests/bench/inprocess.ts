@@ -128,10 +128,13 @@ export async function runScaling(checkpoints: number[], clients: number): Promis
     const replica = c.replicas[c.leader]!;
     const load = new ClosedLoop(machine, () => replica.wake(), 0);
     machine.load = load;
+    // Each point's rate is measured over the same window, the WINDOW entries after it: one
+    // snapshotDelta's worth, so every window pays for exactly one compaction and they compare.
+    const WINDOW = 10_000;
     const marks = new Map<number, number>();
-    for (const x of checkpoints) { marks.set(Math.round(x / 2), 0); marks.set(x, 0); }
+    for (const x of checkpoints) { marks.set(x, 0); marks.set(x + WINDOW, 0); }
     const rss = new Map<number, number>();
-    const last = checkpoints[checkpoints.length - 1]!;
+    const last = checkpoints[checkpoints.length - 1]! + WINDOW;
     let done: () => void = () => undefined;
     const finished = new Promise<void>((r) => { done = r; });
     load.onCommit = (n) => {
@@ -150,7 +153,7 @@ export async function runScaling(checkpoints: number[], clients: number): Promis
     }
     await load.stop();
     await verifyAllApplied('scaling', c.machines, c.leader, 20_000);
-    const rates = checkpoints.map((x) => Math.round((x - Math.round(x / 2)) / ((marks.get(x)! - marks.get(Math.round(x / 2))!) / 1000)));
+    const rates = checkpoints.map((x) => Math.round(WINDOW / ((marks.get(x + WINDOW)! - marks.get(x)!) / 1000)));
     return { entries: checkpoints, commitsPerSec: rates, rssMb: checkpoints.map((x) => Math.round(rss.get(x)! / 1e5) / 10) };
   } finally {
     await c.stop();
