@@ -44,6 +44,27 @@ async function writeBatches(s: FileStorage<Tr, unknown>, file: () => Promise<str
   return starts;
 }
 
+/** A fresh workspace with ten small batches spread over several 300-byte segments, closed again. */
+async function manySegments() {
+  const w = await workspace({ segmentBytes: 300 });
+  const s = w.open();
+  await s.load();
+  for (let b = 0; b < 10; b++) await s.save({ append: entries(b * 3 + 1, b * 3 + 3, 1) });
+  await s.close();
+  return { w, segs: await w.segments() };
+}
+
+/** A fresh workspace whose single segment holds `count` batches of `size` entries, closed again. */
+async function oneSegment(count: number, size: number) {
+  const w = await workspace();
+  const s = w.open();
+  await s.load();
+  const seg = async () => (await w.segments())[0]!;
+  const starts = await writeBatches(s, seg, count, size);
+  await s.close();
+  return { w, seg, starts };
+}
+
 async function flipByte(file: string, offset: number): Promise<void> {
   const buf = await readFile(file);
   buf[offset] = buf[offset]! ^ 0x10;
@@ -113,12 +134,7 @@ describe('FileStorage on disk', () => {
 
   describe('torn tail', () => {
     it('cuts a record cut short at the end of the last segment, keeps everything before and reports it', async () => {
-      const w = await workspace();
-      const s = w.open();
-      await s.load();
-      const seg = async () => (await w.segments())[0]!;
-      const starts = await writeBatches(s, seg, 5, 4);
-      await s.close();
+      const { w, seg, starts } = await oneSegment(5, 4);
       const file = await seg();
       const size = (await stat(file)).size;
       await truncate(file, size - 3);
@@ -138,12 +154,7 @@ describe('FileStorage on disk', () => {
     });
 
     it('treats a partial header and a zero-filled tail as torn', async () => {
-      const w = await workspace();
-      const s = w.open();
-      await s.load();
-      const seg = async () => (await w.segments())[0]!;
-      const starts = await writeBatches(s, seg, 3, 2);
-      await s.close();
+      const { w, seg, starts } = await oneSegment(3, 2);
       const file = await seg();
       await truncate(file, starts[2]! + 7);
       let r = w.open();
@@ -157,12 +168,7 @@ describe('FileStorage on disk', () => {
     });
 
     it('treats damage in the very last record as torn, since it cannot be told from an unfinished write', async () => {
-      const w = await workspace();
-      const s = w.open();
-      await s.load();
-      const seg = async () => (await w.segments())[0]!;
-      const starts = await writeBatches(s, seg, 3, 2);
-      await s.close();
+      const { w, seg, starts } = await oneSegment(3, 2);
       await flipByte(await seg(), starts[2]! + 20);
       const r = w.open();
       expect((await r.load()).entries).toEqual(entries(1, 4, 1));
@@ -190,23 +196,13 @@ describe('FileStorage on disk', () => {
       ['a bad payload checksum', 1, 30],
       ['a damaged length', 3, 1],
     ] as const)('refuses %s before the tail', async (_, record, byte) => {
-      const w = await workspace();
-      const s = w.open();
-      await s.load();
-      const seg = async () => (await w.segments())[0]!;
-      const starts = await writeBatches(s, seg, 5, 3);
-      await s.close();
+      const { w, seg, starts } = await oneSegment(5, 3);
       await flipByte(await seg(), starts[record]! + byte);
       await expectCorrupt(w, await seg(), starts[record]!);
     });
 
     it('refuses a segment other than the last cut short or damaged', async () => {
-      const w = await workspace({ segmentBytes: 300 });
-      const s = w.open();
-      await s.load();
-      for (let b = 0; b < 10; b++) await s.save({ append: entries(b * 3 + 1, b * 3 + 3, 1) });
-      await s.close();
-      const segs = await w.segments();
+      const { w, segs } = await manySegments();
       expect(segs.length).toBeGreaterThan(2);
       const size = (await stat(segs[0]!)).size;
       await truncate(segs[0]!, size - 5);
@@ -217,12 +213,7 @@ describe('FileStorage on disk', () => {
     });
 
     it('refuses a missing segment', async () => {
-      const w = await workspace({ segmentBytes: 300 });
-      const s = w.open();
-      await s.load();
-      for (let b = 0; b < 10; b++) await s.save({ append: entries(b * 3 + 1, b * 3 + 3, 1) });
-      await s.close();
-      const segs = await w.segments();
+      const { w, segs } = await manySegments();
       await unlink(segs[1]!);
       const err = (await w.open().load().catch((e: unknown) => e)) as CorruptStorageError;
       expect(err).toBeInstanceOf(CorruptStorageError);
