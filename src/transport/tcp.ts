@@ -21,7 +21,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Cluster } from '../core/cluster.js';
 import type { Message } from '../core/message.js';
-import { isValidMessage } from './validate.js';
+import { isValidMessage } from '../core/validate.js';
 import type { ReplicaId, StateMachineTransition } from '../core/types.js';
 import { msgpackCodec, type MessageCodec } from './codec.js';
 import { encodeFrames, FrameDecoder, FrameTooLargeError, frameHeader, FRAME_HEADER_BYTES } from './frame.js';

@@ -1,5 +1,5 @@
-import type { Message } from '../core/message.js';
-import type { ReplicaId } from '../core/types.js';
+import type { Message } from './message.js';
+import type { ReplicaId } from './types.js';
 
 // Validation of what arrives from the network, before it reaches the algorithm: the replica
 // runs it on every message it receives, and TcpCluster on every frame it decodes.

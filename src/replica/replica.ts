@@ -1,13 +1,13 @@
 import { Mutex } from 'async-mutex';
 import { MemoryStorage } from '../storage/memory.js';
-import { NotLeaderError } from './errors.js';
-import { checkPersistentState } from '../storage/check.js';
-import { isValidMessage } from '../transport/validate.js';
-import type { Entry } from './message.js';
-import { validateOptions, type Config, type ReplicaOptions } from './options.js';
-import { Raft, type Pending, type ReplicaMetrics } from './raft.js';
-import type { Storage } from './storage.js';
-import type { ReplicaId, StateMachineTransition, TransitionState } from './types.js';
+import { NotLeaderError } from '../core/errors.js';
+import { checkPersistentState } from '../core/check-state.js';
+import { isValidMessage } from '../core/validate.js';
+import type { Entry } from '../core/message.js';
+import { validateOptions, type Config, type ReplicaOptions } from '../core/options.js';
+import { Raft, type Pending, type ReplicaMetrics } from '../core/raft.js';
+import type { Storage } from '../core/storage.js';
+import type { ReplicaId, StateMachineTransition, TransitionState } from '../core/types.js';
 
 /** A snapshot of where a replica stands, read through {@link Replica.status}. */
 export interface ReplicaStatus {

@@ -1,5 +1,5 @@
-import { CorruptStateError } from '../core/errors.js';
-import type { PersistentState } from '../core/storage.js';
+import { CorruptStateError } from './errors.js';
+import type { PersistentState } from './storage.js';
 
 // What a Storage returns is input like any other: the replica checks it before trusting it.
 
