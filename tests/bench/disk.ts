@@ -56,7 +56,9 @@ let chosen: BenchDisk | undefined;
 export function benchDisk(): BenchDisk {
   if (chosen) return chosen;
   const cache = fileURLToPath(new URL('../../../node_modules/.cache/tickraft-bench/', import.meta.url));
-  const candidates = [process.env.TICKRAFT_BENCH_DIR, tmpdir(), cache].filter((d): d is string => d !== undefined && d !== '');
+  const candidates = [process.env.TICKRAFT_BENCH_DIR, tmpdir(), cache].filter(
+    (d): d is string => d !== undefined && d !== '',
+  );
   for (const dir of candidates) {
     mkdirSync(dir, { recursive: true });
     const m = mountOf(dir);

@@ -51,15 +51,23 @@ interface AutocannonInstance {
   on(event: 'reqError', listener: (error: Error) => void): void;
   stop(): void;
 }
-type Autocannon = (opts: Record<string, unknown>, cb: (err: Error | null, result: unknown) => void) => AutocannonInstance;
+type Autocannon = (
+  opts: Record<string, unknown>,
+  cb: (err: Error | null, result: unknown) => void,
+) => AutocannonInstance;
 
-const send = (m: unknown): void => { process.send?.(m); };
+const send = (m: unknown): void => {
+  process.send?.(m);
+};
 process.on('disconnect', () => process.exit(0));
 
 function ceilingMain(): void {
   const server = createServer({ keepAliveTimeout: 10_000 }, (req, res) => {
     req.resume();
-    req.on('end', () => { res.writeHead(204); res.end(); });
+    req.on('end', () => {
+      res.writeHead(204);
+      res.end();
+    });
   });
   server.listen(0, '127.0.0.1', () => send({ port: (server.address() as AddressInfo).port }));
 }
@@ -75,28 +83,47 @@ async function loadMain(cfg: LoadConfig): Promise<LoadResult> {
   let nextClient = 0;
   const run = { t0: 0, t1: 0 };
   let done: (v: unknown) => void = () => undefined;
-  const finished = new Promise((resolve) => { done = resolve; });
+  const finished = new Promise((resolve) => {
+    done = resolve;
+  });
   const headers: Record<string, string> = cfg.method === 'PUT' ? { 'content-type': 'text/plain' } : {};
-  const instance = autocannon({
-    url: cfg.url, method: cfg.method, body: cfg.body, connections: cfg.connections, pipelining: 1,
-    duration: 3600, sampleInt: 50, timeout: 20, headers,
-    setupClient: cfg.sessions
-      ? (client: AutocannonClient) => {
-        const id = `bench-${process.pid}-${nextClient++}`;
-        let seq = 1;
-        client.setHeaders({ ...headers, 'x-client-id': id, 'x-client-seq': String(seq) });
-        // 'response' fires before the client builds its next request: the next one gets seq + 1.
-        client.on('response', () => client.setHeaders({ ...headers, 'x-client-id': id, 'x-client-seq': String(++seq) }));
-      }
-      : undefined,
-  }, (err, result) => done(err ?? result));
+  const instance = autocannon(
+    {
+      url: cfg.url,
+      method: cfg.method,
+      body: cfg.body,
+      connections: cfg.connections,
+      pipelining: 1,
+      duration: 3600,
+      sampleInt: 50,
+      timeout: 20,
+      headers,
+      setupClient: cfg.sessions
+        ? (client: AutocannonClient) => {
+            const id = `bench-${process.pid}-${nextClient++}`;
+            let seq = 1;
+            client.setHeaders({ ...headers, 'x-client-id': id, 'x-client-seq': String(seq) });
+            // 'response' fires before the client builds its next request: the next one gets seq + 1.
+            client.on('response', () =>
+              client.setHeaders({ ...headers, 'x-client-id': id, 'x-client-seq': String(++seq) }),
+            );
+          }
+        : undefined,
+    },
+    (err, result) => done(err ?? result),
+  );
   instance.on('response', (_client, status, _bytes, ms) => {
-    if (status < 200 || status > 299) { bad[status] = (bad[status] ?? 0) + 1; return; }
+    if (status < 200 || status > 299) {
+      bad[status] = (bad[status] ?? 0) + 1;
+      return;
+    }
     if (!measuring) return;
     ok++;
     if (n < lat.length) lat[n++] = ms;
   });
-  instance.on('reqError', () => { errors++; });
+  instance.on('reqError', () => {
+    errors++;
+  });
   await new Promise((r) => setTimeout(r, cfg.warmupMs));
   measuring = true;
   run.t0 = performance.now();
@@ -106,7 +133,8 @@ async function loadMain(cfg: LoadConfig): Promise<LoadResult> {
   instance.stop();
   await finished;
   const sorted = lat.subarray(0, n).sort();
-  const pct = (q: number): number => (sorted.length === 0 ? NaN : Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! * 1000));
+  const pct = (q: number): number =>
+    sorted.length === 0 ? NaN : Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! * 1000);
   return { opsPerSec: Math.round(ok / ((run.t1 - run.t0) / 1000)), p50Us: pct(0.5), p99Us: pct(0.99), ok, bad, errors };
 }
 

@@ -134,7 +134,9 @@ export interface Scaling {
  * whatever the log costs at that size (compactions included) over the same span of time. With
  * `snapshotDelta` 0 nothing is compacted and the log holds every entry.
  */
-export async function runScaling(checkpoints: number[], clients: number, snapshotDelta: number, windowMs: number): Promise<Scaling> {
+export async function runScaling(
+  checkpoints: number[], clients: number, snapshotDelta: number, windowMs: number,
+): Promise<Scaling> {
   const c = await startInProcess(snapshotDelta);
   try {
     const machine = c.machines[c.leader]!;

@@ -29,19 +29,31 @@ const VALUE = '0123456789abcdef';
 const KV_FLAGS = ['--election', '1000-2000'];
 
 /** One service figure. */
-export interface KvFigures { opsPerSec: number; p50Us: number; p99Us: number }
+export interface KvFigures {
+  opsPerSec: number;
+  p50Us: number;
+  p99Us: number;
+}
 /** Figures keyed by connections: `c1`, `c64`, `c256`. */
 export type KvRow = Partial<Record<'c1' | 'c64' | 'c256', KvFigures>>;
 /** The kv mode's figures (the JSON's `kv`). */
-export interface KvResult { writes: KvRow; reads: KvRow; httpCeiling: KvRow }
+export interface KvResult {
+  writes: KvRow;
+  reads: KvRow;
+  httpCeiling: KvRow;
+}
 
 /** Runs one autocannon load in its own process; fails on any non-2xx answer or connection error. */
 async function load(what: string, cfg: LoadConfig): Promise<KvFigures> {
-  const child = track(fork(HTTP_LOAD_JS, ['load', JSON.stringify(cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  const child = track(
+    fork(HTTP_LOAD_JS, ['load', JSON.stringify(cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+  );
   const r = await new Promise<LoadResult>((resolve, reject) => {
     let result: LoadResult | undefined;
     const timer = setTimeout(() => child.kill('SIGKILL'), cfg.warmupMs + cfg.measureMs + 60_000);
-    child.on('message', (m) => { result = (m as { result: LoadResult }).result; });
+    child.on('message', (m) => {
+      result = (m as { result: LoadResult }).result;
+    });
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
       if (result) resolve(result);
@@ -50,28 +62,62 @@ async function load(what: string, cfg: LoadConfig): Promise<KvFigures> {
   });
   const bad = Object.entries(r.bad);
   if (bad.length > 0 || r.errors > 0 || r.ok === 0) {
-    throw new Error(`BENCH FAILURE (${what}): ${r.ok} answers 2xx, others: ${bad.map(([s, n]) => `${n} × ${s}`).join(', ') || 'none'}, ${r.errors} connection errors`);
+    throw new Error(
+      `BENCH FAILURE (${what}): ${r.ok} answers 2xx, others: ` +
+        `${bad.map(([s, n]) => `${n} × ${s}`).join(', ') || 'none'}, ${r.errors} connection errors`,
+    );
   }
   return { opsPerSec: r.opsPerSec, p50Us: r.p50Us, p99Us: r.p99Us };
 }
 
-interface KvMember { id: number; raft: number; http: number; child?: ChildProcess; exited?: Promise<unknown>; log: string[] }
+interface KvMember {
+  id: number;
+  raft: number;
+  http: number;
+  child?: ChildProcess;
+  exited?: Promise<unknown>;
+  log: string[];
+}
 
 /** Three tickraft-kv processes on loopback, data under `dir`. */
 class KvCluster {
-  private constructor(readonly dir: string, readonly members: KvMember[]) {}
+  private constructor(
+    readonly dir: string,
+    readonly members: KvMember[],
+  ) {}
 
   static async start(): Promise<KvCluster> {
     const dir = benchTemp('tickraft-kv-');
     const ports = await freePorts(6);
-    const members: KvMember[] = [1, 2, 3].map((id, i) => ({ id, raft: ports[2 * i]!, http: ports[2 * i + 1]!, log: [] }));
+    const members: KvMember[] = [1, 2, 3].map((id, i) => ({
+      id,
+      raft: ports[2 * i]!,
+      http: ports[2 * i + 1]!,
+      log: [],
+    }));
     const c = new KvCluster(dir, members);
-    const list = (port: (m: KvMember) => number): string => members.map((m) => `${m.id}=127.0.0.1:${port(m)}`).join(',');
+    const list = (port: (m: KvMember) => number): string =>
+      members.map((m) => `${m.id}=127.0.0.1:${port(m)}`).join(',');
     const secret = randomBytes(24).toString('hex');
     for (const m of members) {
-      const args = ['--id', String(m.id), '--data', join(dir, String(m.id)), '--peers', list((x) => x.raft), '--http', list((x) => x.http), '--secret', secret, ...KV_FLAGS];
+      const args = [
+        '--id',
+        String(m.id),
+        '--data',
+        join(dir, String(m.id)),
+        '--peers',
+        list((x) => x.raft),
+        '--http',
+        list((x) => x.http),
+        '--secret',
+        secret,
+        ...KV_FLAGS,
+      ];
       const child = track(spawn(process.execPath, [KV_SERVER_JS, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
-      const keep = (chunk: Buffer): void => { m.log.push(chunk.toString('utf8')); if (m.log.length > 50) m.log.shift(); };
+      const keep = (chunk: Buffer): void => {
+        m.log.push(chunk.toString('utf8'));
+        if (m.log.length > 50) m.log.shift();
+      };
       child.stdout!.on('data', keep);
       child.stderr!.on('data', keep);
       m.child = child;
@@ -80,12 +126,19 @@ class KvCluster {
     return c;
   }
 
-  origin(m: KvMember): string { return `http://127.0.0.1:${m.http}`; }
+  origin(m: KvMember): string {
+    return `http://127.0.0.1:${m.http}`;
+  }
 
-  private async status(m: KvMember): Promise<{ role: string; term: number; commitIndex: number; lastApplied: number } | undefined> {
+  private async status(
+    m: KvMember,
+  ): Promise<{ role: string; term: number; commitIndex: number; lastApplied: number } | undefined> {
     try {
       const r = await fetch(`${this.origin(m)}/status`, { signal: AbortSignal.timeout(2000) });
-      return r.ok ? ((await r.json()) as { status: { role: string; term: number; commitIndex: number; lastApplied: number } }).status : undefined;
+      return r.ok
+        ? ((await r.json()) as { status: { role: string; term: number; commitIndex: number; lastApplied: number } })
+            .status
+        : undefined;
     } catch {
       return undefined;
     }
@@ -93,17 +146,26 @@ class KvCluster {
 
   /** The last lines every member printed, for a failure's message. */
   logs(): string {
-    return this.members.map((m) => `[kv ${m.id} log tail]\n${m.log.join('').split('\n').slice(-15).join('\n')}`).join('\n');
+    return this.members
+      .map((m) => `[kv ${m.id} log tail]\n${m.log.join('').split('\n').slice(-15).join('\n')}`)
+      .join('\n');
   }
 
   /** The member that leads and has committed in its term. */
   leader(): Promise<KvMember> {
-    return waitFor('a tickraft-kv leader', async () => {
-      const all = await Promise.all(this.members.map((m) => this.status(m)));
-      let best: number | undefined;
-      all.forEach((s, i) => { if (s?.role === 'leader' && s.commitIndex > 0 && (best === undefined || s.term > all[best]!.term)) best = i; });
-      return best === undefined ? undefined : this.members[best];
-    }, 20_000, 20).catch((e: unknown) => {
+    return waitFor(
+      'a tickraft-kv leader',
+      async () => {
+        const all = await Promise.all(this.members.map((m) => this.status(m)));
+        let best: number | undefined;
+        all.forEach((s, i) => {
+          if (s?.role === 'leader' && s.commitIndex > 0 && (best === undefined || s.term > all[best]!.term)) best = i;
+        });
+        return best === undefined ? undefined : this.members[best];
+      },
+      20_000,
+      20,
+    ).catch((e: unknown) => {
       throw new Error(`${(e as Error).message}\n${this.logs()}`);
     });
   }
@@ -112,18 +174,25 @@ class KvCluster {
   async verify(what: string, leader: KvMember): Promise<void> {
     const l = await this.status(leader);
     if (!l) throw new Error(`BENCH FAILURE (${what}): the kv leader does not answer`);
-    await waitFor(`${what}: every kv replica to apply index ${l.commitIndex}`, async () => {
-      const all = await Promise.all(this.members.map((m) => this.status(m)));
-      return all.every((s) => s !== undefined && s.lastApplied >= l.commitIndex) ? true : undefined;
-    }, 20_000, 20);
+    await waitFor(
+      `${what}: every kv replica to apply index ${l.commitIndex}`,
+      async () => {
+        const all = await Promise.all(this.members.map((m) => this.status(m)));
+        return all.every((s) => s !== undefined && s.lastApplied >= l.commitIndex) ? true : undefined;
+      },
+      20_000,
+      20,
+    );
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.members.map(async (m) => {
-      m.child?.kill('SIGTERM');
-      await atMost(m.exited!, 6000);
-      m.child?.kill('SIGKILL');
-    }));
+    await Promise.all(
+      this.members.map(async (m) => {
+        m.child?.kill('SIGTERM');
+        await atMost(m.exited!, 6000);
+        m.child?.kill('SIGKILL');
+      }),
+    );
     await rm(this.dir, { recursive: true, force: true });
   }
 }
@@ -138,12 +207,21 @@ async function startCeiling(): Promise<{ origin: string; stop: () => Promise<voi
   const exited = new Promise((r) => child.once('exit', r));
   return {
     origin: `http://127.0.0.1:${port}`,
-    stop: async () => { child.kill('SIGKILL'); await exited; },
+    stop: async () => {
+      child.kill('SIGKILL');
+      await exited;
+    },
   };
 }
 
 /** Which cases a run measures: connections for writes, reads and the ceiling. */
-export interface KvPlan { writes: number[]; reads: number[]; ceiling: number[]; warmupMs: number; measureMs: number }
+export interface KvPlan {
+  writes: number[];
+  reads: number[];
+  ceiling: number[];
+  warmupMs: number;
+  measureMs: number;
+}
 
 /** The kv mode: per concurrency, the ceiling, then writes, then reads, so each trio shares the machine's moment. */
 export async function runKv(plan: KvPlan, log: (s: string) => void): Promise<KvResult> {
@@ -170,7 +248,14 @@ export async function runKv(plan: KvPlan, log: (s: string) => void): Promise<KvR
       }
       if (plan.reads.includes(c)) {
         log(`  kv: reads c${c}…`);
-        out.reads[key] = await load(`kv reads c${c}`, { method: 'GET', url: `${origin}/kv/r`, connections: c, warmupMs, measureMs, sessions: false });
+        out.reads[key] = await load(`kv reads c${c}`, {
+          method: 'GET',
+          url: `${origin}/kv/r`,
+          connections: c,
+          warmupMs,
+          measureMs,
+          sessions: false,
+        });
       }
     }
     await cluster.verify('kv', leader);

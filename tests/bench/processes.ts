@@ -208,7 +208,8 @@ export async function runFailover(trials: number): Promise<Failover> {
 
 /** Runs the scaling measurement in a fresh process, so the RSS figures are its own. */
 export function runScalingChild(config: ScalingConfig): Promise<Scaling> {
-  const child = track(fork(SERVER_JS, ['scaling', JSON.stringify(config)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  const stdio = ['ignore', 'inherit', 'inherit', 'ipc'] as const;
+  const child = track(fork(SERVER_JS, ['scaling', JSON.stringify(config)], { stdio: [...stdio] }));
   return new Promise((resolve, reject) => {
     let result: Scaling | undefined;
     const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);

@@ -23,7 +23,13 @@ export interface ServerConfig {
 }
 
 /** What the `scaling` mode measures (see runScaling). */
-export interface ScalingConfig { checkpoints: number[]; clients: number; snapshotDelta: number; windowMs: number; warmupMs: number }
+export interface ScalingConfig {
+  checkpoints: number[];
+  clients: number;
+  snapshotDelta: number;
+  windowMs: number;
+  warmupMs: number;
+}
 
 export type Request =
   | { rid: number; type: 'status' }

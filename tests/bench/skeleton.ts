@@ -24,14 +24,28 @@ import { SERVER_JS, track } from './processes.js';
 import { atMost, sleep } from './workload.js';
 
 /** One case of the skeleton: commits/s and commit latency (µs) like tickraft's figures. */
-export interface SkeletonFigures { commitsPerSec: number; p50Us: number; p99Us: number; entriesPerAppend: number }
+export interface SkeletonFigures {
+  commitsPerSec: number;
+  p50Us: number;
+  p99Us: number;
+  entriesPerAppend: number;
+}
 
 const T_AE = 1;
 const T_ACK = 2;
 const now = (): number => Number(process.hrtime.bigint()) / 1e6;
 
-interface Entry { term: number; index: number; payload: Buffer }
-interface Append { term: number; prevIndex: number; commit: number; entries: Entry[] }
+interface Entry {
+  term: number;
+  index: number;
+  payload: Buffer;
+}
+interface Append {
+  term: number;
+  prevIndex: number;
+  commit: number;
+  entries: Entry[];
+}
 
 // AE frame: u32 len | u8 type | f64 term | f64 prevIndex | f64 commit | u32 n | n x (u32 term | u16 len | bytes)
 function encodeAE(term: number, prevIndex: number, commit: number, entries: Entry[]): Buffer {
@@ -57,12 +71,15 @@ function encodeAE(term: number, prevIndex: number, commit: number, entries: Entr
 }
 
 function decodeAE(b: Buffer, s: number): Append {
-  const term = b.readDoubleLE(s + 5), prevIndex = b.readDoubleLE(s + 13), commit = b.readDoubleLE(s + 21);
+  const term = b.readDoubleLE(s + 5),
+    prevIndex = b.readDoubleLE(s + 13),
+    commit = b.readDoubleLE(s + 21);
   const n = b.readUInt32LE(s + 29);
   const entries = new Array<Entry>(n);
   let o = s + 33;
   for (let i = 0; i < n; i++) {
-    const t = b.readUInt32LE(o), len = b.readUInt16LE(o + 4);
+    const t = b.readUInt32LE(o),
+      len = b.readUInt16LE(o + 4);
     o += 6;
     entries[i] = { term: t, index: prevIndex + 1 + i, payload: b.subarray(o, o + len) };
     o += len;
@@ -81,7 +98,10 @@ function encodeAck(match: number): Buffer {
 function framer(onFrame: (b: Buffer, start: number, end: number) => void): (chunk: Buffer) => void {
   let rest: Buffer | null = null;
   return (chunk) => {
-    if (rest) { chunk = Buffer.concat([rest, chunk]); rest = null; }
+    if (rest) {
+      chunk = Buffer.concat([rest, chunk]);
+      rest = null;
+    }
     let off = 0;
     const n = chunk.length;
     while (n - off >= 4) {
@@ -102,29 +122,53 @@ class Wal {
   private busy = false;
   private closed = false;
   syncs = 0;
-  constructor(private readonly file: string, private readonly onDurable: (last: number) => void) {
+  constructor(
+    private readonly file: string,
+    private readonly onDurable: (last: number) => void,
+  ) {
     this.fd = openSync(file, 'a');
   }
-  append(buf: Buffer, lastIndex: number): void { this.pending.push(buf); this.pendingLast = lastIndex; this.kick(); }
+  append(buf: Buffer, lastIndex: number): void {
+    this.pending.push(buf);
+    this.pendingLast = lastIndex;
+    this.kick();
+  }
   private kick(): void {
     if (this.busy || this.pending.length === 0 || this.closed) return;
-    const bufs = this.pending, last = this.pendingLast;
+    const bufs = this.pending,
+      last = this.pendingLast;
     this.pending = [];
     this.busy = true;
     writev(this.fd, bufs, (err) => {
-      if (err) { if (this.closed) return; throw err; }
+      if (err) {
+        if (this.closed) return;
+        throw err;
+      }
       fdatasync(this.fd, (err2) => {
-        if (err2) { if (this.closed) return; throw err2; }
+        if (err2) {
+          if (this.closed) return;
+          throw err2;
+        }
         this.busy = false;
         this.syncs++;
-        if (!this.closed) { this.onDurable(last); this.kick(); }
+        if (!this.closed) {
+          this.onDurable(last);
+          this.kick();
+        }
       });
     });
   }
   close(): void {
     this.closed = true;
     const fd = this.fd;
-    setTimeout(() => { try { closeSync(fd); rmSync(this.file, { force: true }); } catch { /* already gone */ } }, 200);
+    setTimeout(() => {
+      try {
+        closeSync(fd);
+        rmSync(this.file, { force: true });
+      } catch {
+        /* already gone */
+      }
+    }, 200);
   }
 }
 
@@ -132,15 +176,23 @@ class FollowerState {
   private log: Entry[] = [];
   private base = 0;
   readonly wal: Wal | null;
-  constructor(walFile: string | null, private readonly sendAck: (last: number) => void) {
+  constructor(
+    walFile: string | null,
+    private readonly sendAck: (last: number) => void,
+  ) {
     this.wal = walFile ? new Wal(walFile, (last) => this.sendAck(last)) : null;
   }
-  last(): number { return this.base + this.log.length; }
+  last(): number {
+    return this.base + this.log.length;
+  }
   appendEntries(m: Append, rawBuf: Buffer | null): void {
     if (m.prevIndex !== this.last()) throw new Error(`skeleton: gap ${m.prevIndex} vs ${this.last()}`);
     const es = m.entries;
     for (let i = 0; i < es.length; i++) this.log.push(es[i]!);
-    if (this.log.length > (1 << 20)) { this.base += this.log.length; this.log = []; }
+    if (this.log.length > 1 << 20) {
+      this.base += this.log.length;
+      this.log = [];
+    }
     if (this.wal) this.wal.append(rawBuf!, this.last());
   }
 }
@@ -151,9 +203,13 @@ export function skeletonFollowerMain(fsyncOn: boolean, walDir: string): void {
   const wals: Wal[] = [];
   const srv = net.createServer((sock) => {
     sock.setNoDelay(true);
-    const st = new FollowerState(fsyncOn ? join(walDir, `f-${process.pid}.wal`) : null, (last) => sock.write(encodeAck(last)));
+    const st = new FollowerState(fsyncOn ? join(walDir, `f-${process.pid}.wal`) : null, (last) =>
+      sock.write(encodeAck(last)),
+    );
     if (st.wal) wals.push(st.wal);
-    const parse = framer((b, s, e) => { st.appendEntries(decodeAE(b, s), b.subarray(s, e)); });
+    const parse = framer((b, s, e) => {
+      st.appendEntries(decodeAE(b, s), b.subarray(s, e));
+    });
     sock.on('data', (chunk: Buffer) => {
       parse(chunk);
       if (!fsyncOn) sock.write(encodeAck(st.last())); // one coalesced ack per read
@@ -172,25 +228,35 @@ export function skeletonFollowerMain(fsyncOn: boolean, walDir: string): void {
 export type SkeletonMode = 'inprocess' | 'tcp' | 'tcpFsync';
 
 /** One case: `clients` closed-loop proposers, `warmupMs` of warm-up, then `measureMs` measured. */
-export async function runSkeleton(mode: SkeletonMode, clients: number, warmupMs: number, measureMs: number, walDir: string): Promise<SkeletonFigures> {
+export async function runSkeleton(
+  mode: SkeletonMode,
+  clients: number,
+  warmupMs: number,
+  measureMs: number,
+  walDir: string,
+): Promise<SkeletonFigures> {
   const transport = mode === 'inprocess' ? 'inproc' : 'tcp';
   const fsyncOn = mode === 'tcpFsync';
   const term = 1;
-  let log: Entry[] = [], base = 0;
+  let log: Entry[] = [],
+    base = 0;
   const last = (): number => base + log.length;
   let commit = 0;
   const match = [0, 0, 0];
   const waiters: (() => void)[] = [];
   let pending: Entry[] = [];
   let flushScheduled = false;
-  let aeSent = 0, entriesSent = 0;
+  let aeSent = 0,
+    entriesSent = 0;
   let stop = false;
   const children: { child: ChildProcess; sock: net.Socket }[] = [];
   const local: FollowerState[] = [];
   const send: ((buf: Buffer | null, msg: Append) => void)[] = [];
 
   const advance = (): void => {
-    const a = match[0]!, b = match[1]!, c = match[2]!;
+    const a = match[0]!,
+      b = match[1]!,
+      c = match[2]!;
     const med = Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
     if (med <= commit) return;
     const n = med - commit;
@@ -198,13 +264,27 @@ export async function runSkeleton(mode: SkeletonMode, clients: number, warmupMs:
     const ws = waiters.splice(0, n);
     for (let i = 0; i < ws.length; i++) ws[i]!();
   };
-  const onAck = (i: number, m: number): void => { if (m > match[i]!) { match[i] = m; advance(); } };
-  const leaderWal = fsyncOn ? new Wal(join(walDir, `leader-${process.pid}.wal`), (l) => { match[0] = l; advance(); }) : null;
+  const onAck = (i: number, m: number): void => {
+    if (m > match[i]!) {
+      match[i] = m;
+      advance();
+    }
+  };
+  const leaderWal = fsyncOn
+    ? new Wal(join(walDir, `leader-${process.pid}.wal`), (l) => {
+        match[0] = l;
+        advance();
+      })
+    : null;
 
   try {
     if (transport === 'tcp') {
       for (let i = 1; i <= 2; i++) {
-        const child = track(fork(SERVER_JS, ['skeleton-follower', fsyncOn ? '1' : '0', walDir], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+        const child = track(
+          fork(SERVER_JS, ['skeleton-follower', fsyncOn ? '1' : '0', walDir], {
+            stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+          }),
+        );
         const port = await new Promise<number>((resolve, reject) => {
           child.once('message', (m) => resolve((m as { port: number }).port));
           child.once('exit', () => reject(new Error('bench: a skeleton follower exited before it listened')));
@@ -215,18 +295,31 @@ export async function runSkeleton(mode: SkeletonMode, clients: number, warmupMs:
         });
         sock.setNoDelay(true);
         const idx = i;
-        sock.on('data', framer((b, s) => { if (b[s + 4] === T_ACK) onAck(idx, b.readDoubleLE(s + 5)); }));
-        send[i] = (buf) => { sock.write(buf!); };
+        sock.on(
+          'data',
+          framer((b, s) => {
+            if (b[s + 4] === T_ACK) onAck(idx, b.readDoubleLE(s + 5));
+          }),
+        );
+        send[i] = (buf) => {
+          sock.write(buf!);
+        };
         children.push({ child, sock });
       }
     } else {
       for (let i = 1; i <= 2; i++) {
         const idx = i;
-        const st = new FollowerState(fsyncOn ? join(walDir, `f${i}-${process.pid}.wal`) : null, (l) => queueMicrotask(() => onAck(idx, l)));
-        send[i] = (buf, msg) => queueMicrotask(() => {
-          st.appendEntries(msg, buf);
-          if (!fsyncOn) { const l = st.last(); queueMicrotask(() => onAck(idx, l)); }
-        });
+        const st = new FollowerState(fsyncOn ? join(walDir, `f${i}-${process.pid}.wal`) : null, (l) =>
+          queueMicrotask(() => onAck(idx, l)),
+        );
+        send[i] = (buf, msg) =>
+          queueMicrotask(() => {
+            st.appendEntries(msg, buf);
+            if (!fsyncOn) {
+              const l = st.last();
+              queueMicrotask(() => onAck(idx, l));
+            }
+          });
         local.push(st);
       }
     }
@@ -238,23 +331,37 @@ export async function runSkeleton(mode: SkeletonMode, clients: number, warmupMs:
       pending = [];
       const prev = last();
       for (let i = 0; i < entries.length; i++) log.push(entries[i]!);
-      if (log.length > (1 << 20)) { base += log.length; log = []; }
-      const buf = (transport === 'tcp' || fsyncOn) ? encodeAE(term, prev, commit, entries) : null;
+      if (log.length > 1 << 20) {
+        base += log.length;
+        log = [];
+      }
+      const buf = transport === 'tcp' || fsyncOn ? encodeAE(term, prev, commit, entries) : null;
       const msg: Append = { term, prevIndex: prev, commit, entries };
       send[1]!(buf, msg);
       send[2]!(buf, msg);
       aeSent++;
       entriesSent += entries.length;
       if (leaderWal) leaderWal.append(buf!, last());
-      else { match[0] = last(); advance(); }
+      else {
+        match[0] = last();
+        advance();
+      }
     };
-    const propose = (payload: Buffer): Promise<void> => new Promise((resolve) => {
-      pending.push({ term, index: 0, payload });
-      waiters.push(resolve);
-      if (!flushScheduled) { flushScheduled = true; setImmediate(flush); }
-    });
+    const propose = (payload: Buffer): Promise<void> =>
+      new Promise((resolve) => {
+        pending.push({ term, index: 0, payload });
+        waiters.push(resolve);
+        if (!flushScheduled) {
+          flushScheduled = true;
+          setImmediate(flush);
+        }
+      });
 
-    const payloads = Array.from({ length: 1024 }, (_, i) => { const b = Buffer.alloc(16, 0x61); b.writeUInt32LE(i, 0); return b; });
+    const payloads = Array.from({ length: 1024 }, (_, i) => {
+      const b = Buffer.alloc(16, 0x61);
+      b.writeUInt32LE(i, 0);
+      return b;
+    });
     const lat = new Float64Array(1 << 21);
     let nl = 0;
     let measuring = false;
@@ -269,17 +376,28 @@ export async function runSkeleton(mode: SkeletonMode, clients: number, warmupMs:
     for (let c = 0; c < clients; c++) void client(c);
     await sleep(warmupMs);
     measuring = true;
-    const c0 = commit, ae0 = aeSent, en0 = entriesSent, t0 = now();
+    const c0 = commit,
+      ae0 = aeSent,
+      en0 = entriesSent,
+      t0 = now();
     await sleep(measureMs);
-    const c1 = commit, ae1 = aeSent, en1 = entriesSent, t1 = now();
+    const c1 = commit,
+      ae1 = aeSent,
+      en1 = entriesSent,
+      t1 = now();
     stop = true;
     measuring = false;
     const seconds = (t1 - t0) / 1000;
     const sorted = lat.subarray(0, nl).sort();
     // The script's percentile: the ceil(p·n)-th smallest sample.
-    const pct = (p: number): number => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!);
+    const pct = (p: number): number =>
+      sorted.length === 0
+        ? NaN
+        : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
     return {
-      commitsPerSec: Math.round((c1 - c0) / seconds), p50Us: Math.round(pct(50) * 1000), p99Us: Math.round(pct(99) * 1000),
+      commitsPerSec: Math.round((c1 - c0) / seconds),
+      p50Us: Math.round(pct(50) * 1000),
+      p99Us: Math.round(pct(99) * 1000),
       entriesPerAppend: Math.round(((en1 - en0) / Math.max(1, ae1 - ae0)) * 10) / 10,
     };
   } finally {
@@ -287,13 +405,15 @@ export async function runSkeleton(mode: SkeletonMode, clients: number, warmupMs:
     for (const w of waiters.splice(0)) w();
     leaderWal?.close();
     for (const st of local) st.wal?.close();
-    await Promise.all(children.map(async ({ child, sock }) => {
-      sock.destroy();
-      const exited = new Promise((r) => child.once('exit', r));
-      if (child.connected) child.disconnect();
-      await atMost(exited, 2000);
-      child.kill('SIGKILL');
-    }));
+    await Promise.all(
+      children.map(async ({ child, sock }) => {
+        sock.destroy();
+        const exited = new Promise((r) => child.once('exit', r));
+        if (child.connected) child.disconnect();
+        await atMost(exited, 2000);
+        child.kill('SIGKILL');
+      }),
+    );
     await sleep(transport === 'tcp' || fsyncOn ? 250 : 20); // the WAL files close 200 ms after their owner
   }
 }
