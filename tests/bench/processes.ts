@@ -184,7 +184,7 @@ export async function runFailover(trials: number): Promise<Failover> {
       await sleep(150);
       const killedAt = wallNow();
       await victim.kill();
-      const first = await waitFor(`a new leader's first commit (trial ${t + 1})`, () => commits.find((x) => x.term > term && x.id !== victim.cfg.id && x.at > killedAt), 10_000, 2);
+      const first = await waitFor(`a new leader's first commit (trial ${t + 1})`, () => commits.find((x) => x.term > term && x.id !== victim.cfg.id && x.at > killedAt), 30_000, 2);
       samples.push(first.at - killedAt);
       await victim.spawn();
       await victim.request({ type: 'light', on: true });
