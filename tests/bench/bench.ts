@@ -165,7 +165,7 @@ async function replication(quick: boolean): Promise<Pick<BenchResult, Mode | 'ce
   const repeats = quick ? 1 : 3;
   const warmupMs = quick ? 100 : 500;
   const measureMs = quick ? 300 : 2000;
-  const walDir = benchTemp('tickraft-skeleton-');
+  const walDir = benchTemp('tickraft-bench-skeleton-');
   const out = { ceiling: {} } as Pick<BenchResult, Mode | 'ceiling'>;
   try {
     for (const mode of MODES) {

@@ -87,7 +87,7 @@ class KvCluster {
   ) {}
 
   static async start(): Promise<KvCluster> {
-    const dir = benchTemp('tickraft-kv-');
+    const dir = benchTemp('tickraft-bench-kv-');
     const ports = await freePorts(6);
     const members: KvMember[] = [1, 2, 3].map((id, i) => ({
       id,

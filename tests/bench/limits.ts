@@ -168,7 +168,7 @@ async function tcpLimits(pings: number, streamMs: number): Promise<{ rttP50Us: n
 }
 
 function fsyncLimits(ms: number): { recordsPerSec: number; fsyncP50Us: number } {
-  const dir = benchTemp('tickraft-fsync-');
+  const dir = benchTemp('tickraft-bench-fsync-');
   try {
     const fd = openSync(join(dir, 'log'), constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND);
     try {
