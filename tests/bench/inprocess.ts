@@ -114,47 +114,59 @@ export async function runInProcess(clients: number, warmupMs: number, measureMs:
   }
 }
 
-export interface Scaling { entries: number[]; commitsPerSec: number[]; rssMb: number[] }
+/** One scaling run: a point per checkpoint, each over the same time window. */
+export interface Scaling {
+  /** The commit count at which each window started (the checkpoints). */
+  entries: number[];
+  /** The commit count at which each window ended. */
+  windowEnd: number[];
+  commitsPerSec: number[];
+  /** CPU time of the whole process (user + system, 3 replicas) per entry committed in the window, µs. */
+  cpuUsPerEntry: number[];
+  /** RSS of the whole process (3 replicas) at the end of each window, MB. */
+  rssMb: number[];
+}
 
 /**
- * Grows the log to the last checkpoint with snapshotDelta 10,000 under `clients` closed-loop
- * clients. The rate at checkpoint X is measured over the entries from X/2 to X; RSS (the whole
- * process: 3 replicas) is read at X.
+ * Grows the log past the last checkpoint under `clients` closed-loop clients. At each checkpoint
+ * X (a commit count) it measures a window of `windowMs` of wall time: entries committed, commits/s,
+ * process CPU per entry, and RSS at the window's end. Equal time windows, so a window pays for
+ * whatever the log costs at that size (compactions included) over the same span of time. With
+ * `snapshotDelta` 0 nothing is compacted and the log holds every entry.
  */
-export async function runScaling(checkpoints: number[], clients: number): Promise<Scaling> {
-  const c = await startInProcess(10_000);
+export async function runScaling(
+  checkpoints: number[], clients: number, snapshotDelta: number, windowMs: number,
+): Promise<Scaling> {
+  const c = await startInProcess(snapshotDelta);
   try {
     const machine = c.machines[c.leader]!;
     const replica = c.replicas[c.leader]!;
     const load = new ClosedLoop(machine, () => replica.wake(), 0);
     machine.load = load;
-    // Each point's rate is measured over the same window, the WINDOW entries after it: one
-    // snapshotDelta's worth, so every window pays for exactly one compaction and they compare.
-    const WINDOW = 10_000;
-    const marks = new Map<number, number>();
-    for (const x of checkpoints) { marks.set(x, 0); marks.set(x + WINDOW, 0); }
-    const rss = new Map<number, number>();
-    const last = checkpoints[checkpoints.length - 1]! + WINDOW;
-    let done: () => void = () => undefined;
-    const finished = new Promise<void>((r) => { done = r; });
-    load.onCommit = (n) => {
-      if (!marks.has(n)) return;
-      marks.set(n, performance.now());
-      if (checkpoints.includes(n)) rss.set(n, process.memoryUsage.rss());
-      if (n === last) done();
-    };
+    const out: Scaling = { entries: [], windowEnd: [], commitsPerSec: [], cpuUsPerEntry: [], rssMb: [] };
     load.start(clients);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`bench: scaling did not reach ${last} entries in time`)), Math.max(60_000, last / 5)); });
-    try {
-      await Promise.race([finished, timeout]);
-    } finally {
-      clearTimeout(timer);
+    const deadline = Date.now() + Math.max(90_000, checkpoints[checkpoints.length - 1]! / 5);
+    for (const x of checkpoints) {
+      while (load.total < x) {
+        if (Date.now() > deadline) throw new Error(`bench: scaling did not reach ${x} entries in time`);
+        await sleep(1);
+      }
+      const n0 = load.total;
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      await sleep(windowMs);
+      const n1 = load.total;
+      const cpu = process.cpuUsage(cpu0);
+      const seconds = (performance.now() - t0) / 1000;
+      out.entries.push(n0);
+      out.windowEnd.push(n1);
+      out.commitsPerSec.push(Math.round((n1 - n0) / seconds));
+      out.cpuUsPerEntry.push(Math.round(((cpu.user + cpu.system) / Math.max(1, n1 - n0)) * 100) / 100);
+      out.rssMb.push(Math.round(process.memoryUsage.rss() / 1e5) / 10);
     }
     await load.stop();
     await verifyAllApplied('scaling', c.machines, c.leader, 20_000);
-    const rates = checkpoints.map((x) => Math.round(WINDOW / ((marks.get(x + WINDOW)! - marks.get(x)!) / 1000)));
-    return { entries: checkpoints, commitsPerSec: rates, rssMb: checkpoints.map((x) => Math.round(rss.get(x)! / 1e5) / 10) };
+    return out;
   } finally {
     await c.stop();
   }

@@ -1,6 +1,7 @@
 /**
- * The machine's own ceilings, measured in the same run as tickraft so figures compare across
- * noisy machines:
+ * The machine's primitives, measured in the same run for context (the JSON's `limits`). They are
+ * not what tickraft's figures are divided by: that is the replication skeleton (skeleton.ts),
+ * which does the whole job at each concurrency. These say what the parts cost:
  * - an in-process leader → 2 followers → ack round in plain JS (no Raft code): closed-loop
  *   clients, everything pending goes into one batch, replicas wake each other with
  *   setImmediate exactly like `Replica.start()` does; the floor of the event loop;
@@ -10,11 +11,11 @@
  * - fsync group commit: one write + fdatasync per batch of 16-byte records into one file.
  */
 import { fork } from 'node:child_process';
-import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync, constants } from 'node:fs';
+import { closeSync, fdatasyncSync, openSync, rmSync, writeSync, constants } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeFrames, FrameDecoder } from '../../src/transport/frame.js';
+import { benchTemp } from './disk.js';
 import { SERVER_JS, track } from './processes.js';
 import { sleep } from './workload.js';
 
@@ -29,8 +30,6 @@ export interface Limits {
 export interface LimitDetails {
   /** Entries per round of the in-process round at 64 in flight. */
   inprocessBatch: number;
-  /** Rounds/s with a single proposal in flight (the c1 floor). */
-  inprocessRoundsPerSecC1: number;
   /** µs of one write + fdatasync of one small record (the c1 floor of a durable append). */
   fsyncP50Us: number;
 }
@@ -169,7 +168,7 @@ async function tcpLimits(pings: number, streamMs: number): Promise<{ rttP50Us: n
 }
 
 function fsyncLimits(ms: number): { recordsPerSec: number; fsyncP50Us: number } {
-  const dir = mkdtempSync(join(tmpdir(), 'tickraft-fsync-'));
+  const dir = benchTemp('tickraft-bench-fsync-');
   try {
     const fd = openSync(join(dir, 'log'), constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND);
     try {
@@ -203,17 +202,17 @@ function fsyncLimits(ms: number): { recordsPerSec: number; fsyncP50Us: number } 
   }
 }
 
+/** Measures the primitives; `quick` shortens every measurement. */
 export async function measureLimits(quick: boolean): Promise<{ limits: Limits; details: LimitDetails }> {
-  const ms = quick ? 400 : 1500;
+  const ms = quick ? 250 : 1000;
   const c64 = await jsRounds(64, ms);
-  const c1 = await jsRounds(1, ms);
-  const tcp = await tcpLimits(quick ? 2000 : 10_000, ms);
+  const tcp = await tcpLimits(quick ? 1000 : 5000, ms);
   const fs = fsyncLimits(ms);
   return {
     limits: {
       inprocessRoundsPerSec: Math.round(c64.rounds), tcpRoundTripP50Us: tcp.rttP50Us,
       tcpFramesPerSec: tcp.framesPerSec, fsyncGroupCommitRecordsPerSec: fs.recordsPerSec,
     },
-    details: { inprocessBatch: Math.round(c64.batch * 10) / 10, inprocessRoundsPerSecC1: Math.round(c1.rounds), fsyncP50Us: fs.fsyncP50Us },
+    details: { inprocessBatch: Math.round(c64.batch * 10) / 10, fsyncP50Us: fs.fsyncP50Us },
   };
 }

@@ -5,14 +5,14 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePorts } from '../../docs/examples/kv/processes.js';
-import type { Figures } from './inprocess.js';
-import type { Request, ServerConfig } from './server.js';
-import { sleep, waitFor, wallNow } from './workload.js';
+import { benchTemp } from './disk.js';
+import type { Figures, Scaling } from './inprocess.js';
+import type { Request, ScalingConfig, ServerConfig } from './server.js';
+import { atMost, sleep, waitFor, wallNow } from './workload.js';
 
 export const SERVER_JS = fileURLToPath(new URL('./server.js', import.meta.url));
 /** BENCH_CPU_PROF=DIR profiles the bench replicas (`node --cpu-prof`) into DIR. */
@@ -97,7 +97,7 @@ export class BenchProcesses {
   private constructor(readonly members: Member[], readonly dir: string) {}
 
   static async start(storage: 'memory' | 'file', heartbeat = 50, election: [number, number] = [150, 300]): Promise<BenchProcesses> {
-    const dir = await mkdtemp(join(tmpdir(), 'tickraft-bench-'));
+    const dir = benchTemp('tickraft-bench-');
     const ports = await freePorts(3);
     const secret = randomBytes(24).toString('hex');
     const portMap = Object.fromEntries(ports.map((p, i) => [i + 1, p]));
@@ -142,7 +142,7 @@ export class BenchProcesses {
   async destroy(): Promise<void> {
     await Promise.all(this.members.map(async (m) => {
       if (m.running) await m.request({ type: 'stop' }, 3000).catch(() => undefined);
-      await Promise.race([m.exited, sleep(2000)]);
+      await atMost(m.exited, 2000);
       await m.kill();
     }));
     await rm(this.dir, { recursive: true, force: true });
@@ -184,7 +184,7 @@ export async function runFailover(trials: number): Promise<Failover> {
       await sleep(150);
       const killedAt = wallNow();
       await victim.kill();
-      const first = await waitFor(`a new leader's first commit (trial ${t + 1})`, () => commits.find((x) => x.term > term && x.id !== victim.cfg.id && x.at > killedAt), 10_000, 2);
+      const first = await waitFor(`a new leader's first commit (trial ${t + 1})`, () => commits.find((x) => x.term > term && x.id !== victim.cfg.id && x.at > killedAt), 30_000, 2);
       samples.push(first.at - killedAt);
       await victim.spawn();
       await victim.request({ type: 'light', on: true });
@@ -207,12 +207,13 @@ export async function runFailover(trials: number): Promise<Failover> {
 }
 
 /** Runs the scaling measurement in a fresh process, so the RSS figures are its own. */
-export function runScalingChild(checkpoints: number[], clients: number): Promise<{ entries: number[]; commitsPerSec: number[]; rssMb: number[] }> {
-  const child = track(fork(SERVER_JS, ['scaling', JSON.stringify(checkpoints), String(clients)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+export function runScalingChild(config: ScalingConfig): Promise<Scaling> {
+  const stdio = ['ignore', 'inherit', 'inherit', 'ipc'] as const;
+  const child = track(fork(SERVER_JS, ['scaling', JSON.stringify(config)], { stdio: [...stdio] }));
   return new Promise((resolve, reject) => {
-    let result: { entries: number[]; commitsPerSec: number[]; rssMb: number[] } | undefined;
+    let result: Scaling | undefined;
     const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
-    child.on('message', (m) => { result = (m as { result: typeof result }).result; });
+    child.on('message', (m) => { result = (m as { result: Scaling }).result; });
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
       if (result) resolve(result);

@@ -3,11 +3,13 @@
  * TcpCluster on 127.0.0.1 with MemoryStorage or FileStorage. The parent drives it over IPC; the
  * load runs inside this process (through the state machine), so no HTTP is measured.
  *
- * Also `scaling` mode: runs the scaling measurement alone in this process, so its RSS is its own.
+ * Also `scaling` mode: runs the scaling measurement alone in this process, so its RSS is its own;
+ * `echo` (limits.ts) and `skeleton-follower` (skeleton.ts).
  */
 import { FileStorage, MemoryStorage, Replica, TcpCluster, type ReplicaId, type Storage } from '../../src/index.js';
 import { runInProcess, runScaling } from './inprocess.js';
 import { echoServerMain } from './limits.js';
+import { skeletonFollowerMain } from './skeleton.js';
 import { BenchMachine, ClosedLoop, NOOP, PAYLOAD, sleep, wallNow, type BenchSnap, type BenchTx } from './workload.js';
 
 export interface ServerConfig {
@@ -18,6 +20,15 @@ export interface ServerConfig {
   dir: string;
   heartbeat: number;
   election: [number, number];
+}
+
+/** What the `scaling` mode measures (see runScaling). */
+export interface ScalingConfig {
+  checkpoints: number[];
+  clients: number;
+  snapshotDelta: number;
+  windowMs: number;
+  warmupMs: number;
 }
 
 export type Request =
@@ -32,11 +43,10 @@ const send = (m: unknown): void => { process.send?.(m); };
 process.on('disconnect', () => process.exit(0));
 
 async function scalingMain(): Promise<void> {
-  const checkpoints = JSON.parse(process.argv[3]!) as number[];
-  const clients = Number(process.argv[4]);
-  // Warm the JIT on a throwaway cluster first, so the first checkpoints measure the code, not the compiler.
-  await runInProcess(clients, 100, 200);
-  const result = await runScaling(checkpoints, clients);
+  const { checkpoints, clients, snapshotDelta, windowMs, warmupMs } = JSON.parse(process.argv[3]!) as ScalingConfig;
+  // Warm the JIT on a throwaway cluster first, so the first checkpoints measure the log, not the compiler.
+  await runInProcess(clients, warmupMs / 2, warmupMs / 2);
+  const result = await runScaling(checkpoints, clients, snapshotDelta, windowMs);
   send({ type: 'scaling', result });
   process.disconnect?.();
 }
@@ -128,4 +138,5 @@ async function replicaMain(): Promise<void> {
 
 if (process.argv[2] === 'scaling') await scalingMain();
 else if (process.argv[2] === 'echo') await echoServerMain();
+else if (process.argv[2] === 'skeleton-follower') skeletonFollowerMain(process.argv[3] === '1', process.argv[4]!);
 else await replicaMain();

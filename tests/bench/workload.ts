@@ -28,8 +28,6 @@ export class ClosedLoop {
   total = 0;
   private measureStart = 0;
   private measureEnd = 0;
-  /** Called on every commit, with the number applied so far (for the scaling checkpoints). */
-  onCommit: ((total: number) => void) | undefined;
 
   constructor(private readonly machine: BenchMachine, private readonly wake: () => void, private readonly idBase: number) {}
 
@@ -95,7 +93,6 @@ export class ClosedLoop {
         }
         this.latencies[this.nLat++] = performance.now() - t0;
       }
-      this.onCommit?.(this.total);
       if (this.running) this.submit();
     } else if (state.status === 'abandoned') {
       // Lost to a leader change: the client gives up on it and submits a new proposal.
@@ -143,6 +140,13 @@ export class BenchMachine implements StateMachine<BenchTx, BenchSnap> {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Waits for `p` at most `ms`; the timer does not outlive it (a pending timer would hold the bench's exit). */
+export async function atMost(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise((r) => { timer = setTimeout(r, ms); })]);
+  clearTimeout(timer);
+}
 
 /** Polls `probe` every `interval` ms until it returns a value; throws after `timeoutMs`. */
 export async function waitFor<R>(what: string, probe: () => R | undefined | Promise<R | undefined>, timeoutMs = 10_000, interval = 5): Promise<R> {
