@@ -26,7 +26,7 @@ describe('a tickraft-kv cluster grown from 3 to 5 and compacted keeps 5 voters a
     await cluster?.destroy();
   }, WAIT);
 
-  it('every member reports 5 voters after the restart; with two stopped, the other three elect and serve a write', async () => {
+  it('all report 5 voters after the restart; with two stopped, the other three elect and serve a write', async () => {
     if (!existsSync(serverJs)) throw new Error(`${serverJs} is missing: run tsc -p tsconfig.json first`);
     const c = (cluster = await KvProcesses.create(serverJs, [1, 2, 3], ['--snapshot-delta', String(DELTA), '--quiet']));
     const logs = (): string => c.ids.map((id) => `--- replica ${id} ---\n${c.logTail(id)}`).join('\n');
