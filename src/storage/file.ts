@@ -203,7 +203,13 @@ type ParsedRecord =
  * through `onWarning`. The rule: a damaged record is a torn tail only if it is in the last
  * segment and no valid record follows it anywhere in that file. Any other damage throws
  * {@link CorruptStorageError}. A damaged last record is thus reported and dropped rather than
- * refused, because it cannot be told apart from a write that never completed.
+ * refused, because it cannot be told apart from a write that never completed; unless the
+ * snapshot file names it: the snapshot was written after that record was durable, so its
+ * damage is corruption.
+ *
+ * Everything a {@link Storage} must keep is kept: every field of an entry (through the codec)
+ * and of a snapshot, its `members` included. The directory carries its format version; one
+ * written in another format is refused with {@link StorageFormatError}.
  */
 export class FileStorage<T, D> implements Storage<T, D> {
   /** What the last `load` repaired. */
