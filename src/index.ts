@@ -20,5 +20,5 @@ export { LocalNetwork, type LocalCluster, type LocalNetworkOptions, type FaultOp
 export { seededRandom, deriveSeed } from './sim/random.js';
 export { TcpCluster, type TcpClusterOptions, type TcpStats, type TcpEvent, type PeerAddress, type TcpTlsOptions, type DropReason } from './transport/tcp.js';
 export { jsonCodec, msgpackCodec, type MessageCodec } from './transport/codec.js';
-export { FileStorage, CorruptStorageError, StorageLockedError, type FileStorageOptions, type FileStorageRecovery } from './storage/file.js';
+export { FileStorage, CorruptStorageError, StorageFormatError, StorageLockedError, type FileStorageOptions, type FileStorageRecovery } from './storage/file.js';
 export { jsonStorageCodec, type StorageCodec } from './storage/codec.js';

@@ -1,6 +1,11 @@
 import type { LogEntry, ReplicaId, Snapshot } from './types.js';
+import type { Storage } from './storage.js';
 
-/** A log entry as the core keeps it: a noop is the first entry of a leader's term. */
+/**
+ * A log entry as the core keeps it and a {@link Storage} must keep it: a noop is the first entry
+ * of a leader's term; a configuration entry carries the members. A storage that dropped `config`
+ * would restart the replica with the membership of its options, not the cluster's.
+ */
 export interface Entry<T> extends LogEntry<T> {
   /** Present (true) on entries that carry no user transition (the leader's noop, configurations): no states are reported for them. */
   readonly noop?: true;
@@ -8,7 +13,10 @@ export interface Entry<T> extends LogEntry<T> {
   readonly config?: ReplicaId[];
 }
 
-/** A snapshot as the core keeps it: the configuration in effect at its last index travels with it. */
+/**
+ * A snapshot as the core keeps it and a {@link Storage} must keep it: the configuration in effect
+ * at its last index travels with it, since the snapshot replaces the configuration entries it covers.
+ */
 export type CoreSnapshot<D> = Snapshot<D> & {
   /** The voting members as of `lastIncludedIndex`. */
   readonly members?: ReplicaId[];

@@ -469,7 +469,9 @@ export class Raft<T extends StateMachineTransition, D> {
     this.log.compact(s.lastIncludedIndex, s.lastIncludedTerm);
     this.membership.compacted(s.lastIncludedIndex, s.members);
     this.onMembershipChange();
-    this.snapshot = this.snapshotToInstall = s;
+    // Saved with the members it leaves in effect: without them, a restart would let the options decide.
+    this.snapshot = { ...s, members: this.membership.at(s.lastIncludedIndex) };
+    this.snapshotToInstall = s;
     this.snapshotDirty = true;
     this.commitIndex = s.lastIncludedIndex;
     this.metrics.snapshotsInstalled++;

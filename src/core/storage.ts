@@ -1,15 +1,21 @@
-import type { LogEntry, ReplicaId, Snapshot } from './types.js';
+import type { CoreSnapshot, Entry } from './message.js';
+import type { ReplicaId } from './types.js';
 
-/** What a {@link Storage} has saved: everything a replica needs to restart safely. */
+/**
+ * What a {@link Storage} has saved: everything a replica needs to restart safely. Entries and the
+ * snapshot carry the fields {@link Entry} and {@link CoreSnapshot} name (a configuration entry's
+ * `config`, a snapshot's `members`): a storage must give every one of them back, since a
+ * restarted replica takes its membership from them.
+ */
 export interface PersistentState<T, D> {
   /** The latest term the replica has seen. */
   term: number;
   /** The candidate it voted for in `term`, if any. */
   votedFor: ReplicaId | undefined;
-  /** The latest snapshot, if any. */
-  snapshot: Snapshot<D> | undefined;
-  /** Every entry after the snapshot, in index order. */
-  entries: LogEntry<T>[];
+  /** The latest snapshot, if any, with its `members`. */
+  snapshot: CoreSnapshot<D> | undefined;
+  /** Every entry after the snapshot, in index order, with their `noop` and `config`. */
+  entries: Entry<T>[];
 }
 
 /**
@@ -31,9 +37,9 @@ export interface StorageBatch<T, D> {
    * that also carries a snapshot: there they may start right after the snapshot's
    * `lastIncludedIndex`, the entries in between being covered by it.
    */
-  append?: LogEntry<T>[];
-  /** Then keep this snapshot; entries it covers may be dropped. */
-  snapshot?: Snapshot<D>;
+  append?: Entry<T>[];
+  /** Then keep this snapshot, its `members` included; entries it covers may be dropped. */
+  snapshot?: CoreSnapshot<D>;
 }
 
 /**
@@ -49,9 +55,9 @@ export interface Storage<T, D> {
   load(): Promise<PersistentState<T, D>>;
   /**
    * Applies the batch in the order of its fields and resolves only once it is durable. Entries
-   * are plain data: store every field as given (entries may carry fields beyond
-   * {@link LogEntry}'s). A rejection stops the replica; nothing that depends on the batch has
-   * been sent.
+   * and snapshots are plain data: store every field as given, at least every field
+   * {@link Entry} and {@link CoreSnapshot} name. A rejection stops the replica; nothing that
+   * depends on the batch has been sent.
    */
   save(batch: StorageBatch<T, D>): Promise<void>;
 }

@@ -3,7 +3,8 @@ import { link, open, readdir, readFile, rename, stat, unlink, writeFile } from '
 import type { FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
-import type { LogEntry, ReplicaId, Snapshot } from '../core/types.js';
+import type { CoreSnapshot, Entry } from '../core/message.js';
+import type { ReplicaId } from '../core/types.js';
 import type { PersistentState, Storage, StorageBatch } from '../core/storage.js';
 import { jsonStorageCodec, type StorageCodec } from './codec.js';
 import { crc32 } from './crc32.js';
@@ -11,8 +12,10 @@ import { crc32 } from './crc32.js';
 /*
  * On-disk format (all integers little-endian).
  *
- * Directory: `LOCK` (owner), `log-<seq, 16 digits>.seg` (the log, seq counts up from 1),
- * `snapshot` (latest snapshot), transient `snapshot.tmp` and `LOCK.*` files.
+ * Directory: `FORMAT` (the format version, written before anything else), `LOCK` (owner),
+ * `log-<seq, 16 digits>.seg` (the log, seq counts up from 1), `snapshot` (latest snapshot),
+ * transient `snapshot.tmp`, `FORMAT.tmp` and `LOCK.*` files. A directory with a segment or a
+ * snapshot but no `FORMAT` was written by format 1 (whose snapshots did not keep the members).
  *
  * Every record, in segments and in the snapshot file, is framed as
  *   u32 payloadLength | u8 kind | 3 zero bytes | u32 crc32(payload) | u32 crc32(previous 12 bytes)
@@ -27,7 +30,9 @@ import { crc32 } from './crc32.js';
  * written; if the log's last record has SNAP but the snapshot file does not name it, the crash
  * came between the two and load() cuts the record, so that the whole batch, snapshot included,
  * is all-or-nothing. Half a batch is not harmless: {truncateFrom, snapshot} from
- * InstallSnapshot, cut after the truncation, would lose acknowledged entries.
+ * InstallSnapshot, cut after the truncation, would lose acknowledged entries. Conversely, the
+ * record a snapshot file names was durable before the snapshot was written: if it is damaged or
+ * missing, that is corruption (CorruptStorageError), never a torn tail to cut.
  * The hard state lives in the log rather than in a file of its own because a separate file
  * needs temp + fsync + rename + directory fsync, that is two to three extra fsyncs in exactly
  * the ticks (elections) where latency matters, while in the log it shares the batch's single
@@ -37,7 +42,8 @@ import { crc32 } from './crc32.js';
  * The snapshot file is one record of kind 0x20: f64 lastIncludedIndex, f64 lastIncludedTerm,
  * f64 keepFrom (the first segment still needed; older ones are deleted), f64 segment and
  * f64 offset of the log's last record (-1, -1 if none), f64 1 if data is present (0 for
- * undefined), codec(data).
+ * undefined), f64 count of members (-1 if the snapshot has none), count × f64 member id,
+ * codec(data). Entries, with every field (`noop`, `config`), go through the codec.
  */
 
 const HEADER_BYTES = 16;
@@ -49,11 +55,15 @@ const F_TRUNC = 4;
 const F_ENTRIES = 8;
 const F_SNAP = 16;
 const SNAPSHOT_KIND = 0x20;
-const SNAPSHOT_FIXED = 48;
+const SNAPSHOT_FIXED = 56;
 const SEGMENT_NAME = /^log-(\d{16})\.seg$/;
 const SNAPSHOT_FILE = 'snapshot';
 const SNAPSHOT_TMP = 'snapshot.tmp';
 const LOCK_FILE = 'LOCK';
+const FORMAT_FILE = 'FORMAT';
+/** Format 2 added a snapshot's members; format 1 had no FORMAT file. */
+const FORMAT_VERSION = 2;
+const FORMAT_TEXT = /^tickraft FileStorage format (\d+)\n$/;
 
 /** Options of {@link FileStorage}. */
 export interface FileStorageOptions {
@@ -100,6 +110,36 @@ export class CorruptStorageError extends Error {
     super(`corrupt storage: ${file} at offset ${offset}: ${reason}`);
     this.file = file;
     this.offset = offset;
+  }
+}
+
+/**
+ * The storage directory was written in a format this version of {@link FileStorage} does not
+ * read. Format 1 (before the `FORMAT` file) did not keep a snapshot's members: a replica that
+ * loaded it could restart with the wrong membership. {@link FileStorage.load} refuses it.
+ */
+export class StorageFormatError extends Error {
+  /** Always `'StorageFormatError'`. */
+  override readonly name = 'StorageFormatError';
+  /** The directory. */
+  readonly dir: string;
+  /** The format version found. */
+  readonly version: number;
+  /**
+   * @param dir - The directory.
+   * @param version - The format version found in it.
+   */
+  constructor(dir: string, version: number) {
+    super(
+      `storage directory ${dir} is in FileStorage format ${version}; ` +
+        `this version reads format ${FORMAT_VERSION} only. ` +
+        (version < FORMAT_VERSION
+          ? 'Format 1 did not keep the membership in snapshots: remove the directory and add the ' +
+            'member back under a new id, or run it with the tickraft version that wrote it.'
+          : 'Upgrade tickraft to read it.'),
+    );
+    this.dir = dir;
+    this.version = version;
   }
 }
 
@@ -163,7 +203,13 @@ type ParsedRecord =
  * through `onWarning`. The rule: a damaged record is a torn tail only if it is in the last
  * segment and no valid record follows it anywhere in that file. Any other damage throws
  * {@link CorruptStorageError}. A damaged last record is thus reported and dropped rather than
- * refused, because it cannot be told apart from a write that never completed.
+ * refused, because it cannot be told apart from a write that never completed; unless the
+ * snapshot file names it: the snapshot was written after that record was durable, so its
+ * damage is corruption.
+ *
+ * Everything a {@link Storage} must keep is kept: every field of an entry (through the codec)
+ * and of a snapshot, its `members` included. The directory carries its format version; one
+ * written in another format is refused with {@link StorageFormatError}.
  */
 export class FileStorage<T, D> implements Storage<T, D> {
   /** What the last `load` repaired. */
@@ -206,8 +252,9 @@ export class FileStorage<T, D> implements Storage<T, D> {
 
   /**
    * Locks the directory and reads everything saved so far, cutting a torn tail if there is one.
-   * Rejects with {@link StorageLockedError} if another live FileStorage has the directory, and
-   * with {@link CorruptStorageError} if the data is damaged beyond a torn tail (the lock is then
+   * Rejects with {@link StorageLockedError} if another live FileStorage has the directory, with
+   * {@link StorageFormatError} if it was written in another format, and with
+   * {@link CorruptStorageError} if the data is damaged beyond a torn tail (the lock is then
    * released, so that the directory can be inspected).
    */
   async load(): Promise<PersistentState<T, D>> {
@@ -291,7 +338,7 @@ export class FileStorage<T, D> implements Storage<T, D> {
     this.segments.push({ seq, maxIndex: 0 });
   }
 
-  private async writeSnapshot(snapshot: Snapshot<D>): Promise<void> {
+  private async writeSnapshot(snapshot: CoreSnapshot<D>): Promise<void> {
     // Never delete the newest segment that holds a record: it holds the current hard state.
     // (Only the active segment can be empty: after a crash during its first write.)
     const limit = this.segments.length - (this.activeSize > 0 ? 1 : 2);
@@ -301,15 +348,19 @@ export class FileStorage<T, D> implements Storage<T, D> {
     // Codecs need not spell `undefined` (JSON cannot), so its absence is a flag instead.
     const hasData = snapshot.data !== undefined;
     const data = hasData ? this.codec.encode(snapshot.data) : new Uint8Array(0);
+    const members = snapshot.members;
+    const membersBytes = 8 * (members?.length ?? 0);
     const last = this.lastRecord;
-    const record = frame(SNAPSHOT_KIND, SNAPSHOT_FIXED + data.length, (buf, at) => {
+    const record = frame(SNAPSHOT_KIND, SNAPSHOT_FIXED + membersBytes + data.length, (buf, at) => {
       buf.writeDoubleLE(snapshot.lastIncludedIndex, at);
       buf.writeDoubleLE(snapshot.lastIncludedTerm, at + 8);
       buf.writeDoubleLE(keepFrom, at + 16);
       buf.writeDoubleLE(last?.seq ?? -1, at + 24);
       buf.writeDoubleLE(last?.offset ?? -1, at + 32);
       buf.writeDoubleLE(hasData ? 1 : 0, at + 40);
-      buf.set(data, at + SNAPSHOT_FIXED);
+      buf.writeDoubleLE(members?.length ?? -1, at + 48);
+      members?.forEach((id, i) => buf.writeDoubleLE(id, at + SNAPSHOT_FIXED + 8 * i));
+      buf.set(data, at + SNAPSHOT_FIXED + membersBytes);
     });
     const tmp = path.join(this.realDir, SNAPSHOT_TMP);
     const handle = await open(tmp, 'w');
@@ -331,6 +382,7 @@ export class FileStorage<T, D> implements Storage<T, D> {
     const dir = this.realDir;
     if (!secondPass) this.recovery = { tornTailBytes: 0, file: undefined };
     await unlinkIfPresent(path.join(dir, SNAPSHOT_TMP));
+    if (!secondPass) await this.checkFormat();
     const snap = await this.readSnapshot();
     const keepFrom = snap?.keepFrom ?? 1;
     let seqs = (await readdir(dir))
@@ -350,7 +402,7 @@ export class FileStorage<T, D> implements Storage<T, D> {
       if (seq !== keepFrom + i) throw new CorruptStorageError(this.segmentPath(keepFrom + i), 0, 'segment is missing');
     });
 
-    const log: LogEntry<T>[] = [];
+    const log: Entry<T>[] = [];
     this.term = 0;
     this.votedFor = undefined;
     this.segments = [];
@@ -358,9 +410,15 @@ export class FileStorage<T, D> implements Storage<T, D> {
     let lastHasSnap = false;
     let size = 0;
     for (let i = 0; i < seqs.length; i++) {
-      const last = await this.replaySegment(seqs[i]!, i === seqs.length - 1, log);
+      const last = await this.replaySegment(seqs[i]!, i === seqs.length - 1, log, snap?.last);
       size = last.size;
       if (last.record !== undefined) [this.lastRecord, lastHasSnap] = [last.record, last.hasSnap];
+    }
+    const named = snap?.last;
+    if (named !== undefined && named.seq >= 0 && !atOrAfter(this.lastRecord, named)) {
+      // The log ends cleanly, but before the record the snapshot file names: records are missing.
+      const why = 'the log ends before the record the snapshot file names';
+      throw new CorruptStorageError(this.segmentPath(named.seq), named.offset, why);
     }
     const unfinished = this.lastRecord;
     if (lastHasSnap && unfinished !== undefined && !(unfinished.seq === snap?.last.seq && unfinished.offset === snap.last.offset)) {
@@ -382,11 +440,15 @@ export class FileStorage<T, D> implements Storage<T, D> {
     };
   }
 
-  /** Replays one segment into `log`; returns the length of its valid prefix and its last record. */
+  /**
+   * Replays one segment into `log`; returns the length of its valid prefix and its last record.
+   * `named` is the record the snapshot file names: it was durable, so it cannot be a torn tail.
+   */
   private async replaySegment(
     seq: number,
     isLast: boolean,
-    log: LogEntry<T>[],
+    log: Entry<T>[],
+    named: Position | undefined,
   ): Promise<{ size: number; record: Position | undefined; hasSnap: boolean }> {
     let record: Position | undefined;
     let hasSnap = false;
@@ -401,6 +463,10 @@ export class FileStorage<T, D> implements Storage<T, D> {
         if (!isLast || rec.fatal) throw new CorruptStorageError(file, off, rec.reason);
         const later = rec.resumeAt === undefined ? -1 : findRecord(buf, rec.resumeAt);
         if (later >= 0) throw new CorruptStorageError(file, off, `${rec.reason}, yet a valid record follows at offset ${later}`);
+        if (named !== undefined && atOrAfter(named, { seq, offset: off })) {
+          const what = named.offset === off ? 'names this record' : `names the record at offset ${named.offset}`;
+          throw new CorruptStorageError(file, off, `${rec.reason}, yet the snapshot file ${what}, so it was durable`);
+        }
         await this.cutTornTail(file, off, buf.length - off, rec.reason);
         break;
       }
@@ -428,7 +494,7 @@ export class FileStorage<T, D> implements Storage<T, D> {
         if (flags & F_ENTRIES) {
           const entries = this.codec.decode(p.subarray(at));
           if (!Array.isArray(entries)) throw new Error('entries are not an array');
-          for (const e of entries as LogEntry<T>[]) {
+          for (const e of entries as Entry<T>[]) {
             if (typeof e?.index !== 'number') throw new Error('an entry has no numeric index');
             // An append over existing indexes replaces them and all after, as in Raft.
             if (log.length > 0 && log[log.length - 1]!.index >= e.index) log.length = firstAbove(log, e.index - 1);
@@ -459,7 +525,7 @@ export class FileStorage<T, D> implements Storage<T, D> {
     );
   }
 
-  private async readSnapshot(): Promise<{ snapshot: Snapshot<D>; keepFrom: number; last: Position } | undefined> {
+  private async readSnapshot(): Promise<{ snapshot: CoreSnapshot<D>; keepFrom: number; last: Position } | undefined> {
     const file = path.join(this.realDir, SNAPSHOT_FILE);
     let buf: Buffer;
     try {
@@ -473,17 +539,57 @@ export class FileStorage<T, D> implements Storage<T, D> {
     if (!rec.ok) throw new CorruptStorageError(file, 0, rec.reason);
     if (rec.kind !== SNAPSHOT_KIND || rec.payload.length < SNAPSHOT_FIXED) throw new CorruptStorageError(file, 0, 'not a snapshot record');
     if (rec.end !== buf.length) throw new CorruptStorageError(file, rec.end, 'unexpected bytes after the snapshot record');
+    const count = rec.payload.readDoubleLE(48);
+    const dataAt = SNAPSHOT_FIXED + 8 * Math.max(count, 0);
+    if (!Number.isInteger(count) || count < -1 || dataAt > rec.payload.length) {
+      throw new CorruptStorageError(file, 0, `snapshot record has ${count} members, which do not fit`);
+    }
+    const members =
+      count < 0 ? undefined : Array.from({ length: count }, (_, i) => rec.payload.readDoubleLE(SNAPSHOT_FIXED + 8 * i));
     let data: D;
     try {
-      data = (rec.payload.readDoubleLE(40) === 0 ? undefined : this.codec.decode(rec.payload.subarray(SNAPSHOT_FIXED))) as D;
+      data = (rec.payload.readDoubleLE(40) === 0 ? undefined : this.codec.decode(rec.payload.subarray(dataAt))) as D;
     } catch (err) {
       throw new CorruptStorageError(file, 0, `snapshot data cannot be decoded: ${(err as Error).message}`);
     }
+    const p = rec.payload;
+    const base = { lastIncludedIndex: p.readDoubleLE(0), lastIncludedTerm: p.readDoubleLE(8), data };
     return {
-      snapshot: { lastIncludedIndex: rec.payload.readDoubleLE(0), lastIncludedTerm: rec.payload.readDoubleLE(8), data },
+      snapshot: members === undefined ? base : { ...base, members },
       keepFrom: rec.payload.readDoubleLE(16),
       last: { seq: rec.payload.readDoubleLE(24), offset: rec.payload.readDoubleLE(32) },
     };
+  }
+
+  /**
+   * Refuses a directory in another format; marks a new one (before its first segment exists, so
+   * that a directory holding data without the mark can only be format 1).
+   */
+  private async checkFormat(): Promise<void> {
+    const file = path.join(this.realDir, FORMAT_FILE);
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      const names = await readdir(this.realDir);
+      if (names.some((n) => n === SNAPSHOT_FILE || SEGMENT_NAME.test(n))) throw new StorageFormatError(this.realDir, 1);
+      // Written aside and renamed, so FORMAT is never seen half written.
+      const tmp = `${file}.tmp`;
+      const handle = await open(tmp, 'w');
+      try {
+        await handle.writeFile(`tickraft FileStorage format ${FORMAT_VERSION}\n`);
+        if (this.fsync) await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(tmp, file);
+      if (this.fsync) await syncDir(this.realDir);
+      return;
+    }
+    const m = FORMAT_TEXT.exec(text);
+    if (m === null) throw new CorruptStorageError(file, 0, 'not a FileStorage format file');
+    if (Number(m[1]) !== FORMAT_VERSION) throw new StorageFormatError(this.realDir, Number(m[1]));
   }
 
   /**
@@ -617,8 +723,13 @@ function findRecord(buf: Buffer, from: number): number {
   return -1;
 }
 
+/** Whether position `a` exists and is at or after `b` in the log. */
+function atOrAfter(a: Position | undefined, b: Position): boolean {
+  return a !== undefined && (a.seq > b.seq || (a.seq === b.seq && a.offset >= b.offset));
+}
+
 /** The position of the first entry with index > `index` in an index-sorted log. */
-function firstAbove(log: readonly LogEntry<unknown>[], index: number): number {
+function firstAbove(log: readonly Entry<unknown>[], index: number): number {
   let lo = 0;
   let hi = log.length;
   while (lo < hi) {

@@ -1,4 +1,4 @@
-import type { LogEntry, Snapshot } from '../core/types.js';
+import type { CoreSnapshot, Entry } from '../core/message.js';
 import type { PersistentState, Storage, StorageBatch } from '../core/storage.js';
 
 /**
@@ -10,9 +10,9 @@ import type { PersistentState, Storage, StorageBatch } from '../core/storage.js'
 export class MemoryStorage<T, D> implements Storage<T, D> {
   private term = 0;
   private votedFor: number | undefined = undefined;
-  private snapshot: Snapshot<D> | undefined = undefined;
+  private snapshot: CoreSnapshot<D> | undefined = undefined;
   /** entries[i] has index `first + i`. */
-  private entries: LogEntry<T>[] = [];
+  private entries: Entry<T>[] = [];
   private first = 1;
 
   /** Creates an empty storage: term 0, no vote, no entries, no snapshot. */

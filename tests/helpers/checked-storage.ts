@@ -1,11 +1,20 @@
-import { MemoryStorage, type StorageBatch } from '../../src/index.js';
+import { MemoryStorage, type PersistentState, type Storage, type StorageBatch } from '../../src/index.js';
 
 /**
  * A MemoryStorage that checks every batch against the Storage contract as the core must
  * produce it: appends follow the last saved entry (after the batch's truncation), or start
  * right after the batch's own snapshot; terms never go back; a vote never changes within a term.
+ * With `inner`, the checked batches go there instead (a user-written storage under test).
  */
 export class CheckedStorage<T, D> extends MemoryStorage<T, D> {
+  constructor(private readonly inner?: Storage<T, D>) {
+    super();
+  }
+
+  override load(): Promise<PersistentState<T, D>> {
+    return this.inner ? this.inner.load() : super.load();
+  }
+
   private savedLast = 0;
   private savedSnapshotIndex = 0;
   private savedTerm = 0;
@@ -33,6 +42,6 @@ export class CheckedStorage<T, D> extends MemoryStorage<T, D> {
       this.savedSnapshotIndex = batch.snapshot.lastIncludedIndex;
       this.savedLast = Math.max(this.savedLast, this.savedSnapshotIndex);
     }
-    return super.save(batch);
+    return this.inner ? this.inner.save(batch) : super.save(batch);
   }
 }

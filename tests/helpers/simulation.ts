@@ -1,4 +1,5 @@
 import { LocalNetwork, Replica, deriveSeed, seededRandom, type LocalCluster, type Message, type ReplicaOptions } from '../../src/index.js';
+import type { Storage } from '../../src/index.js';
 import type { Raft } from '../../src/core/raft.js';
 import { CheckedStorage } from './checked-storage.js';
 import { RecordingStateMachine, type TestSnapshotData, type TestTransition } from './recording-state-machine.js';
@@ -45,6 +46,8 @@ export interface SimulationOptions {
   /** Check the invariants after every step (default true). */
   checkEveryStep?: boolean;
   network?: { loss?: number; duplication?: number; minDelay?: number; maxDelay?: number };
+  /** Each replica's storage under the contract checks (default: memory). */
+  storage?: () => Storage<TestTransition, TestSnapshotData>;
 }
 
 /** The internal algorithm state of a replica, for invariant checks only. */
@@ -90,7 +93,7 @@ export class Simulation {
     this.random = seededRandom(deriveSeed(options.seed, 0));
     this.network = new LocalNetwork({ seed: deriveSeed(options.seed, 1), ...options.network });
     for (const id of this.ids) {
-      const storage = new CheckedStorage<TestTransition, TestSnapshotData>();
+      const storage = new CheckedStorage<TestTransition, TestSnapshotData>(options.storage?.());
       const node = { id, storage, up: true, restarts: 0, join: false, peerIds: this.ids.filter((p) => p !== id), memberships: [] } as unknown as SimNode;
       this.nodes.set(id, node);
       this.build(node, this.network.cluster(id));
@@ -106,7 +109,8 @@ export class Simulation {
 
   /** Adds and starts a replica at run time; a joining one (`join`) is given `peerIds` = the current members. */
   add(id: number, peerIds: number[], join: boolean): SimNode {
-    const node = { id, storage: new CheckedStorage<TestTransition, TestSnapshotData>(), up: true, restarts: 0, join, peerIds, memberships: [] } as unknown as SimNode;
+    const storage = new CheckedStorage<TestTransition, TestSnapshotData>(this.options.storage?.());
+    const node = { id, storage, up: true, restarts: 0, join, peerIds, memberships: [] } as unknown as SimNode;
     this.nodes.set(id, node);
     this.ids.push(id);
     this.ids.sort((a, b) => a - b);

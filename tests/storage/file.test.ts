@@ -3,7 +3,9 @@ import { appendFile, readdir, readFile, stat, truncate, unlink, writeFile } from
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { crc32, tableCrc32 } from '../../src/storage/crc32.js';
-import { CorruptStorageError, FileStorage, StorageLockedError, type FileStorageOptions } from '../../src/storage/file.js';
+import {
+  CorruptStorageError, FileStorage, StorageFormatError, StorageLockedError, type FileStorageOptions,
+} from '../../src/storage/file.js';
 import { msgpackCodec } from '../../src/transport/codec.js';
 import { compiled, fileHarness, runNode, tempDir } from './file-harness.js';
 import { entries, storageSuite, type Tr } from './storage-suite.js';
@@ -220,6 +222,29 @@ describe('FileStorage on disk', () => {
       expect(err.file).toBe(segs[1]);
     });
 
+    // "A batch is all or nothing, snapshot included": the record a snapshot file names was durable
+    // before the snapshot was written, so its damage is corruption, not an unfinished write.
+    it.each([
+      ['the record of the same batch, damaged', 'with', 'flip'],
+      ['the record before a snapshot-only batch, damaged', 'without', 'flip'],
+      ['the record of the same batch, missing from a log that ends cleanly before it', 'with', 'cut'],
+    ] as const)('refuses a last record that the snapshot file names: %s', async (_, entriesInBatch, damage) => {
+      const { w, seg, starts } = await oneSegment(3, 2);
+      const s = w.open();
+      await s.load();
+      const file = await seg();
+      const at = entriesInBatch === 'with' ? (await stat(file)).size : starts[2]!;
+      const snapshot = { lastIncludedIndex: 5, lastIncludedTerm: 1, data: 'five', members: [1, 2, 3] };
+      await s.save(entriesInBatch === 'with' ? { append: entries(7, 8, 1), snapshot } : { snapshot });
+      await s.close();
+      if (damage === 'flip') await flipByte(file, at + 20);
+      else await truncate(file, at);
+      const size = (await stat(file)).size;
+      await expectCorrupt(w, file, at);
+      // Nothing was cut: the damaged record is still there to inspect.
+      expect((await stat(file)).size).toBe(size);
+    });
+
     it('refuses a damaged snapshot file', async () => {
       const w = await workspace();
       const s = w.open();
@@ -228,6 +253,51 @@ describe('FileStorage on disk', () => {
       await s.close();
       await flipByte(path.join(w.dir, 'snapshot'), 60);
       await expect(w.open().load()).rejects.toBeInstanceOf(CorruptStorageError);
+    });
+  });
+
+  describe('format', () => {
+    const snapshot = { lastIncludedIndex: 1, lastIncludedTerm: 1, data: 1, members: [1, 2] };
+    it('marks a new directory with its format version, and reads it back', async () => {
+      const w = await workspace();
+      const s = w.open();
+      await s.load();
+      await s.save({ append: entries(1, 2, 1), snapshot });
+      await s.close();
+      expect(await readFile(path.join(w.dir, 'FORMAT'), 'utf8')).toBe('tickraft FileStorage format 2\n');
+      expect((await w.open().load()).snapshot).toEqual(snapshot);
+    });
+
+    it.each([
+      ['format 1 (no FORMAT file, written before snapshots kept their members)', undefined, 1],
+      ['a newer format', 'tickraft FileStorage format 3\n', 3],
+    ] as const)('refuses %s with StorageFormatError, and releases the lock', async (_, text, version) => {
+      const w = await workspace();
+      const s = w.open();
+      await s.load();
+      await s.save({ append: entries(1, 2, 1), snapshot });
+      await s.close();
+      const format = path.join(w.dir, 'FORMAT');
+      if (text === undefined) await unlink(format);
+      else await writeFile(format, text);
+      const err = (await w.open().load().catch((e: unknown) => e)) as StorageFormatError;
+      expect(err).toBeInstanceOf(StorageFormatError);
+      expect(err.version).toBe(version);
+      expect(err.message).toContain(`format ${version}`);
+      expect(err.message).toContain(w.dir);
+      await expect(w.open().load()).rejects.toBeInstanceOf(StorageFormatError);
+    });
+
+    it('refuses a FORMAT file it cannot read as corrupt', async () => {
+      const w = await workspace();
+      const s = w.open();
+      await s.load();
+      await s.close();
+      const format = path.join(w.dir, 'FORMAT');
+      await writeFile(format, 'tickraft FileStorage form');
+      const err = (await w.open().load().catch((e: unknown) => e)) as CorruptStorageError;
+      expect(err).toBeInstanceOf(CorruptStorageError);
+      expect([err.file, err.offset]).toEqual([format, 0]);
     });
   });
 

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import type { CoreSnapshot, Entry } from '../../src/core/message.js';
 import type { LogEntry } from '../../src/core/types.js';
 import type { Storage } from '../../src/core/storage.js';
 import { entries, ModelStorage, prng, randomBatch, type Tr } from './workload.js';
@@ -137,10 +138,49 @@ export function storageSuite(name: string, make: () => Promise<StorageHarness>):
       const odd = [
         { index: 1, term: 1, transition: { id: 'noop' }, noop: true },
         { index: 2, term: 1, transition: { id: 7, nested: { list: [1, 'two', null, { deep: true }] }, text: 'ünïcødé \u2028 "quoted"' } },
-        { index: 3, term: 1, transition: { id: 'cfg' }, config: { members: [1, 2, 3] } },
+        { index: 3, term: 1, transition: { id: 'cfg' }, noop: true, config: [1, 2, 3] },
       ] as LogEntry<Tr>[];
       await h.storage.save({ append: odd });
       expect((await (await h.reopen()).load()).entries).toEqual(odd);
+    });
+
+    it('keeps every field the Storage types name (noop, config, members) through compactions and reopens', async () => {
+      const h = await open();
+      await h.storage.load();
+      const noop = { id: 'noop' };
+      const log: Entry<Tr>[] = [
+        { index: 1, term: 1, transition: noop, noop: true },
+        { index: 2, term: 1, transition: { id: 'a' } },
+        { index: 3, term: 1, transition: noop, noop: true, config: [1, 2, 3, 4] },
+        { index: 4, term: 2, transition: noop, noop: true },
+        { index: 5, term: 2, transition: noop, noop: true, config: [1, 2, 3, 4, 5] },
+        { index: 6, term: 2, transition: { id: 'b' } },
+      ];
+      await h.storage.save({ hardState: { term: 2, votedFor: 1 }, append: log });
+      expect((await (await h.reopen()).load()).entries).toStrictEqual(log);
+      // A compaction covers the first configuration entry: the snapshot carries its members.
+      let s = await h.reopen();
+      await s.load();
+      const first: CoreSnapshot<unknown> = {
+        lastIncludedIndex: 4, lastIncludedTerm: 2, data: { upTo: 4 }, members: [1, 2, 3, 4],
+      };
+      await s.save({ snapshot: first });
+      let state = await (await h.reopen()).load();
+      expect(state.snapshot).toStrictEqual(first);
+      expect(state.entries).toStrictEqual(log.slice(4));
+      // One batch appends a configuration entry and compacts past the one before it.
+      s = await h.reopen();
+      await s.load();
+      const more: Entry<Tr>[] = [
+        { index: 7, term: 2, transition: { id: 'c' } },
+        { index: 8, term: 2, transition: noop, noop: true, config: [2, 3, 4, 5] },
+      ];
+      const second: CoreSnapshot<unknown> = {
+        lastIncludedIndex: 7, lastIncludedTerm: 2, data: null, members: [1, 2, 3, 4, 5],
+      };
+      await s.save({ append: more, snapshot: second });
+      state = await (await h.reopen()).load();
+      expect(state).toStrictEqual({ term: 2, votedFor: 1, snapshot: second, entries: [more[1]] });
     });
 
     it('matches the reference model over many random batches, before and after reopening', async () => {

@@ -71,14 +71,19 @@ export function randomBatch(model: ModelStorage, rand: () => number, seq: number
   if (n > 0) {
     batch.append = [];
     for (let i = 1; i <= n; i++)
-      batch.append.push({ index: last + i, term: seq, transition: { id: `${seq}:${i}`, pad: 'x'.repeat(Math.floor(rand() * 40)) } });
+      batch.append.push({
+        index: last + i, term: seq, transition: { id: `${seq}:${i}`, pad: 'x'.repeat(Math.floor(rand() * 40)) },
+        // Now and then a configuration entry, whose fields a storage must keep as well.
+        ...(rand() < 0.05 ? { noop: true, config: [1, 2, 3 + (seq % 5)] } : {}),
+      } as LogEntry<Tr>);
     last += n;
   }
   if (rand() < 0.08 && last > snapIndex) {
     const at = snapIndex + 1 + Math.floor(rand() * (last - snapIndex));
     const after = [...model.log.filter((e) => batch.truncateFrom === undefined || e.index < batch.truncateFrom), ...(batch.append ?? [])];
     const term = after.find((e) => e.index === at)?.term ?? 0;
-    batch.snapshot = { lastIncludedIndex: at, lastIncludedTerm: term, data: { seq, at } };
+    const members = rand() < 0.8 ? { members: [1, 2, seq] } : {};
+    batch.snapshot = { lastIncludedIndex: at, lastIncludedTerm: term, data: { seq, at }, ...members };
   }
   return batch;
 }

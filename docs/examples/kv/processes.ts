@@ -50,6 +50,8 @@ interface Member { id: number; raftPort: number; httpPort: number; join: boolean
 export class KvProcesses {
   readonly members = new Map<number, Member>();
   readonly secret = randomBytes(24).toString('hex');
+  /** The command line each member was first started with. */
+  private readonly started = new Map<number, string[]>();
 
   private constructor(readonly serverJs: string, readonly dir: string, private readonly extraArgs: string[]) {}
 
@@ -127,11 +129,15 @@ export class KvProcesses {
     return ['--id', String(id), '--data', this.dataDir(id), '--peers', list((m) => m.raftPort), '--http', list((m) => m.httpPort), '--secret', this.secret, ...(this.member(id).join ? ['--join'] : []), ...this.extraArgs];
   }
 
-  /** Spawns member `id` (again, after a kill: same ports, same data directory). */
-  spawn(id: number): void {
+  /**
+   * Spawns member `id` (again, after a kill: same ports, same data directory) with the current
+   * command line ({@link args}), or with `args` (e.g. {@link startedArgs}: as first started).
+   */
+  spawn(id: number, args = this.args(id)): void {
     const m = this.member(id);
     if (m.child && m.child.exitCode === null && m.child.signalCode === null) throw new Error(`member ${id} is running`);
-    const child = spawn(process.execPath, [this.serverJs, ...this.args(id)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    if (!this.started.has(id)) this.started.set(id, args);
+    const child = spawn(process.execPath, [this.serverJs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     m.child = child;
     const keep = (chunk: Buffer): void => {
       for (const line of chunk.toString('utf8').split('\n')) if (line) m.log.push(line);
@@ -140,6 +146,13 @@ export class KvProcesses {
     child.stdout!.on('data', keep);
     child.stderr!.on('data', keep);
     m.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  /** The command line member `id` was first started with: the cluster as it was then. */
+  startedArgs(id: number): string[] {
+    const started = this.started.get(id);
+    if (!started) throw new Error(`member ${id} was never started`);
+    return started;
   }
 
   start(): void {
