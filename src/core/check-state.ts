@@ -1,18 +1,21 @@
 import { CorruptStateError } from './errors.js';
 import type { PersistentState } from './storage.js';
+import { count, validEntries, validSnapshot } from './validate.js';
 
 // What a Storage returns is input like any other: the replica checks it before trusting it.
 
-/** Refuses state that no correct storage could hold: it would break the log's invariants silently. */
+/**
+ * Refuses state that no correct storage could hold: it would break the log's invariants
+ * silently. Entries and the snapshot pass the same checks as those arriving from the network.
+ */
 export function checkPersistentState<T, D>(s: PersistentState<T, D>): void {
   const fail = (what: string): never => { throw new CorruptStateError(`storage returned an impossible state: ${what}`); };
-  if (!Number.isSafeInteger(s.term) || s.term < 0) fail(`term ${String(s.term)}`);
-  let index = s.snapshot?.lastIncludedIndex ?? 0;
-  let term = s.snapshot?.lastIncludedTerm ?? 0;
-  if (!Number.isSafeInteger(index) || index < 0 || term > s.term) fail('snapshot index or term');
-  for (const e of s.entries) {
-    if (e.index !== ++index) fail(`entry ${String(e.index)} where ${index} was expected`);
-    if (!(e.term >= term && e.term <= s.term)) fail(`entry ${index} has term ${String(e.term)}`);
-    term = e.term;
+  if (typeof s !== 'object' || s === null) fail(`${String(s)} instead of an object`);
+  if (!count(s.term)) fail(`term ${String(s.term)}`);
+  if (s.votedFor !== undefined && !Number.isSafeInteger(s.votedFor)) fail(`votedFor ${String(s.votedFor)}`);
+  if (s.snapshot !== undefined && !validSnapshot(s.snapshot, s.term)) fail('a snapshot without a valid index, term (at most the current term) and data');
+  const snapshot = { prevLogIndex: s.snapshot?.lastIncludedIndex ?? 0, prevLogTerm: s.snapshot?.lastIncludedTerm ?? 0 };
+  if (!validEntries({ ...snapshot, entries: s.entries, term: s.term })) {
+    fail('entries that are not a list of transitions following the snapshot without gaps, with terms that never decrease nor pass the current term');
   }
 }
