@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpRequest, type HttpAnswer } from '../../docs/examples/kv/client.js';
 import { KvProcesses, freePorts, waitFor } from '../../docs/examples/kv/processes.js';
+import { KvStateMachine, type KvSnapshot } from '../../docs/examples/kv/state-machine.js';
 
 const serverJs = fileURLToPath(new URL('../../dist/docs/examples/kv/server.js', import.meta.url));
 const WAIT = 20_000;
@@ -38,6 +39,26 @@ beforeAll(() => {
   if (!existsSync(serverJs)) throw new Error(`${serverJs} is missing: run tsc -p tsconfig.json first`);
 });
 
+describe('KvStateMachine.setSnapshot', () => {
+  const good: KvSnapshot = { entries: [['k', 'v']], sessions: [['c', { seq: 2, result: undefined }]], addresses: [[4, { raft: { host: 'h', port: 1 }, http: { host: 'h', port: 2 } }]] };
+  const bad: [string, unknown][] = [
+    ['null data', null],
+    ['no entries', { sessions: [] }],
+    ['an entry that is not a pair of strings', { entries: [['k', 1]], sessions: [] }],
+    ['a session without a seq', { entries: [], sessions: [['c', {}]] }],
+    ['addresses that are not a list', { entries: [], sessions: [], addresses: 'x' }],
+    ['an address without a port', { entries: [], sessions: [], addresses: [[4, { raft: { host: 'h' }, http: { host: 'h', port: 2 } }]] }],
+  ];
+  it.each(bad)('refuses %s with a TypeError and changes nothing', (_, data) => {
+    const kv = new KvStateMachine();
+    kv.setSnapshot({ lastIncludedIndex: 5, lastIncludedTerm: 1, data: good });
+    expect(() => kv.setSnapshot({ lastIncludedIndex: 9, lastIncludedTerm: 2, data: data as KvSnapshot })).toThrow(/unreadable snapshot/);
+    expect([...kv.data]).toEqual([['k', 'v']]);
+    expect(kv.appliedIndex).toBe(5);
+    expect(kv.addresses.get(4)?.http.port).toBe(2);
+  });
+});
+
 describe('tickraft-kv startup', () => {
   let dir: string;
   beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'tickraft-kv-life-')); });
@@ -61,13 +82,16 @@ describe('tickraft-kv startup', () => {
   it('exits 1 with one line when another server holds the data directory; SIGTERM stops the holder, exit 0', async () => {
     const args = await singleArgs(join(dir, 'held'));
     let holder!: number;
-    const first = runServer(args, (pid) => { holder = pid; });
-    await waitFor('the first server to lock its directory', () => (existsSync(join(dir, 'held', 'LOCK')) ? true : undefined), WAIT);
-    const second = await runServer(await singleArgs(join(dir, 'held')));
-    expect(second.code, second.stderr).toBe(1);
-    expect(second.stderr.trim().split('\n'), second.stderr).toHaveLength(1);
-    expect(second.stderr).toMatch(/cannot use --data .*held: storage directory .* is locked by process/);
-    process.kill(holder, 'SIGTERM');
+    const first = runServer(args, (pid) => { holder = pid; }); // SIGKILLed after WAIT at the latest
+    try {
+      await waitFor('the first server to lock its directory', () => (existsSync(join(dir, 'held', 'LOCK')) ? true : undefined), WAIT);
+      const second = await runServer(await singleArgs(join(dir, 'held')));
+      expect(second.code, second.stderr).toBe(1);
+      expect(second.stderr.trim().split('\n'), second.stderr).toHaveLength(1);
+      expect(second.stderr).toMatch(/cannot use --data .*held: storage directory .* is locked by process/);
+    } finally {
+      process.kill(holder, 'SIGTERM');
+    }
     const r = await first;
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/stopped/);
