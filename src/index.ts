@@ -15,7 +15,10 @@ export { isValidMessage } from './core/validate.js';
 export type { ReplicaOptions } from './core/options.js';
 export type { ReplicaMetrics } from './core/raft.js';
 export { Replica, type ReplicaStatus } from './replica/replica.js';
-export { InvalidOptionsError, NotLeaderError, CorruptStateError, ReplicaStoppedError, InvalidArgumentError, InvalidTransitionError } from './core/errors.js';
+export {
+  InvalidOptionsError, NotLeaderError, CorruptStateError, ReplicaStoppedError, InvalidArgumentError,
+  InvalidTransitionError,
+} from './core/errors.js';
 export { MemoryStorage } from './storage/memory.js';
 export { LocalNetwork, type LocalCluster, type LocalNetworkOptions, type FaultOptions, type NetworkStats } from './transport/local.js';
 export { seededRandom, deriveSeed } from './sim/random.js';

@@ -107,7 +107,7 @@ export function validateOptions<T extends StateMachineTransition, D>(o: ReplicaO
   if (new Set(o.peerIds).size !== o.peerIds.length) fail('peerIds must not repeat an id');
   if (!hasMethods(o.cluster, ['sendMessage', 'receiveMessages', 'halt', 'registerLeader'])) fail('cluster must implement sendMessage, receiveMessages, halt and registerLeader');
   if (!hasMethods(o.stateMachine, ['registerTransitionState', 'applyTransition', 'getPendingTransitions'])) fail('stateMachine must implement registerTransitionState, applyTransition and getPendingTransitions');
-  if (!isTransition(o.noopTransition)) fail('noopTransition must be a transition: an object whose id is a string or a finite number');
+  if (!isTransition(o.noopTransition)) fail('noopTransition must be an object with a string or number id');
   if (!positive(o.heartbeatTimeout)) fail(`heartbeatTimeout must be a positive number of ms, got ${String(o.heartbeatTimeout)}`);
   const range = o.electionTimeoutRange;
   if (!Array.isArray(range) || range.length !== 2 || !positive(range[0]) || !positive(range[1])) fail('electionTimeoutRange must be two positive numbers of ms');

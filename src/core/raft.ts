@@ -8,7 +8,8 @@ import {
   type AppendRequest, type AppendResponse, type CoreSnapshot, type Entry, type Message, type SnapshotRequest, type VoteRequest, type VoteResponse,
 } from './message.js';
 import type { StorageBatch } from './storage.js';
-import { MAX_TERM_OR_INDEX, type ReplicaId, type Snapshot, type StateMachineTransition, type TransitionId, type TransitionState } from './types.js';
+import { MAX_TERM_OR_INDEX } from './types.js';
+import type { ReplicaId, Snapshot, StateMachineTransition, TransitionId, TransitionState } from './types.js';
 
 type Role =
   | { readonly kind: 'follower' }
@@ -37,7 +38,7 @@ export interface ReplicaMetrics {
   snapshotsCreated: number;
   /** Snapshots received from a leader (or seeded at start) and loaded. */
   snapshotsInstalled: number;
-  /** Snapshots from a leader that the state machine's `setSnapshot` refused (threw): dropped, neither saved nor acknowledged. */
+  /** Snapshots from a leader that `setSnapshot` refused (threw): dropped, neither saved nor acknowledged. */
   snapshotsRefused: number;
 }
 
@@ -65,7 +66,10 @@ export class Raft<T extends StateMachineTransition, D> {
   snapshotToInstall: SnapshotRequest<D> | undefined = undefined;
   /** A leadership transfer under way: the leader accepts no transitions meanwhile. */
   transfer: Transfer | undefined = undefined;
-  readonly metrics: ReplicaMetrics = { messagesIn: 0, messagesOut: 0, messagesDropped: 0, electionsStarted: 0, entriesAppended: 0, snapshotsCreated: 0, snapshotsInstalled: 0, snapshotsRefused: 0 };
+  readonly metrics: ReplicaMetrics = {
+    messagesIn: 0, messagesOut: 0, messagesDropped: 0, electionsStarted: 0, entriesAppended: 0, snapshotsCreated: 0,
+    snapshotsInstalled: 0, snapshotsRefused: 0,
+  };
 
   // The outbox.
   messages: [ReplicaId, Message<T, D>][] = [];
@@ -465,7 +469,7 @@ export class Raft<T extends StateMachineTransition, D> {
     else this.installed(m);
   }
 
-  /** The state machine has loaded the leader's snapshot: the log now starts after it; the leader hears so once it is durable. */
+  /** The state machine has loaded the leader's snapshot: the log starts after it; the leader hears so once durable. */
   installed(m: SnapshotRequest<D>): void {
     this.installSnapshot(m.snapshot);
     this.lastApplied = Math.max(this.lastApplied, this.log.snapshotIndex);

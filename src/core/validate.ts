@@ -6,7 +6,8 @@ import { MAX_TERM_OR_INDEX, type ReplicaId } from './types.js';
 
 type FieldKind = 'count' | 'bool' | 'entries' | 'snapshot';
 // Terms, indexes and rounds: a replica must be able to add one to any it adopts.
-export const count = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= MAX_TERM_OR_INDEX;
+export const count = (v: unknown): boolean =>
+  Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= MAX_TERM_OR_INDEX;
 const SHAPES: Record<string, Record<string, FieldKind>> = {
   vote: { lastLogIndex: 'count', lastLogTerm: 'count', pre: 'bool', force: 'bool' },
   voteResponse: { granted: 'bool', pre: 'bool' },
@@ -34,7 +35,8 @@ export function validEntries(m: Record<string, unknown>): boolean {
     if (typeof e !== 'object' || e === null) return false;
     const entry = e as Record<string, unknown>;
     // Indexes must follow prevLogIndex without gaps and terms never decrease nor pass the sender's term.
-    if (entry.index !== ++index || !count(entry.index) || !count(entry.term) || (entry.term as number) < term || (entry.term as number) > (m.term as number)) return false;
+    if (entry.index !== ++index || !count(entry.index) || !count(entry.term)) return false;
+    if ((entry.term as number) < term || (entry.term as number) > (m.term as number)) return false;
     if (!isTransition(entry.transition) || (entry.config !== undefined && !isIdList(entry.config))) return false;
     term = entry.term as number;
   }

@@ -1,7 +1,9 @@
 import { inspect } from 'node:util';
 import { Mutex } from 'async-mutex';
 import { MemoryStorage } from '../storage/memory.js';
-import { InvalidArgumentError, InvalidOptionsError, InvalidTransitionError, NotLeaderError, ReplicaStoppedError } from '../core/errors.js';
+import {
+  InvalidArgumentError, InvalidOptionsError, InvalidTransitionError, NotLeaderError, ReplicaStoppedError,
+} from '../core/errors.js';
 import { checkPersistentState } from '../core/check-state.js';
 import { isTransition, isValidMessage } from '../core/validate.js';
 import type { Entry, SnapshotRequest } from '../core/message.js';
@@ -30,7 +32,8 @@ export interface ReplicaStatus {
 
 const APPLIED: TransitionState = { status: 'applied' };
 /** One line naming a bad value for an error message, whatever it is (cycles, BigInt, symbols). */
-const show = (v: unknown): string => inspect(v, { depth: 2, breakLength: Infinity, maxArrayLength: 10, maxStringLength: 80 });
+const show = (v: unknown): string =>
+  inspect(v, { depth: 2, breakLength: Infinity, maxArrayLength: 10, maxStringLength: 80 });
 const NOT_LEADER: TransitionState = { status: 'abandoned', reason: 'not-leader' };
 
 /**
@@ -76,7 +79,7 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
       const r = random();
       if (r >= 0 && r < 1) return r;
       // Drawn in the middle of a step: the algorithm's state is half-changed, so the replica stops for good.
-      const error = new InvalidOptionsError(`invalid replica options: random() must return a number in [0, 1), got ${show(r)}`);
+      const error = new InvalidOptionsError(`invalid options: random() must return a number in [0, 1), not ${show(r)}`);
       this.fail(error);
       throw error;
     };
@@ -94,7 +97,11 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
 
   /** Counters worth watching (messages, elections, entries, snapshots); zero before the first tick. */
   get metrics(): Readonly<ReplicaMetrics> {
-    return this.raft ? { ...this.raft.metrics } : { messagesIn: 0, messagesOut: 0, messagesDropped: 0, electionsStarted: 0, entriesAppended: 0, snapshotsCreated: 0, snapshotsInstalled: 0, snapshotsRefused: 0 };
+    if (this.raft) return { ...this.raft.metrics };
+    return {
+      messagesIn: 0, messagesOut: 0, messagesDropped: 0, electionsStarted: 0, entriesAppended: 0, snapshotsCreated: 0,
+      snapshotsInstalled: 0, snapshotsRefused: 0,
+    };
   }
 
   /**
@@ -151,7 +158,9 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
   }
 
   private request(fn: (raft: Raft<T, D>, p: Pending) => void, ...id: [ReplicaId] | []): Promise<void> {
-    if (id.length > 0 && !Number.isSafeInteger(id[0])) return Promise.reject(new InvalidArgumentError(`a replica id must be an integer, got ${show(id[0])}`));
+    if (id.length > 0 && !Number.isSafeInteger(id[0])) {
+      return Promise.reject(new InvalidArgumentError(`a replica id must be an integer, got ${show(id[0])}`));
+    }
     if (this.failure) return Promise.reject(this.failure.error);
     return new Promise<void>((resolve, reject) => {
       const pending = { resolve, reject };
@@ -327,7 +336,8 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
         return count;
       });
       if (invalid.length > 0) {
-        const what = `getPendingTransitions() returned ${invalid.length} item(s) that are not transitions (an object whose id is a string or a finite number), dropped: ${invalid.map(show).join(', ')}`;
+        const what = `getPendingTransitions() returned ${invalid.length} item(s) that are not transitions`
+          + ` (an object whose id is a string or a finite number), dropped: ${invalid.map(show).join(', ')}`;
         throw new InvalidTransitionError(what, invalid);
       }
       return messages.length + pending.length + out.length + applied > 0 || batch !== undefined;

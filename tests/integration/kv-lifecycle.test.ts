@@ -18,7 +18,9 @@ const WAIT = 20_000;
 const SECRET = 'kv-lifecycle-secret-0123456789';
 
 /** Runs one server to its exit (SIGKILL after `WAIT`); `afterStart` may signal it. */
-function runServer(args: string[], afterStart?: (pid: number) => void): Promise<{ code: number | null; signal: string | null; stderr: string }> {
+interface Exit { code: number | null; signal: string | null; stderr: string }
+
+function runServer(args: string[], afterStart?: (pid: number) => void): Promise<Exit> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [serverJs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
@@ -32,7 +34,8 @@ function runServer(args: string[], afterStart?: (pid: number) => void): Promise<
 
 async function singleArgs(data: string): Promise<string[]> {
   const [raft, http] = await freePorts(2);
-  return ['--id', '1', '--data', data, '--peers', `1=127.0.0.1:${raft}`, '--http', `1=127.0.0.1:${http}`, '--secret', SECRET];
+  return ['--id', '1', '--data', data, '--peers', `1=127.0.0.1:${raft}`, '--http', `1=127.0.0.1:${http}`,
+    '--secret', SECRET];
 }
 
 beforeAll(() => {
@@ -40,19 +43,23 @@ beforeAll(() => {
 });
 
 describe('KvStateMachine.setSnapshot', () => {
-  const good: KvSnapshot = { entries: [['k', 'v']], sessions: [['c', { seq: 2, result: undefined }]], addresses: [[4, { raft: { host: 'h', port: 1 }, http: { host: 'h', port: 2 } }]] };
+  const member = { raft: { host: 'h', port: 1 }, http: { host: 'h', port: 2 } };
+  const good: KvSnapshot = {
+    entries: [['k', 'v']], sessions: [['c', { seq: 2, result: undefined }]], addresses: [[4, member]],
+  };
   const bad: [string, unknown][] = [
     ['null data', null],
     ['no entries', { sessions: [] }],
     ['an entry that is not a pair of strings', { entries: [['k', 1]], sessions: [] }],
     ['a session without a seq', { entries: [], sessions: [['c', {}]] }],
     ['addresses that are not a list', { entries: [], sessions: [], addresses: 'x' }],
-    ['an address without a port', { entries: [], sessions: [], addresses: [[4, { raft: { host: 'h' }, http: { host: 'h', port: 2 } }]] }],
+    ['an address without a port', { entries: [], sessions: [], addresses: [[4, { ...member, raft: { host: 'h' } }]] }],
   ];
   it.each(bad)('refuses %s with a TypeError and changes nothing', (_, data) => {
     const kv = new KvStateMachine();
     kv.setSnapshot({ lastIncludedIndex: 5, lastIncludedTerm: 1, data: good });
-    expect(() => kv.setSnapshot({ lastIncludedIndex: 9, lastIncludedTerm: 2, data: data as KvSnapshot })).toThrow(/unreadable snapshot/);
+    const snapshot = { lastIncludedIndex: 9, lastIncludedTerm: 2, data: data as KvSnapshot };
+    expect(() => kv.setSnapshot(snapshot)).toThrow(/unreadable snapshot/);
     expect([...kv.data]).toEqual([['k', 'v']]);
     expect(kv.appliedIndex).toBe(5);
     expect(kv.addresses.get(4)?.http.port).toBe(2);
@@ -79,12 +86,13 @@ describe('tickraft-kv startup', () => {
     expect(lines[0]).toMatch(new RegExp(`ERROR cannot use --data ${data().replace(/[/.]/g, '\\$&')}: E[A-Z]+`));
   });
 
-  it('exits 1 with one line when another server holds the data directory; SIGTERM stops the holder, exit 0', async () => {
+  it('exits 1 with one line when another server holds the directory; SIGTERM stops the holder, exit 0', async () => {
     const args = await singleArgs(join(dir, 'held'));
     let holder!: number;
     const first = runServer(args, (pid) => { holder = pid; }); // SIGKILLed after WAIT at the latest
     try {
-      await waitFor('the first server to lock its directory', () => (existsSync(join(dir, 'held', 'LOCK')) ? true : undefined), WAIT);
+      const locked = (): true | undefined => (existsSync(join(dir, 'held', 'LOCK')) ? true : undefined);
+      await waitFor('the first server to lock its directory', locked, WAIT);
       const second = await runServer(await singleArgs(join(dir, 'held')));
       expect(second.code, second.stderr).toBe(1);
       expect(second.stderr.trim().split('\n'), second.stderr).toHaveLength(1);
@@ -104,12 +112,15 @@ function bigPut(url: string, size: number): Promise<HttpAnswer | Error> {
     const req = request(url, { method: 'PUT', headers: { 'Content-Length': String(size) } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      const body = (): string => Buffer.concat(chunks).toString('utf8');
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: body() }));
       res.on('error', resolve);
     });
     req.on('error', resolve);
     const chunk = Buffer.alloc(64 * 1024, 'x');
-    for (let sent = 0; sent < size; sent += chunk.length) req.write(chunk.subarray(0, Math.min(chunk.length, size - sent)));
+    for (let sent = 0; sent < size; sent += chunk.length) {
+      req.write(chunk.subarray(0, Math.min(chunk.length, size - sent)));
+    }
     req.end();
   });
 }
@@ -118,12 +129,13 @@ describe('a tickraft-kv cluster answering mistakes and shutting down', () => {
   let cluster: KvProcesses;
   // Wide election timeouts: a leader whose followers died keeps leading (check-quorum) for seconds.
   beforeAll(async () => {
-    cluster = await KvProcesses.create(serverJs, [1, 2, 3], ['--heartbeat', '100', '--election', '3000-6000', '--timeout', '15000']);
+    const flags = ['--heartbeat', '100', '--election', '3000-6000', '--timeout', '15000'];
+    cluster = await KvProcesses.create(serverJs, [1, 2, 3], flags);
     cluster.start();
   });
   afterAll(async () => { await cluster?.destroy(); });
 
-  it('POST /transfer/99 (not a member) answers 422; a body over 1 MiB answers 413 and the client reads it', async () => {
+  it('POST /transfer/99 (no member) answers 422; a body over 1 MiB answers 413, which the client reads', async () => {
     const leader = await cluster.waitForLeader(cluster.ids, WAIT);
     const origin = cluster.origin(leader.id);
     const transfer = await httpRequest(`${origin}/transfer/99`, { method: 'POST' });

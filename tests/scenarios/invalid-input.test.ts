@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
-  CorruptStateError, InvalidArgumentError, InvalidOptionsError, InvalidTransitionError, LocalNetwork, MAX_TERM_OR_INDEX, MemoryStorage,
-  Replica, deriveSeed, seededRandom,
+  CorruptStateError, InvalidArgumentError, InvalidOptionsError, InvalidTransitionError, LocalNetwork, MAX_TERM_OR_INDEX,
+  MemoryStorage, Replica, deriveSeed, seededRandom,
   type Cluster, type PersistentState, type ReplicaOptions, type Storage, type StorageBatch,
 } from '../../src/index.js';
 import { RecordingStateMachine, type TestSnapshotData, type TestTransition } from '../helpers/recording-state-machine.js';
@@ -327,6 +327,9 @@ describe('impossible persisted state', () => {
     expect(r.status).toMatchObject({ term: 3, lastLogIndex: 4, commitIndex: 2, lastApplied: 2 });
   });
 
+  const empty: PersistentState<TestTransition, TestSnapshotData> = {
+    term: 2, votedFor: undefined, snapshot: undefined, entries: [],
+  };
   const cases: [string, PersistentState<TestTransition, TestSnapshotData>][] = [
     ['a gap', { term: 2, votedFor: undefined, snapshot: undefined, entries: [{ index: 1, term: 1, transition: t('a') }, { index: 3, term: 1, transition: t('b') }] }],
     ['not starting at 1', { term: 2, votedFor: undefined, snapshot: undefined, entries: [{ index: 2, term: 1, transition: t('a') }] }],
@@ -340,20 +343,21 @@ describe('impossible persisted state', () => {
     // Garbage from a user-written Storage: a CorruptStateError, not a TypeError from deep inside.
     ['undefined', undefined as never],
     ['null', null as never],
-    ['entries: null', { term: 2, votedFor: undefined, snapshot: undefined, entries: null as never }],
-    ['a null entry', { term: 2, votedFor: undefined, snapshot: undefined, entries: [null as never] }],
-    ['an entry without a transition', { term: 2, votedFor: undefined, snapshot: undefined, entries: [{ index: 1, term: 1 } as never] }],
-    ['an entry whose id is an object', { term: 2, votedFor: undefined, snapshot: undefined, entries: [{ index: 1, term: 1, transition: { id: {} } } as never] }],
-    ['a string term on an entry', { term: 2, votedFor: undefined, snapshot: undefined, entries: [{ index: 1, term: '1', transition: t('a') } as never] }],
-    ['votedFor "x"', { term: 2, votedFor: 'x' as never, snapshot: undefined, entries: [] }],
-    ['votedFor 1.5', { term: 2, votedFor: 1.5, snapshot: undefined, entries: [] }],
-    ['a snapshot of null', { term: 2, votedFor: undefined, snapshot: null as never, entries: [] }],
-    ['a snapshot without data', { term: 2, votedFor: undefined, snapshot: { lastIncludedIndex: 1, lastIncludedTerm: 1 } as never, entries: [] }],
-    ['a term at 2^53 - 1', { term: Number.MAX_SAFE_INTEGER, votedFor: undefined, snapshot: undefined, entries: [] }],
-    ['a term above MAX_TERM_OR_INDEX', { term: MAX_TERM_OR_INDEX + 1, votedFor: undefined, snapshot: undefined, entries: [] }],
+    ['entries: null', { ...empty, entries: null as never }],
+    ['a null entry', { ...empty, entries: [null as never] }],
+    ['an entry without a transition', { ...empty, entries: [{ index: 1, term: 1 } as never] }],
+    ['an entry whose id is an object', { ...empty, entries: [{ index: 1, term: 1, transition: { id: {} } } as never] }],
+    ['a string term on an entry', { ...empty, entries: [{ index: 1, term: '1', transition: t('a') } as never] }],
+    ['votedFor "x"', { ...empty, votedFor: 'x' as never }],
+    ['votedFor 1.5', { ...empty, votedFor: 1.5 }],
+    ['a snapshot of null', { ...empty, snapshot: null as never }],
+    ['a snapshot without data', { ...empty, snapshot: { lastIncludedIndex: 1, lastIncludedTerm: 1 } as never }],
+    ['a term at 2^53 - 1', { ...empty, term: Number.MAX_SAFE_INTEGER }],
+    ['a term above MAX_TERM_OR_INDEX', { ...empty, term: MAX_TERM_OR_INDEX + 1 }],
   ];
   it('a term at MAX_TERM_OR_INDEX loads (the bound itself is valid)', async () => {
-    const r = replicaOn({ term: MAX_TERM_OR_INDEX, votedFor: undefined, snapshot: undefined, entries: [{ index: 1, term: MAX_TERM_OR_INDEX, transition: t('a') }] });
+    const last = { index: 1, term: MAX_TERM_OR_INDEX, transition: t('a') };
+    const r = replicaOn({ ...empty, term: MAX_TERM_OR_INDEX, entries: [last] });
     await expect(r.tick()).resolves.toBeUndefined();
     expect(r.status.term).toBe(MAX_TERM_OR_INDEX);
   });
@@ -392,7 +396,7 @@ describe('bad arguments to membership changes and transfers', () => {
     }
   });
 
-  it('on the leader: removeMember("2") does not resolve as if 2 were no member, and transferLeadership(99) rejects with InvalidArgumentError', async () => {
+  it('leader: removeMember("2") does not resolve as if 2 were none; transferLeadership(99) rejects', async () => {
     const sim = new ScenarioSimulation({ size: 3, seed: 121 });
     const leader = await sim.stableLeader(1_500);
     expect(await atOnce(leader.replica.removeMember('2' as never))).toBeInstanceOf(InvalidArgumentError);
@@ -406,7 +410,8 @@ describe('bad arguments to membership changes and transfers', () => {
 describe('invalid polled transitions', () => {
   const bad: unknown[] = [null, 42, {}, { id: {} }, { id: Number.NaN }, 'x', [{ id: 'in-an-array' }]];
 
-  it('on the leader: the tick rejects with InvalidTransitionError naming them, none enters any log, the valid ones of the same poll commit, and no election follows', async () => {
+  // The tick rejects naming them; none enters any log; the valid ones of the same poll commit; no election follows.
+  it('on the leader: dropped before the log with InvalidTransitionError, the valid ones commit', async () => {
     const sim = new ScenarioSimulation({ size: 3, seed: 131 });
     const leader = await sim.stableLeader(1_500);
     const elections = sim.ids.reduce((n, id) => n + sim.node(id).replica.metrics.electionsStarted, 0);
@@ -432,7 +437,7 @@ describe('invalid polled transitions', () => {
     await expect(leader.replica.tick()).resolves.toBeUndefined();
   });
 
-  it('on a follower, and a poll that is not an array: the same error; the valid ones are abandoned not-leader', async () => {
+  it('on a follower, and a poll that is no array: the same error; valid ones are abandoned not-leader', async () => {
     const sim = new ScenarioSimulation({ size: 3, seed: 132 });
     const leader = await sim.stableLeader(1_500);
     const f = sim.node(sim.ids.find((id) => id !== leader.id)!);
@@ -456,7 +461,7 @@ describe('terms that cannot overflow', () => {
   });
 
   for (const term of [Number.MAX_SAFE_INTEGER]) {
-    it(`one vote request with term ${term} (2^53 - 1) from a member is dropped by everyone, and the cluster keeps electing`, async () => {
+    it(`a vote request with term ${term} (2^53 - 1) from a member is dropped; the cluster keeps electing`, async () => {
       const sim = new ScenarioSimulation({ size: 3, seed: 141 });
       let leader = await sim.stableLeader(1_500);
       const from = sim.ids.find((id) => id !== leader.id)!;
@@ -476,12 +481,13 @@ describe('terms that cannot overflow', () => {
     });
   }
 
-  it('a term of MAX_TERM_OR_INDEX - 1 is valid: the cluster adopts it and elects a leader at the bound, which commits', async () => {
+  it('a term of MAX_TERM_OR_INDEX - 1 is valid: adopted, a leader is elected at the bound and commits', async () => {
     const sim = new ScenarioSimulation({ size: 3, seed: 142 });
     const leader = await sim.stableLeader(1_500);
     const from = sim.ids.find((id) => id !== leader.id)!;
     // A forced vote request (as after a transfer) at the bound minus one: everyone adopts the term.
-    const request = { type: 'vote', from, term: MAX_TERM_OR_INDEX - 1, lastLogIndex: 0, lastLogTerm: 0, pre: false, force: true };
+    const request = { type: 'vote', from, term: MAX_TERM_OR_INDEX - 1, lastLogIndex: 0, lastLogTerm: 0,
+      pre: false, force: true };
     for (const id of sim.ids) if (id !== from) sim.inject(id, request);
     await sim.step();
     const next = await sim.stableLeader(3_000);
@@ -490,7 +496,9 @@ describe('terms that cannot overflow', () => {
     // At the bound no replica campaigns again (there is no next term), and none fails.
     sim.crash(next.id);
     await sim.run(2_000);
-    for (const id of sim.ids.filter((i) => i !== next.id)) expect(sim.node(id).replica.status.term).toBe(MAX_TERM_OR_INDEX);
+    for (const id of sim.ids.filter((i) => i !== next.id)) {
+      expect(sim.node(id).replica.status.term).toBe(MAX_TERM_OR_INDEX);
+    }
   });
 });
 

@@ -5,7 +5,8 @@ import {
   CorruptStateError, InvalidOptionsError, MemoryStorage, Replica, ReplicaStoppedError,
   type Cluster, type StorageBatch,
 } from '../../src/index.js';
-import { RecordingStateMachine, type TestSnapshotData, type TestTransition } from '../helpers/recording-state-machine.js';
+import { RecordingStateMachine } from '../helpers/recording-state-machine.js';
+import type { TestSnapshotData, TestTransition } from '../helpers/recording-state-machine.js';
 import { ScenarioSimulation } from '../helpers/scenario-sim.js';
 
 type Outcome = 'resolved' | 'pending' | Error;
@@ -30,7 +31,8 @@ async function leaderWithPendingRequests(seed: number, transfer = true) {
   const leader = await sim.stableLeader(2_000);
   const followers = sim.ids.filter((id) => id !== leader.id);
   for (const f of followers) sim.crash(f);
-  const held = [leader.replica.readIndex(), leader.replica.addMember(4), ...(transfer ? [leader.replica.transferLeadership(followers[0]!)] : [])].map(watch);
+  const r = leader.replica;
+  const held = [r.readIndex(), r.addMember(4), ...(transfer ? [r.transferLeadership(followers[0]!)] : [])].map(watch);
   await sim.step(1); // hands them to the core, where they wait for answers that cannot come
   const queued = watch(leader.replica.readIndex()); // not yet handed over: no tick since
   await flush();
@@ -60,13 +62,15 @@ function single(storage = new ClosableStorage(), options: { clock?: () => number
   const sm = new RecordingStateMachine(1);
   const replica = new Replica<TestTransition, TestSnapshotData>({
     id: 1, peerIds: [], cluster: quietCluster(), stateMachine: sm, noopTransition: { id: 'noop' },
-    heartbeatTimeout: 50, electionTimeoutRange: [150, 300], storage, clock: () => now, random: () => 0.5, tickInterval: 1, ...options,
+    heartbeatTimeout: 50, electionTimeoutRange: [150, 300], storage, clock: () => now, random: () => 0.5,
+    tickInterval: 1, ...options,
   });
   return { replica, storage, sm, advance: (ms: number) => { now += ms; } };
 }
 
 describe('stop()', () => {
-  it('rejects every pending readIndex, membership change and transfer with ReplicaStoppedError, closes the storage, and later calls reject', async () => {
+  // Every pending readIndex, membership change and transfer; then the storage closes and later calls reject.
+  it('rejects what is pending with ReplicaStoppedError, closes the storage; later calls reject', async () => {
     const { sim, leader, all } = await leaderWithPendingRequests(201);
     let closed = 0;
     (leader.storage as unknown as { close(): Promise<void> }).close = async () => { closed++; };
@@ -77,7 +81,8 @@ describe('stop()', () => {
     // Every later call rejects at once; stop() again resolves and closes nothing more.
     await expect(leader.replica.tick()).rejects.toBeInstanceOf(ReplicaStoppedError);
     await expect(leader.replica.start()).rejects.toBeInstanceOf(ReplicaStoppedError);
-    const later = [leader.replica.readIndex(), leader.replica.addMember(5), leader.replica.removeMember(2), leader.replica.transferLeadership(2)].map(watch);
+    const r = leader.replica;
+    const later = [r.readIndex(), r.addMember(5), r.removeMember(2), r.transferLeadership(2)].map(watch);
     await flush();
     for (const w of later) expect(w.outcome).toBeInstanceOf(ReplicaStoppedError);
     await expect(leader.replica.stop()).resolves.toBeUndefined();

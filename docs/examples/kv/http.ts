@@ -5,7 +5,9 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { UsageError, addressList } from './flags.js';
-import { KvConflict, KvInvalid, KvNotLeader, KvStopping, KvTimeout, type KvCommand, type KvResult, type MemberAddresses } from './state-machine.js';
+import {
+  KvConflict, KvInvalid, KvNotLeader, KvStopping, KvTimeout, type KvCommand, type KvResult, type MemberAddresses,
+} from './state-machine.js';
 
 /** What the HTTP layer needs from the replica. */
 export interface KvBackend {
@@ -42,7 +44,7 @@ export interface KvBackend {
 }
 
 const MAX_BODY = 1024 * 1024;
-/** How much of an oversized body is read (and thrown away) so the client sees the 413; beyond it the connection closes. */
+/** How much of an oversized body is read (and dropped) so the client sees the 413; past it the connection closes. */
 const MAX_DRAIN = 16 * MAX_BODY;
 
 class HttpError extends Error {
@@ -101,7 +103,9 @@ async function handle(backend: KvBackend, req: IncomingMessage, res: ServerRespo
 
 /** 503 with Retry-After: the server is shutting down; the connection closes after the answer. */
 class KvStoppingHttp extends HttpError {
-  constructor(why = 'the server is shutting down') { super(503, `${why}; retry on another replica`, { 'Retry-After': '1', Connection: 'close' }); }
+  constructor(why = 'the server is shutting down') {
+    super(503, `${why}; retry on another replica`, { 'Retry-After': '1', Connection: 'close' });
+  }
 }
 
 /**

@@ -151,7 +151,7 @@ function shutdown(code: number, why: string): Promise<void> {
     force.unref();
     http.close();
     http.closeIdleConnections();
-    await replica.stop().catch((error: unknown) => fail(`closing the storage: ${(error as Error)?.message ?? String(error)}`));
+    await replica.stop().catch((error: unknown) => fail(`closing the storage: ${String(error)}`));
     await replica.runExclusive(() => kv.abandonAll(new KvStopping('the server is shutting down')));
     await loop.catch(() => undefined);
     await cluster.close();
@@ -208,7 +208,7 @@ let refused = 0;
 const watch = setInterval(() => {
   const s = replica.status;
   const r = replica.metrics.snapshotsRefused;
-  if (r > refused) fail(`refused ${r - refused} snapshot(s) from the leader that this version cannot read (see setSnapshot)`);
+  if (r > refused) fail(`refused ${r - refused} snapshot(s) from the leader that this version cannot read`);
   refused = r;
   const now = `${s.role}:${s.term}:${s.leaderId ?? '-'}`;
   if (now === seen) return;

@@ -160,7 +160,8 @@ const isAddress = (v: unknown): boolean => {
 };
 const isSession = (v: unknown): boolean => {
   const s = v as { seq?: unknown; result?: unknown } | null;
-  return typeof s === 'object' && s !== null && Number.isSafeInteger(s.seq) && (s.result === undefined || isString(s.result));
+  return typeof s === 'object' && s !== null && Number.isSafeInteger(s.seq)
+    && (s.result === undefined || isString(s.result));
 };
 const isMember = (v: unknown): boolean => {
   const m = v as Partial<MemberAddresses> | null;
@@ -172,9 +173,10 @@ function checkSnapshotData(d: unknown): void {
   const fail = (what: string): never => { throw new TypeError(`unreadable snapshot: ${what}`); };
   if (typeof d !== 'object' || d === null) fail('the data is not an object');
   const { entries, sessions, addresses } = d as Record<string, unknown>;
-  if (!Array.isArray(entries) || !entries.every((e) => isPair(e, isString, isString))) fail('entries must be [key, value] string pairs');
-  if (!Array.isArray(sessions) || !sessions.every((e) => isPair(e, isString, isSession))) fail('sessions must be [client, { seq, result }] pairs');
-  if (addresses !== undefined && (!Array.isArray(addresses) || !addresses.every((e) => isPair(e, Number.isSafeInteger, isMember)))) {
+  const list = (v: unknown, item: (e: unknown) => boolean): boolean => Array.isArray(v) && v.every(item);
+  if (!list(entries, (e) => isPair(e, isString, isString))) fail('entries must be [key, value] string pairs');
+  if (!list(sessions, (e) => isPair(e, isString, isSession))) fail('sessions must be [client, { seq, result }] pairs');
+  if (addresses !== undefined && !list(addresses, (e) => isPair(e, Number.isSafeInteger, isMember))) {
     fail('addresses must be [id, { raft, http }] pairs');
   }
 }
