@@ -6,6 +6,7 @@
  * @packageDocumentation
  */
 export type { ReplicaId, TransitionId, StateMachineTransition, AbandonedReason, TransitionState, LogEntry, Snapshot } from './core/types.js';
+export { MAX_TERM_OR_INDEX } from './core/types.js';
 export type { StateMachine } from './core/state-machine.js';
 export type { Cluster } from './core/cluster.js';
 export type { Storage, StorageBatch, PersistentState } from './core/storage.js';
@@ -14,7 +15,10 @@ export { isValidMessage } from './core/validate.js';
 export type { ReplicaOptions } from './core/options.js';
 export type { ReplicaMetrics } from './core/raft.js';
 export { Replica, type ReplicaStatus } from './replica/replica.js';
-export { InvalidOptionsError, NotLeaderError, CorruptStateError } from './core/errors.js';
+export {
+  InvalidOptionsError, NotLeaderError, CorruptStateError, ReplicaStoppedError, InvalidArgumentError,
+  InvalidTransitionError,
+} from './core/errors.js';
 export { MemoryStorage } from './storage/memory.js';
 export { LocalNetwork, type LocalCluster, type LocalNetworkOptions, type FaultOptions, type NetworkStats } from './transport/local.js';
 export { seededRandom, deriveSeed } from './sim/random.js';

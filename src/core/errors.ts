@@ -23,3 +23,37 @@ export class CorruptStateError extends Error {
   /** Always `'CorruptStateError'`. */
   override readonly name = 'CorruptStateError';
 }
+
+/**
+ * Rejects every request to a replica that has stopped for good: after {@link Replica.stop}, or
+ * once {@link Replica.start} returned because `cluster.halt()` said so. Nothing was done.
+ */
+export class ReplicaStoppedError extends Error {
+  /** Always `'ReplicaStoppedError'`. */
+  override readonly name = 'ReplicaStoppedError';
+}
+
+/**
+ * Rejects a replica method called with an argument it can never accept: a member id that is
+ * not an integer, or a transfer to a replica that is not a voting member. Retrying cannot help.
+ */
+export class InvalidArgumentError extends TypeError {
+  /** Always `'InvalidArgumentError'`. */
+  override readonly name = 'InvalidArgumentError';
+}
+
+/**
+ * Rejects a tick whose `getPendingTransitions()` returned items that are not transitions (an
+ * object whose `id` is a string or a finite number). Those items were dropped before reaching
+ * the log; the valid transitions of the same poll were handled as usual, and the tick finished.
+ */
+export class InvalidTransitionError extends TypeError {
+  /** Always `'InvalidTransitionError'`. */
+  override readonly name = 'InvalidTransitionError';
+  /** The items dropped, as the state machine returned them. */
+  readonly transitions: readonly unknown[];
+  constructor(message: string, transitions: unknown[]) {
+    super(message);
+    this.transitions = transitions;
+  }
+}

@@ -3,6 +3,7 @@ import { InvalidOptionsError } from './errors.js';
 import type { StateMachine } from './state-machine.js';
 import type { Storage } from './storage.js';
 import type { ReplicaId, StateMachineTransition } from './types.js';
+import { isTransition } from './validate.js';
 
 /** How a {@link Replica} is built. Invalid options make the constructor throw {@link InvalidOptionsError}. */
 export interface ReplicaOptions<T extends StateMachineTransition, D = unknown> {
@@ -52,6 +53,8 @@ export interface ReplicaOptions<T extends StateMachineTransition, D = unknown> {
   clock?: () => number;
   /**
    * The replica's only randomness, in [0, 1). Pass a seeded generator to replay a run exactly.
+   * A value outside [0, 1) (NaN included) stops the replica for good: the tick that drew it,
+   * and every later one, rejects with {@link InvalidOptionsError}.
    * @defaultValue `Math.random`
    */
   random?: () => number;
@@ -104,7 +107,7 @@ export function validateOptions<T extends StateMachineTransition, D>(o: ReplicaO
   if (new Set(o.peerIds).size !== o.peerIds.length) fail('peerIds must not repeat an id');
   if (!hasMethods(o.cluster, ['sendMessage', 'receiveMessages', 'halt', 'registerLeader'])) fail('cluster must implement sendMessage, receiveMessages, halt and registerLeader');
   if (!hasMethods(o.stateMachine, ['registerTransitionState', 'applyTransition', 'getPendingTransitions'])) fail('stateMachine must implement registerTransitionState, applyTransition and getPendingTransitions');
-  if (typeof o.noopTransition !== 'object' || o.noopTransition === null || !('id' in o.noopTransition)) fail('noopTransition must be a transition object with an id');
+  if (!isTransition(o.noopTransition)) fail('noopTransition must be an object with a string or number id');
   if (!positive(o.heartbeatTimeout)) fail(`heartbeatTimeout must be a positive number of ms, got ${String(o.heartbeatTimeout)}`);
   const range = o.electionTimeoutRange;
   if (!Array.isArray(range) || range.length !== 2 || !positive(range[0]) || !positive(range[1])) fail('electionTimeoutRange must be two positive numbers of ms');

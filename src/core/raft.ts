@@ -1,5 +1,5 @@
 import type { Config } from './options.js';
-import { NotLeaderError } from './errors.js';
+import { InvalidArgumentError, NotLeaderError } from './errors.js';
 import { RaftLog } from './log.js';
 import { Membership } from './membership.js';
 import { Progress } from './progress.js';
@@ -8,6 +8,7 @@ import {
   type AppendRequest, type AppendResponse, type CoreSnapshot, type Entry, type Message, type SnapshotRequest, type VoteRequest, type VoteResponse,
 } from './message.js';
 import type { StorageBatch } from './storage.js';
+import { MAX_TERM_OR_INDEX } from './types.js';
 import type { ReplicaId, Snapshot, StateMachineTransition, TransitionId, TransitionState } from './types.js';
 
 type Role =
@@ -37,6 +38,8 @@ export interface ReplicaMetrics {
   snapshotsCreated: number;
   /** Snapshots received from a leader (or seeded at start) and loaded. */
   snapshotsInstalled: number;
+  /** Snapshots from a leader that `setSnapshot` refused (threw): dropped, neither saved nor acknowledged. */
+  snapshotsRefused: number;
 }
 
 const COMMITTED: TransitionState = { status: 'committed' };
@@ -59,11 +62,14 @@ export class Raft<T extends StateMachineTransition, D> {
   readonly membership: Membership;
   /** The latest snapshot, kept to send to followers that need compacted entries. */
   snapshot: CoreSnapshot<D> | undefined;
-  /** A snapshot from the leader that the state machine has yet to load. */
-  snapshotToInstall: CoreSnapshot<D> | undefined = undefined;
+  /** A newer snapshot from the leader: the replica has the state machine load it, then calls {@link Raft.installed}. */
+  snapshotToInstall: SnapshotRequest<D> | undefined = undefined;
   /** A leadership transfer under way: the leader accepts no transitions meanwhile. */
   transfer: Transfer | undefined = undefined;
-  readonly metrics: ReplicaMetrics = { messagesIn: 0, messagesOut: 0, messagesDropped: 0, electionsStarted: 0, entriesAppended: 0, snapshotsCreated: 0, snapshotsInstalled: 0 };
+  readonly metrics: ReplicaMetrics = {
+    messagesIn: 0, messagesOut: 0, messagesDropped: 0, electionsStarted: 0, entriesAppended: 0, snapshotsCreated: 0,
+    snapshotsInstalled: 0, snapshotsRefused: 0,
+  };
 
   // The outbox.
   messages: [ReplicaId, Message<T, D>][] = [];
@@ -187,7 +193,8 @@ export class Raft<T extends StateMachineTransition, D> {
   transferLeadership(to: ReplicaId, p: Pending): void {
     if (this.role.kind !== 'leader') return p.reject(new NotLeaderError(this.leaderId));
     if (to === this.config.id) return p.resolve();
-    if (!this.voters.includes(to) || this.transfer) return p.reject(new Error(this.transfer ? 'a leadership transfer is already in progress' : `replica ${to} is not a voting member`));
+    if (!this.voters.includes(to)) return p.reject(new InvalidArgumentError(`replica ${to} is not a voting member`));
+    if (this.transfer) return p.reject(new Error('a leadership transfer is already in progress'));
     this.transfer = { ...p, to, deadline: this.now + this.maxElectionTimeout, sent: false };
   }
 
@@ -236,6 +243,13 @@ export class Raft<T extends StateMachineTransition, D> {
       if (ready) r.resolve();
       return !ready;
     });
+  }
+
+  /** Rejects every request still waiting: the replica stopped or failed, and settles nothing more. */
+  abort(error: Error): void {
+    for (const p of [...this.reads, this.change, this.transfer]) p?.reject(error);
+    this.reads = [];
+    this.change = this.transfer = undefined;
   }
 
   /** Hands out the changes to make durable before anything in the outbox is sent. */
@@ -352,7 +366,8 @@ export class Raft<T extends StateMachineTransition, D> {
   private campaign(pre: boolean, force: boolean): void {
     this.resetElectionTimer();
     const id = this.config.id;
-    if (!this.voters.includes(id)) return;
+    // At the last term there is no next one to campaign in (see MAX_TERM_OR_INDEX).
+    if (!this.voters.includes(id) || this.term >= MAX_TERM_OR_INDEX) return;
     if (!pre) {
       this.term++;
       this.votedFor = id;
@@ -449,7 +464,15 @@ export class Raft<T extends StateMachineTransition, D> {
     this.becomeFollower(m.term, m.from);
     this.resetElectionTimer();
     this.leaderContact = this.now;
+    // A newer snapshot is loaded by the state machine first: one it refuses is never saved nor acknowledged.
+    if (m.snapshot.lastIncludedIndex > this.commitIndex) this.snapshotToInstall = m;
+    else this.installed(m);
+  }
+
+  /** The state machine has loaded the leader's snapshot: the log starts after it; the leader hears so once durable. */
+  installed(m: SnapshotRequest<D>): void {
     this.installSnapshot(m.snapshot);
+    this.lastApplied = Math.max(this.lastApplied, this.log.snapshotIndex);
     this.send(m.from, appendResponse(this.config.id, this.term, true, m.snapshot.lastIncludedIndex));
   }
 
@@ -458,7 +481,6 @@ export class Raft<T extends StateMachineTransition, D> {
     // Terms never go back: our next term must exceed the seed's last one.
     if (s.lastIncludedTerm > this.term) this.becomeFollower(s.lastIncludedTerm, undefined);
     this.installSnapshot(s);
-    this.snapshotToInstall = undefined;
     this.lastApplied = this.commitIndex;
   }
 
@@ -471,7 +493,6 @@ export class Raft<T extends StateMachineTransition, D> {
     this.onMembershipChange();
     // Saved with the members it leaves in effect: without them, a restart would let the options decide.
     this.snapshot = { ...s, members: this.membership.at(s.lastIncludedIndex) };
-    this.snapshotToInstall = s;
     this.snapshotDirty = true;
     this.commitIndex = s.lastIncludedIndex;
     this.metrics.snapshotsInstalled++;

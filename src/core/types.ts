@@ -2,6 +2,14 @@
 export type ReplicaId = number;
 
 /**
+ * The highest term or log index a replica accepts (2^53 − 2): one below the largest integer a
+ * number holds exactly, so that the next term or index is still exact. A message carrying more
+ * is dropped, a storage holding more is corrupt, and a replica at this term no longer campaigns.
+ * At one election per millisecond a cluster would reach it in 285,000 years.
+ */
+export const MAX_TERM_OR_INDEX = Number.MAX_SAFE_INTEGER - 1;
+
+/**
  * Identifies a transition to the code that submitted it. Ids need not be unique: a client
  * that retries resubmits the same id, and each submission becomes its own log entry.
  */

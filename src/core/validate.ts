@@ -1,11 +1,13 @@
 import type { Message } from './message.js';
-import type { ReplicaId } from './types.js';
+import { MAX_TERM_OR_INDEX, type ReplicaId } from './types.js';
 
 // Validation of what arrives from the network, before it reaches the algorithm: the replica
 // runs it on every message it receives, and TcpCluster on every frame it decodes.
 
 type FieldKind = 'count' | 'bool' | 'entries' | 'snapshot';
-const count = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
+// Terms, indexes and rounds: a replica must be able to add one to any it adopts.
+export const count = (v: unknown): boolean =>
+  Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= MAX_TERM_OR_INDEX;
 const SHAPES: Record<string, Record<string, FieldKind>> = {
   vote: { lastLogIndex: 'count', lastLogTerm: 'count', pre: 'bool', force: 'bool' },
   voteResponse: { granted: 'bool', pre: 'bool' },
@@ -15,7 +17,8 @@ const SHAPES: Record<string, Record<string, FieldKind>> = {
   timeoutNow: {},
 };
 
-function isTransition(t: unknown): boolean {
+/** An object whose `id` is a string or a finite number: what the log may hold. */
+export function isTransition(t: unknown): boolean {
   if (typeof t !== 'object' || t === null) return false;
   const id = (t as { id?: unknown }).id;
   return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id));
@@ -23,7 +26,7 @@ function isTransition(t: unknown): boolean {
 
 const isIdList = (v: unknown): boolean => Array.isArray(v) && v.length > 0 && v.every((id) => Number.isSafeInteger(id));
 
-function validEntries(m: Record<string, unknown>): boolean {
+export function validEntries(m: Record<string, unknown>): boolean {
   const entries = m.entries;
   if (!Array.isArray(entries)) return false;
   let index = m.prevLogIndex as number;
@@ -32,14 +35,16 @@ function validEntries(m: Record<string, unknown>): boolean {
     if (typeof e !== 'object' || e === null) return false;
     const entry = e as Record<string, unknown>;
     // Indexes must follow prevLogIndex without gaps and terms never decrease nor pass the sender's term.
-    if (entry.index !== ++index || !count(entry.term) || (entry.term as number) < term || (entry.term as number) > (m.term as number)) return false;
+    if (entry.index !== ++index || !count(entry.index) || !count(entry.term)) return false;
+    if ((entry.term as number) < term || (entry.term as number) > (m.term as number)) return false;
     if (!isTransition(entry.transition) || (entry.config !== undefined && !isIdList(entry.config))) return false;
+    if (entry.noop !== undefined && entry.noop !== true) return false;
     term = entry.term as number;
   }
   return true;
 }
 
-function validSnapshot(s: unknown, term: number): boolean {
+export function validSnapshot(s: unknown, term: number): boolean {
   if (typeof s !== 'object' || s === null) return false;
   const snap = s as Record<string, unknown>;
   return count(snap.lastIncludedIndex) && count(snap.lastIncludedTerm) && (snap.lastIncludedTerm as number) <= term && 'data' in snap && (snap.members === undefined || isIdList(snap.members));

@@ -1,9 +1,12 @@
+import { inspect } from 'node:util';
 import { Mutex } from 'async-mutex';
 import { MemoryStorage } from '../storage/memory.js';
-import { NotLeaderError } from '../core/errors.js';
+import {
+  InvalidArgumentError, InvalidOptionsError, InvalidTransitionError, NotLeaderError, ReplicaStoppedError,
+} from '../core/errors.js';
 import { checkPersistentState } from '../core/check-state.js';
-import { isValidMessage } from '../core/validate.js';
-import type { Entry } from '../core/message.js';
+import { isTransition, isValidMessage } from '../core/validate.js';
+import type { Entry, SnapshotRequest } from '../core/message.js';
 import { validateOptions, type Config, type ReplicaOptions } from '../core/options.js';
 import { Raft, type Pending, type ReplicaMetrics } from '../core/raft.js';
 import type { Storage } from '../core/storage.js';
@@ -28,6 +31,9 @@ export interface ReplicaStatus {
 }
 
 const APPLIED: TransitionState = { status: 'applied' };
+/** One line naming a bad value for an error message, whatever it is (cycles, BigInt, symbols). */
+const show = (v: unknown): string =>
+  inspect(v, { depth: 2, breakLength: Infinity, maxArrayLength: 10, maxStringLength: 80 });
 const NOT_LEADER: TransitionState = { status: 'abandoned', reason: 'not-leader' };
 
 /**
@@ -51,13 +57,15 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
   private readonly config: Config<T, D>;
   private readonly storage: Storage<T, D>;
   /** Requests from the application, handed to the algorithm at the start of the next tick. */
-  private requests: ((raft: Raft<T, D>) => void)[] = [];
+  private requests: { run: (raft: Raft<T, D>) => void; pending: Pending }[] = [];
   /** Serializes calls into user code (state machine, cluster) with {@link Replica.runExclusive}. */
   private readonly lock = new Mutex();
   /** One tick at a time, whoever drives them: each waits for the one before. */
   private ticking: Promise<unknown> = Promise.resolve();
   private raft: Raft<T, D> | undefined;
+  /** Set once the replica can tick no more (a storage failure, stop(), halt()): every call rejects with it. */
   private failure: { error: unknown } | undefined;
+  private stopping: Promise<void> | undefined;
   private endSleep: (() => void) | undefined;
   private woken = false;
   private held = false;
@@ -66,6 +74,15 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
   constructor(options: ReplicaOptions<T, D>) {
     this.config = validateOptions(options);
     this.storage = options.storage ?? new MemoryStorage<T, D>();
+    const random = this.config.random;
+    this.config.random = () => {
+      const r = random();
+      if (r >= 0 && r < 1) return r;
+      // Drawn in the middle of a step: the algorithm's state is half-changed, so the replica stops for good.
+      const error = new InvalidOptionsError(`invalid options: random() must return a number in [0, 1), not ${show(r)}`);
+      this.fail(error);
+      throw error;
+    };
     this.config.cluster.setWakeup?.(() => this.wake());
   }
 
@@ -80,7 +97,11 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
 
   /** Counters worth watching (messages, elections, entries, snapshots); zero before the first tick. */
   get metrics(): Readonly<ReplicaMetrics> {
-    return this.raft ? { ...this.raft.metrics } : { messagesIn: 0, messagesOut: 0, messagesDropped: 0, electionsStarted: 0, entriesAppended: 0, snapshotsCreated: 0, snapshotsInstalled: 0 };
+    if (this.raft) return { ...this.raft.metrics };
+    return {
+      messagesIn: 0, messagesOut: 0, messagesDropped: 0, electionsStarted: 0, entriesAppended: 0, snapshotsCreated: 0,
+      snapshotsInstalled: 0, snapshotsRefused: 0,
+    };
   }
 
   /**
@@ -98,7 +119,9 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
    * with one heartbeat round, shared by every read that arrived meanwhile, and waits until its
    * commit index (at least its first commit of the term) is applied. Rejects with
    * {@link NotLeaderError} on a replica that does not lead, or that stops leading meanwhile.
-   * Settles during a later tick, under {@link Replica.start} or a hand-driven {@link Replica.tick}.
+   * Settles during a later tick, under {@link Replica.start} or a hand-driven {@link Replica.tick};
+   * rejects with {@link ReplicaStoppedError} once the replica stops (or with the storage's error
+   * once it fails), like every request below.
    */
   readIndex(): Promise<void> {
     return this.request((raft, p) => raft.read(p));
@@ -108,34 +131,76 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
    * Adds a voting member (single-server change, dissertation §4.1); leader only, one change at
    * a time. The new member, started with `join: true`, first catches up as a non-voter; the
    * promise resolves when the configuration that includes it is committed, at once if it is a
-   * member already (so a client may retry). Rejects if another change is in progress.
+   * member already (so a client may retry). Rejects if another change is in progress, and at
+   * once with {@link InvalidArgumentError} if `id` is not an integer.
    */
   addMember(id: ReplicaId): Promise<void> {
-    return this.request((raft, p) => raft.changeMembership(id, true, p));
+    return this.request((raft, p) => raft.changeMembership(id, true, p), id);
   }
 
   /**
    * Removes a voting member; leader only, one change at a time; resolves when the change is
    * committed, at once if `id` is not a member. A leader that removes itself steps down then.
+   * Rejects at once with {@link InvalidArgumentError} if `id` is not an integer.
    */
   removeMember(id: ReplicaId): Promise<void> {
-    return this.request((raft, p) => raft.changeMembership(id, false, p));
+    return this.request((raft, p) => raft.changeMembership(id, false, p), id);
   }
 
   /**
    * Hands leadership to `to` (dissertation §3.10): the leader abandons new transitions
    * (`not-leader`), brings `to` up to date and tells it to campaign at once. Resolves when `to`
-   * leads; rejects if it does not within one maximum election timeout.
+   * leads; rejects if it does not within one maximum election timeout, and with
+   * {@link InvalidArgumentError} if `to` is not an integer (at once) or not a voting member.
    */
   transferLeadership(to: ReplicaId): Promise<void> {
-    return this.request((raft, p) => raft.transferLeadership(to, p));
+    return this.request((raft, p) => raft.transferLeadership(to, p), to);
   }
 
-  private request(fn: (raft: Raft<T, D>, p: Pending) => void): Promise<void> {
+  private request(fn: (raft: Raft<T, D>, p: Pending) => void, ...id: [ReplicaId] | []): Promise<void> {
+    if (id.length > 0 && !Number.isSafeInteger(id[0])) {
+      return Promise.reject(new InvalidArgumentError(`a replica id must be an integer, got ${show(id[0])}`));
+    }
+    if (this.failure) return Promise.reject(this.failure.error);
     return new Promise<void>((resolve, reject) => {
-      this.requests.push((raft) => fn(raft, { resolve, reject }));
+      const pending = { resolve, reject };
+      this.requests.push({ run: (raft) => fn(raft, pending), pending });
       this.wake();
     });
+  }
+
+  /**
+   * Stops the replica for good: lets a tick in progress finish, rejects every pending
+   * {@link Replica.readIndex}, membership change and transfer with {@link ReplicaStoppedError},
+   * closes the storage if it has a `close()` method, and resolves. A running {@link Replica.start}
+   * then resolves; every later call (tick, start, requests) rejects with ReplicaStoppedError (or,
+   * after a storage failure, with that failure). Idempotent. Do not await it from the state
+   * machine or the cluster: it waits for the tick that called them.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.failure ??= { error: new ReplicaStoppedError('the replica was stopped') };
+      this.endSleep?.();
+      await this.ticking;
+      this.settle(this.failure.error);
+      const storage = this.storage as Storage<T, D> & { close?: unknown };
+      if (typeof storage.close === 'function') await (storage.close as () => unknown).call(storage);
+    })();
+    return this.stopping;
+  }
+
+  /** The replica can tick no more: record why and reject every request still waiting with it. */
+  private fail(error: unknown): void {
+    this.failure ??= { error };
+    this.settle(error);
+  }
+
+  /** Rejects every request still queued or held by the algorithm. */
+  private settle(error: unknown): void {
+    const requests = this.requests;
+    this.requests = [];
+    for (const r of requests) r.pending.reject(error as Error);
+    this.raft?.abort(error as Error);
   }
 
   /** Ends the idle sleep of {@link Replica.start} at once: call it when work arrives. */
@@ -145,13 +210,26 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
   }
 
   /**
-   * Runs the tick loop until `cluster.halt()` returns true. A busy replica ticks back to back
-   * (yielding to I/O between ticks); an idle one sleeps `tickInterval` ms or until woken.
-   * Rejects with the storage's error if a save fails, or with an error thrown by user code.
+   * Runs the tick loop until `cluster.halt()` returns true or {@link Replica.stop} is called. A
+   * busy replica ticks back to back (yielding to I/O between ticks); an idle one sleeps
+   * `tickInterval` ms or until woken. Rejects with the storage's error if a save fails, or with
+   * an error thrown by user code; pending requests then reject with the same error. Once it
+   * returns on `halt()` the replica has stopped for good, as after stop().
    */
   async start(): Promise<void> {
+    if (this.stopping) throw this.failure!.error;
     for (;;) {
-      const busy = await this.tickOnce(true);
+      let busy: boolean | undefined;
+      try {
+        busy = await this.tickOnce(true);
+      } catch (error) {
+        // stop() ends the loop: start() resolves once stop() has.
+        const stopping = this.stopping as Promise<void> | undefined; // set meanwhile, despite the check above
+        if (stopping && error === this.failure?.error) return stopping.catch(() => undefined);
+        // No loop is left to settle what waits.
+        this.settle(error);
+        throw error;
+      }
       if (busy === undefined) return;
       if (busy || this.woken) await new Promise<void>((resolve) => setImmediate(resolve));
       else await this.sleep(this.config.tickInterval);
@@ -163,7 +241,9 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
    * One round of the loop: loads persisted state on the first call; receives all messages,
    * fires due timers, polls transitions, persists, sends, reports, applies. `start()` is a loop
    * of `tick()`; a test may drive `tick()` itself with a virtual clock. After a storage failure
-   * every later call rejects with the same error.
+   * every later call rejects with the same error; after {@link Replica.stop}, with
+   * {@link ReplicaStoppedError}. Rejects with {@link InvalidTransitionError}, once the tick has
+   * finished, if `getPendingTransitions` returned items that are not transitions (they were dropped).
    */
   async tick(): Promise<void> {
     await this.tickOnce(false);
@@ -211,18 +291,26 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
         const polled = stateMachine.getPendingTransitions();
         return [messages, polled instanceof Promise ? (this.hold(), await polled) : polled] as const;
       });
-      if (!polled) return undefined;
-      const [messages, pending] = polled;
+      if (!polled) {
+        this.fail(new ReplicaStoppedError('the replica stopped: cluster.halt() returned true'));
+        return undefined;
+      }
+      const [messages, polledItems] = polled;
+      // Nothing invalid enters the log (followers would refuse it): bad items are dropped, the rest proceed.
+      const list: unknown[] = Array.isArray(polledItems) ? polledItems : [polledItems];
+      const invalid = list.filter((t) => !isTransition(t));
+      const pending = (invalid.length > 0 ? list.filter(isTransition) : list) as T[];
       const now = this.config.clock();
       raft.metrics.messagesIn += messages.length;
       for (const m of messages) {
         if (isValidMessage<T, D>(m, raft.membership.known) && m.from !== this.config.id) raft.step(m, now);
         else raft.metrics.messagesDropped++;
+        if (raft.snapshotToInstall) await this.install(raft, raft.snapshotToInstall);
       }
       raft.tick(now);
       const requests = this.requests;
       this.requests = [];
-      for (const r of requests) r(raft);
+      for (const r of requests) r.run(raft);
       if (raft.isLeader() && !raft.transfer) raft.propose(pending);
       else for (const t of pending) raft.reports.push([t.id, NOT_LEADER]);
       raft.flush();
@@ -247,6 +335,11 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
         raft.settleReads();
         return count;
       });
+      if (invalid.length > 0) {
+        const what = `getPendingTransitions() returned ${invalid.length} item(s) that are not transitions`
+          + ` (an object whose id is a string or a finite number), dropped: ${invalid.map(show).join(', ')}`;
+        throw new InvalidTransitionError(what, invalid);
+      }
       return messages.length + pending.length + out.length + applied > 0 || batch !== undefined;
     });
     this.ticking = run.catch(() => undefined);
@@ -258,9 +351,29 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
     try {
       return await fn();
     } catch (error) {
-      this.failure = { error };
+      this.fail(error);
       throw error;
     }
+  }
+
+  /**
+   * Has the state machine load a newer snapshot from the leader before the algorithm takes it:
+   * it is saved and acknowledged only once loaded, so a snapshot the state machine refuses
+   * (its setSnapshot throws) is dropped and counted, and never breaks a restart.
+   */
+  private async install(raft: Raft<T, D>, m: SnapshotRequest<D>): Promise<void> {
+    raft.snapshotToInstall = undefined;
+    if (!this.config.stateMachine.setSnapshot) this.setSnapshot(m.snapshot); // throws: the hook is missing
+    try {
+      await this.exclusive(async () => {
+        const done = this.setSnapshot(m.snapshot);
+        if (done) (this.hold(), await done);
+      });
+    } catch {
+      raft.metrics.snapshotsRefused++;
+      return;
+    }
+    raft.installed(m);
   }
 
   private async load(): Promise<Raft<T, D>> {
@@ -286,16 +399,9 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
     return sm.setSnapshot(s);
   }
 
-  /** Applies committed entries in index order, after loading a snapshot from the leader if one came. Runs under the lock. */
+  /** Applies committed entries in index order. Runs under the lock. */
   private async apply(raft: Raft<T, D>): Promise<number> {
     const sm = this.config.stateMachine;
-    const install = raft.snapshotToInstall;
-    raft.snapshotToInstall = undefined;
-    if (install && install.lastIncludedIndex > raft.lastApplied) {
-      const done = this.setSnapshot(install);
-      if (done) (this.hold(), await done);
-      raft.lastApplied = install.lastIncludedIndex;
-    }
     const from = raft.lastApplied;
     while (raft.lastApplied < raft.commitIndex) {
       const e = raft.log.entry(raft.lastApplied + 1)!;

@@ -1,4 +1,4 @@
-import { constants, mkdirSync, readFileSync, realpathSync } from 'node:fs';
+import { constants, existsSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
 import { link, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -611,7 +611,7 @@ export class FileStorage<T, D> implements Storage<T, D> {
   }
 
   private async lock(): Promise<void> {
-    mkdirSync(this.dir, { recursive: true });
+    makeDirectory(this.dir);
     this.realDir = realpathSync(this.dir);
     // Claimed synchronously, before any await, so two loads racing in one process cannot both
     // pass; the lock file then settles the question between processes.
@@ -762,6 +762,24 @@ async function unlinkIfPresent(file: string): Promise<void> {
     await unlink(file);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
+
+/**
+ * `mkdir -p`, without Node's recursive mkdir: on Node 20 it loops forever, synchronously (so
+ * not even a signal gets through), where mkdir fails with ENOENT under a parent that exists,
+ * as in /proc. Here that ENOENT is thrown.
+ */
+function makeDirectory(dir: string): void {
+  try {
+    mkdirSync(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    const parent = path.dirname(dir);
+    if (code !== 'ENOENT' || parent === dir || existsSync(parent)) throw err;
+    makeDirectory(parent);
+    makeDirectory(dir); // the parent exists now: this ends
   }
 }
 

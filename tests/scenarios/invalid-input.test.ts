@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
-  CorruptStateError, InvalidOptionsError, LocalNetwork, MemoryStorage, Replica, deriveSeed, seededRandom,
+  CorruptStateError, InvalidArgumentError, InvalidOptionsError, InvalidTransitionError, LocalNetwork, MAX_TERM_OR_INDEX,
+  MemoryStorage, Replica, deriveSeed, seededRandom,
   type Cluster, type PersistentState, type ReplicaOptions, type Storage, type StorageBatch,
 } from '../../src/index.js';
 import { RecordingStateMachine, type TestSnapshotData, type TestTransition } from '../helpers/recording-state-machine.js';
@@ -96,6 +97,12 @@ function hostile(sim: ScenarioSimulation, target: number, from: number): unknown
     vote({ term: String(t + 5) }),
     vote({ term: BigInt(t + 5) }),
     vote({ term: Number.MAX_SAFE_INTEGER + 2 }),
+    // Terms and indexes a replica could not add one to.
+    vote({ term: Number.MAX_SAFE_INTEGER }),
+    vote({ term: MAX_TERM_OR_INDEX + 1 }),
+    vote({ lastLogIndex: MAX_TERM_OR_INDEX + 1 }),
+    append({ prevLogIndex: MAX_TERM_OR_INDEX, entries: [entry(MAX_TERM_OR_INDEX + 1)] }),
+    append({ leaderCommit: Number.MAX_SAFE_INTEGER }),
     vote({ from: 99 }),
     vote({ from: target }),
     vote({ from: String(from) }),
@@ -320,6 +327,9 @@ describe('impossible persisted state', () => {
     expect(r.status).toMatchObject({ term: 3, lastLogIndex: 4, commitIndex: 2, lastApplied: 2 });
   });
 
+  const empty: PersistentState<TestTransition, TestSnapshotData> = {
+    term: 2, votedFor: undefined, snapshot: undefined, entries: [],
+  };
   const cases: [string, PersistentState<TestTransition, TestSnapshotData>][] = [
     ['a gap', { term: 2, votedFor: undefined, snapshot: undefined, entries: [{ index: 1, term: 1, transition: t('a') }, { index: 3, term: 1, transition: t('b') }] }],
     ['not starting at 1', { term: 2, votedFor: undefined, snapshot: undefined, entries: [{ index: 2, term: 1, transition: t('a') }] }],
@@ -330,7 +340,27 @@ describe('impossible persisted state', () => {
     ['entries overlapping the snapshot', { term: 2, votedFor: undefined, snapshot: { lastIncludedIndex: 5, lastIncludedTerm: 1, data: { count: 0, hash: 0 } }, entries: [{ index: 5, term: 1, transition: t('a') }] }],
     ['entries below the snapshot term', { term: 2, votedFor: undefined, snapshot: { lastIncludedIndex: 5, lastIncludedTerm: 2, data: { count: 0, hash: 0 } }, entries: [{ index: 6, term: 1, transition: t('a') }] }],
     ['a snapshot above the current term', { term: 1, votedFor: undefined, snapshot: { lastIncludedIndex: 5, lastIncludedTerm: 2, data: { count: 0, hash: 0 } }, entries: [] }],
+    // Garbage from a user-written Storage: a CorruptStateError, not a TypeError from deep inside.
+    ['undefined', undefined as never],
+    ['null', null as never],
+    ['entries: null', { ...empty, entries: null as never }],
+    ['a null entry', { ...empty, entries: [null as never] }],
+    ['an entry without a transition', { ...empty, entries: [{ index: 1, term: 1 } as never] }],
+    ['an entry whose id is an object', { ...empty, entries: [{ index: 1, term: 1, transition: { id: {} } } as never] }],
+    ['a string term on an entry', { ...empty, entries: [{ index: 1, term: '1', transition: t('a') } as never] }],
+    ['votedFor "x"', { ...empty, votedFor: 'x' as never }],
+    ['votedFor 1.5', { ...empty, votedFor: 1.5 }],
+    ['a snapshot of null', { ...empty, snapshot: null as never }],
+    ['a snapshot without data', { ...empty, snapshot: { lastIncludedIndex: 1, lastIncludedTerm: 1 } as never }],
+    ['a term at 2^53 - 1', { ...empty, term: Number.MAX_SAFE_INTEGER }],
+    ['a term above MAX_TERM_OR_INDEX', { ...empty, term: MAX_TERM_OR_INDEX + 1 }],
   ];
+  it('a term at MAX_TERM_OR_INDEX loads (the bound itself is valid)', async () => {
+    const last = { index: 1, term: MAX_TERM_OR_INDEX, transition: t('a') };
+    const r = replicaOn({ ...empty, term: MAX_TERM_OR_INDEX, entries: [last] });
+    await expect(r.tick()).resolves.toBeUndefined();
+    expect(r.status.term).toBe(MAX_TERM_OR_INDEX);
+  });
   for (const [name, state] of cases) {
     it(`rejects ${name} with CorruptStateError on the first tick, and every later tick`, async () => {
       const r = replicaOn(state);
@@ -339,4 +369,162 @@ describe('impossible persisted state', () => {
       await expect(r.tick()).rejects.toBe(first);
     });
   }
+});
+
+/** Settles `p` if it settles without any tick (microtasks and one macrotask), else 'pending'. */
+async function atOnce(p: Promise<unknown>): Promise<unknown> {
+  const outcome = p.then(() => 'resolved', (e: unknown) => e);
+  return Promise.race([outcome, new Promise((resolve) => setImmediate(() => resolve('pending')))]);
+}
+
+describe('bad arguments to membership changes and transfers', () => {
+  it('a non-integer id rejects at once with InvalidArgumentError, on any replica, before any tick', async () => {
+    const r = new Replica<TestTransition, TestSnapshotData>({ ...base(), clock: () => 0, random: () => 0.5 });
+    const calls: [string, () => Promise<void>][] = [
+      ['removeMember("2")', () => r.removeMember('2' as never)],
+      ['addMember("x")', () => r.addMember('x' as never)],
+      ['addMember(NaN)', () => r.addMember(Number.NaN)],
+      ['addMember(1.5)', () => r.addMember(1.5)],
+      ['addMember(2^53)', () => r.addMember(2 ** 53)],
+      ['removeMember(undefined)', () => r.removeMember(undefined as never)],
+      ['transferLeadership({})', () => r.transferLeadership({} as never)],
+    ];
+    for (const [name, call] of calls) {
+      const outcome = await atOnce(call());
+      expect(outcome, name).toBeInstanceOf(InvalidArgumentError);
+      expect((outcome as Error).message, name).toMatch(/replica id must be an integer/);
+    }
+  });
+
+  it('leader: removeMember("2") does not resolve as if 2 were none; transferLeadership(99) rejects', async () => {
+    const sim = new ScenarioSimulation({ size: 3, seed: 121 });
+    const leader = await sim.stableLeader(1_500);
+    expect(await atOnce(leader.replica.removeMember('2' as never))).toBeInstanceOf(InvalidArgumentError);
+    const outcome = await sim.outcome(leader.replica.transferLeadership(99), 100);
+    expect(outcome).toBeInstanceOf(InvalidArgumentError);
+    expect((outcome as Error).message).toMatch(/replica 99 is not a voting member/);
+    expect(raftOf(leader.replica)!.membership.voters).toEqual([1, 2, 3]);
+  });
+});
+
+describe('invalid polled transitions', () => {
+  const bad: unknown[] = [null, 42, {}, { id: {} }, { id: Number.NaN }, 'x', [{ id: 'in-an-array' }]];
+
+  // The tick rejects naming them; none enters any log; the valid ones of the same poll commit; no election follows.
+  it('on the leader: dropped before the log with InvalidTransitionError, the valid ones commit', async () => {
+    const sim = new ScenarioSimulation({ size: 3, seed: 131 });
+    const leader = await sim.stableLeader(1_500);
+    const elections = sim.ids.reduce((n, id) => n + sim.node(id).replica.metrics.electionsStarted, 0);
+    const logBefore = sim.logOf(leader.id).length;
+    await sim.step();
+    leader.sm.pending = [{ id: 'ok1' }, ...bad, { id: 'ok2' }] as TestTransition[];
+    const error = await leader.replica.tick().then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidTransitionError);
+    expect((error as InvalidTransitionError).transitions).toEqual(bad);
+    expect((error as Error).message).toMatch(/7 item\(s\) that are not transitions/);
+    // Only the valid ones were appended, in order, and reported queued.
+    expect(sim.logOf(leader.id).slice(logBefore).map((e) => e.split(':')[2])).toEqual(['ok1', 'ok2']);
+    expect(leader.sm.statusesOf('ok1')).toEqual(['queued']);
+    await sim.untilApplied(sim.ids, ['ok1', 'ok2'], 1_000);
+    await sim.run(1_000);
+    expect(sim.leader()!.id).toBe(leader.id);
+    expect(sim.ids.reduce((n, id) => n + sim.node(id).replica.metrics.electionsStarted, 0)).toBe(elections);
+    for (const id of sim.ids) {
+      expect(sim.node(id).sm.appliedIds).toEqual(['ok1', 'ok2']);
+      expect(sim.node(id).replica.metrics.messagesDropped).toBe(0);
+    }
+    // The next tick is a normal one: nothing is retried.
+    await expect(leader.replica.tick()).resolves.toBeUndefined();
+  });
+
+  it('on a follower, and a poll that is no array: the same error; valid ones are abandoned not-leader', async () => {
+    const sim = new ScenarioSimulation({ size: 3, seed: 132 });
+    const leader = await sim.stableLeader(1_500);
+    const f = sim.node(sim.ids.find((id) => id !== leader.id)!);
+    f.sm.pending = [{ id: 'v' }, null] as TestTransition[];
+    await expect(f.replica.tick()).rejects.toBeInstanceOf(InvalidTransitionError);
+    expect(f.sm.statusesOf('v')).toEqual(['abandoned:not-leader']);
+    f.sm.getPendingTransitions = () => undefined as never;
+    const error = await f.replica.tick().then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidTransitionError);
+    expect((error as InvalidTransitionError).transitions).toEqual([undefined]);
+  });
+
+  it('a noopTransition that is not a transition is refused by the constructor', () => {
+    expect(() => new Replica({ ...base(), noopTransition: { id: {} } as never })).toThrow(InvalidOptionsError);
+  });
+});
+
+describe('terms that cannot overflow', () => {
+  it('the bound is 2^53 - 2: its successor is the last exact integer', () => {
+    expect(MAX_TERM_OR_INDEX + 1).toBe(Number.MAX_SAFE_INTEGER);
+  });
+
+  for (const term of [Number.MAX_SAFE_INTEGER]) {
+    it(`a vote request with term ${term} (2^53 - 1) from a member is dropped; the cluster keeps electing`, async () => {
+      const sim = new ScenarioSimulation({ size: 3, seed: 141 });
+      let leader = await sim.stableLeader(1_500);
+      const from = sim.ids.find((id) => id !== leader.id)!;
+      const hostile = { type: 'vote', from, term, lastLogIndex: 1_000, lastLogTerm: term, pre: false, force: true };
+      for (const id of sim.ids) if (id !== from) sim.inject(id, hostile);
+      await sim.step();
+      for (const id of sim.ids) expect(sim.node(id).replica.status.term).toBeLessThan(100);
+      // Three leader crashes in a row: a new leader every time.
+      for (let round = 0; round < 3; round++) {
+        sim.crash(leader.id);
+        const next = await sim.stableLeader(3_000, sim.ids.filter((id) => id !== leader.id));
+        expect(next.id).not.toBe(leader.id);
+        sim.restart(leader.id);
+        await sim.write(sim.ids.filter((id) => sim.node(id).up), [`w${round}`]);
+        leader = await sim.stableLeader(3_000);
+      }
+    });
+  }
+
+  it('a term of MAX_TERM_OR_INDEX - 1 is valid: adopted, a leader is elected at the bound and commits', async () => {
+    const sim = new ScenarioSimulation({ size: 3, seed: 142 });
+    const leader = await sim.stableLeader(1_500);
+    const from = sim.ids.find((id) => id !== leader.id)!;
+    // A forced vote request (as after a transfer) at the bound minus one: everyone adopts the term.
+    const request = { type: 'vote', from, term: MAX_TERM_OR_INDEX - 1, lastLogIndex: 0, lastLogTerm: 0,
+      pre: false, force: true };
+    for (const id of sim.ids) if (id !== from) sim.inject(id, request);
+    await sim.step();
+    const next = await sim.stableLeader(3_000);
+    expect(next.replica.status.term).toBe(MAX_TERM_OR_INDEX);
+    await sim.write(sim.ids, ['at-the-bound']);
+    // At the bound no replica campaigns again (there is no next term), and none fails.
+    sim.crash(next.id);
+    await sim.run(2_000);
+    for (const id of sim.ids.filter((i) => i !== next.id)) {
+      expect(sim.node(id).replica.status.term).toBe(MAX_TERM_OR_INDEX);
+    }
+  });
+});
+
+describe('a snapshot the state machine cannot load', () => {
+  it('is dropped and counted, neither saved nor acknowledged, and the member restarts cleanly', async () => {
+    const sim = new ScenarioSimulation({ size: 3, seed: 151 });
+    const leader = await sim.stableLeader(1_500);
+    await sim.write(sim.ids, ['a', 'b']);
+    const f = sim.node(sim.ids.find((id) => id !== leader.id)!);
+    const r = raftOf(f.replica)!;
+    const before = stateOf(sim, f.id);
+    f.sm.setSnapshot = () => { throw new TypeError('unreadable snapshot data'); };
+    const sentBefore = sim.sent.length;
+    sim.inject(f.id, {
+      type: 'snapshot', from: leader.id, term: r.term,
+      snapshot: { lastIncludedIndex: r.commitIndex + 10, lastIncludedTerm: r.term, data: { garbage: true } as never },
+    } satisfies TestMessage);
+    await expect(f.replica.tick()).resolves.toBeUndefined();
+    expect(f.replica.metrics.snapshotsRefused).toBe(1);
+    expect(sim.sent.slice(sentBefore).filter((m) => m.from === f.id)).toEqual([]);
+    expect(stateOf(sim, f.id)).toEqual(before);
+    expect((await f.storage.load()).snapshot).toBeUndefined();
+    // A restart finds nothing it cannot load, and the member catches up.
+    sim.crash(f.id);
+    sim.restart(f.id);
+    await sim.write(sim.ids, ['c']);
+    expect(sim.node(f.id).sm.appliedIds).toEqual(['a', 'b', 'c']);
+  });
 });

@@ -129,6 +129,8 @@ describe('TcpCluster under hostile peers', { timeout: 30_000 }, () => {
     ['a valid message with a spoofed sender', (p) => p.sendFrames(msgpackCodec.encode(vote(10, 99))), /spoofed sender 10/],
     ['a message of the wrong shape', (p) => p.sendFrames(msgpackCodec.encode({ type: 'voteResponse', from: ROGUE, term: -1, granted: 'yes' })), /invalid message/],
     ['an unknown message type', (p) => p.sendFrames(msgpackCodec.encode({ type: 'surprise', from: ROGUE, term: 1 })), /invalid message/],
+    // No replica could campaign past it: the whole cluster would be wedged at that term.
+    ['a vote with term 2^53 - 1', (p) => p.sendFrames(msgpackCodec.encode(vote(ROGUE, 2 ** 53 - 1))), /invalid/],
   ];
   for (const [what, send, reason] of badFrames) {
     it(`survives ${what} from an authenticated peer`, async () => {

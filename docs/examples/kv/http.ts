@@ -5,7 +5,9 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { UsageError, addressList } from './flags.js';
-import { KvConflict, KvNotLeader, KvTimeout, type KvCommand, type KvResult, type MemberAddresses } from './state-machine.js';
+import {
+  KvConflict, KvInvalid, KvNotLeader, KvStopping, KvTimeout, type KvCommand, type KvResult, type MemberAddresses,
+} from './state-machine.js';
 
 /** What the HTTP layer needs from the replica. */
 export interface KvBackend {
@@ -37,9 +39,13 @@ export interface KvBackend {
   dump(): Promise<unknown>;
   /** Ms before an unapplied command is answered 504. */
   readonly timeout: number;
+  /** Whether the server is shutting down: every new request is then answered 503. */
+  isStopping?(): boolean;
 }
 
 const MAX_BODY = 1024 * 1024;
+/** How much of an oversized body is read (and dropped) so the client sees the 413; past it the connection closes. */
+const MAX_DRAIN = 16 * MAX_BODY;
 
 class HttpError extends Error {
   constructor(readonly code: number, message: string, readonly headers: Record<string, string> = {}) { super(message); }
@@ -58,6 +64,7 @@ export function kvRequestListener(backend: KvBackend): (req: IncomingMessage, re
 async function handle(backend: KvBackend, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://localhost');
   const method = req.method ?? 'GET';
+  if (backend.isStopping?.()) throw new KvStoppingHttp();
   if (url.pathname === '/status') {
     if (method !== 'GET') throw new HttpError(405, 'use GET', { Allow: 'GET' });
     return sendJson(res, 200, backend.status());
@@ -94,7 +101,17 @@ async function handle(backend: KvBackend, req: IncomingMessage, res: ServerRespo
   return send(res, 204, '');
 }
 
-/** Waits for a leader-only operation, mapping its failures to 307/503 (not the leader), 409 (busy) and 504 (timeout). */
+/** 503 with Retry-After: the server is shutting down; the connection closes after the answer. */
+class KvStoppingHttp extends HttpError {
+  constructor(why = 'the server is shutting down') {
+    super(503, `${why}; retry on another replica`, { 'Retry-After': '1', Connection: 'close' });
+  }
+}
+
+/**
+ * Waits for a leader-only operation, mapping its failures to 307/503 (not the leader), 409
+ * (busy), 422 (can never succeed as sent), 503 (shutting down) and 504 (timeout).
+ */
 async function leaderOnly<R>(backend: KvBackend, p: Promise<R>): Promise<R> {
   try {
     return await withTimeout(p, backend.timeout);
@@ -102,6 +119,8 @@ async function leaderOnly<R>(backend: KvBackend, p: Promise<R>): Promise<R> {
     if (error instanceof KvNotLeader) throw notLeader(backend, error.message, error.leaderId);
     if (error instanceof KvConflict) throw new HttpError(409, `${error.message}; retry later`, { 'Retry-After': '1' });
     if (error instanceof KvTimeout) throw new HttpError(504, `${error.message}; retry`);
+    if (error instanceof KvInvalid) throw new HttpError(422, error.message);
+    if (error instanceof KvStopping) throw new KvStoppingHttp(error.message);
     throw error;
   }
 }
@@ -178,22 +197,30 @@ function withTimeout<R>(p: Promise<R>, ms: number): Promise<R> {
   });
 }
 
+/**
+ * The body, at most MAX_BODY bytes. A larger one is answered 413 once it has been read (and
+ * thrown away), so the client, still sending, sees the answer; past MAX_DRAIN the 413 goes out
+ * at once and the connection closes after it.
+ */
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    const tooLarge = (): HttpError => new HttpError(413, `body larger than ${MAX_BODY} bytes`, { Connection: 'close' });
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY) { reject(new HttpError(413, `value larger than ${MAX_BODY} bytes`, { Connection: 'close' })); req.destroy(); return; }
-      chunks.push(c);
+      if (size <= MAX_BODY) chunks.push(c);
+      else if (size > MAX_DRAIN) { req.removeAllListeners('data'); req.pause(); reject(tooLarge()); }
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => (size > MAX_BODY ? reject(tooLarge()) : resolve(Buffer.concat(chunks).toString('utf8'))));
     req.on('error', reject);
   });
 }
 
 function send(res: ServerResponse, code: number, body: string, headers: Record<string, string> = {}): void {
   if (res.headersSent) { res.end(); return; }
+  // An answer sent before the request was read (413 past MAX_DRAIN) closes the connection after it.
+  if (!res.req.complete) res.once('finish', () => res.req.socket.destroy());
   const h = { ...headers };
   if (code === 307 && h.Location !== undefined && res.req.url) h.Location += res.req.url;
   res.writeHead(code, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)), ...h });

@@ -16,10 +16,12 @@
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 
-import { FileStorage, NotLeaderError, Replica, StorageLockedError, TcpCluster } from 'tickraft';
+import { FileStorage, InvalidArgumentError, NotLeaderError, Replica, ReplicaStoppedError, TcpCluster } from 'tickraft';
 import { USAGE, UsageError, httpOrigin, parseFlags, type ServerFlags } from './flags.js';
 import { kvRequestListener } from './http.js';
-import { KV_NOOP, KvConflict, KvNotLeader, KvTimeout, KvStateMachine, type KvCommand, type KvSnapshot } from './state-machine.js';
+import {
+  KV_NOOP, KvConflict, KvInvalid, KvNotLeader, KvStopping, KvTimeout, KvStateMachine, type KvCommand, type KvSnapshot,
+} from './state-machine.js';
 
 let flags: ServerFlags | 'help';
 try {
@@ -79,6 +81,8 @@ async function leaderOp<R>(p: Promise<R>): Promise<R> {
     return await p;
   } catch (error) {
     if (error instanceof NotLeaderError) throw new KvNotLeader(error.message, error.leaderId);
+    if (error instanceof InvalidArgumentError) throw new KvInvalid(error.message);
+    if (error instanceof ReplicaStoppedError) throw new KvStopping('the server is shutting down');
     // The core rejects these with plain Errors: recognized by their messages.
     if (error instanceof Error && /in progress/.test(error.message)) throw new KvConflict(error.message);
     if (error instanceof Error && /did not (catch up|take over)/.test(error.message)) throw new KvTimeout(error.message);
@@ -89,6 +93,7 @@ async function leaderOp<R>(p: Promise<R>): Promise<R> {
 const http = createServer({ keepAliveTimeout: 10_000 }, kvRequestListener({
   id: f.id,
   timeout: f.timeout,
+  isStopping: () => stopping !== undefined,
   isLeader: () => replica.status.role === 'leader',
   leaderOrigin: (leaderId) => {
     const leader = leaderId ?? replica.status.leaderId;
@@ -133,7 +138,12 @@ const http = createServer({ keepAliveTimeout: 10_000 }, kvRequestListener({
 
 let loop: Promise<void> = Promise.resolve();
 let stopping: Promise<void> | undefined;
-/** Closes HTTP, halts the replica (closing the TcpCluster), waits for its loop, closes the storage. */
+/**
+ * Drains and stops: new requests are answered 503; the replica stops (its tick in progress
+ * finishes, pending reads and membership changes reject, its storage closes); writes still
+ * waiting are answered 503 (they may yet commit: a retry with the same client and seq is safe);
+ * then the TcpCluster closes, and the process exits once the answers are out.
+ */
 function shutdown(code: number, why: string): Promise<void> {
   stopping ??= (async () => {
     log(`shutting down: ${why}`);
@@ -141,10 +151,12 @@ function shutdown(code: number, why: string): Promise<void> {
     force.unref();
     http.close();
     http.closeIdleConnections();
-    await replica.runExclusive(() => kv.abandonAll('the server is shutting down'));
-    await cluster.close();
+    await replica.stop().catch((error: unknown) => fail(`closing the storage: ${String(error)}`));
+    await replica.runExclusive(() => kv.abandonAll(new KvStopping('the server is shutting down')));
     await loop.catch(() => undefined);
-    await storage.close();
+    await cluster.close();
+    // Let the 503s just written reach their clients before the connections go.
+    await new Promise((resolve) => setImmediate(resolve));
     http.closeAllConnections();
     log('stopped');
     process.exit(code);
@@ -153,6 +165,19 @@ function shutdown(code: number, why: string): Promise<void> {
 }
 process.on('SIGTERM', () => void shutdown(0, 'SIGTERM'));
 process.on('SIGINT', () => void shutdown(0, 'SIGINT'));
+
+// The first tick opens the data directory and loads what it holds: a directory that cannot be
+// used fails here, in one line, before any port is taken.
+try {
+  await replica.tick();
+} catch (error) {
+  if (!stopping) {
+    fail(`cannot use --data ${f.data}: ${(error as Error)?.message ?? String(error)}`);
+    await cluster.close();
+    process.exit(1);
+  }
+}
+if (stopping) await stopping; // a signal came during startup: the shutdown exits the process
 
 try {
   await cluster.listen();
@@ -172,15 +197,19 @@ loop = replica.start();
 loop.then(
   () => { if (!stopping) void shutdown(1, 'the replica stopped'); },
   (error: unknown) => {
-    fail(error instanceof StorageLockedError ? error.message : `the replica failed: ${(error as Error)?.stack ?? String(error)}`);
+    fail(`the replica failed: ${(error as Error)?.stack ?? String(error)}`);
     void shutdown(1, 'replica failure');
   },
 );
 
 // Log role and leader changes: the story of the cluster as this replica sees it.
 let seen = '';
+let refused = 0;
 const watch = setInterval(() => {
   const s = replica.status;
+  const r = replica.metrics.snapshotsRefused;
+  if (r > refused) fail(`refused ${r - refused} snapshot(s) from the leader that this version cannot read`);
+  refused = r;
   const now = `${s.role}:${s.term}:${s.leaderId ?? '-'}`;
   if (now === seen) return;
   seen = now;

@@ -44,6 +44,12 @@ export class KvConflict extends Error {}
 /** A membership change or transfer that did not finish in the replica's own time limit (HTTP 504). */
 export class KvTimeout extends Error {}
 
+/** A request that can never succeed as sent, e.g. a transfer to a replica that is not a member (HTTP 422). */
+export class KvInvalid extends Error {}
+
+/** The server is shutting down: the request was not answered, and may be retried elsewhere (HTTP 503). */
+export class KvStopping extends Error {}
+
 /**
  * A replicated key-value map. Writes go through the log; reads are served from the local map
  * after `replica.readIndex()` (see http.ts), so every answer is linearizable. Each client numbers its commands; a command retried after a timeout (same
@@ -114,7 +120,12 @@ export class KvStateMachine implements StateMachine<KvCommand, KvSnapshot> {
     return { lastIncludedIndex, lastIncludedTerm, data: { entries: [...this.data], sessions: [...this.sessions], addresses: [...this.addresses] } };
   }
 
+  /**
+   * Loads a snapshot, after checking all of it: one this version cannot read is refused (the
+   * replica then drops it, saving nothing) and the state is left as it was.
+   */
   setSnapshot(s: Snapshot<KvSnapshot>): void {
+    checkSnapshotData(s.data);
     this.data.clear();
     for (const [k, v] of s.data.entries) this.data.set(k, v);
     this.sessions.clear();
@@ -133,9 +144,39 @@ export class KvStateMachine implements StateMachine<KvCommand, KvSnapshot> {
     this.waiting.delete(id);
   }
 
-  /** Rejects every command still waiting: call when the replica stops. */
-  abandonAll(reason: string): void {
-    for (const w of this.waiting.values()) w.reject(new KvNotLeader(reason));
+  /** Rejects every command still waiting with `error`: call when the replica stops. */
+  abandonAll(error: Error): void {
+    for (const w of this.waiting.values()) w.reject(error);
     this.waiting.clear();
+  }
+}
+
+const isString = (v: unknown): v is string => typeof v === 'string';
+const isPair = (v: unknown, first: (x: unknown) => boolean, second: (x: unknown) => boolean): boolean =>
+  Array.isArray(v) && v.length === 2 && first(v[0]) && second(v[1]);
+const isAddress = (v: unknown): boolean => {
+  const a = v as Partial<KvAddress> | null;
+  return typeof a === 'object' && a !== null && isString(a.host) && Number.isSafeInteger(a.port);
+};
+const isSession = (v: unknown): boolean => {
+  const s = v as { seq?: unknown; result?: unknown } | null;
+  return typeof s === 'object' && s !== null && Number.isSafeInteger(s.seq)
+    && (s.result === undefined || isString(s.result));
+};
+const isMember = (v: unknown): boolean => {
+  const m = v as Partial<MemberAddresses> | null;
+  return typeof m === 'object' && m !== null && isAddress(m.raft) && isAddress(m.http);
+};
+
+/** Throws a TypeError naming the first part of `d` that is not a {@link KvSnapshot}. */
+function checkSnapshotData(d: unknown): void {
+  const fail = (what: string): never => { throw new TypeError(`unreadable snapshot: ${what}`); };
+  if (typeof d !== 'object' || d === null) fail('the data is not an object');
+  const { entries, sessions, addresses } = d as Record<string, unknown>;
+  const list = (v: unknown, item: (e: unknown) => boolean): boolean => Array.isArray(v) && v.every(item);
+  if (!list(entries, (e) => isPair(e, isString, isString))) fail('entries must be [key, value] string pairs');
+  if (!list(sessions, (e) => isPair(e, isString, isSession))) fail('sessions must be [client, { seq, result }] pairs');
+  if (addresses !== undefined && !list(addresses, (e) => isPair(e, Number.isSafeInteger, isMember))) {
+    fail('addresses must be [id, { raft, http }] pairs');
   }
 }
