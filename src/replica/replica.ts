@@ -66,7 +66,7 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
   constructor(options: ReplicaOptions<T, D>) {
     this.config = validateOptions(options);
     this.storage = options.storage ?? new MemoryStorage<T, D>();
-    this.config.cluster.setWakeup?.(() => this.wake());
+    (this.config.cluster.registerWakeup ?? this.config.cluster.setWakeup)?.call(this.config.cluster, () => this.wake());
   }
 
   /** Where this replica stands now. */

@@ -156,7 +156,7 @@ ${table}
   leader's transitions (count and sum of ids) and fails loudly otherwise.
 - \`inprocess\`: one process, MemoryStorage, and a real-time in-process Cluster (tests/bench/inprocess.ts) that
   hands messages over by reference (the replica never relies on sharing a message with its sender) and wakes the
-  receiving replica through \`setWakeup\`; replicas run \`start()\`.
+  receiving replica through \`registerWakeup\`; replicas run \`start()\`.
 - \`tcp\`: three Node.js processes on 127.0.0.1 with TcpCluster (msgpack) and MemoryStorage; \`tcpFsync\`: the same with
   FileStorage, fsync on. The load runs inside the leader process (tests/bench/server.ts), so no HTTP is measured.
 - Each case is run ${'3'} times on a fresh cluster (0.5 s warm-up, 2 s measured); the table shows the run with the median
