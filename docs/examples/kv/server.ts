@@ -16,7 +16,8 @@
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 
-import { FileStorage, NotLeaderError, Replica, StorageLockedError, TcpCluster } from 'tickraft';
+import { FileStorage, NotLeaderError, Replica, StorageLockedError } from 'tickraft';
+import { TcpCluster } from 'tickraft/tcp';
 import { USAGE, UsageError, httpOrigin, parseFlags, type ServerFlags } from './flags.js';
 import { kvRequestListener } from './http.js';
 import { KV_NOOP, KvConflict, KvNotLeader, KvTimeout, KvStateMachine, type KvCommand, type KvSnapshot } from './state-machine.js';
