@@ -3,6 +3,7 @@
  * segmented log with one fsync per save, atomic snapshots, torn-tail recovery), its errors and
  * its default codec.
  * @packageDocumentation
+ * @module tickraft/file
  */
 export {
   FileStorage,

@@ -6,6 +6,7 @@
  * `tickraft/tcp`, the file storage also `tickraft/file`, the simulated network also
  * `tickraft/testing`.
  * @packageDocumentation
+ * @mergeModuleWith <project>
  */
 export type { ReplicaId, TransitionId, StateMachineTransition, AbandonedReason, TransitionState, LogEntry, Snapshot } from './core/types.js';
 export type { StateMachine } from './core/state-machine.js';

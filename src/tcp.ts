@@ -4,6 +4,7 @@
  *
  * A subpath of its own so that the package root loads neither `node:net`, `node:tls` nor msgpackr.
  * @packageDocumentation
+ * @module tickraft/tcp
  */
 export {
   TcpCluster,

@@ -3,6 +3,7 @@
  * one process: `LocalNetwork` (a seeded network on a virtual clock, with loss, duplication,
  * delays, partitions and crash/restart) and seeded randomness for the replicas' `random` option.
  * @packageDocumentation
+ * @module tickraft/testing
  */
 export {
   LocalNetwork,
