@@ -74,7 +74,7 @@ module.exports = {
     {
       name: 'root-loads-no-transport',
       comment:
-        "The root entry (and tickraft/file, tickraft/testing) must not load node:net, node:tls or msgpackr: " +
+        'The root entry (and tickraft/file, tickraft/testing) must not load node:net, node:tls or msgpackr: ' +
         'from src/transport they may take types only. TcpCluster is tickraft/tcp (src/tcp.ts).',
       severity: 'error',
       from: { path: '^src/(index|file|testing)\\.ts$' },

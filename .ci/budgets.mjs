@@ -48,7 +48,9 @@ console.log(' as is  formatted  file');
 for (const { dir, limit, what } of BUDGETS) {
   let asIs = 0;
   let formatted = 0;
-  const files = readdirSync(join(root, dir)).filter((n) => n.endsWith('.ts') && !n.endsWith('.test.ts')).sort();
+  const files = readdirSync(join(root, dir))
+    .filter((n) => n.endsWith('.ts') && !n.endsWith('.test.ts'))
+    .sort();
   for (const name of files) {
     const path = join(root, dir, name);
     const text = readFileSync(path, 'utf8');
@@ -60,9 +62,13 @@ for (const { dir, limit, what } of BUDGETS) {
     formatted += f;
   }
   const gate = gateOnFormatted ? formatted : asIs;
-  console.log(`${String(asIs).padStart(6)}  ${String(formatted).padStart(9)}  ${dir} total, ${what} (limit: under ${limit})`);
+  console.log(
+    `${String(asIs).padStart(6)}  ${String(formatted).padStart(9)}  ${dir} total, ${what} (limit: under ${limit})`,
+  );
   if (gate >= limit) {
-    console.error(`${dir} has ${gate} code lines${gateOnFormatted ? ' once formatted' : ''}; the promise is under ${limit}.`);
+    console.error(
+      `${dir} has ${gate} code lines${gateOnFormatted ? ' once formatted' : ''}; the promise is under ${limit}.`,
+    );
     failed = true;
   }
 }

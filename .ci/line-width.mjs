@@ -18,11 +18,13 @@ function* files(dir) {
 let over = 0;
 for (const dir of DIRS) {
   for (const path of files(join(root, dir))) {
-    readFileSync(path, 'utf8').split('\n').forEach((line, i) => {
-      if (line.length <= WIDTH) return;
-      over++;
-      console.log(`${relative(root, path)}:${i + 1}: ${line.length} characters`);
-    });
+    readFileSync(path, 'utf8')
+      .split('\n')
+      .forEach((line, i) => {
+        if (line.length <= WIDTH) return;
+        over++;
+        console.log(`${relative(root, path)}:${i + 1}: ${line.length} characters`);
+      });
   }
 }
 console.log(`${over} line(s) over ${WIDTH} characters in ${DIRS.join(', ')}`);

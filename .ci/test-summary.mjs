@@ -14,4 +14,6 @@ const r = JSON.parse(readFileSync(file, 'utf8'));
 const failedFiles = (r.testResults ?? []).filter((f) => f.status === 'failed' && f.assertionResults?.length === 0);
 for (const f of failedFiles) console.log(`test file failed to run: ${f.name}: ${(f.message ?? '').split('\n')[0]}`);
 const skipped = r.numPendingTests + r.numTodoTests;
-console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed${skipped > 0 ? `, ${skipped} skipped` : ''}`);
+console.log(
+  `tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed${skipped > 0 ? `, ${skipped} skipped` : ''}`,
+);

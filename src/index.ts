@@ -22,7 +22,13 @@ export { MemoryStorage } from './storage/memory.js';
 export type { Codec } from './core/codec.js';
 // Kept at the root for compatibility; each also has a subpath of its own (tickraft/testing,
 // tickraft/file). Neither loads a network module.
-export { LocalNetwork, type LocalCluster, type LocalNetworkOptions, type FaultOptions, type NetworkStats } from './sim/local-network.js';
+export {
+  LocalNetwork,
+  type LocalCluster,
+  type LocalNetworkOptions,
+  type FaultOptions,
+  type NetworkStats,
+} from './sim/local-network.js';
 export { seededRandom, deriveSeed } from './sim/random.js';
 export { FileStorage, CorruptStorageError, StorageLockedError, type FileStorageOptions, type FileStorageRecovery } from './storage/file.js';
 export { jsonStorageCodec, type StorageCodec } from './storage/codec.js';

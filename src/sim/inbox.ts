@@ -17,9 +17,15 @@ const before = <T, D>(a: Envelope<T, D>, b: Envelope<T, D>): boolean =>
 export class Inbox<T, D> {
   private readonly items: Envelope<T, D>[] = [];
 
-  get size(): number { return this.items.length; }
-  peek(): Envelope<T, D> | undefined { return this.items[0]; }
-  clear(): void { this.items.length = 0; }
+  get size(): number {
+    return this.items.length;
+  }
+  peek(): Envelope<T, D> | undefined {
+    return this.items[0];
+  }
+  clear(): void {
+    this.items.length = 0;
+  }
 
   push(e: Envelope<T, D>): void {
     const a = this.items;

@@ -148,7 +148,9 @@ describe('start()', () => {
       const cluster: Cluster<Cmd> = {
         receiveMessages: () => { receives++; return []; },
         sendMessage() {}, halt: () => halted, registerLeader() {},
-        ...(hook === 'registerWakeup' ? { registerWakeup: (w) => { wakeup = w; } } : { setWakeup: (w) => { wakeup = w; } }),
+        ...(hook === 'registerWakeup'
+          ? { registerWakeup: (w) => { wakeup = w; } }
+          : { setWakeup: (w) => { wakeup = w; } }),
       };
       const replica = new Replica<Cmd>({
         id: 1, peerIds: [2, 3], cluster,

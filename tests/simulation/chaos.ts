@@ -40,7 +40,9 @@ export async function replayable<R>(seed: number, file: string, run: () => Promi
   try {
     return await run();
   } catch (error) {
-    if (error instanceof Error) error.message = `seed ${seed} (replay: TICKRAFT_SEED=${seed} npx vitest run ${file}): ${error.message}`;
+    if (error instanceof Error) {
+      error.message = `seed ${seed} (replay: TICKRAFT_SEED=${seed} npx vitest run ${file}): ${error.message}`;
+    }
     throw error;
   }
 }
@@ -147,9 +149,11 @@ export async function chaosRun(seed: number, size: number): Promise<ChaosResult>
   await sim.runUntil(() => [...sim.nodes.values()].every((n) => n.replica.status.lastApplied >= target), 3_000, 'every replica applying');
   for (const t of fresh) expect(leader.sm.statusesOf(t.id)).toEqual(['queued', 'committed', 'applied']);
   // State Machine Safety at the end of the run: every replica applied the same history.
-  const history = (n: { sm: { lastIndex: number; hash: number } }): string => `${n.sm.lastIndex} entries, hash ${n.sm.hash}`;
+  const history = (n: { sm: { lastIndex: number; hash: number } }): string =>
+    `${n.sm.lastIndex} entries, hash ${n.sm.hash}`;
   for (const n of sim.nodes.values()) {
-    expect(history(n), `seed ${seed}: replica ${n.id} applied another history than leader ${leader.id}`).toBe(history(leader));
+    const what = `seed ${seed}: replica ${n.id} applied another history than leader ${leader.id}`;
+    expect(history(n), what).toBe(history(leader));
   }
   sim.check();
   let elections = 0;
