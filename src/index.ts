@@ -2,8 +2,11 @@
  * tickraft: Raft replicated state machines for TypeScript on Node.js.
  *
  * Implement {@link StateMachine} and {@link Cluster} (or use a shipped transport), then run a
- * {@link Replica} per member.
+ * {@link Replica} per member. The root loads no network module: the TCP transport is
+ * `tickraft/tcp`, the file storage also `tickraft/file`, the simulated network also
+ * `tickraft/testing`.
  * @packageDocumentation
+ * @mergeModuleWith <project>
  */
 export type { ReplicaId, TransitionId, StateMachineTransition, AbandonedReason, TransitionState, LogEntry, Snapshot } from './core/types.js';
 export { MAX_TERM_OR_INDEX } from './core/types.js';
@@ -20,9 +23,18 @@ export {
   InvalidTransitionError,
 } from './core/errors.js';
 export { MemoryStorage } from './storage/memory.js';
-export { LocalNetwork, type LocalCluster, type LocalNetworkOptions, type FaultOptions, type NetworkStats } from './transport/local.js';
+export type { Codec } from './core/codec.js';
+// Kept at the root for compatibility; each also has a subpath of its own (tickraft/testing,
+// tickraft/file). Neither loads a network module.
+export {
+  LocalNetwork,
+  type LocalCluster,
+  type LocalNetworkOptions,
+  type FaultOptions,
+  type NetworkStats,
+} from './sim/local-network.js';
 export { seededRandom, deriveSeed } from './sim/random.js';
-export { TcpCluster, type TcpClusterOptions, type TcpStats, type TcpEvent, type PeerAddress, type TcpTlsOptions, type DropReason } from './transport/tcp.js';
-export { jsonCodec, msgpackCodec, type MessageCodec } from './transport/codec.js';
 export { FileStorage, CorruptStorageError, StorageFormatError, StorageLockedError, type FileStorageOptions, type FileStorageRecovery } from './storage/file.js';
 export { jsonStorageCodec, type StorageCodec } from './storage/codec.js';
+// Type-only: the codecs themselves live in tickraft/tcp, whose msgpackr the root does not load.
+export type { MessageCodec } from './transport/codec.js';

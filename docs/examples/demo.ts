@@ -1,7 +1,8 @@
 // The in-process demo (`npm run demo:sim`): five replicas of a key-value store on an in-process network with loss and
 // delays, in virtual time, through an election, a leader crash, a restart, a partition and
 // its heal, ending with a check that every replica holds the same data.
-import { LocalNetwork, MemoryStorage, Replica, deriveSeed, seededRandom, type LocalCluster } from 'tickraft';
+import { MemoryStorage, Replica } from 'tickraft';
+import { LocalNetwork, deriveSeed, seededRandom, type LocalCluster } from 'tickraft/testing';
 import { KV_NOOP, KvStateMachine, type KvCommand, type KvResult, type KvSnapshot } from './kv/state-machine.js';
 
 const IDS = [1, 2, 3, 4, 5];

@@ -22,6 +22,8 @@ export interface Cluster<T extends StateMachineTransition, D = unknown> {
    * when messages arrive, so a replica under {@link Replica.start} answers at network speed
    * rather than after `tickInterval`.
    */
+  registerWakeup?(wake: () => void): void;
+  /** @deprecated The old name of {@link Cluster.registerWakeup}, still called when that is absent. */
   setWakeup?(wake: () => void): void;
   /**
    * Optional. Told the voting members at start and whenever the replica's configuration

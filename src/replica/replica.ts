@@ -83,7 +83,7 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
       this.fail(error);
       throw error;
     };
-    this.config.cluster.setWakeup?.(() => this.wake());
+    (this.config.cluster.registerWakeup ?? this.config.cluster.setWakeup)?.call(this.config.cluster, () => this.wake());
   }
 
   /** Where this replica stands now. */

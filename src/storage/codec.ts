@@ -1,21 +1,13 @@
-/**
- * Turns the user's data (arrays of log entries, and snapshot data) into bytes for
- * `FileStorage` and back. `decode(encode(v))` must give back a value equal to `v`; a field
- * the codec cannot represent is lost on disk, so pick a codec that matches what the transitions
- * carry. The transport's codecs (`jsonCodec`, `msgpackCodec`) fit this interface too.
- */
-export interface StorageCodec {
-  /** Serializes a plain-data value: an array of log entries, or a snapshot's data (never `undefined`). */
-  encode(value: unknown): Uint8Array;
-  /** Reverses {@link StorageCodec.encode}. */
-  decode(bytes: Uint8Array): unknown;
-}
+import type { Codec } from '../core/codec.js';
+
+/** @deprecated The same interface as {@link Codec}, under its storage-only name: use {@link Codec}. */
+export type StorageCodec = Codec;
 
 /**
- * The default {@link StorageCodec}: UTF-8 JSON, matching the package's rule that transitions and
- * snapshot data survive a JSON round-trip.
+ * The default {@link Codec} of `FileStorage`: UTF-8 JSON, matching the package's rule that
+ * transitions and snapshot data survive a JSON round-trip.
  */
-export const jsonStorageCodec: StorageCodec = {
+export const jsonStorageCodec: Codec = {
   encode(value: unknown): Uint8Array {
     return Buffer.from(JSON.stringify(value), 'utf8');
   },

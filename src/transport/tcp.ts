@@ -363,7 +363,7 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
     this.scheduleRetire();
   }
 
-  setWakeup(wake: () => void): void {
+  registerWakeup(wake: () => void): void {
     this.wake = wake;
   }
 

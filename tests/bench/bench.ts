@@ -429,7 +429,7 @@ ${table}
   submission to \`applied\` on the leader. After every run the bench checks that every replica applied exactly
   the leader's transitions (count and sum of ids) and fails loudly otherwise.
   - \`inprocess\`: one process, MemoryStorage, a real-time in-process Cluster (tests/bench/inprocess.ts) that
-    hands messages over by reference and wakes the receiver through \`setWakeup\`; replicas run \`start()\`.
+    hands messages over by reference and wakes the receiver through \`registerWakeup\`; replicas run \`start()\`.
   - \`tcp\`: three Node.js processes on 127.0.0.1, TcpCluster (msgpack), MemoryStorage. \`tcpFsync\`: the same
     with FileStorage, fsync on. The load runs inside the leader process (tests/bench/server.ts): no HTTP here.
   - Each case runs 3 times on a fresh cluster (0.5 s warm-up, 2 s measured), alternating with the skeleton's

@@ -3,7 +3,8 @@
  * `{ id, k, v }` transitions. Run: `npm run build && node dist/tests/bench/codec.js`.
  */
 import { appendRequest, type Message } from '../../src/core/message.js';
-import { jsonCodec, msgpackCodec, type MessageCodec } from '../../src/transport/codec.js';
+import type { Codec } from '../../src/core/codec.js';
+import { jsonCodec, msgpackCodec } from '../../src/transport/codec.js';
 
 interface Kv { id: number; k: string; v: string }
 
@@ -11,7 +12,7 @@ const message = (n: number): Message<Kv> =>
   appendRequest<Kv>(1, 7, 1000, 7, Array.from({ length: n }, (_, i) => ({ index: 1001 + i, term: 7, transition: { id: 100_000 + i, k: `k${i % 100}`, v: `v${i}` } })), 999);
 
 /** Best µs per encode+decode over rounds that alternate the codecs, so load on the machine hits both alike. */
-function compare(codecs: MessageCodec[], m: Message<Kv>, iterations: number, rounds = 9): { us: number; bytes: number }[] {
+function compare(codecs: Codec[], m: Message<Kv>, iterations: number, rounds = 9): { us: number; bytes: number }[] {
   const results = codecs.map((c) => ({ us: Infinity, bytes: c.encode(m).byteLength }));
   for (const c of codecs) for (let i = 0; i < iterations / 2; i++) c.decode(c.encode(m)); // warm up
   for (let round = 0; round < rounds; round++) {

@@ -5,7 +5,7 @@
  * Messages are handed over by reference (no copy, no serialization): the replica never relies on
  * a message being shared with its sender nor mutates one it received, so this is safe, and it
  * measures the Raft code rather than a codec. Delivery pushes onto the receiver's inbox and
- * wakes its `start()` loop through the Cluster's `setWakeup` hook.
+ * wakes its `start()` loop through the Cluster's `registerWakeup` hook.
  */
 import { MemoryStorage, Replica, type Cluster, type Message, type ReplicaId } from '../../src/index.js';
 import { BenchMachine, ClosedLoop, NOOP, sleep, waitFor, type BenchSnap, type BenchTx } from './workload.js';
@@ -30,7 +30,7 @@ class Endpoint implements Cluster<BenchTx, BenchSnap> {
   }
   halt(): boolean { return this.net.stopped; }
   registerLeader(): void {}
-  setWakeup(wake: () => void): void { this.wake = wake; }
+  registerWakeup(wake: () => void): void { this.wake = wake; }
 }
 
 export class InProcessNetwork {

@@ -6,7 +6,8 @@
  * Also `scaling` mode: runs the scaling measurement alone in this process, so its RSS is its own;
  * `echo` (limits.ts) and `skeleton-follower` (skeleton.ts).
  */
-import { FileStorage, MemoryStorage, Replica, TcpCluster, type ReplicaId, type Storage } from '../../src/index.js';
+import { FileStorage, MemoryStorage, Replica, type ReplicaId, type Storage } from '../../src/index.js';
+import { TcpCluster } from '../../src/tcp.js';
 import { runInProcess, runScaling } from './inprocess.js';
 import { echoServerMain } from './limits.js';
 import { skeletonFollowerMain } from './skeleton.js';

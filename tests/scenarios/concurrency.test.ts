@@ -132,33 +132,46 @@ describe('start()', () => {
     expect(setTimeoutSpy.mock.calls.filter((c) => c[1] === 60_000)).toHaveLength(0);
   });
 
-  it('an idle replica sleeps tickInterval, and wake() (or the transport via setWakeup) ends the sleep at once', { timeout: 10_000 }, async () => {
-    let receives = 0;
-    let halted = false;
-    let wakeup: (() => void) | undefined;
-    const setTimeoutSpy = vi.spyOn(globalThis, 'setTimeout');
-    const cluster: Cluster<Cmd> = {
-      receiveMessages: () => { receives++; return []; },
-      sendMessage() {}, halt: () => halted, registerLeader() {},
-      setWakeup: (w) => { wakeup = w; },
-    };
-    const replica = new Replica<Cmd>({
-      id: 1, peerIds: [2, 3], cluster, stateMachine: { registerTransitionState() {}, applyTransition() {}, getPendingTransitions: () => [] },
-      noopTransition: { id: 'noop' }, heartbeatTimeout: 50, electionTimeoutRange: [150, 300], tickInterval: 60_000,
-      clock: () => 0, random: () => 0.5,
-    });
-    expect(wakeup).toBeTypeOf('function');
-    const running = replica.start();
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    // The first tick (loading state) found nothing to do: one tick, then a long sleep.
-    expect(receives).toBe(1);
-    expect(setTimeoutSpy.mock.calls.filter((c) => c[1] === 60_000)).toHaveLength(1);
-    wakeup!();
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(receives).toBe(2);
-    halted = true;
-    replica.wake();
-    expect(await within5s(running)).toBeUndefined();
-    expect(receives).toBe(2);
-  });
+  // Driven by events, not by real time: tickInterval is a minute, so every sleep the loop enters
+  // is seen by the setTimeout spy and none ends by itself; the counts are exact at any load.
+  it.each(['registerWakeup', 'setWakeup (the deprecated name)'])(
+    'an idle replica sleeps tickInterval, and wake() (or the transport via %s) ends the sleep at once',
+    { timeout: 10_000 },
+    async (hook) => {
+      let receives = 0;
+      let halted = false;
+      let wakeup: (() => void) | undefined;
+      const setTimeoutSpy = vi.spyOn(globalThis, 'setTimeout');
+      const sleeps = (): number => setTimeoutSpy.mock.calls.filter((c) => c[1] === 60_000).length;
+      /** Yields to the event loop until `condition` holds (within5s turns a hang into a failure). */
+      const until = async (condition: () => boolean): Promise<void> => { while (!condition()) await yieldOnce(); };
+      const cluster: Cluster<Cmd> = {
+        receiveMessages: () => { receives++; return []; },
+        sendMessage() {}, halt: () => halted, registerLeader() {},
+        ...(hook === 'registerWakeup'
+          ? { registerWakeup: (w) => { wakeup = w; } }
+          : { setWakeup: (w) => { wakeup = w; } }),
+      };
+      const replica = new Replica<Cmd>({
+        id: 1, peerIds: [2, 3], cluster,
+        stateMachine: { registerTransitionState() {}, applyTransition() {}, getPendingTransitions: () => [] },
+        noopTransition: { id: 'noop' }, heartbeatTimeout: 50, electionTimeoutRange: [150, 300], tickInterval: 60_000,
+        clock: () => 0, random: () => 0.5,
+      });
+      expect(wakeup).toBeTypeOf('function');
+      const running = replica.start();
+      // The first tick (loading state) found nothing to do: one tick, then a long sleep.
+      expect(await within5s(until(() => sleeps() === 1))).toBeUndefined();
+      expect(receives).toBe(1);
+      // The transport's wakeup ends the sleep: exactly one more tick, then asleep again.
+      wakeup!();
+      expect(await within5s(until(() => sleeps() === 2))).toBeUndefined();
+      expect(receives).toBe(2);
+      halted = true;
+      replica.wake();
+      expect(await within5s(running)).toBeUndefined();
+      expect(receives).toBe(2);
+      expect(sleeps()).toBe(2);
+    },
+  );
 });

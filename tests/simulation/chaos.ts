@@ -1,12 +1,50 @@
+import { randomInt } from 'node:crypto';
 import { expect } from 'vitest';
 import { Simulation, raftOf } from '../helpers/simulation.js';
 
-/** How many seeds a CI run covers per cluster size; TICKRAFT_SEEDS raises it, TICKRAFT_SEED replays one. */
-export function seedsToRun(base: number, offset: number): number[] {
+/** The seeds of one chaos test: the fixed ones every build runs, and a fresh range new to this run. */
+export interface Seeds {
+  readonly fixed: number[];
+  readonly fresh: number[];
+}
+
+/**
+ * The seeds a run covers per cluster size: `base` fixed seeds from `offset` (TICKRAFT_SEEDS
+ * changes how many), which every build repeats, plus TICKRAFT_FRESH_SEEDS (default
+ * `freshDefault`) fresh consecutive seeds from a random start, so that each build also explores
+ * runs no build tried before. TICKRAFT_SEED=n replays one seed alone, fixed or fresh, exactly.
+ */
+export function seedsToRun(base: number, offset: number, freshDefault = 10): Seeds {
   const one = process.env.TICKRAFT_SEED;
-  if (one !== undefined) return [Number(one)];
+  if (one !== undefined) return { fixed: [Number(one)], fresh: [] };
   const count = Number(process.env.TICKRAFT_SEEDS ?? base);
-  return Array.from({ length: count }, (_, i) => offset + i);
+  const freshCount = Number(process.env.TICKRAFT_FRESH_SEEDS ?? freshDefault);
+  // Above every fixed range, and far below 2^53 so that every seed stays a safe integer.
+  const start = 1_000_000 + randomInt(2 ** 40);
+  return {
+    fixed: Array.from({ length: count }, (_, i) => offset + i),
+    fresh: Array.from({ length: freshCount }, (_, i) => start + i),
+  };
+}
+
+/** The line a chaos test prints before it runs, so a fresh seed that fails can be replayed. */
+export function describeSeeds(seeds: Seeds, file: string): string {
+  const { fixed, fresh } = seeds;
+  const range = (xs: number[]): string => (xs.length === 0 ? 'none' : `${xs[0]}..${xs.at(-1)}`);
+  return `${file}: fixed seeds ${range(fixed)}, fresh seeds ${range(fresh)}; ` +
+    `replay one with TICKRAFT_SEED=<seed> npx vitest run ${file}`;
+}
+
+/** Runs one seed; a failure names the seed and the command that replays it. */
+export async function replayable<R>(seed: number, file: string, run: () => Promise<R>): Promise<R> {
+  try {
+    return await run();
+  } catch (error) {
+    if (error instanceof Error) {
+      error.message = `seed ${seed} (replay: TICKRAFT_SEED=${seed} npx vitest run ${file}): ${error.message}`;
+    }
+    throw error;
+  }
 }
 
 export interface ChaosResult { steps: number; committed: number; elections: number; faults: number; reads: number; changes: number; transfers: number }
@@ -110,9 +148,15 @@ export async function chaosRun(seed: number, size: number): Promise<ChaosResult>
   const target = leader.replica.status.commitIndex;
   await sim.runUntil(() => [...sim.nodes.values()].every((n) => n.replica.status.lastApplied >= target), 3_000, 'every replica applying');
   for (const t of fresh) expect(leader.sm.statusesOf(t.id)).toEqual(['queued', 'committed', 'applied']);
-  const hashes = new Set([...sim.nodes.values()].map((n) => `${n.sm.lastIndex}:${n.sm.hash}`));
+  // State Machine Safety at the end of the run: every replica applied the same history.
+  const history = (n: { sm: { lastIndex: number; hash: number } }): string =>
+    `${n.sm.lastIndex} entries, hash ${n.sm.hash}`;
+  for (const n of sim.nodes.values()) {
+    const what = `seed ${seed}: replica ${n.id} applied another history than leader ${leader.id}`;
+    expect(history(n), what).toBe(history(leader));
+  }
   sim.check();
   let elections = 0;
   for (const n of sim.nodes.values()) elections += n.replica.metrics.electionsStarted;
-  return { steps: sim.steps, committed: target, elections, faults: hashes.size === 1 ? faults : -1, reads, changes, transfers };
+  return { steps: sim.steps, committed: target, elections, faults, reads, changes, transfers };
 }

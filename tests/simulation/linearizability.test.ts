@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { LocalNetwork, MemoryStorage, Replica, deriveSeed, seededRandom } from '../../src/index.js';
 import { KV_NOOP, KvStateMachine, type KvCommand, type KvSnapshot } from '../../docs/examples/kv/state-machine.js';
 import { checkLinearizable, type HistoryOp, type KvOp } from '../helpers/linearizability.js';
-import { seedsToRun } from './chaos.js';
+import { describeSeeds, replayable, seedsToRun } from './chaos.js';
+
+const FILE = 'tests/simulation/linearizability.test.ts';
 
 interface Member { replica: Replica<KvCommand, KvSnapshot>; kv: KvStateMachine; storage: MemoryStorage<KvCommand, KvSnapshot>; up: boolean; starts: number }
 
@@ -132,13 +134,15 @@ describe('linearizability of a replicated key-value store', () => {
   it('every history under faults is linearizable (puts and deletes through the log, gets through the log or readIndex, clients retrying)', async () => {
     let ops = 0;
     let unknown = 0;
-    const seeds = seedsToRun(30, 20_001);
-    for (const seed of seeds) {
-      const r = await linearizabilityRun(seed);
+    const seeds = seedsToRun(30, 20_001, 3);
+    console.log(describeSeeds(seeds, FILE));
+    const all = [...seeds.fixed, ...seeds.fresh];
+    for (const seed of all) {
+      const r = await replayable(seed, FILE, () => linearizabilityRun(seed));
       ops += r.ops;
       unknown += r.unknown;
     }
-    console.log(`linearizability: ${seeds.length} seeds, ${ops} operations checked, ${unknown} with unknown outcome`);
-    expect(ops).toBeGreaterThan(seeds.length * 50);
+    console.log(`linearizability: ${all.length} seeds, ${ops} operations checked, ${unknown} with unknown outcome`);
+    expect(ops).toBeGreaterThan(all.length * 50);
   }, 300_000);
 });

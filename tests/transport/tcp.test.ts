@@ -214,7 +214,7 @@ describe('TcpCluster', { timeout: 30_000 }, () => {
       a.addPeer(2, { host: '127.0.0.1', port: b.port });
       b.addPeer(1, { host: '127.0.0.1', port: a.port });
       a.addPeer(3, { host: '127.0.0.1', port: 1 }); // never answers: a reconnect timer runs
-      const got = new Promise((resolve) => b.setWakeup(resolve));
+      const got = new Promise((resolve) => b.registerWakeup(resolve));
       a.sendMessage(2, { type: 'voteResponse', from: 1, term: 1, granted: true, pre: false });
       await got;
       console.log(JSON.stringify(b.receiveMessages()));

@@ -16,7 +16,8 @@
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 
-import { FileStorage, InvalidArgumentError, NotLeaderError, Replica, ReplicaStoppedError, TcpCluster } from 'tickraft';
+import { FileStorage, InvalidArgumentError, NotLeaderError, Replica, ReplicaStoppedError } from 'tickraft';
+import { TcpCluster } from 'tickraft/tcp';
 import { USAGE, UsageError, httpOrigin, parseFlags, type ServerFlags } from './flags.js';
 import { kvRequestListener } from './http.js';
 import {

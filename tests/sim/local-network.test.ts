@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import type { Message } from '../../src/core/message.js';
-import { LocalNetwork } from '../../src/transport/local.js';
+import { LocalNetwork } from '../../src/sim/local-network.js';
 
 type Cmd = { readonly id: number };
 type Msg = Message<Cmd>;

@@ -1,0 +1,141 @@
+// The layers of tickraft and who may import whom, checked by `npm run deps` (and .ci/run).
+// docs/architecture.md draws the same layers. A rule names the layer it protects and why.
+const NODE_MODULES = '^node_modules/';
+
+/** @type {import('dependency-cruiser').IConfiguration} */
+module.exports = {
+  forbidden: [
+    {
+      name: 'core-is-pure',
+      comment:
+        'src/core is the Raft algorithm: no I/O, no clock, no randomness of its own. It imports only ' +
+        'src/core: no other folder of src, no node: builtin, no npm package.',
+      severity: 'error',
+      from: { path: '^src/core/' },
+      to: { pathNot: '^src/core/' },
+    },
+    {
+      name: 'storage-imports-core-types',
+      comment:
+        'A Storage knows the core only by its types (Storage, LogEntry, Codec...); besides them it uses ' +
+        'its own folder and node builtins, no npm package.',
+      severity: 'error',
+      from: { path: '^src/storage/' },
+      to: {
+        pathNot: '^src/storage/',
+        dependencyTypesNot: ['core', 'type-only'],
+      },
+    },
+    {
+      name: 'storage-imports-no-other-layer',
+      comment: 'Even its types a Storage takes from src/core only.',
+      severity: 'error',
+      from: { path: '^src/storage/' },
+      to: { path: '^src/', pathNot: '^src/(core|storage)/' },
+    },
+    {
+      name: 'transport-imports-core-types',
+      comment:
+        'A transport knows the core by its types (Cluster, Message, Codec...) and uses one function of it, ' +
+        'the message check of core/validate.ts, on everything it receives; besides, its own folder, node ' +
+        'builtins and msgpackr (the default codec).',
+      severity: 'error',
+      from: { path: '^src/transport/' },
+      to: {
+        pathNot: ['^src/transport/', '^src/core/validate\\.ts$', `${NODE_MODULES}msgpackr/`],
+        dependencyTypesNot: ['core', 'type-only'],
+      },
+    },
+    {
+      name: 'transport-imports-no-other-layer',
+      comment: 'Even its types a transport takes from src/core only.',
+      severity: 'error',
+      from: { path: '^src/transport/' },
+      to: { path: '^src/', pathNot: '^src/(core|transport)/' },
+    },
+    {
+      name: 'driver-imports-core-and-memory-storage',
+      comment:
+        'src/replica, the driver, talks to the algorithm (src/core) and defaults to MemoryStorage; it knows ' +
+        'no transport, no file and no simulator. Its one npm package is async-mutex (the lock); of Node, ' +
+        'it may use what a tick loop needs (timers, util), never the network or the disk.',
+      severity: 'error',
+      from: { path: '^src/replica/' },
+      to: {
+        pathNot: ['^src/(core|replica)/', '^src/storage/memory\\.ts$', `${NODE_MODULES}async-mutex/`, '^(timers|util)$'],
+      },
+    },
+    {
+      name: 'sim-imports-core',
+      comment: 'src/sim, the seeded in-process simulator, is pure like the core: src/core and itself only.',
+      severity: 'error',
+      from: { path: '^src/sim/' },
+      to: { pathNot: '^src/(core|sim)/' },
+    },
+    {
+      name: 'root-loads-no-transport',
+      comment:
+        'The root entry (and tickraft/file, tickraft/testing) must not load node:net, node:tls or msgpackr: ' +
+        'from src/transport they may take types only. TcpCluster is tickraft/tcp (src/tcp.ts).',
+      severity: 'error',
+      from: { path: '^src/(index|file|testing)\\.ts$' },
+      to: { path: '^src/transport/', dependencyTypesNot: ['type-only'] },
+    },
+    {
+      name: 'src-imports-no-docs-or-tests',
+      comment: 'The library ships alone: nothing in src/ imports the examples, the tests or the benches.',
+      severity: 'error',
+      from: { path: '^src/' },
+      to: { path: '^(docs|tests)/' },
+    },
+    {
+      name: 'examples-use-the-package',
+      comment:
+        "The examples are written as a user writes them: through the package's public entry points " +
+        "('tickraft', 'tickraft/tcp'...), never src/ or tests/.",
+      severity: 'error',
+      from: { path: '^docs/examples/' },
+      to: { path: '^(src|tests)/', pathNot: '^src/(index|tcp|file|testing)\\.ts$' },
+    },
+    {
+      name: 'benches-are-leaves',
+      comment: 'The benches are programs: nothing outside tests/bench imports them.',
+      severity: 'error',
+      from: { pathNot: '^tests/bench/' },
+      to: { path: '^tests/bench/' },
+    },
+    {
+      name: 'no-unresolvable',
+      comment: 'Every import resolves, to a file of this repository, a builtin or an installed package.',
+      severity: 'error',
+      from: {},
+      to: { couldNotResolve: true },
+    },
+    {
+      name: 'no-dist',
+      comment: 'The sources never import the build output (the entry-point aliases above map to src/).',
+      severity: 'error',
+      from: {},
+      to: { path: '^dist/' },
+    },
+    {
+      name: 'no-circular',
+      comment: 'A cycle makes a layer impossible to read on its own; reported, not (yet) failed.',
+      severity: 'warn',
+      from: {},
+      to: { circular: true },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsConfig: { fileName: 'tsconfig.json' },
+    // 'tickraft', 'tickraft/tcp'... (the package's own name, as the examples import it) to src/.
+    webpackConfig: { fileName: '.ci/package-aliases.cjs' },
+    // See `import type` as its own kind of dependency (the storage and transport rules rely on it).
+    tsPreCompilationDeps: true,
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default', 'types'],
+    },
+  },
+};

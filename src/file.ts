@@ -1,0 +1,18 @@
+/**
+ * tickraft/file: `FileStorage`, a durable {@link Storage} in one directory (a CRC-checked,
+ * segmented log with one fsync per save, atomic snapshots, torn-tail recovery), its errors and
+ * its default codec.
+ * @packageDocumentation
+ * @module tickraft/file
+ */
+export {
+  FileStorage,
+  CorruptStorageError,
+  StorageFormatError,
+  StorageLockedError,
+  type FileStorageOptions,
+  type FileStorageRecovery,
+} from './storage/file.js';
+export { jsonStorageCodec, type StorageCodec } from './storage/codec.js';
+export type { Codec } from './core/codec.js';
+export type { Storage } from './core/storage.js';

@@ -1,0 +1,19 @@
+/**
+ * tickraft/tcp: the TCP transport, `TcpCluster` (authenticated peers, optional mutual TLS,
+ * validated frames, reconnection, bounded queues), and the message codecs it speaks.
+ *
+ * A subpath of its own so that the package root loads neither `node:net`, `node:tls` nor msgpackr.
+ * @packageDocumentation
+ * @module tickraft/tcp
+ */
+export {
+  TcpCluster,
+  type TcpClusterOptions,
+  type TcpStats,
+  type TcpEvent,
+  type PeerAddress,
+  type TcpTlsOptions,
+  type DropReason,
+} from './transport/tcp.js';
+export { jsonCodec, msgpackCodec, type MessageCodec } from './transport/codec.js';
+export type { Codec } from './core/codec.js';
