@@ -4,14 +4,15 @@ import type { ReplicaId } from './types.js';
 // Validation of what arrives from the network, before it reaches the algorithm: the replica
 // runs it on every message it receives, and TcpCluster on every frame it decodes.
 
-type FieldKind = 'count' | 'bool' | 'entries' | 'snapshot';
+type FieldKind = 'count' | 'bool' | 'entries' | 'snapshot' | 'chunk';
 const count = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
 const SHAPES: Record<string, Record<string, FieldKind>> = {
   vote: { lastLogIndex: 'count', lastLogTerm: 'count', pre: 'bool', force: 'bool' },
   voteResponse: { granted: 'bool', pre: 'bool' },
   append: { prevLogIndex: 'count', prevLogTerm: 'count', entries: 'entries', leaderCommit: 'count', round: 'count' },
   appendResponse: { success: 'bool', index: 'count', hintIndex: 'count', hintTerm: 'count', round: 'count' },
-  snapshot: { snapshot: 'snapshot' },
+  snapshot: { snapshot: 'snapshot', offset: 'count', size: 'count', chunk: 'chunk' },
+  snapshotResponse: { index: 'count', offset: 'count' },
   timeoutNow: {},
 };
 
@@ -42,8 +43,13 @@ function validEntries(m: Record<string, unknown>): boolean {
 function validSnapshot(s: unknown, term: number): boolean {
   if (typeof s !== 'object' || s === null) return false;
   const snap = s as Record<string, unknown>;
-  return count(snap.lastIncludedIndex) && count(snap.lastIncludedTerm) && (snap.lastIncludedTerm as number) <= term && 'data' in snap && (snap.members === undefined || isIdList(snap.members));
+  return count(snap.lastIncludedIndex) && count(snap.lastIncludedTerm) && (snap.lastIncludedTerm as number) <= term && (snap.members === undefined || isIdList(snap.members));
 }
+
+/** A snapshot's text must fit in one string (V8's limit), and a chunk within it. */
+const MAX_TEXT = 0x1fffffe8;
+const validChunk = (m: Record<string, unknown>): boolean =>
+  typeof m.chunk === 'string' && (m.size as number) <= MAX_TEXT && (m.offset as number) + m.chunk.length <= (m.size as number);
 
 /**
  * Whether `m` is a well-formed message from one of `senders`. Anything else (a wrong type, a
@@ -57,7 +63,8 @@ export function isValidMessage<T, D>(m: unknown, senders: ReadonlySet<ReplicaId>
   for (const field in shape) {
     const v = msg[field];
     const kind = shape[field];
-    const ok = kind === 'count' ? count(v) : kind === 'bool' ? typeof v === 'boolean' : kind === 'entries' ? validEntries(msg) : validSnapshot(v, msg.term as number);
+    const ok = kind === 'count' ? count(v) : kind === 'bool' ? typeof v === 'boolean' : kind === 'entries' ? validEntries(msg)
+      : kind === 'chunk' ? validChunk(msg) : validSnapshot(v, msg.term as number);
     if (!ok) return false;
   }
   return true;

@@ -28,7 +28,6 @@ export interface ReplicaStatus {
 }
 
 const APPLIED: TransitionState = { status: 'applied' };
-const NOT_LEADER: TransitionState = { status: 'abandoned', reason: 'not-leader' };
 
 /**
  * One member of a Raft cluster: it polls the {@link Cluster} for messages and the
@@ -223,8 +222,7 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
       const requests = this.requests;
       this.requests = [];
       for (const r of requests) r(raft);
-      if (raft.isLeader() && !raft.transfer) raft.propose(pending);
-      else for (const t of pending) raft.reports.push([t.id, NOT_LEADER]);
+      raft.propose(pending); // a non-leader abandons them
       raft.flush();
       const batch = raft.takeBatch();
       if (batch) await this.durably(() => this.storage.save(batch));
