@@ -236,7 +236,7 @@ export class Raft<T extends StateMachineTransition, D> {
     if ((this.reads.at(-1)?.round ?? 0) > this.round) {
       // One heartbeat round confirms leadership for every read that arrived since the last one.
       this.round++;
-      for (const [id, pr] of role.progress) this.sendHeartbeat(id, pr);
+      for (const [id, pr] of role.progress) this.sendHeartbeat(id, pr.match);
     }
     for (const [id, pr] of role.progress) this.replicate(id, pr, false);
   }
@@ -604,14 +604,17 @@ export class Raft<T extends StateMachineTransition, D> {
 
   /**
    * An idle leader's only traffic: one AppendEntries per follower per heartbeat timeout (§5.2).
-   * A follower that is probed, or whose snapshot has not moved since the last heartbeat, gets one
-   * message at a time: an empty one while the last is unanswered, so a slow or stopped follower
-   * is never sent the same data again and again.
+   * Nothing is sent twice to a slow or stopped follower: a window that has not moved since the
+   * last heartbeat is asked about with an empty AppendEntries anchored at its end (the follower
+   * rejects it if part of the window was lost, and the leader probes); a follower that is probed,
+   * or whose snapshot has not moved, gets one message at a time, an empty one while the last is
+   * unanswered.
    */
   private heartbeat(id: ReplicaId, pr: Progress): void {
-    if (pr.state === 'replicate' && ((pr.inflight.length > 0 && pr.match === pr.matchAtHeartbeat) || this.log.term(pr.match) === undefined)) pr.becomeProbe();
+    if (pr.state === 'replicate' && this.log.term(pr.match) === undefined) pr.becomeProbe();
+    const stalled = pr.inflight.length > 0 && pr.match === pr.matchAtHeartbeat;
     pr.matchAtHeartbeat = pr.match;
-    if (pr.state === 'replicate') return this.sendHeartbeat(id, pr);
+    if (pr.state === 'replicate') return this.sendHeartbeat(id, stalled ? pr.next - 1 : pr.match);
     const c = pr.chunks;
     if (c && c.acked !== c.ackedAtHeartbeat) return void (c.ackedAtHeartbeat = c.acked);
     if (c) c.sent = c.acked;
@@ -620,9 +623,9 @@ export class Raft<T extends StateMachineTransition, D> {
     this.replicate(id, pr, true, limit);
   }
 
-  /** An empty AppendEntries anchored at `match`, which the follower holds, so it never disturbs the stream in flight. */
-  private sendHeartbeat(id: ReplicaId, pr: Progress): void {
-    const matchTerm = this.log.term(pr.match);
-    if (matchTerm !== undefined) this.send(id, appendRequest(this.config.id, this.term, pr.match, matchTerm, [], this.commitIndex, this.round));
+  /** An empty AppendEntries anchored at `at`: at `match`, which the follower holds, it never disturbs the stream in flight. */
+  private sendHeartbeat(id: ReplicaId, at: number): void {
+    const term = this.log.term(at);
+    if (term !== undefined) this.send(id, appendRequest(this.config.id, this.term, at, term, [], this.commitIndex, this.round));
   }
 }
