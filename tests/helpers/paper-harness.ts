@@ -141,6 +141,8 @@ export interface PaperReplicaOptions {
   random?: () => number;
   snapshotDelta?: number;
   maxEntriesPerMessage?: number;
+  maxBytesPerMessage?: number;
+  maxInflightBytes?: number;
   /** Pass the storage of a crashed replica to restart it. */
   storage?: RecordingStorage;
   /** Saved into a new storage before the first tick. */
@@ -184,6 +186,8 @@ export class PaperReplica {
       storage: this.storage, clock: () => this.now, random: options.random ?? (() => 0),
       snapshotDelta: options.snapshotDelta ?? 0,
       ...(options.maxEntriesPerMessage ? { maxEntriesPerMessage: options.maxEntriesPerMessage } : {}),
+      ...(options.maxBytesPerMessage ? { maxBytesPerMessage: options.maxBytesPerMessage } : {}),
+      ...(options.maxInflightBytes ? { maxInflightBytes: options.maxInflightBytes } : {}),
       // The paper's plain Raft unless a test of the dissertation's rules asks otherwise.
       preVote: options.preVote ?? false, checkQuorum: options.checkQuorum ?? false, join: options.join ?? false,
     };
