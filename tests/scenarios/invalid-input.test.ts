@@ -128,6 +128,13 @@ function hostile(sim: ScenarioSimulation, target: number, from: number): unknown
     { type: 'snapshot', from, term: t + 5, snapshot: { lastIncludedIndex: last + 50, lastIncludedTerm: t } },
     { type: 'snapshot', from, term: t + 5, snapshot: { lastIncludedIndex: -5, lastIncludedTerm: t, data: {} } },
     { type: 'snapshot', from, term: t + 5, snapshot: 'data' },
+    // Chunked InstallSnapshot: each chunk within the announced size, the size one string can hold.
+    ...[{ offset: 0, size: 3, chunk: 'four' }, { offset: 2, size: 4, chunk: 'abc' }, { offset: -1, size: 4, chunk: 'a' },
+      { offset: 0, size: 4, chunk: 42 }, { offset: 0, size: 2 ** 40, chunk: '{' }, { offset: 0, size: 1.5, chunk: '' }, { offset: 0, chunk: '1' }]
+      .map((fields) => ({ type: 'snapshot', from, term: t + 5, snapshot: { lastIncludedIndex: last + 50, lastIncludedTerm: t }, ...fields })),
+    { type: 'snapshotResponse', from, term: t + 5, index: last, offset: -8 },
+    { type: 'snapshotResponse', from, term: t + 5, index: 'x', offset: 8 },
+    { type: 'snapshotResponse', from, term: t + 5, offset: 8 },
   ];
 }
 
