@@ -5,8 +5,7 @@ import type { Entry } from './message.js';
  * other scalars 8, containers their parts. It walks the value once; the log caches the result.
  */
 export function sizeOf(v: unknown): number {
-  if (typeof v === 'string') return v.length + 2;
-  if (typeof v !== 'object' || v === null) return 8;
+  if (typeof v !== 'object' || v === null) return typeof v === 'string' ? v.length + 2 : 8;
   let n = 2;
   for (const k in v) n += k.length + 2 + sizeOf((v as Record<string, unknown>)[k]);
   return n;

@@ -86,6 +86,9 @@ export interface TimeoutNow extends MessageBase {
   readonly type: 'timeoutNow';
 }
 
+/** A snapshot without its data: what each chunk of an InstallSnapshot says of the snapshot. */
+export type SnapshotMeta = Omit<CoreSnapshot<unknown>, 'data'>;
+
 /**
  * Sends the leader's snapshot to a follower that needs entries the leader has compacted (§7), in
  * chunks (Figure 13): the snapshot's data travels as JSON text, `size` UTF-16 code units in all,
@@ -94,8 +97,8 @@ export interface TimeoutNow extends MessageBase {
  */
 export interface SnapshotRequest extends MessageBase {
   readonly type: 'snapshot';
-  /** The snapshot's last included index and term, and its members: all of it but its data. */
-  readonly snapshot: Omit<CoreSnapshot<unknown>, 'data'>;
+  /** The snapshot's last included index and term, and its members. */
+  readonly snapshot: SnapshotMeta;
   /** Where `chunk` starts in the JSON text of the snapshot's data. */
   readonly offset: number;
   /** The length of that whole text. */
@@ -125,8 +128,9 @@ export const appendRequest = <T>(from: ReplicaId, term: number, prevLogIndex: nu
   ({ type: 'append', from, term, prevLogIndex, prevLogTerm, entries, leaderCommit, round });
 export const appendResponse = (from: ReplicaId, term: number, success: boolean, index: number, hintIndex = 0, hintTerm = 0, round = 0): AppendResponse =>
   ({ type: 'appendResponse', from, term, success, index, hintIndex, hintTerm, round });
-export const snapshotRequest = (from: ReplicaId, term: number, s: CoreSnapshot<unknown>, offset: number, size: number, chunk: string): SnapshotRequest =>
-  ({ type: 'snapshot', from, term, snapshot: { lastIncludedIndex: s.lastIncludedIndex, lastIncludedTerm: s.lastIncludedTerm, ...(s.members && { members: s.members }) }, offset, size, chunk });
+export const snapshotRequest =
+  (from: ReplicaId, term: number, s: SnapshotMeta, offset: number, size: number, chunk: string): SnapshotRequest =>
+  ({ type: 'snapshot', from, term, snapshot: s, offset, size, chunk });
 export const snapshotResponse = (from: ReplicaId, term: number, index: number, offset: number): SnapshotResponse =>
   ({ type: 'snapshotResponse', from, term, index, offset });
 export const timeoutNow = (from: ReplicaId, term: number): TimeoutNow => ({ type: 'timeoutNow', from, term });

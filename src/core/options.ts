@@ -133,12 +133,11 @@ export function validateOptions<T extends StateMachineTransition, D>(o: ReplicaO
   const tickInterval = o.tickInterval ?? 5;
   if (typeof tickInterval !== 'number' || !(tickInterval >= 0) || !Number.isFinite(tickInterval)) fail('tickInterval must be a non-negative number of ms');
   for (const f of ['clock', 'random'] as const) if (o[f] !== undefined && typeof o[f] !== 'function') fail(`${f} must be a function`);
-  const maxEntriesPerMessage = o.maxEntriesPerMessage ?? 512;
-  const maxInflightMessages = o.maxInflightMessages ?? 32;
-  const maxBytesPerMessage = o.maxBytesPerMessage ?? 1 << 20;
-  const maxInflightBytes = o.maxInflightBytes ?? 8 << 20;
-  const counts = { maxEntriesPerMessage, maxInflightMessages, maxBytesPerMessage, maxInflightBytes };
-  for (const [f, v] of Object.entries(counts)) if (!Number.isSafeInteger(v) || v < 1) fail(`${f} must be a positive integer, got ${String(v)}`);
+  const counts = {
+    maxEntriesPerMessage: o.maxEntriesPerMessage ?? 512, maxInflightMessages: o.maxInflightMessages ?? 32,
+    maxBytesPerMessage: o.maxBytesPerMessage ?? 1 << 20, maxInflightBytes: o.maxInflightBytes ?? 8 << 20,
+  };
+  for (const [f, v] of Object.entries(counts)) if (!isId(v) || v < 1) fail(`${f} must be a positive integer`);
   for (const f of ['preVote', 'checkQuorum', 'join'] as const) if (o[f] !== undefined && typeof o[f] !== 'boolean') fail(`${f} must be a boolean`);
   return {
     ...o, snapshotDelta, tickInterval, ...counts, storage: o.storage,

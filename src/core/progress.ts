@@ -1,4 +1,4 @@
-import type { CoreSnapshot } from './message.js';
+import type { SnapshotMeta } from './message.js';
 
 /**
  * What a leader knows of one follower (etcd's "progress"). A follower is in one of three states:
@@ -17,7 +17,7 @@ export class Progress {
    * In snapshot state: the snapshot being sent as JSON text (Figure 13's chunks), where the next
    * chunk starts, how much the follower said it holds, and what it said at the last heartbeat.
    */
-  chunks: { readonly snapshot: CoreSnapshot<unknown>; readonly text: string; sent: number; acked: number; ackedAtHeartbeat: number } | undefined;
+  chunks: { meta: SnapshotMeta; text: string; sent: number; acked: number; ackedAtHeartbeat: number } | undefined;
   /** `match` at the last heartbeat: a window that does not move between heartbeats has lost a message. */
   matchAtHeartbeat = 0;
   /** Heard from since the last check-quorum. */

@@ -42,7 +42,6 @@ export interface ReplicaMetrics {
 const COMMITTED: TransitionState = { status: 'committed' };
 const QUEUED: TransitionState = { status: 'queued' };
 const CONFLICT: TransitionState = { status: 'abandoned', reason: 'conflict-with-leader' };
-const NOT_LEADER: TransitionState = { status: 'abandoned', reason: 'not-leader' };
 
 /**
  * The Raft algorithm, free of I/O: `step` and `tick` change state and record what must follow
@@ -170,14 +169,14 @@ export class Raft<T extends StateMachineTransition, D> {
   propose(transitions: T[]): void {
     const queue = this.backlog.length > 0 ? this.backlog.concat(transitions) : transitions;
     const leading = this.role.kind === 'leader' && !this.transfer;
-    const first = this.log.lastIndex + 1;
     let i = 0;
-    for (; leading && i < queue.length && this.log.bytes(first, this.log.lastIndex) < this.config.maxBytesPerMessage; i++) {
+    for (const first = this.log.lastIndex + 1; leading && i < queue.length; i++) {
+      if (this.log.bytes(first, this.log.lastIndex) >= this.config.maxBytesPerMessage) break;
       this.appendEntry({ index: this.log.lastIndex + 1, term: this.term, transition: queue[i]! });
       this.reports.push([queue[i]!.id, QUEUED]);
     }
     this.backlog = leading ? queue.slice(i) : [];
-    if (!leading) for (const t of queue) this.reports.push([t.id, NOT_LEADER]);
+    if (!leading) for (const t of queue) this.reports.push([t.id, { status: 'abandoned', reason: 'not-leader' }]);
   }
 
   /** A linearizable read (dissertation §6.4): settled by {@link Raft.settleReads} once safe. */
@@ -475,7 +474,8 @@ export class Raft<T extends StateMachineTransition, D> {
       const b = had?.term === m.term && had.index === index && had.size === m.size ? had
         : m.offset === 0 ? (this.incoming = { term: m.term, index, size: m.size, chunks: [], length: 0 }) : undefined;
       if (b && m.offset === b.length) { b.chunks.push(m.chunk); b.length += m.chunk.length; }
-      if (!b || b.length < b.size) return this.send(m.from, snapshotResponse(this.config.id, this.term, index, b?.length ?? 0));
+      const held = b?.length ?? 0;
+      if (held !== m.size || !b) return this.send(m.from, snapshotResponse(this.config.id, this.term, index, held));
       this.incoming = undefined;
       // A leader's own serialization always parses: text that does not is hostile.
       let data: D;
@@ -528,7 +528,7 @@ export class Raft<T extends StateMachineTransition, D> {
   private onSnapshotResponse(m: SnapshotResponse): void {
     const pr = this.role.kind === 'leader' ? this.role.progress.get(m.from) : undefined;
     const c = pr?.chunks;
-    if (!pr || !c || c.snapshot.lastIncludedIndex !== m.index) return;
+    if (!pr || !c || c.meta.lastIncludedIndex !== m.index) return;
     pr.active = true;
     pr.paused = false;
     c.acked = Math.min(m.offset, c.text.length);
@@ -567,10 +567,12 @@ export class Raft<T extends StateMachineTransition, D> {
     while (!pr.paused) {
       const c = pr.chunks;
       if (c) {
-        if (!force && (c.sent >= c.text.length || c.sent - c.acked >= maxInflightBytes)) return;
-        let end = Math.min(c.text.length, c.sent + (limit && maxBytesPerMessage));
-        if (end < c.text.length && (c.text.charCodeAt(end - 1) & 0xfc00) === 0xd800) end--; // keep surrogate pairs whole
-        this.send(id, snapshotRequest(this.config.id, this.term, c.snapshot, c.sent, c.text.length, c.text.slice(c.sent, end)));
+        const size = c.text.length;
+        if (!force && (c.sent >= size || c.sent - c.acked >= maxInflightBytes)) return;
+        // A chunk never ends inside a surrogate pair, which no UTF-8 transport could encode.
+        let end = Math.min(size, c.sent + (limit && maxBytesPerMessage));
+        if (end < size && (c.text.charCodeAt(end - 1) & 0xfc00) === 0xd800) end--;
+        this.send(id, snapshotRequest(this.config.id, this.term, c.meta, c.sent, size, c.text.slice(c.sent, end)));
         c.sent = end;
         pr.paused = force; // a heartbeat's chunk probes: nothing more until it is answered
         force = false;
@@ -580,11 +582,11 @@ export class Raft<T extends StateMachineTransition, D> {
       const prevTerm = this.log.term(prev);
       if (prevTerm === undefined) {
         // The snapshot's text is made once and shared by every follower receiving it.
-        const s = this.snapshot!;
-        let text: string | undefined;
-        if (this.role.kind === 'leader') for (const p of this.role.progress.values()) if (p.chunks?.snapshot === s) text = p.chunks.text;
+        const { data, ...meta } = this.snapshot!;
+        const others = this.role.kind === 'leader' ? [...this.role.progress.values()] : [];
+        const text = others.find((p) => p.chunks?.meta.lastIncludedIndex === meta.lastIncludedIndex)?.chunks!.text;
         pr.state = 'snapshot';
-        pr.chunks = { snapshot: s, text: text ?? JSON.stringify(s.data) ?? 'null', sent: 0, acked: 0, ackedAtHeartbeat: 0 };
+        pr.chunks = { meta, text: text ?? JSON.stringify(data) ?? 'null', sent: 0, acked: 0, ackedAtHeartbeat: 0 };
         continue;
       }
       let last = prev;
@@ -623,7 +625,10 @@ export class Raft<T extends StateMachineTransition, D> {
     this.replicate(id, pr, true, limit);
   }
 
-  /** An empty AppendEntries anchored at `at`: at `match`, which the follower holds, it never disturbs the stream in flight. */
+  /**
+   * An empty AppendEntries anchored at `at`: at `match`, which the follower holds, it never
+   * disturbs the stream in flight.
+   */
   private sendHeartbeat(id: ReplicaId, at: number): void {
     const term = this.log.term(at);
     if (term !== undefined) this.send(id, appendRequest(this.config.id, this.term, at, term, [], this.commitIndex, this.round));

@@ -46,10 +46,9 @@ function validSnapshot(s: unknown, term: number): boolean {
   return count(snap.lastIncludedIndex) && count(snap.lastIncludedTerm) && (snap.lastIncludedTerm as number) <= term && (snap.members === undefined || isIdList(snap.members));
 }
 
-/** A snapshot's text must fit in one string (V8's limit), and a chunk within it. */
-const MAX_TEXT = 0x1fffffe8;
-const validChunk = (m: Record<string, unknown>): boolean =>
-  typeof m.chunk === 'string' && (m.size as number) <= MAX_TEXT && (m.offset as number) + m.chunk.length <= (m.size as number);
+/** A snapshot's text must fit in one string (0x1fffffe8 characters in V8), and a chunk within it. */
+const validChunk = ({ chunk, offset, size }: Record<string, unknown>): boolean =>
+  typeof chunk === 'string' && (size as number) <= 0x1fffffe8 && (offset as number) + chunk.length <= (size as number);
 
 /**
  * Whether `m` is a well-formed message from one of `senders`. Anything else (a wrong type, a
@@ -63,8 +62,8 @@ export function isValidMessage<T, D>(m: unknown, senders: ReadonlySet<ReplicaId>
   for (const field in shape) {
     const v = msg[field];
     const kind = shape[field];
-    const ok = kind === 'count' ? count(v) : kind === 'bool' ? typeof v === 'boolean' : kind === 'entries' ? validEntries(msg)
-      : kind === 'chunk' ? validChunk(msg) : validSnapshot(v, msg.term as number);
+    const ok = kind === 'count' ? count(v) : kind === 'bool' ? typeof v === 'boolean' : kind === 'chunk'
+      ? validChunk(msg) : kind === 'entries' ? validEntries(msg) : validSnapshot(v, msg.term as number);
     if (!ok) return false;
   }
   return true;

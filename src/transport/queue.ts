@@ -10,7 +10,11 @@ export class BoundedQueue<T> {
   private count = 0;
   private total = 0;
 
-  constructor(readonly capacity: number, readonly maxBytes = Infinity, private readonly sizeOf: (item: T) => number = () => 0) {
+  constructor(
+    readonly capacity: number,
+    readonly maxBytes = Infinity,
+    private readonly sizeOf: (item: T) => number = () => 0,
+  ) {
     if (!Number.isSafeInteger(capacity) || capacity < 1) throw new TypeError(`capacity must be a positive integer, got ${String(capacity)}`);
     if (!(maxBytes >= 1)) throw new TypeError(`maxBytes must be at least 1, got ${String(maxBytes)}`);
     // Grows on demand up to `capacity`, so a large bound costs nothing until it is used.
@@ -30,7 +34,10 @@ export class BoundedQueue<T> {
   push(item: T): number {
     let dropped = 0;
     const size = this.sizeOf(item);
-    for (; this.count > 0 && (this.count === this.capacity || this.total + size > this.maxBytes); dropped++) this.shift();
+    while (this.count > 0 && (this.count === this.capacity || this.total + size > this.maxBytes)) {
+      this.shift();
+      dropped++;
+    }
     if (this.count === this.items.length) this.grow();
     this.items[(this.head + this.count) % this.items.length] = item;
     this.count++;

@@ -37,7 +37,7 @@ export interface SimulationOptions {
   electionTimeoutRange?: [number, number];
   snapshotDelta?: number;
   maxEntriesPerMessage?: number;
-  /** Flow control by bytes; unset means the Replica's defaults. Tiny values make every snapshot travel in several chunks. */
+  /** Flow control by bytes; unset means the Replica's defaults. Tiny values send snapshots in several chunks. */
   maxBytesPerMessage?: number;
   maxInflightBytes?: number;
   /** §9.6 pre-vote and §6.2 check-quorum; unset means the Replica's defaults (both on). */

@@ -4,7 +4,9 @@
  * counts its length); the transitions here carry padding of known length so the budgets bite.
  */
 import { describe, expect, it } from 'vitest';
-import { appendRequest, appendResponse, snapshotRequest, snapshotResponse, type AppendRequest, type SnapshotRequest } from '../../src/core/message.js';
+import {
+  appendRequest, appendResponse, snapshotRequest, snapshotResponse, type AppendRequest, type SnapshotRequest,
+} from '../../src/core/message.js';
 import { sizeOf } from '../../src/core/log.js';
 import { PaperReplica, entries, entry, type Msg, type Sent, type T } from '../helpers/paper-harness.js';
 import type { Snapshot } from '../../src/index.js';
@@ -40,7 +42,7 @@ describe('flow control by bytes', () => {
     expect(sent.map((m) => m.entries.map((e) => e.transition.id))).toEqual([['a', 'b'], ['c'], ['big'], ['d']]);
   });
 
-  it('a leader appends about maxBytesPerMessage of polled transitions per tick; the rest wait for the next ticks', async () => {
+  it('a leader appends about maxBytesPerMessage of polled transitions a tick, the rest in the next', async () => {
     const r = await leader({ maxBytesPerMessage: 2500 });
     r.storage.batches.length = 0;
     r.sm.submit(...Array.from({ length: 7 }, (_, i) => padded(`t${i}`)));
@@ -91,7 +93,8 @@ describe('flow control by bytes', () => {
     expect(appendsTo(r.take(), 2).flatMap((m) => m.entries)).toEqual([]);
     // It held the window all along (only slow): one answer moves everything on.
     await r.deliver([appendResponse(2, 1, true, end)]);
-    expect(r.raft.role.kind === 'leader' && r.raft.role.progress.get(2)).toMatchObject({ state: 'replicate', match: end, next: end + 1 });
+    const progress = r.raft.role.kind === 'leader' ? r.raft.role.progress.get(2) : undefined;
+    expect(progress).toMatchObject({ state: 'replicate', match: end, next: end + 1 });
   });
 
   it('a follower that lost part of the window rejects the question and is probed, one message at a time', async () => {
@@ -118,20 +121,24 @@ const bigSnapshot = (lastIncludedIndex: number, lastIncludedTerm: number): Snaps
 
 /** The chunks of `s`'s JSON text, `size` characters each. */
 function chunksOf(from: number, term: number, s: Snapshot<unknown>, size: number): Msg[] {
-  const text = JSON.stringify(s.data);
+  const { data, ...meta } = s;
+  const text = JSON.stringify(data);
   const out: Msg[] = [];
-  for (let at = 0; at < text.length; at += size) out.push(snapshotRequest(from, term, s, at, text.length, text.slice(at, at + size)));
+  for (let at = 0; at < text.length; at += size) {
+    out.push(snapshotRequest(from, term, meta, at, text.length, text.slice(at, at + size)));
+  }
   return out;
 }
 
 describe('Figure 13: InstallSnapshot in chunks', () => {
   const s = bigSnapshot(10, 1);
   const text = JSON.stringify(s.data);
+  const state = { term: 2, snapshot: s, entries: [entry(11, 2)] };
 
   // Figure 13: "Send the entire snapshot in chunks" with "offset: byte offset where chunk is
   // positioned in the snapshot file", "data[]: raw bytes of the snapshot chunk, starting at offset".
-  it('the leader sends the snapshot in chunks of maxBytesPerMessage, up to maxInflightBytes ahead of the follower', async () => {
-    const r = await PaperReplica.create({ state: { term: 2, snapshot: s, entries: [entry(11, 2)] }, maxBytesPerMessage: 8, maxInflightBytes: 16 });
+  it('the leader sends chunks of maxBytesPerMessage, up to maxInflightBytes ahead of the follower', async () => {
+    const r = await PaperReplica.create({ state, maxBytesPerMessage: 8, maxInflightBytes: 16 });
     await r.elect([3]);
     await r.deliver([appendResponse(2, 3, false, 11, 0, 0)]); // follower 2 holds nothing
     let sent = chunksTo(r.take(), 2);
@@ -169,7 +176,7 @@ describe('Figure 13: InstallSnapshot in chunks', () => {
     expect(r.take().at(-1)).toEqual([2, appendResponse(1, 3, true, 10)]);
   });
 
-  it('chunks of another leader\'s term start over from offset 0; a stray chunk of an unknown transfer is answered with 0', async () => {
+  it('another leader\'s chunks start over at offset 0; a chunk of an unknown transfer is answered 0', async () => {
     const r = await PaperReplica.create();
     const old = chunksOf(2, 3, s, 8);
     await r.deliver([old[0]!, old[1]!]);
@@ -181,8 +188,8 @@ describe('Figure 13: InstallSnapshot in chunks', () => {
     expect(r.sm.setSnapshots).toEqual([s]);
   });
 
-  it('after a dropped stream the leader resumes from what the follower holds, one chunk at a time, then an empty one', async () => {
-    const r = await PaperReplica.create({ state: { term: 2, snapshot: s, entries: [entry(11, 2)] }, maxBytesPerMessage: 8, maxInflightBytes: 16 });
+  it('after a dropped stream the leader resumes from what the follower holds, one chunk, then empty ones', async () => {
+    const r = await PaperReplica.create({ state, maxBytesPerMessage: 8, maxInflightBytes: 16 });
     await r.elect([3]);
     await r.deliver([appendResponse(2, 3, false, 11, 0, 0)]);
     r.take();
@@ -200,7 +207,7 @@ describe('Figure 13: InstallSnapshot in chunks', () => {
 
   it('a chunk whose whole text is not JSON is dropped and counted, never thrown', async () => {
     const r = await PaperReplica.create();
-    await r.deliver([snapshotRequest(2, 3, s, 0, 5, '{nope')]);
+    await r.deliver([snapshotRequest(2, 3, { lastIncludedIndex: 10, lastIncludedTerm: 1 }, 0, 5, '{nope')]);
     expect(r.replica.metrics.messagesDropped).toBe(1);
     expect(r.sm.setSnapshots).toEqual([]);
     expect(r.status.commitIndex).toBe(0);

@@ -12,8 +12,9 @@ const snapshot = (lastIncludedIndex: number, lastIncludedTerm: number): Snapshot
 
 /** InstallSnapshot carrying the whole of `s` in one chunk (its data's JSON text from offset 0). */
 function installSnapshot(from: number, term: number, s: Snapshot<D>) {
-  const text = JSON.stringify(s.data);
-  return snapshotRequest(from, term, s, 0, text.length, text);
+  const { data, ...meta } = s;
+  const text = JSON.stringify(data);
+  return snapshotRequest(from, term, meta, 0, text.length, text);
 }
 
 describe('§7 log compaction', () => {

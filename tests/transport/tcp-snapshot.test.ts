@@ -37,8 +37,10 @@ describe('Figure 13: InstallSnapshot in chunks over TCP', () => {
   it('installs a 256 MiB state under a 1 MiB frame limit, resuming after a dropped connection', async () => {
     const options = { listen: { host: HOST, port: 0 }, secret: SECRET, maxFrameBytes: MiB };
     const dropped: string[] = [];
-    const onEvent = (e: { type: string; reason?: string }): void => { if (e.type === 'dropped') dropped.push(e.reason ?? ''); };
-    const clusters = [new TcpCluster<Put, string[]>({ id: 1, ...options, onEvent }), new TcpCluster<Put, string[]>({ id: 2, ...options })];
+    const onEvent = (e: { type: string; reason?: string }): void => {
+      if (e.type === 'dropped') dropped.push(e.reason ?? '');
+    };
+    const clusters = [1, 2].map((id) => new TcpCluster<Put, string[]>({ id, ...options, onEvent }));
     await Promise.all(clusters.map((c) => c.listen()));
     const [c1, c2] = clusters as [TcpCluster<Put, string[]>, TcpCluster<Put, string[]>];
     c1.addPeer(2, { host: HOST, port: c2.port });
@@ -46,7 +48,9 @@ describe('Figure 13: InstallSnapshot in chunks over TCP', () => {
 
     // Replica 1 starts from a stored snapshot of the whole state; replica 2 has nothing.
     const storage = new MemoryStorage<Put, string[]>();
-    await storage.save({ hardState: { term: 1, votedFor: undefined }, snapshot: { lastIncludedIndex: 10, lastIncludedTerm: 1, data: Array.from({ length: ITEMS }, (_, i) => item(i)) } });
+    const data = Array.from({ length: ITEMS }, (_, i) => item(i));
+    const snapshot = { lastIncludedIndex: 10, lastIncludedTerm: 1, data };
+    await storage.save({ hardState: { term: 1, votedFor: undefined }, snapshot });
     const machines = [new BigState(), new BigState()];
     // The election timeout is long because serializing and parsing 256 MiB of JSON each blocks
     // the process (both replicas share it) for a second or so: measured below, not asserted.
@@ -70,7 +74,7 @@ describe('Figure 13: InstallSnapshot in chunks over TCP', () => {
     // Drop the connection halfway: whatever was queued or in flight is lost.
     c1.removePeer(2);
     c1.addPeer(2, { host: HOST, port: c2.port });
-    await waitFor(() => replicas[1]!.status.lastApplied >= 11, 'replica 2 to install the snapshot and apply the noop', 30_000);
+    await waitFor(() => replicas[1]!.status.lastApplied >= 11, 'replica 2 to install it and the noop', 30_000);
     block.disable();
 
     const installed = machines[1]!.data;

@@ -63,7 +63,8 @@ const cluster = new TcpCluster<KvCommand, KvSnapshot>({
 });
 const replica = new Replica<KvCommand, KvSnapshot>({
   id: f.id, peerIds: [...f.peers.keys()].filter((id) => id !== f.id), cluster, stateMachine: kv, noopTransition: KV_NOOP,
-  heartbeatTimeout: f.heartbeat, electionTimeoutRange: f.election, snapshotDelta: f.snapshotDelta, storage: timedStorage, join: f.join,
+  heartbeatTimeout: f.heartbeat, electionTimeoutRange: f.election, snapshotDelta: f.snapshotDelta, join: f.join,
+  storage: timedStorage,
 });
 // A member's addresses, committed through the log: every replica learns where to reach it.
 kv.onMemberAddress = (member, a) => {
