@@ -13,7 +13,10 @@ export { MAX_TERM_OR_INDEX } from './core/types.js';
 export type { StateMachine } from './core/state-machine.js';
 export type { Cluster } from './core/cluster.js';
 export type { Storage, StorageBatch, PersistentState } from './core/storage.js';
-export type { Message, MessageBase, Entry, CoreSnapshot, VoteRequest, VoteResponse, AppendRequest, AppendResponse, SnapshotRequest, TimeoutNow } from './core/message.js';
+export type {
+  Message, MessageBase, Entry, CoreSnapshot, VoteRequest, VoteResponse, AppendRequest, AppendResponse,
+  SnapshotRequest, SnapshotMeta, SnapshotResponse, TimeoutNow,
+} from './core/message.js';
 export { isValidMessage } from './core/validate.js';
 export type { ReplicaOptions } from './core/options.js';
 export type { ReplicaMetrics } from './core/raft.js';

@@ -1,11 +1,24 @@
 import type { Entry } from './message.js';
 
 /**
+ * A cheap estimate of a value's encoded size in bytes, with no codec: strings count their length,
+ * other scalars 8, containers their parts. It walks the value once; the log caches the result.
+ */
+export function sizeOf(v: unknown): number {
+  if (typeof v !== 'object' || v === null) return typeof v === 'string' ? v.length + 2 : 8;
+  let n = 2;
+  for (const k in v) n += k.length + 2 + sizeOf((v as Record<string, unknown>)[k]);
+  return n;
+}
+
+/**
  * The entries after the latest snapshot, addressed by index in O(1). Terms never decrease
  * along a Raft log, which lets {@link RaftLog.lastIndexWithTermAtMost} binary-search.
  */
 export class RaftLog<T> {
   private entries: Entry<T>[];
+  /** Running totals of `sizeOf` over `entries`, filled on demand (only a leader asks): `sums[k]` covers 0..k. */
+  private sums: number[] = [];
 
   constructor(public snapshotIndex: number, public snapshotTerm: number, entries: Entry<T>[]) {
     this.entries = entries;
@@ -28,16 +41,26 @@ export class RaftLog<T> {
     return this.entries.slice(from - this.snapshotIndex - 1, to - this.snapshotIndex);
   }
 
+  /** The estimated size ({@link sizeOf}, computed once per entry) of the entries held from `from` to `to`. */
+  bytes(from: number, to: number): number {
+    const k = to - this.snapshotIndex - 1;
+    for (let i = this.sums.length; i <= k; i++) this.sums.push((this.sums[i - 1] ?? 0) + sizeOf(this.entries[i]));
+    return (this.sums[k] ?? 0) - (this.sums[Math.max(from, this.snapshotIndex + 1) - this.snapshotIndex - 2] ?? 0);
+  }
+
   append(entry: Entry<T>): void { this.entries.push(entry); }
 
   /** Removes every entry at `index` or above and returns them. */
   truncateFrom(index: number): Entry<T>[] {
+    this.sums.length = Math.min(this.sums.length, index - this.snapshotIndex - 1);
     return this.entries.splice(index - this.snapshotIndex - 1);
   }
 
   /** Drops every entry up to `index`, which a snapshot with that index and term now covers. */
   compact(index: number, term: number): void {
     this.entries = index >= this.lastIndex ? [] : this.entries.slice(index - this.snapshotIndex);
+    const cut = this.sums[index - this.snapshotIndex - 1] ?? 0;
+    this.sums = this.sums.slice(index - this.snapshotIndex).map((sum) => sum - cut);
     this.snapshotIndex = index;
     this.snapshotTerm = term;
   }

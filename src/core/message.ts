@@ -94,15 +94,39 @@ export interface TimeoutNow extends MessageBase {
   readonly type: 'timeoutNow';
 }
 
-/** Sends the leader's snapshot to a follower that needs entries the leader has compacted (§7). */
-export interface SnapshotRequest<D> extends MessageBase {
+/** A snapshot without its data: what each chunk of an InstallSnapshot says of the snapshot. */
+export type SnapshotMeta = Omit<CoreSnapshot<unknown>, 'data'>;
+
+/**
+ * Sends the leader's snapshot to a follower that needs entries the leader has compacted (§7), in
+ * chunks (Figure 13): the snapshot's data travels as JSON text, `size` UTF-16 code units in all,
+ * and this message carries the part from `offset`. The follower installs it once it holds the
+ * whole text; the chunk that completes it is the one that plays Figure 13's `done`.
+ */
+export interface SnapshotRequest extends MessageBase {
   readonly type: 'snapshot';
-  /** The leader's latest snapshot. */
-  readonly snapshot: CoreSnapshot<D>;
+  /** The snapshot's last included index and term, and its members. */
+  readonly snapshot: SnapshotMeta;
+  /** Where `chunk` starts in the JSON text of the snapshot's data. */
+  readonly offset: number;
+  /** The length of that whole text. */
+  readonly size: number;
+  /** The text from `offset` on; empty when the leader only asks how far the follower has got. */
+  readonly chunk: string;
+}
+
+/** Answers a {@link SnapshotRequest} whose snapshot is not complete yet: how much of it the follower holds. */
+export interface SnapshotResponse extends MessageBase {
+  readonly type: 'snapshotResponse';
+  /** The `lastIncludedIndex` of the snapshot being received. */
+  readonly index: number;
+  /** How much of its text the follower holds, from the start: the leader goes on from there. */
+  readonly offset: number;
 }
 
 /** Every message replicas exchange: plain data that survives a JSON round-trip. */
-export type Message<T, D = unknown> = VoteRequest | VoteResponse | AppendRequest<T> | AppendResponse | SnapshotRequest<D> | TimeoutNow;
+// D (the snapshot data's type) stays for the API, though a snapshot now travels as JSON text.
+export type Message<T, D = unknown> = VoteRequest | VoteResponse | AppendRequest<T> | AppendResponse | SnapshotRequest | SnapshotResponse | TimeoutNow;
 
 export const voteRequest = (from: ReplicaId, term: number, lastLogIndex: number, lastLogTerm: number, pre = false, force = false): VoteRequest =>
   ({ type: 'vote', from, term, lastLogIndex, lastLogTerm, pre, force });
@@ -112,6 +136,9 @@ export const appendRequest = <T>(from: ReplicaId, term: number, prevLogIndex: nu
   ({ type: 'append', from, term, prevLogIndex, prevLogTerm, entries, leaderCommit, round });
 export const appendResponse = (from: ReplicaId, term: number, success: boolean, index: number, hintIndex = 0, hintTerm = 0, round = 0): AppendResponse =>
   ({ type: 'appendResponse', from, term, success, index, hintIndex, hintTerm, round });
-export const snapshotRequest = <D>(from: ReplicaId, term: number, snapshot: CoreSnapshot<D>): SnapshotRequest<D> =>
-  ({ type: 'snapshot', from, term, snapshot });
+export const snapshotRequest =
+  (from: ReplicaId, term: number, s: SnapshotMeta, offset: number, size: number, chunk: string): SnapshotRequest =>
+  ({ type: 'snapshot', from, term, snapshot: s, offset, size, chunk });
+export const snapshotResponse = (from: ReplicaId, term: number, index: number, offset: number): SnapshotResponse =>
+  ({ type: 'snapshotResponse', from, term, index, offset });
 export const timeoutNow = (from: ReplicaId, term: number): TimeoutNow => ({ type: 'timeoutNow', from, term });

@@ -69,6 +69,22 @@ export interface ReplicaOptions<T extends StateMachineTransition, D = unknown> {
    */
   maxInflightMessages?: number;
   /**
+   * Most bytes one message carries, estimated without encoding (a string counts its length;
+   * see the guide): an AppendEntries carries at least one entry, then as many as fit; a
+   * snapshot travels in chunks of this many characters of its JSON text; a leader appends
+   * about this many bytes of polled transitions per tick (the rest wait for the next ticks).
+   * Keep the transport's frame limit well above it (non-ASCII text may encode to 3× its length).
+   * @defaultValue 1 MiB (1048576)
+   */
+  maxBytesPerMessage?: number;
+  /**
+   * Most estimated bytes in flight (sent, not yet acknowledged) to one follower, in entries or
+   * snapshot chunks, beyond which the leader waits for acknowledgements. It also bounds what a
+   * follower receives, and so saves, in one tick.
+   * @defaultValue 8 MiB (8388608)
+   */
+  maxInflightBytes?: number;
+  /**
    * Ask first whether an election could be won, without raising the term. A replica that heard
    * from a leader within the minimum election timeout refuses, so a replica returning from a
    * partition cannot depose a healthy leader.
@@ -120,13 +136,14 @@ export function validateOptions<T extends StateMachineTransition, D>(o: ReplicaO
   const tickInterval = o.tickInterval ?? 5;
   if (typeof tickInterval !== 'number' || !(tickInterval >= 0) || !Number.isFinite(tickInterval)) fail('tickInterval must be a non-negative number of ms');
   for (const f of ['clock', 'random'] as const) if (o[f] !== undefined && typeof o[f] !== 'function') fail(`${f} must be a function`);
-  const maxEntriesPerMessage = o.maxEntriesPerMessage ?? 512;
-  const maxInflightMessages = o.maxInflightMessages ?? 32;
-  if (!Number.isSafeInteger(maxEntriesPerMessage) || maxEntriesPerMessage < 1) fail('maxEntriesPerMessage must be a positive integer');
-  if (!Number.isSafeInteger(maxInflightMessages) || maxInflightMessages < 1) fail('maxInflightMessages must be a positive integer');
+  const counts = {
+    maxEntriesPerMessage: o.maxEntriesPerMessage ?? 512, maxInflightMessages: o.maxInflightMessages ?? 32,
+    maxBytesPerMessage: o.maxBytesPerMessage ?? 1 << 20, maxInflightBytes: o.maxInflightBytes ?? 8 << 20,
+  };
+  for (const [f, v] of Object.entries(counts)) if (!isId(v) || v < 1) fail(`${f} must be a positive integer`);
   for (const f of ['preVote', 'checkQuorum', 'join'] as const) if (o[f] !== undefined && typeof o[f] !== 'boolean') fail(`${f} must be a boolean`);
   return {
-    ...o, snapshotDelta, tickInterval, maxEntriesPerMessage, maxInflightMessages, storage: o.storage,
+    ...o, snapshotDelta, tickInterval, ...counts, storage: o.storage,
     preVote: o.preVote ?? true, checkQuorum: o.checkQuorum ?? true, join: o.join ?? false,
     // The defaults are the only place the core touches a real clock or real randomness.
     clock: o.clock ?? Date.now, random: o.random ?? Math.random,

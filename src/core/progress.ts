@@ -1,8 +1,10 @@
+import type { SnapshotMeta } from './message.js';
+
 /**
  * What a leader knows of one follower (etcd's "progress"). A follower is in one of three states:
  * - `probe`: its log's agreement point is unknown; one AppendEntries at a time searches for it;
  * - `replicate`: it agrees up to `match`; entries stream optimistically, up to a window of messages;
- * - `snapshot`: it needs entries the leader compacted, and a snapshot is on its way.
+ * - `snapshot`: it needs entries the leader compacted, and a snapshot is on its way in chunks.
  */
 export class Progress {
   match = 0;
@@ -11,6 +13,11 @@ export class Progress {
   paused = false;
   /** In replicate state: the last index of each message sent and not yet acknowledged, oldest first. */
   readonly inflight: number[] = [];
+  /**
+   * In snapshot state: the snapshot being sent as JSON text (Figure 13's chunks), where the next
+   * chunk starts, how much the follower said it holds, and what it said at the last heartbeat.
+   */
+  chunks: { meta: SnapshotMeta; text: string; sent: number; acked: number; ackedAtHeartbeat: number } | undefined;
   /** `match` at the last heartbeat: a window that does not move between heartbeats has lost a message. */
   matchAtHeartbeat = 0;
   /** Heard from since the last check-quorum. */
@@ -25,6 +32,7 @@ export class Progress {
     this.next = this.match + 1;
     this.paused = false;
     this.inflight.length = 0;
+    this.chunks = undefined;
   }
 
   /** Records an acknowledgement; returns whether `match` moved. Stale answers never move it back. */
@@ -34,6 +42,7 @@ export class Progress {
     if (this.state !== 'replicate') {
       this.state = 'replicate';
       this.inflight.length = 0;
+      this.chunks = undefined;
       this.next = this.match + 1;
     }
     this.next = Math.max(this.next, this.match + 1);

@@ -4,8 +4,8 @@ import { RaftLog } from './log.js';
 import { Membership } from './membership.js';
 import { Progress } from './progress.js';
 import {
-  appendRequest, appendResponse, snapshotRequest, timeoutNow, voteRequest, voteResponse,
-  type AppendRequest, type AppendResponse, type CoreSnapshot, type Entry, type Message, type SnapshotRequest, type VoteRequest, type VoteResponse,
+  appendRequest, appendResponse, snapshotRequest, snapshotResponse, timeoutNow, voteRequest, voteResponse,
+  type AppendRequest, type AppendResponse, type CoreSnapshot, type Entry, type Message, type SnapshotRequest, type SnapshotResponse, type VoteRequest, type VoteResponse,
 } from './message.js';
 import type { StorageBatch } from './storage.js';
 import { MAX_TERM_OR_INDEX } from './types.js';
@@ -15,6 +15,9 @@ type Role =
   | { readonly kind: 'follower' }
   | { readonly kind: 'candidate'; readonly votes: Set<ReplicaId>; readonly pre: boolean }
   | { readonly kind: 'leader'; readonly progress: Map<ReplicaId, Progress> };
+
+/** A whole snapshot from the leader `from`, for the state machine to load before the algorithm takes it. */
+export interface SnapshotToInstall<D> { readonly from: ReplicaId; readonly snapshot: CoreSnapshot<D> }
 
 /** A caller waiting for a request the core settles in a later tick. */
 export interface Pending { resolve(): void; reject(error: Error): void }
@@ -63,7 +66,7 @@ export class Raft<T extends StateMachineTransition, D> {
   /** The latest snapshot, kept to send to followers that need compacted entries. */
   snapshot: CoreSnapshot<D> | undefined;
   /** A newer snapshot from the leader: the replica has the state machine load it, then calls {@link Raft.installed}. */
-  snapshotToInstall: SnapshotRequest<D> | undefined = undefined;
+  snapshotToInstall: SnapshotToInstall<D> | undefined = undefined;
   /** A leadership transfer under way: the leader accepts no transitions meanwhile. */
   transfer: Transfer | undefined = undefined;
   readonly metrics: ReplicaMetrics = {
@@ -93,6 +96,10 @@ export class Raft<T extends StateMachineTransition, D> {
   private round = 0;
   private reads: Read[] = [];
   private change: Change | undefined = undefined;
+  /** Polled transitions beyond one tick's byte budget: they are appended in the next ticks. */
+  private backlog: T[] = [];
+  /** The chunks of a snapshot being received: its text so far, for one leader's term. */
+  private incoming: { term: number; index: number; size: number; chunks: string[]; length: number } | undefined;
 
   constructor(private readonly config: Config<T, D>, term: number, votedFor: ReplicaId | undefined, snapshot: CoreSnapshot<D> | undefined, entries: Entry<T>[]) {
     this.term = term;
@@ -158,16 +165,27 @@ export class Raft<T extends StateMachineTransition, D> {
       case 'append': return this.onAppend(m);
       case 'snapshot': return this.onSnapshot(m);
       case 'appendResponse': return this.onAppendResponse(m);
+      case 'snapshotResponse': return this.onSnapshotResponse(m);
       case 'timeoutNow': if (this.role.kind === 'follower' && m.from === this.leaderId) this.campaign(false, true);
     }
   }
 
-  /** Appends transitions polled on the leader (§5.3); they are reported `queued` once durable. */
+  /**
+   * Appends transitions polled on the leader (§5.3), reported `queued` once durable: about
+   * `maxBytesPerMessage` of them per tick, so one tick's save stays small; the rest wait for
+   * the next ticks. A replica that does not lead, or is handing leadership over, abandons them.
+   */
   propose(transitions: T[]): void {
-    for (const t of transitions) {
-      this.appendEntry({ index: this.log.lastIndex + 1, term: this.term, transition: t });
-      this.reports.push([t.id, QUEUED]);
+    const queue = this.backlog.length > 0 ? this.backlog.concat(transitions) : transitions;
+    const leading = this.role.kind === 'leader' && !this.transfer;
+    let i = 0;
+    for (const first = this.log.lastIndex + 1; leading && i < queue.length; i++) {
+      if (this.log.bytes(first, this.log.lastIndex) >= this.config.maxBytesPerMessage) break;
+      this.appendEntry({ index: this.log.lastIndex + 1, term: this.term, transition: queue[i]! });
+      this.reports.push([queue[i]!.id, QUEUED]);
     }
+    this.backlog = leading ? queue.slice(i) : [];
+    if (!leading) for (const t of queue) this.reports.push([t.id, { status: 'abandoned', reason: 'not-leader' }]);
   }
 
   /** A linearizable read (dissertation §6.4): settled by {@link Raft.settleReads} once safe. */
@@ -198,7 +216,7 @@ export class Raft<T extends StateMachineTransition, D> {
     this.transfer = { ...p, to, deadline: this.now + this.maxElectionTimeout, sent: false };
   }
 
-  /** Moves pending requests on and sends what each follower can take: one AppendEntries per follower per tick carries the whole batch. */
+  /** Moves pending requests on and sends what each follower can take, within its message and in-flight budgets. */
   flush(): void {
     let t = this.transfer;
     if (t && (this.leaderId === t.to || this.now >= t.deadline)) {
@@ -227,7 +245,7 @@ export class Raft<T extends StateMachineTransition, D> {
     if ((this.reads.at(-1)?.round ?? 0) > this.round) {
       // One heartbeat round confirms leadership for every read that arrived since the last one.
       this.round++;
-      for (const [id, pr] of role.progress) this.sendHeartbeat(id, pr);
+      for (const [id, pr] of role.progress) this.sendHeartbeat(id, pr.match);
     }
     for (const [id, pr] of role.progress) this.replicate(id, pr, false);
   }
@@ -458,19 +476,36 @@ export class Raft<T extends StateMachineTransition, D> {
     this.send(m.from, appendResponse(id, this.term, true, verified, 0, 0, m.round));
   }
 
-  /** §7 InstallSnapshot receiver: a snapshot never rolls back what is committed. */
-  private onSnapshot(m: SnapshotRequest<D>): void {
+  /**
+   * §7 InstallSnapshot receiver (Figure 13, in chunks): a snapshot never rolls back what is
+   * committed. Chunks of one snapshot from one leader's term accumulate in order; the follower
+   * answers with how much it holds, and installs once it holds the whole text.
+   */
+  private onSnapshot(m: SnapshotRequest): void {
     if (this.role.kind === 'leader') return;
     this.becomeFollower(m.term, m.from);
     this.resetElectionTimer();
     this.leaderContact = this.now;
-    // A newer snapshot is loaded by the state machine first: one it refuses is never saved nor acknowledged.
-    if (m.snapshot.lastIncludedIndex > this.commitIndex) this.snapshotToInstall = m;
-    else this.installed(m);
+    const index = m.snapshot.lastIncludedIndex;
+    if (index > this.commitIndex) {
+      const had = this.incoming;
+      const b = had?.term === m.term && had.index === index && had.size === m.size ? had
+        : m.offset === 0 ? (this.incoming = { term: m.term, index, size: m.size, chunks: [], length: 0 }) : undefined;
+      if (b && m.offset === b.length) { b.chunks.push(m.chunk); b.length += m.chunk.length; }
+      const held = b?.length ?? 0;
+      if (held !== m.size || !b) return this.send(m.from, snapshotResponse(this.config.id, this.term, index, held));
+      this.incoming = undefined;
+      // A leader's own serialization always parses: text that does not is hostile.
+      let data: D;
+      try { data = JSON.parse(b.chunks.join('')) as D; } catch { this.metrics.messagesDropped++; return; }
+      // The state machine loads it first: one it refuses is never saved nor acknowledged.
+      return void (this.snapshotToInstall = { from: m.from, snapshot: { ...m.snapshot, data } });
+    }
+    this.send(m.from, appendResponse(this.config.id, this.term, true, index));
   }
 
   /** The state machine has loaded the leader's snapshot: the log starts after it; the leader hears so once durable. */
-  installed(m: SnapshotRequest<D>): void {
+  installed(m: SnapshotToInstall<D>): void {
     this.installSnapshot(m.snapshot);
     this.lastApplied = Math.max(this.lastApplied, this.log.snapshotIndex);
     this.send(m.from, appendResponse(this.config.id, this.term, true, m.snapshot.lastIncludedIndex));
@@ -515,6 +550,17 @@ export class Raft<T extends StateMachineTransition, D> {
     }
   }
 
+  /** A follower holds part of the snapshot: the stream goes on from there (after a drop, from what it holds). */
+  private onSnapshotResponse(m: SnapshotResponse): void {
+    const pr = this.role.kind === 'leader' ? this.role.progress.get(m.from) : undefined;
+    const c = pr?.chunks;
+    if (!pr || !c || c.meta.lastIncludedIndex !== m.index) return;
+    pr.active = true;
+    pr.paused = false;
+    c.acked = Math.min(m.offset, c.text.length);
+    c.sent = Math.max(c.sent, c.acked);
+  }
+
   /** §5.3, §5.4.2: commit the highest index on a majority of voters, but only by counting entries of this term. */
   private maybeCommit(progress: Map<ReplicaId, Progress>): void {
     const matches = this.voters.map((id) => (id === this.config.id ? this.durableIndex : progress.get(id)?.match ?? 0));
@@ -536,20 +582,44 @@ export class Raft<T extends StateMachineTransition, D> {
     }
   }
 
-  /** Sends a follower what it can take: a probe, a window of entries, or the snapshot. */
-  private replicate(id: ReplicaId, pr: Progress, force: boolean): void {
-    const { maxEntriesPerMessage, maxInflightMessages } = this.config;
-    while (pr.state !== 'snapshot' && !(pr.state === 'probe' && pr.paused)) {
+  /**
+   * Sends a follower what it can take: a probe, a window of entries, or the snapshot in chunks.
+   * A message carries at least one entry, then as many as fit in `maxBytesPerMessage`; the
+   * window is bounded by messages and by estimated bytes. A forced (heartbeat) message with
+   * `limit` 0 carries nothing: it only asks where the follower stands.
+   */
+  private replicate(id: ReplicaId, pr: Progress, force: boolean, limit = this.config.maxEntriesPerMessage): void {
+    const { maxBytesPerMessage, maxInflightMessages, maxInflightBytes } = this.config;
+    while (!pr.paused) {
+      const c = pr.chunks;
+      if (c) {
+        const size = c.text.length;
+        if (!force && (c.sent >= size || c.sent - c.acked >= maxInflightBytes)) return;
+        // A chunk never ends inside a surrogate pair, which no UTF-8 transport could encode.
+        let end = Math.min(size, c.sent + (limit && maxBytesPerMessage));
+        if (end < size && (c.text.charCodeAt(end - 1) & 0xfc00) === 0xd800) end--;
+        this.send(id, snapshotRequest(this.config.id, this.term, c.meta, c.sent, size, c.text.slice(c.sent, end)));
+        c.sent = end;
+        pr.paused = force; // a heartbeat's chunk probes: nothing more until it is answered
+        force = false;
+        continue;
+      }
       const prev = pr.next - 1;
       const prevTerm = this.log.term(prev);
       if (prevTerm === undefined) {
+        // The snapshot's text is made once and shared by every follower receiving it.
+        const { data, ...meta } = this.snapshot!;
+        const others = this.role.kind === 'leader' ? [...this.role.progress.values()] : [];
+        const text = others.find((p) => p.chunks?.meta.lastIncludedIndex === meta.lastIncludedIndex)?.chunks!.text;
         pr.state = 'snapshot';
-        pr.paused = true;
-        this.send(id, snapshotRequest(this.config.id, this.term, this.snapshot!));
-        return;
+        pr.chunks = { meta, text: text ?? JSON.stringify(data) ?? 'null', sent: 0, acked: 0, ackedAtHeartbeat: 0 };
+        continue;
       }
-      const last = Math.min(this.log.lastIndex, prev + maxEntriesPerMessage);
-      if ((last === prev && !force) || (pr.state === 'replicate' && pr.inflight.length >= maxInflightMessages)) return;
+      let last = prev;
+      const end = Math.min(this.log.lastIndex, prev + limit);
+      while (last < end && (last === prev || this.log.bytes(pr.next, last + 1) <= maxBytesPerMessage)) last++;
+      const full = pr.inflight.length >= maxInflightMessages || this.log.bytes(pr.match + 1, prev) >= maxInflightBytes;
+      if ((last === prev && !force) || (pr.state === 'replicate' && full)) return;
       this.send(id, appendRequest(this.config.id, this.term, prev, prevTerm, last > prev ? this.log.slice(pr.next, last) : [], this.commitIndex, this.round));
       force = false;
       if (pr.state === 'probe') pr.paused = true;
@@ -560,19 +630,33 @@ export class Raft<T extends StateMachineTransition, D> {
     }
   }
 
-  /** An idle leader's only traffic: one AppendEntries per follower per heartbeat timeout (§5.2). */
+  /**
+   * An idle leader's only traffic: one AppendEntries per follower per heartbeat timeout (§5.2).
+   * Nothing is sent twice to a slow or stopped follower: a window that has not moved since the
+   * last heartbeat is asked about with an empty AppendEntries anchored at its end (the follower
+   * rejects it if part of the window was lost, and the leader probes); a follower that is probed,
+   * or whose snapshot has not moved, gets one message at a time, an empty one while the last is
+   * unanswered.
+   */
   private heartbeat(id: ReplicaId, pr: Progress): void {
-    if (pr.state === 'replicate' && ((pr.inflight.length > 0 && pr.match === pr.matchAtHeartbeat) || this.log.term(pr.match) === undefined)) pr.becomeProbe();
+    if (pr.state === 'replicate' && this.log.term(pr.match) === undefined) pr.becomeProbe();
+    const stalled = pr.inflight.length > 0 && pr.match === pr.matchAtHeartbeat;
     pr.matchAtHeartbeat = pr.match;
-    if (pr.state === 'replicate') return this.sendHeartbeat(id, pr);
-    if (pr.state === 'snapshot') pr.state = 'probe';
+    if (pr.state === 'replicate') return this.sendHeartbeat(id, stalled ? pr.next - 1 : pr.match);
+    const c = pr.chunks;
+    if (c && c.acked !== c.ackedAtHeartbeat) return void (c.ackedAtHeartbeat = c.acked);
+    if (c) c.sent = c.acked;
+    const limit = pr.paused ? 0 : this.config.maxEntriesPerMessage;
     pr.paused = false;
-    this.replicate(id, pr, true);
+    this.replicate(id, pr, true, limit);
   }
 
-  /** An empty AppendEntries anchored at `match`, which the follower holds, so it never disturbs the stream in flight. */
-  private sendHeartbeat(id: ReplicaId, pr: Progress): void {
-    const matchTerm = this.log.term(pr.match);
-    if (matchTerm !== undefined) this.send(id, appendRequest(this.config.id, this.term, pr.match, matchTerm, [], this.commitIndex, this.round));
+  /**
+   * An empty AppendEntries anchored at `at`: at `match`, which the follower holds, it never
+   * disturbs the stream in flight.
+   */
+  private sendHeartbeat(id: ReplicaId, at: number): void {
+    const term = this.log.term(at);
+    if (term !== undefined) this.send(id, appendRequest(this.config.id, this.term, at, term, [], this.commitIndex, this.round));
   }
 }

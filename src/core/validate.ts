@@ -4,7 +4,7 @@ import { MAX_TERM_OR_INDEX, type ReplicaId } from './types.js';
 // Validation of what arrives from the network, before it reaches the algorithm: the replica
 // runs it on every message it receives, and TcpCluster on every frame it decodes.
 
-type FieldKind = 'count' | 'bool' | 'entries' | 'snapshot';
+type FieldKind = 'count' | 'bool' | 'entries' | 'snapshot' | 'chunk';
 // Terms, indexes and rounds: a replica must be able to add one to any it adopts.
 export const count = (v: unknown): boolean =>
   Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= MAX_TERM_OR_INDEX;
@@ -13,7 +13,8 @@ const SHAPES: Record<string, Record<string, FieldKind>> = {
   voteResponse: { granted: 'bool', pre: 'bool' },
   append: { prevLogIndex: 'count', prevLogTerm: 'count', entries: 'entries', leaderCommit: 'count', round: 'count' },
   appendResponse: { success: 'bool', index: 'count', hintIndex: 'count', hintTerm: 'count', round: 'count' },
-  snapshot: { snapshot: 'snapshot' },
+  snapshot: { snapshot: 'snapshot', offset: 'count', size: 'count', chunk: 'chunk' },
+  snapshotResponse: { index: 'count', offset: 'count' },
   timeoutNow: {},
 };
 
@@ -47,8 +48,12 @@ export function validEntries(m: Record<string, unknown>): boolean {
 export function validSnapshot(s: unknown, term: number): boolean {
   if (typeof s !== 'object' || s === null) return false;
   const snap = s as Record<string, unknown>;
-  return count(snap.lastIncludedIndex) && count(snap.lastIncludedTerm) && (snap.lastIncludedTerm as number) <= term && 'data' in snap && (snap.members === undefined || isIdList(snap.members));
+  return count(snap.lastIncludedIndex) && count(snap.lastIncludedTerm) && (snap.lastIncludedTerm as number) <= term && (snap.members === undefined || isIdList(snap.members));
 }
+
+/** A snapshot's text must fit in one string (0x1fffffe8 characters in V8), and a chunk within it. */
+const validChunk = ({ chunk, offset, size }: Record<string, unknown>): boolean =>
+  typeof chunk === 'string' && (size as number) <= 0x1fffffe8 && (offset as number) + chunk.length <= (size as number);
 
 /**
  * Whether `m` is a well-formed message from one of `senders`. Anything else (a wrong type, a
@@ -62,7 +67,8 @@ export function isValidMessage<T, D>(m: unknown, senders: ReadonlySet<ReplicaId>
   for (const field in shape) {
     const v = msg[field];
     const kind = shape[field];
-    const ok = kind === 'count' ? count(v) : kind === 'bool' ? typeof v === 'boolean' : kind === 'entries' ? validEntries(msg) : validSnapshot(v, msg.term as number);
+    const ok = kind === 'count' ? count(v) : kind === 'bool' ? typeof v === 'boolean' : kind === 'chunk'
+      ? validChunk(msg) : kind === 'entries' ? validEntries(msg) : validSnapshot(v, msg.term as number);
     if (!ok) return false;
   }
   return true;

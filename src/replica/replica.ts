@@ -6,9 +6,9 @@ import {
 } from '../core/errors.js';
 import { checkPersistentState } from '../core/check-state.js';
 import { isTransition, isValidMessage } from '../core/validate.js';
-import type { Entry, SnapshotRequest } from '../core/message.js';
+import type { Entry } from '../core/message.js';
 import { validateOptions, type Config, type ReplicaOptions } from '../core/options.js';
-import { Raft, type Pending, type ReplicaMetrics } from '../core/raft.js';
+import { Raft, type Pending, type ReplicaMetrics, type SnapshotToInstall } from '../core/raft.js';
 import type { Storage } from '../core/storage.js';
 import type { ReplicaId, StateMachineTransition, TransitionState } from '../core/types.js';
 
@@ -34,7 +34,6 @@ const APPLIED: TransitionState = { status: 'applied' };
 /** One line naming a bad value for an error message, whatever it is (cycles, BigInt, symbols). */
 const show = (v: unknown): string =>
   inspect(v, { depth: 2, breakLength: Infinity, maxArrayLength: 10, maxStringLength: 80 });
-const NOT_LEADER: TransitionState = { status: 'abandoned', reason: 'not-leader' };
 
 /**
  * One member of a Raft cluster: it polls the {@link Cluster} for messages and the
@@ -311,8 +310,7 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
       const requests = this.requests;
       this.requests = [];
       for (const r of requests) r.run(raft);
-      if (raft.isLeader() && !raft.transfer) raft.propose(pending);
-      else for (const t of pending) raft.reports.push([t.id, NOT_LEADER]);
+      raft.propose(pending); // a non-leader abandons them
       raft.flush();
       const batch = raft.takeBatch();
       if (batch) await this.durably(() => this.storage.save(batch));
@@ -361,7 +359,7 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
    * it is saved and acknowledged only once loaded, so a snapshot the state machine refuses
    * (its setSnapshot throws) is dropped and counted, and never breaks a restart.
    */
-  private async install(raft: Raft<T, D>, m: SnapshotRequest<D>): Promise<void> {
+  private async install(raft: Raft<T, D>, m: SnapshotToInstall<D>): Promise<void> {
     raft.snapshotToInstall = undefined;
     if (!this.config.stateMachine.setSnapshot) this.setSnapshot(m.snapshot); // throws: the hook is missing
     try {

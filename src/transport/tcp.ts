@@ -85,6 +85,12 @@ export interface TcpClusterOptions {
    */
   readonly maxQueuedMessages?: number;
   /**
+   * Encoded bytes queued per peer while it is disconnected or slow (besides what the socket
+   * holds); beyond that the oldest messages are dropped, though the newest is always kept.
+   * @defaultValue 64 MiB
+   */
+  readonly maxQueuedBytes?: number;
+  /**
    * Received messages held until {@link TcpCluster.receiveMessages}; beyond that the oldest are dropped.
    * @defaultValue 100000
    */
@@ -225,6 +231,7 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
   private readonly codecName: string;
   private readonly maxFrameBytes: number;
   private readonly maxQueuedMessages: number;
+  private readonly maxQueuedBytes: number;
   private readonly minDelay: number;
   private readonly maxDelay: number;
   private readonly handshakeTimeout: number;
@@ -277,6 +284,7 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
     if (!isValidCodecName(this.codecName)) throw new TypeError('TcpCluster: options.codec.name must be 1 to 64 printable ASCII characters');
     this.maxFrameBytes = checkInt(o.maxFrameBytes, 64 * MiB, 'options.maxFrameBytes', 64, 0xffff_ffff);
     this.maxQueuedMessages = checkInt(o.maxQueuedMessages, 10_000, 'options.maxQueuedMessages', 1);
+    this.maxQueuedBytes = checkInt(o.maxQueuedBytes, 64 * MiB, 'options.maxQueuedBytes', 1);
     this.inbox = new BoundedQueue(checkInt(o.maxInboxMessages, 100_000, 'options.maxInboxMessages', 1));
     if (o.reconnect !== undefined && (typeof o.reconnect !== 'object' || o.reconnect === null)) throw new TypeError('TcpCluster: options.reconnect must be an object');
     this.minDelay = checkInt(o.reconnect?.minDelay, 100, 'options.reconnect.minDelay', 1);
@@ -311,7 +319,7 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
     }
     if (!(payload instanceof Uint8Array)) return this.drop(toId, 'encode-failed');
     if (payload.byteLength > this.maxFrameBytes) return this.drop(toId, 'too-large');
-    if (peer.queue.push(payload) !== undefined) this.drop(toId, 'queue-full');
+    for (let n = peer.queue.push(payload); n > 0; n--) this.drop(toId, 'queue-full');
     if (peer.conn !== undefined) this.schedule(peer);
   }
 
@@ -454,7 +462,7 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
       return;
     }
     const peer: Peer = {
-      id, address: checked, queue: new BoundedQueue(this.maxQueuedMessages),
+      id, address: checked, queue: new BoundedQueue(this.maxQueuedMessages, this.maxQueuedBytes, (p) => p.byteLength),
       conn: undefined, dialing: undefined, timer: undefined, attempt: 0, everConnected: false,
       leaving: false, retired: false, lastActive: 0,
     };
@@ -709,7 +717,7 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
       return false;
     }
     if ((c.peer as Peer).leaving) (c.peer as Peer).lastActive = Date.now();
-    if (this.inbox.push(message) !== undefined) this.drop(peerId, 'inbox-full');
+    if (this.inbox.push(message) > 0) this.drop(peerId, 'inbox-full');
     return true;
   }
 

@@ -7,7 +7,7 @@
  *   that need several logs at once (Figures 7 and 8, fast backtracking).
  */
 import { MemoryStorage, Replica, type Cluster, type Message, type PersistentState, type ReplicaOptions, type Snapshot, type Storage, type StorageBatch, type TransitionId, type TransitionState } from '../../src/index.js';
-import { appendResponse, voteResponse } from '../../src/core/message.js';
+import { appendResponse, snapshotRequest, voteResponse, type SnapshotRequest } from '../../src/core/message.js';
 import type { AppendRequest, Entry } from '../../src/core/message.js';
 import { validateOptions, type Config } from '../../src/core/options.js';
 import { Raft } from '../../src/core/raft.js';
@@ -30,6 +30,13 @@ export function entries(terms: number[], from = 1): Entry<T>[] {
 
 /** `count` copies of `term`, for building logs like Figure 7's. */
 export const run = (term: number, count: number): number[] => Array<number>(count).fill(term);
+
+/** InstallSnapshot carrying the whole of `s` in one chunk (its data's JSON text from offset 0). */
+export function wholeSnapshot<S>(from: number, term: number, s: Snapshot<S>): SnapshotRequest {
+  const { data, ...meta } = s;
+  const text = JSON.stringify(data);
+  return snapshotRequest(from, term, meta, 0, text.length, text);
+}
 
 /** Yields to pending promise callbacks (no timers): enough for a tick to run as far as it can. */
 export async function drainMicrotasks(turns = 500): Promise<void> {
@@ -141,6 +148,8 @@ export interface PaperReplicaOptions {
   random?: () => number;
   snapshotDelta?: number;
   maxEntriesPerMessage?: number;
+  maxBytesPerMessage?: number;
+  maxInflightBytes?: number;
   /** Pass the storage of a crashed replica to restart it. */
   storage?: RecordingStorage;
   /** Saved into a new storage before the first tick. */
@@ -184,6 +193,8 @@ export class PaperReplica {
       storage: this.storage, clock: () => this.now, random: options.random ?? (() => 0),
       snapshotDelta: options.snapshotDelta ?? 0,
       ...(options.maxEntriesPerMessage ? { maxEntriesPerMessage: options.maxEntriesPerMessage } : {}),
+      ...(options.maxBytesPerMessage ? { maxBytesPerMessage: options.maxBytesPerMessage } : {}),
+      ...(options.maxInflightBytes ? { maxInflightBytes: options.maxInflightBytes } : {}),
       // The paper's plain Raft unless a test of the dissertation's rules asks otherwise.
       preVote: options.preVote ?? false, checkQuorum: options.checkQuorum ?? false, join: options.join ?? false,
     };

@@ -38,6 +38,9 @@ export interface SimulationOptions {
   electionTimeoutRange?: [number, number];
   snapshotDelta?: number;
   maxEntriesPerMessage?: number;
+  /** Flow control by bytes; unset means the Replica's defaults. Tiny values send snapshots in several chunks. */
+  maxBytesPerMessage?: number;
+  maxInflightBytes?: number;
   /** §9.6 pre-vote and §6.2 check-quorum; unset means the Replica's defaults (both on). */
   preVote?: boolean;
   checkQuorum?: boolean;
@@ -135,6 +138,8 @@ export class Simulation {
       snapshotDelta: o.snapshotDelta ?? 0, storage: node.storage, clock: this.network.clock,
       random: seededRandom(deriveSeed(this.options.seed, 100 + node.id * 1000 + node.restarts)),
       ...(o.maxEntriesPerMessage ? { maxEntriesPerMessage: o.maxEntriesPerMessage } : {}),
+      ...(o.maxBytesPerMessage ? { maxBytesPerMessage: o.maxBytesPerMessage } : {}),
+      ...(o.maxInflightBytes ? { maxInflightBytes: o.maxInflightBytes } : {}),
       preVote: o.preVote, checkQuorum: o.checkQuorum, join: node.join,
     };
     node.replica = new Replica(options);

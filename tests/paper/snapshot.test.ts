@@ -3,12 +3,13 @@
  * "In Search of an Understandable Consensus Algorithm (Extended Version)".
  */
 import { describe, expect, it } from 'vitest';
-import { appendRequest, appendResponse, snapshotRequest } from '../../src/core/message.js';
-import { PaperReplica, entries, entry, type D } from '../helpers/paper-harness.js';
+import { appendRequest, appendResponse } from '../../src/core/message.js';
+import { PaperReplica, entries, entry, wholeSnapshot, type D } from '../helpers/paper-harness.js';
 import type { Snapshot } from '../../src/index.js';
 
 const snapshot = (lastIncludedIndex: number, lastIncludedTerm: number): Snapshot<D> =>
   ({ lastIncludedIndex, lastIncludedTerm, data: { count: lastIncludedIndex, hash: 1000 + lastIncludedIndex } });
+
 
 describe('§7 log compaction', () => {
   // "Each server takes snapshots independently, covering just the committed entries in its log."
@@ -41,7 +42,7 @@ describe('§7 log compaction', () => {
     expect(r.status).toMatchObject({ role: 'leader', term: 3, lastLogIndex: 13 });
     await r.deliver([appendResponse(2, 3, false, 12, 0, 0)]); // follower 2's log is empty
     const sent = r.take();
-    expect(sent).toEqual([[2, snapshotRequest(1, 3, snapshot(10, 1))]]);
+    expect(sent).toEqual([[2, wholeSnapshot(1, 3, snapshot(10, 1))]]);
     await r.deliver([appendResponse(2, 3, true, 10)]);
     expect(r.take()).toEqual([[2, appendRequest(1, 3, 10, 1, [entry(11, 2), entry(12, 2), { ...entry(13, 3, 'noop'), noop: true }], 10)]]);
   });
@@ -50,7 +51,7 @@ describe('§7 log compaction', () => {
   // 8. Reset state machine using snapshot contents (and load snapshot's cluster configuration)".
   it('a follower behind the leader\'s snapshot installs it: setSnapshot, saved, then resumes replication after it', async () => {
     const r = await PaperReplica.create({ state: { term: 1, entries: entries([1, 1]) } });
-    await r.deliver([snapshotRequest(2, 3, snapshot(10, 2))]);
+    await r.deliver([wholeSnapshot(2, 3, snapshot(10, 2))]);
     expect(r.sm.setSnapshots).toEqual([snapshot(10, 2)]);
     expect(r.status).toMatchObject({ term: 3, leaderId: 2, commitIndex: 10, lastApplied: 10, lastLogIndex: 10 });
     expect(r.take()).toEqual([[2, appendResponse(1, 3, true, 10)]]);
@@ -69,7 +70,7 @@ describe('§7 log compaction', () => {
   // entries following it and reply".
   it('a follower whose log matches the snapshot\'s last entry keeps the entries after it', async () => {
     const r = await PaperReplica.create({ state: { term: 1, entries: entries([1, 1, 1, 1, 1, 1, 1, 1]) } });
-    await r.deliver([snapshotRequest(2, 1, snapshot(5, 1))]);
+    await r.deliver([wholeSnapshot(2, 1, snapshot(5, 1))]);
     expect(r.log()).toEqual([[6, 1, 'e6t1'], [7, 1, 'e7t1'], [8, 1, 'e8t1']]);
     expect(r.status).toMatchObject({ commitIndex: 5, lastApplied: 5, lastLogIndex: 8 });
     expect(r.sm.statusesOf('e6t1')).toEqual([]);
@@ -77,7 +78,7 @@ describe('§7 log compaction', () => {
 
   it('a follower whose entry at the snapshot\'s last index differs discards its whole log', async () => {
     const r = await PaperReplica.create({ state: { term: 1, entries: entries([1, 1, 1, 1, 1, 1, 1, 1]) } });
-    await r.deliver([snapshotRequest(2, 2, snapshot(5, 2))]);
+    await r.deliver([wholeSnapshot(2, 2, snapshot(5, 2))]);
     expect(r.log()).toEqual([]);
     expect(r.status).toMatchObject({ commitIndex: 5, lastApplied: 5, lastLogIndex: 5 });
     expect(r.sm.statusesOf('e6t1')).toEqual(['abandoned:conflict-with-leader']);
@@ -90,7 +91,7 @@ describe('§7 log compaction', () => {
     await r.deliver([appendRequest(2, 1, 0, 0, entries([1, 1, 1, 1, 1, 1, 1, 1, 1, 1]), 10)]);
     expect(r.status).toMatchObject({ commitIndex: 10, lastApplied: 10 });
     r.take();
-    await r.deliver([snapshotRequest(2, 1, snapshot(5, 1))]);
+    await r.deliver([wholeSnapshot(2, 1, snapshot(5, 1))]);
     expect(r.status).toMatchObject({ commitIndex: 10, lastApplied: 10, lastLogIndex: 10 });
     expect(r.sm.setSnapshots).toEqual([]);
     expect(r.log()).toHaveLength(10);

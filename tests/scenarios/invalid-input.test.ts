@@ -6,6 +6,7 @@ import {
 } from '../../src/index.js';
 import { RecordingStateMachine, type TestSnapshotData, type TestTransition } from '../helpers/recording-state-machine.js';
 import { raftOf } from '../helpers/simulation.js';
+import { wholeSnapshot } from '../helpers/paper-harness.js';
 import { ScenarioSimulation, commands, type TestMessage } from '../helpers/scenario-sim.js';
 
 type Options = ReplicaOptions<TestTransition, TestSnapshotData>;
@@ -73,6 +74,7 @@ function hostile(sim: ScenarioSimulation, target: number, from: number): unknown
   const last = r.log.lastIndex;
   const lastTerm = r.log.lastTerm;
   const commit = r.commitIndex;
+  const chunkOf = { lastIncludedIndex: last + 50, lastIncludedTerm: t }; // well formed: only the chunk fields are wrong
   const entry = (index: number, term = t, transition: unknown = { id: 'evil' }) => ({ index, term, transition });
   const append = (o: Record<string, unknown>) => ({ type: 'append', from, term: t, prevLogIndex: last, prevLogTerm: lastTerm, entries: [entry(last + 1)], leaderCommit: commit + 1, round: 0, ...o });
   const vote = (o: Record<string, unknown>) => ({ type: 'vote', from, term: t + 5, lastLogIndex: last + 100, lastLogTerm: t + 5, pre: false, force: false, ...o });
@@ -135,6 +137,15 @@ function hostile(sim: ScenarioSimulation, target: number, from: number): unknown
     { type: 'snapshot', from, term: t + 5, snapshot: { lastIncludedIndex: last + 50, lastIncludedTerm: t } },
     { type: 'snapshot', from, term: t + 5, snapshot: { lastIncludedIndex: -5, lastIncludedTerm: t, data: {} } },
     { type: 'snapshot', from, term: t + 5, snapshot: 'data' },
+    // Chunked InstallSnapshot: each chunk within the announced size, the size one string can hold.
+    ...[
+      { offset: 0, size: 3, chunk: 'four' }, { offset: 2, size: 4, chunk: 'abc' }, { offset: -1, size: 4, chunk: 'a' },
+      { offset: 0, size: 4, chunk: 42 }, { offset: 0, size: 2 ** 40, chunk: '{' }, { offset: 0, size: 1.5, chunk: '' },
+      { offset: 0, chunk: '1' },
+    ].map((fields) => ({ type: 'snapshot', from, term: t + 5, snapshot: chunkOf, ...fields })),
+    { type: 'snapshotResponse', from, term: t + 5, index: last, offset: -8 },
+    { type: 'snapshotResponse', from, term: t + 5, index: 'x', offset: 8 },
+    { type: 'snapshotResponse', from, term: t + 5, offset: 8 },
   ];
 }
 
@@ -512,10 +523,8 @@ describe('a snapshot the state machine cannot load', () => {
     const before = stateOf(sim, f.id);
     f.sm.setSnapshot = () => { throw new TypeError('unreadable snapshot data'); };
     const sentBefore = sim.sent.length;
-    sim.inject(f.id, {
-      type: 'snapshot', from: leader.id, term: r.term,
-      snapshot: { lastIncludedIndex: r.commitIndex + 10, lastIncludedTerm: r.term, data: { garbage: true } as never },
-    } satisfies TestMessage);
+    const garbage = { lastIncludedIndex: r.commitIndex + 10, lastIncludedTerm: r.term, data: { garbage: true } };
+    sim.inject(f.id, wholeSnapshot(leader.id, r.term, garbage) satisfies TestMessage);
     await expect(f.replica.tick()).resolves.toBeUndefined();
     expect(f.replica.metrics.snapshotsRefused).toBe(1);
     expect(sim.sent.slice(sentBefore).filter((m) => m.from === f.id)).toEqual([]);

@@ -4,9 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { CorruptStateError } from '../../src/index.js';
 import type { CoreSnapshot, Entry } from '../../src/core/message.js';
-import { snapshotRequest } from '../../src/core/message.js';
 import { NamedFieldsStorage } from '../helpers/named-fields-storage.js';
-import { PaperReplica, RecordingStorage, entry, type D, type T } from '../helpers/paper-harness.js';
+import { PaperReplica, RecordingStorage, entry, wholeSnapshot, type D, type T } from '../helpers/paper-harness.js';
 import { Simulation } from '../helpers/simulation.js';
 
 const ALL = [1, 2, 3, 4, 5];
@@ -52,7 +51,7 @@ describe('membership survives restarts through the storage', () => {
     const r = await PaperReplica.create({ state: { term: 1, entries: [entry(1, 1), config] } });
     expect(r.raft.membership.voters).toEqual([1, 2, 3, 4]);
     const seeded = { lastIncludedIndex: 5, lastIncludedTerm: 1, data: { count: 5, hash: 5 } };
-    await r.deliver([snapshotRequest(2, 2, seeded)]);
+    await r.deliver([wholeSnapshot(2, 2, seeded)]);
     expect((await r.storage.state()).snapshot?.members).toEqual([1, 2, 3, 4]);
     const again = await r.restart();
     expect(again.raft.membership.voters).toEqual([1, 2, 3, 4]);

@@ -62,6 +62,9 @@ export async function chaosRun(seed: number, size: number): Promise<ChaosResult>
     size, seed,
     snapshotDelta: pick([0, 0, 7, 25], setup),
     maxEntriesPerMessage: pick([1, 3, 64], setup),
+    // Budgets of a few bytes send each snapshot (about 30 characters of JSON) in several chunks.
+    maxBytesPerMessage: pick([8, 100, 0], setup),
+    maxInflightBytes: pick([16, 200, 0], setup),
     network: { loss: 0.05, duplication: 0.05, minDelay: 1, maxDelay: 10 },
   });
   const r = sim.random;

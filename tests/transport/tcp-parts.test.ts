@@ -57,8 +57,10 @@ describe('BoundedQueue', () => {
     const q = new BoundedQueue<number>(40);
     const dropped: number[] = [];
     for (let i = 0; i < 100; i++) {
+      const oldest = q.peek();
       const d = q.push(i);
-      if (d !== undefined) dropped.push(d);
+      expect(d).toBe(i < 40 ? 0 : 1);
+      if (d > 0) dropped.push(oldest!);
       if (i % 3 === 0) expect(q.peek()).toBe(Math.max(0, i - 39));
     }
     expect(dropped).toEqual(Array.from({ length: 60 }, (_, i) => i));
@@ -68,6 +70,17 @@ describe('BoundedQueue', () => {
     expect(q.length).toBe(0);
     expect(q.shift()).toBeUndefined();
     expect(() => new BoundedQueue(0)).toThrow(TypeError);
+  });
+
+  it('bounded in bytes, drops the oldest items until the new one fits, but always keeps the new one', () => {
+    const q = new BoundedQueue<string>(1000, 10, (s) => s.length);
+    expect([q.push('aaaa'), q.push('bbbb'), q.bytes]).toEqual([0, 0, 8]);
+    expect(q.push('ccc')).toBe(1); // 'aaaa' goes: 4 + 3 <= 10
+    expect([q.drain(), q.bytes]).toEqual([['bbbb', 'ccc'], 0]);
+    q.push('dd');
+    expect(q.push('x'.repeat(50))).toBe(1); // alone over the bound, it is kept all the same
+    expect([q.length, q.bytes, q.shift()?.length, q.bytes]).toEqual([1, 50, 50, 0]);
+    expect(() => new BoundedQueue(5, 0)).toThrow(TypeError);
   });
 });
 

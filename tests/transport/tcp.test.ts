@@ -36,6 +36,7 @@ describe('TcpCluster', { timeout: 30_000 }, () => {
       { peers: { 2: { host: HOST, port: 0 } } },
       { maxFrameBytes: 0 },
       { maxQueuedMessages: -1 },
+      { maxQueuedBytes: 0 },
       { reconnect: { minDelay: 100, maxDelay: 10 } },
       { tls: { key: 'k' } },
       { codec: { encode: 1 } },

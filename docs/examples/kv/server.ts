@@ -15,8 +15,9 @@
 // next can reach the new member), then adds it (it catches up as a non-voter, then votes).
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 
-import { FileStorage, InvalidArgumentError, NotLeaderError, Replica, ReplicaStoppedError } from 'tickraft';
+import { FileStorage, InvalidArgumentError, NotLeaderError, Replica, ReplicaStoppedError, type Storage } from 'tickraft';
 import { TcpCluster } from 'tickraft/tcp';
 import { USAGE, UsageError, httpOrigin, parseFlags, type ServerFlags } from './flags.js';
 import { kvRequestListener } from './http.js';
@@ -42,6 +43,19 @@ const fail = (what: string): void => { process.stderr.write(`[kv ${f.id}] ERROR 
 
 const kv = new KvStateMachine();
 const storage = new FileStorage<KvCommand, KvSnapshot>(f.data, { fsync: f.fsync, onWarning: (m) => log(`storage: ${m}`) });
+// What can hold up the replica's tick, shown in GET /status: the longest save, and the longest
+// time the event loop was blocked (encoding, decoding, applying), in ms.
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
+let longestSaveMs = 0;
+const timedStorage: Storage<KvCommand, KvSnapshot> = {
+  load: () => storage.load(),
+  async save(batch) {
+    const start = performance.now();
+    await storage.save(batch);
+    longestSaveMs = Math.max(longestSaveMs, performance.now() - start);
+  },
+};
 const peers = Object.fromEntries([...f.peers].filter(([id]) => id !== f.id));
 const cluster = new TcpCluster<KvCommand, KvSnapshot>({
   id: f.id, listen: f.peers.get(f.id)!, peers, secret: f.secret,
@@ -52,7 +66,8 @@ const cluster = new TcpCluster<KvCommand, KvSnapshot>({
 });
 const replica = new Replica<KvCommand, KvSnapshot>({
   id: f.id, peerIds: [...f.peers.keys()].filter((id) => id !== f.id), cluster, stateMachine: kv, noopTransition: KV_NOOP,
-  heartbeatTimeout: f.heartbeat, electionTimeoutRange: f.election, snapshotDelta: f.snapshotDelta, storage, join: f.join,
+  heartbeatTimeout: f.heartbeat, electionTimeoutRange: f.election, snapshotDelta: f.snapshotDelta, join: f.join,
+  storage: timedStorage,
 });
 // A member's addresses, committed through the log: every replica learns where to reach it.
 kv.onMemberAddress = (member, a) => {
@@ -129,6 +144,7 @@ const http = createServer({ keepAliveTimeout: 10_000 }, kvRequestListener({
       status, metrics: replica.metrics, leader: status.leaderId === undefined ? null : { id: status.leaderId, http: leader && httpOrigin(leader) },
       membership: cluster.membership ?? null, tcp: cluster.stats, connectedPeers: cluster.connectedPeers, retiredPeers: cluster.retiredPeers,
       peers: Object.fromEntries([...cluster.peerAddresses].map(([id, a]) => [id, `${a.host}:${a.port}`])), pid: process.pid,
+      longest: { saveMs: Math.round(longestSaveMs), eventLoopBlockMs: Math.round(loopDelay.max / 1e6) },
     };
   },
   dump: () => replica.runExclusive(() => ({
