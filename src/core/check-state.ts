@@ -13,7 +13,8 @@ export function checkPersistentState<T, D>(s: PersistentState<T, D>): void {
   if (typeof s !== 'object' || s === null) fail(`${String(s)} instead of an object`);
   if (!count(s.term)) fail(`term ${String(s.term)}`);
   if (s.votedFor !== undefined && !Number.isSafeInteger(s.votedFor)) fail(`votedFor ${String(s.votedFor)}`);
-  if (s.snapshot !== undefined && !validSnapshot(s.snapshot, s.term)) fail('a snapshot with a bad index, term or data');
+  const snap = s.snapshot;
+  if (snap !== undefined && !(validSnapshot(snap, s.term) && 'data' in snap)) fail('a snapshot with a bad index, term or data');
   const snapshot = { prevLogIndex: s.snapshot?.lastIncludedIndex ?? 0, prevLogTerm: s.snapshot?.lastIncludedTerm ?? 0 };
   if (!validEntries({ ...snapshot, entries: s.entries, term: s.term })) {
     fail('entries are not transitions following the snapshot without gaps, terms never going back nor past the term');
