@@ -4,7 +4,9 @@
  *
  * 1. dialer → acceptor: hello (dialer's id, the acceptor's id it expects, a fresh nonce, codec name);
  * 2. acceptor → dialer: hello (its own id, the dialer's id, a fresh nonce, codec name), then its proof;
- * 3. dialer → acceptor: the dialer's proof, sent only once the acceptor's proof checks out.
+ * 3. dialer → acceptor: the dialer's proof, sent only once the acceptor's proof checks out;
+ * 4. acceptor → dialer: the verdict, the first authenticated frame (frame-auth.ts): welcome, or
+ *    refused (another live connection holds the dialer's id).
  *
  * A proof is HMAC-SHA256(secret, label ‖ role ‖ dialer id ‖ acceptor id ‖ dialer nonce ‖
  * acceptor nonce ‖ codec name). Both nonces are fresh per connection and each side checks the
@@ -30,7 +32,8 @@ export interface Hello {
 export const NONCE_BYTES = 32;
 export const PROOF_BYTES = 32;
 const MAGIC = Buffer.from('TKRF', 'ascii');
-const VERSION = 1;
+/** 2: frames after the handshake are authenticated (frame-auth.ts), and the acceptor sends a verdict. */
+const VERSION = 2;
 const MAX_CODEC_NAME = 64;
 const HELLO_FIXED = MAGIC.length + 1 + 1 + 8 + 8 + NONCE_BYTES + 1;
 /** The largest frame either side sends before the handshake completes. */

@@ -3,6 +3,7 @@ import net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { msgpackCodec } from '../../src/transport/codec.js';
 import { encodeFrames, frameHeader } from '../../src/transport/frame.js';
+import { SEAL_OVERHEAD } from '../../src/transport/frame-auth.js';
 import { computeProof, encodeHello, newNonce } from '../../src/transport/handshake.js';
 import { closeAll, exchange, HOST, makeNode, mesh, rawPeer, vote, waitFor, type Node } from './fixtures/harness.js';
 
@@ -29,8 +30,8 @@ async function meshStillWorks(): Promise<void> {
   for (const n of nodes) expect(n.received.filter((m) => m.from === ROGUE)).toEqual([]);
 }
 
-const authenticated = async (): Promise<Awaited<ReturnType<typeof rawPeer>>> => {
-  const peer = await rawPeer({ port: target.cluster.port, id: ROGUE, target: 20 });
+const authenticated = async (answerPings = true): Promise<Awaited<ReturnType<typeof rawPeer>>> => {
+  const peer = await rawPeer({ port: target.cluster.port, id: ROGUE, target: 20, answerPings });
   await waitFor(() => target.cluster.connectedPeers.includes(ROGUE), 'the rogue to authenticate');
   return peer;
 };
@@ -121,7 +122,7 @@ describe('TcpCluster under hostile peers', { timeout: 30_000 }, () => {
 
   const badFrames: Array<[string, (peer: Awaited<ReturnType<typeof rawPeer>>) => void, RegExp]> = [
     ['garbage bytes', (p) => p.sendFrames(Buffer.from([0xc1, 0xff, 0x00, 0x13, 0x37])), /undecodable|invalid/],
-    ['an oversized frame header', (p) => p.sendRaw(frameHeader(64 * 1024 * 1024 + 1)), /exceeds the limit/],
+    ['an oversized frame header', (p) => p.sendRaw(frameHeader(64 * 1024 * 1024 + SEAL_OVERHEAD + 1)), /exceeds the limit/],
     ['a truncated frame', (p) => {
       p.sendRaw(Buffer.concat([frameHeader(100), Buffer.alloc(10)]));
       p.socket.end();
@@ -148,9 +149,10 @@ describe('TcpCluster under hostile peers', { timeout: 30_000 }, () => {
     });
   }
 
-  it('a peer that authenticates again replaces its earlier connection', async () => {
-    const first = await authenticated();
+  it('a peer that authenticates again replaces its earlier connection once that one is found dead', async () => {
+    const first = await authenticated(false); // its process is gone: it answers no ping
     const second = await rawPeer({ port: target.cluster.port, id: ROGUE, target: 20 });
+    expect(second.refused).toBeUndefined();
     await first.closed;
     target.cluster.sendMessage(ROGUE, vote(20, 3));
     await waitFor(() => second.frames.length === 1, 'the message on the newer connection');
@@ -164,7 +166,7 @@ describe('TcpCluster under hostile peers', { timeout: 30_000 }, () => {
     const socket = net.connect({ host: HOST, port: target.cluster.port });
     socket.on('error', () => undefined);
     const hello = encodeHello({ role: 'dialer', sender: ROGUE, receiver: 20, nonce: newNonce(), codec: 'msgpack' });
-    hello[4] = 2; // another version
+    hello[4] = 9; // another version
     socket.write(encodeFrames([hello]));
     await new Promise((resolve) => socket.on('close', resolve));
     expect(target.events.some((e) => e.type === 'authFailure' && /malformed hello/.test(e.reason ?? ""))).toBe(true);
