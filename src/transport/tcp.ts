@@ -179,7 +179,7 @@ export interface TcpEvent {
   readonly host?: string;
   /** `listening`: the bound port. */
   readonly port?: number;
-  /** `connected`: whether this side dialed. */
+  /** `connected`, `identityConflict`: whether this side dialed (an `identityConflict` with it: this process was refused). */
   readonly outbound?: boolean;
   /** `authFailure`, `identityConflict`: the remote address. */
   readonly remote?: string;
@@ -930,7 +930,7 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
 
   private identityConflict(c: Connection, reason: string): void {
     this.counters.identityConflicts++;
-    this.emit({ type: 'identityConflict', peer: c.peer?.id, remote: c.remote, reason });
+    this.emit({ type: 'identityConflict', peer: c.peer?.id, outbound: c.outbound, remote: c.remote, reason });
   }
 
   private transcript(c: Connection): Transcript {
