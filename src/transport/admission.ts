@@ -1,27 +1,29 @@
 /**
- * Which inbound connections that have not yet proven the cluster secret to keep, so that
+ * Which inbound connections that have not yet shown they know the cluster secret to keep, so that
  * connections held open by someone without it cannot lock real peers out.
  *
- * A refused newcomer is the wrong answer to a full house: the house is full of strangers that
- * hold their connections open, and the newcomer may be the peer. So when more than `soft`
- * connections are waiting, a newcomer takes the place of the oldest one that has had at least
- * `evictAfter` ms to authenticate (a peer needs about one round trip), preferring the remote
- * address that holds the most waiting connections (a flood from one address pushes out its own
- * connections first, not another address's). Only when every waiting connection is younger than
- * that, and `hard` are waiting (or `perAddress` from the newcomer's address), is the newcomer
- * refused. Memory and descriptors stay bounded by `hard`; to lock a peer out, a stranger has to
- * open `hard` connections faster than `evictAfter`, not merely hold them.
+ * A peer shows it on its first frame (a hello signed with the secret, see handshake.ts), so a
+ * connection stays in this pool for about one read; a stranger's stays until it times out. A
+ * refused newcomer is the wrong answer to a full house: the house is full of strangers holding
+ * their connections open, and the newcomer may be the peer. So a newcomer is always admitted, and
+ * room is made for it: beyond `soft` waiting connections, by closing the oldest that has had
+ * `evictAfter` ms to say hello; beyond `hard` (or `perAddress` from the newcomer's address), by
+ * closing the oldest whatever its age. The victim comes from the remote address holding the most
+ * waiting connections (the newcomer's own once it is at `perAddress`), so a flood from one address
+ * pushes out its own connections, not another address's. Memory and descriptors stay bounded by
+ * `hard`; to push a peer out before its hello is read, a stranger must open `perAddress`
+ * connections within that moment, not merely hold connections open.
  */
 
 /** The limits of a {@link PendingPool}. */
 export interface PendingLimits {
-  /** Waiting connections beyond which a newcomer replaces an old enough one. */
+  /** Waiting connections beyond which a newcomer replaces one that has had `evictAfter` ms. */
   readonly soft: number;
-  /** Waiting connections beyond which a newcomer is refused if none is old enough to replace. */
+  /** Waiting connections beyond which a newcomer replaces the oldest, whatever its age. */
   readonly hard: number;
   /** The same, for the connections from one remote address. */
   readonly perAddress: number;
-  /** Ms a connection is given to authenticate before a newcomer may replace it. */
+  /** Ms a connection is given to say hello before a newcomer may replace it. */
   readonly evictAfter: number;
 }
 
@@ -33,7 +35,7 @@ export interface PendingEntry {
   readonly since: number;
 }
 
-/** The inbound connections waiting to authenticate. */
+/** The inbound connections waiting to show they know the secret. */
 export class PendingPool<E extends PendingEntry> {
   private readonly entries = new Set<E>();
 
@@ -43,36 +45,39 @@ export class PendingPool<E extends PendingEntry> {
     return this.entries.size;
   }
 
-  /**
-   * Admits `entry` or not. To make room it may return one waiting entry to close (no longer in
-   * the pool): the caller closes it.
-   */
-  admit(entry: E, now: number): { readonly admitted: boolean; readonly evicted: E | undefined } {
+  /** Admits `entry`; returns the waiting entry it replaces, if room had to be made (the caller closes it). */
+  admit(entry: E, now: number): E | undefined {
     const counts = new Map<string, number>();
     for (const e of this.entries) counts.set(e.address, (counts.get(e.address) ?? 0) + 1);
-    const fromAddress = counts.get(entry.address) ?? 0;
-    let evicted: E | undefined;
-    if (this.entries.size >= this.limits.soft || fromAddress >= this.limits.perAddress) {
-      // The newcomer's own address when it is the one at its limit, else the busiest address.
-      const own = fromAddress >= this.limits.perAddress;
-      let best = -1;
-      for (const e of this.entries) {
-        if (now - e.since < this.limits.evictAfter || (own && e.address !== entry.address)) continue;
-        const weight = counts.get(e.address) ?? 0;
-        if (weight > best || (weight === best && e.since < (evicted as E).since)) {
-          best = weight;
-          evicted = e;
-        }
-      }
-      if (evicted !== undefined) this.entries.delete(evicted);
-      else if (this.entries.size >= this.limits.hard || fromAddress >= this.limits.perAddress) return { admitted: false, evicted };
+    const own = (counts.get(entry.address) ?? 0) >= this.limits.perAddress;
+    let victim: E | undefined;
+    if (own || this.entries.size >= this.limits.soft) {
+      const full = own || this.entries.size >= this.limits.hard;
+      victim = this.pick(counts, own ? entry.address : undefined, now - this.limits.evictAfter);
+      if (victim === undefined && full) victim = this.pick(counts, own ? entry.address : undefined, Infinity);
+      if (victim !== undefined) this.entries.delete(victim);
     }
     this.entries.add(entry);
-    return { admitted: true, evicted };
+    return victim;
   }
 
-  /** Forgets an entry (authenticated, or closed). */
+  /** Forgets an entry (it said hello, or closed). */
   delete(entry: E): void {
     this.entries.delete(entry);
+  }
+
+  /** From `address` (or any), accepted at or before `before`: the busiest address's oldest. */
+  private pick(counts: ReadonlyMap<string, number>, address: string | undefined, before: number): E | undefined {
+    let best: E | undefined;
+    let weight = -1;
+    for (const e of this.entries) {
+      if (e.since > before || (address !== undefined && e.address !== address)) continue;
+      const w = counts.get(e.address) ?? 0;
+      if (w > weight || (w === weight && e.since < (best as E).since)) {
+        weight = w;
+        best = e;
+      }
+    }
+    return best;
   }
 }

@@ -42,6 +42,7 @@ import {
   MAX_HANDSHAKE_FRAME,
   newNonce,
   PROOF_BYTES,
+  verifyHello,
   verifyProof,
   type Transcript,
 } from './handshake.js';
@@ -196,13 +197,13 @@ const SOCKET_HIGH_WATER = 4 * MiB;
 const BATCH_BYTES = 256 * 1024;
 /** Frames at least this big are written as they are, not copied into a batch. */
 const LARGE_FRAME = 64 * 1024;
-/** Inbound connections still authenticating beyond which a newcomer replaces an old one (admission.ts). */
+/** Inbound connections yet to say hello beyond which a newcomer replaces one that had time to (admission.ts). */
 const PENDING_SOFT = 64;
-/** Inbound connections still authenticating beyond which a newcomer is refused if none can be replaced. */
+/** Inbound connections yet to say hello beyond which a newcomer replaces the oldest. */
 const PENDING_HARD = 256;
 /** The same, from one remote address. */
 const PENDING_PER_ADDRESS = 128;
-/** Ms an inbound connection is given to authenticate before a newcomer may replace it (capped by handshakeTimeout). */
+/** Ms an inbound connection is given to say hello before a newcomer may replace it (capped by handshakeTimeout). */
 const PENDING_EVICT_AFTER = 500;
 const EMPTY = Buffer.alloc(0);
 const KEEPALIVE_MS = 5000;
@@ -636,7 +637,8 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
       socket.setNoDelay(true);
       socket.setKeepAlive(true, KEEPALIVE_MS);
       // Over TLS this waits in the socket until the TLS handshake is done.
-      this.write(c, [encodeHello({ role: 'dialer', sender: this.id, receiver: peer.id, nonce: c.nonce, codec: this.codecName })]);
+      const hello = encodeHello({ role: 'dialer', sender: this.id, receiver: peer.id, nonce: c.nonce, codec: this.codecName }, this.secret);
+      this.write(c, [hello]);
     });
   }
 
@@ -666,18 +668,13 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
     }
     const now = Date.now();
     const w: Waiting = { address: raw.remoteAddress ?? '?', since: now, raw, key: remoteOf(raw) };
-    const { admitted, evicted } = this.pending.admit(w, now);
+    const evicted = this.pending.admit(w, now);
     if (evicted !== undefined) {
       const c = [...this.connections].find((x) => x.waiting === evicted);
       const reason = 'too many connections authenticating: pushed out by a newer one';
       if (c !== undefined) this.fail(c, 'auth', reason);
       else this.authFailure(evicted.key, undefined, reason);
       evicted.raw.destroy();
-    }
-    if (!admitted) {
-      raw.destroy();
-      this.authFailure(w.key, undefined, 'too many connections authenticating');
-      return false;
     }
     this.waiting.set(w.key, w);
     raw.once('close', () => {
@@ -836,6 +833,7 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
     if (c.stage === 'hello') {
       const hello = decodeHello(frame);
       if (hello === undefined) return this.fail(c, 'auth', 'malformed hello');
+      if (!verifyHello(this.secret, frame)) return this.fail(c, 'auth', 'hello not signed with the cluster secret');
       if (hello.codec !== this.codecName) return this.fail(c, 'auth', `codec mismatch: peer uses ${hello.codec}, this replica ${this.codecName}`);
       if (hello.receiver !== this.id) return this.fail(c, 'auth', `hello addressed to replica ${hello.receiver}`);
       if (c.outbound) {
@@ -847,11 +845,14 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
         if (peer === undefined) return this.fail(c, 'auth', `unknown replica ${hello.sender}`);
         if (peer.id > this.id) return this.fail(c, 'auth', `replica ${peer.id} dialed, but the lower id dials`);
         c.peer = peer;
+        // It knows the secret (or replays a hello): no stranger, so it leaves the admission pool.
+        if (c.waiting !== undefined) this.pending.delete(c.waiting);
+        c.waiting = undefined;
       }
       c.theirNonce = hello.nonce;
       c.stage = 'proof';
       if (!c.outbound) {
-        const reply = encodeHello({ role: 'acceptor', sender: this.id, receiver: hello.sender, nonce: c.nonce, codec: this.codecName });
+        const reply = encodeHello({ role: 'acceptor', sender: this.id, receiver: hello.sender, nonce: c.nonce, codec: this.codecName }, this.secret);
         this.write(c, [reply, computeProof(this.secret, 'acceptor', this.transcript(c))]);
       }
       return;
@@ -871,8 +872,6 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
       this.write(c, [computeProof(this.secret, 'dialer', t)]);
       return; // the acceptor's welcome opens it
     }
-    if (c.waiting !== undefined) this.pending.delete(c.waiting);
-    c.waiting = undefined;
     this.letIn(c);
   }
 

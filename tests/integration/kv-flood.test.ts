@@ -12,12 +12,12 @@ import { encodeHello, newNonce } from '../../src/transport/handshake.js';
 
 const serverJs = fileURLToPath(new URL('../../dist/docs/examples/kv/server.js', import.meta.url));
 const WAIT = 20_000;
-const PER_PORT = 100;
+const PER_PORT = 120;
 
 /**
- * Holds `PER_PORT` connections open to each port; half of them send a well-formed hello claiming
- * to be `claim` (then stall, as they cannot prove the secret), half send nothing. Each is reopened
- * as soon as it closes.
+ * Holds `PER_PORT` connections open to each port; half of them send the first bytes of a hello
+ * claiming to be `claim` (then stall, as they cannot sign it), half send nothing. Each is
+ * reopened as soon as it closes.
  */
 function flood(targets: ReadonlyArray<{ port: number; claim: number | undefined; target: number }>): { opened: () => number; stop: () => void } {
   let stopped = false;
@@ -31,7 +31,8 @@ function flood(targets: ReadonlyArray<{ port: number; claim: number | undefined;
     socket.on('connect', () => {
       opened++;
       if (talk && t.claim !== undefined) {
-        socket.write(encodeFrames([encodeHello({ role: 'dialer', sender: t.claim, receiver: t.target, nonce: newNonce(), codec: 'msgpack' })]));
+        const hello = encodeHello({ role: 'dialer', sender: t.claim, receiver: t.target, nonce: newNonce(), codec: 'msgpack' }, newNonce());
+        socket.write(encodeFrames([hello]).subarray(0, 40));
       }
     });
     socket.resume();

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { jsonCodec, msgpackCodec } from '../../src/transport/codec.js';
 import { encodeFrame, encodeFrames, FrameDecoder, FrameTooLargeError, frameHeader } from '../../src/transport/frame.js';
-import { computeProof, decodeHello, encodeHello, MAX_HANDSHAKE_FRAME, newNonce, verifyProof } from '../../src/transport/handshake.js';
+import { computeProof, decodeHello, encodeHello, MAX_HANDSHAKE_FRAME, newNonce, verifyHello, verifyProof } from '../../src/transport/handshake.js';
 import { BoundedQueue } from '../../src/transport/queue.js';
 import { append, vote } from './fixtures/harness.js';
 import { seededRandom } from '../../src/sim/random.js';
@@ -74,9 +74,16 @@ describe('BoundedQueue', () => {
 describe('handshake encoding', () => {
   it('round-trips a hello and rejects malformed ones', () => {
     const hello = { role: 'dialer' as const, sender: -3, receiver: 2 ** 40, nonce: newNonce(), codec: 'msgpack' };
-    const bytes = encodeHello(hello);
+    const secret = Buffer.from('a cluster secret of some length');
+    const bytes = encodeHello(hello, secret);
     expect(bytes.length).toBeLessThanOrEqual(MAX_HANDSHAKE_FRAME);
     expect(decodeHello(bytes)).toEqual(hello);
+    expect(verifyHello(secret, bytes)).toBe(true);
+    expect(verifyHello(Buffer.from('another secret, just as long'), bytes)).toBe(false);
+    const tampered = Buffer.from(bytes);
+    tampered.writeDoubleBE(7, 6); // another sender
+    expect(decodeHello(tampered)?.sender).toBe(7);
+    expect(verifyHello(secret, tampered)).toBe(false);
     expect(decodeHello(bytes.subarray(0, bytes.length - 1))).toBeUndefined();
     expect(decodeHello(Buffer.concat([bytes, Buffer.of(0)]))).toBeUndefined();
     const fractional = Buffer.from(bytes);
