@@ -33,7 +33,7 @@ import type { ReplicaId, StateMachineTransition } from '../core/types.js';
 import { msgpackCodec, type MessageCodec } from './codec.js';
 import { PendingPool, type PendingEntry } from './admission.js';
 import { encodeFrames, FrameDecoder, FrameTooLargeError, FRAME_HEADER_BYTES } from './frame.js';
-import { FrameKind, FrameOpener, FrameSealer, frameKey, SEAL_OVERHEAD } from './frame-auth.js';
+import { FrameKind, FrameOpener, FrameSealer, frameKey, SEAL_OVERHEAD, splitBatch } from './frame-auth.js';
 import {
   computeProof,
   decodeHello,
@@ -796,6 +796,13 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
     const { kind, body } = opened;
     const peer = c.peer as Peer;
     if (kind === FrameKind.message && c.stage === 'open') return this.onMessage(c, body);
+    if (kind === FrameKind.batch && c.stage === 'open') {
+      const messages = splitBatch(body);
+      if (messages === undefined) this.fail(c, 'frame', 'malformed batch');
+      let delivered = false;
+      for (const m of messages ?? []) if (c.stage === 'open' && this.onMessage(c, m)) delivered = true;
+      return delivered;
+    }
     if (kind === FrameKind.ping && c.stage === 'open') this.writeSealed(c, FrameKind.pong, EMPTY);
     else if (kind === FrameKind.pong && c.stage === 'open') {
       if (c.probe !== undefined) this.probed(c, true);
@@ -1000,11 +1007,13 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
       const batch: Uint8Array[] = [];
       let bytes = 0;
       for (let next = peer.queue.peek(); next !== undefined && next.byteLength < LARGE_FRAME && bytes < BATCH_BYTES; next = peer.queue.peek()) {
+        // One authenticated frame carries the batch: it must fit the receiver's frame limit.
+        if (batch.length > 0 && bytes + FRAME_HEADER_BYTES + next.byteLength > this.maxFrameBytes) break;
         batch.push(next);
         bytes += FRAME_HEADER_BYTES + next.byteLength;
         peer.queue.shift();
       }
-      this.writeRaw(c, (c.sealer as FrameSealer).sealAll(FrameKind.message, batch));
+      this.writeRaw(c, (c.sealer as FrameSealer).sealMessages(batch));
       this.counters.framesOut += batch.length;
     }
   }

@@ -142,6 +142,7 @@ describe('per-frame authentication without TLS', { timeout: 20_000 }, () => {
       const [first, second] = [term + 1000, term + 1001];
       term += 2;
       dialer.cluster.sendMessage(20, vote(10, first));
+      await new Promise((resolve) => setImmediate(resolve)); // written: the next one is a frame of its own
       dialer.cluster.sendMessage(20, vote(10, second));
       await waitFor(() => acceptor.cluster.stats.forgedFrames === before + 1, `the ${tamper} to be detected`);
       expect(acceptor.received.filter((m) => m.term >= 1000), tamper).toEqual([]);

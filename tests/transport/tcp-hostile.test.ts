@@ -163,6 +163,22 @@ describe('TcpCluster under hostile peers', { timeout: 30_000 }, () => {
     await meshStillWorks();
   });
 
+  it('refuses a second live connection claiming a connected id, and keeps the first', async () => {
+    const first = await authenticated(); // alive: it answers pings
+    const second = await rawPeer({ port: target.cluster.port, id: ROGUE, target: 20 });
+    expect(second.refused).toMatch(/replica 5 is already connected from .* and answering/);
+    await second.closed;
+    const e = target.events.find((ev) => ev.type === 'identityConflict');
+    expect(e).toMatchObject({ peer: ROGUE, outbound: false });
+    expect(target.cluster.stats.identityConflicts).toBe(1);
+    expect(first.isClosed()).toBe(false);
+    target.cluster.sendMessage(ROGUE, vote(20, 3));
+    await waitFor(() => first.frames.length === 1, 'the message on the first connection');
+    expect(target.events.filter((ev) => ev.type === 'disconnected' && ev.peer === ROGUE)).toEqual([]);
+    first.socket.destroy();
+    await meshStillWorks();
+  });
+
   it('ignores a hello that is not this protocol', async () => {
     const socket = net.connect({ host: HOST, port: target.cluster.port });
     socket.on('error', () => undefined);
