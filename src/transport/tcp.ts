@@ -173,14 +173,15 @@ export interface TcpEvent {
    * it because another process with this replica's id is connected to it; this process should stop.
    */
   readonly type:
-    | 'listening' | 'connected' | 'disconnected' | 'authFailure' | 'badFrame' | 'dropped' | 'error' | 'identityConflict';
+    | 'listening' | 'connected' | 'disconnected' | 'authFailure' | 'badFrame' | 'dropped' | 'error'
+    | 'identityConflict';
   /** The peer concerned, when known. */
   readonly peer?: ReplicaId | undefined;
   /** `listening`: the bound host. */
   readonly host?: string;
   /** `listening`: the bound port. */
   readonly port?: number;
-  /** `connected`, `identityConflict`: whether this side dialed (an `identityConflict` with it: this process was refused). */
+  /** `connected`, `identityConflict`: whether this side dialed (`identityConflict` and true: this one was refused). */
   readonly outbound?: boolean;
   /** `authFailure`, `identityConflict`: the remote address. */
   readonly remote?: string;
@@ -288,8 +289,8 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
   private readonly inbox: BoundedQueue<Message<T, D>>;
   private readonly dirty = new Set<Peer>();
   private readonly counters: TcpStats = {
-    framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, badFrames: 0, forgedFrames: 0, authFailures: 0, identityConflicts: 0,
-    dropped: 0, reconnects: 0,
+    framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, badFrames: 0, forgedFrames: 0, authFailures: 0,
+    identityConflicts: 0, dropped: 0, reconnects: 0,
   };
   private readonly pending: PendingPool<Waiting>;
   /** The admission pool's entries by remote address:port (how a TLS socket finds its raw socket's). */
@@ -637,8 +638,8 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
       socket.setNoDelay(true);
       socket.setKeepAlive(true, KEEPALIVE_MS);
       // Over TLS this waits in the socket until the TLS handshake is done.
-      const hello = encodeHello({ role: 'dialer', sender: this.id, receiver: peer.id, nonce: c.nonce, codec: this.codecName }, this.secret);
-      this.write(c, [hello]);
+      const hello = { sender: this.id, receiver: peer.id, nonce: c.nonce, codec: this.codecName };
+      this.write(c, [encodeHello({ ...hello, role: 'dialer' }, this.secret)]);
     });
   }
 
@@ -859,8 +860,9 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
       c.theirNonce = hello.nonce;
       c.stage = 'proof';
       if (!c.outbound) {
-        const reply = encodeHello({ role: 'acceptor', sender: this.id, receiver: hello.sender, nonce: c.nonce, codec: this.codecName }, this.secret);
-        this.write(c, [reply, computeProof(this.secret, 'acceptor', this.transcript(c))]);
+        const reply = { sender: this.id, receiver: hello.sender, nonce: c.nonce, codec: this.codecName };
+        const proof = computeProof(this.secret, 'acceptor', this.transcript(c));
+        this.write(c, [encodeHello({ ...reply, role: 'acceptor' }, this.secret), proof]);
       }
       return;
     }
@@ -902,7 +904,8 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
     }
     clearTimeout(c.timer); // the probe's own timer decides from now on
     c.timer = undefined;
-    old.probe = { waiter: c, timer: setTimeout(() => this.probed(old, false), Math.max(1, Math.floor(this.handshakeTimeout / 2))) };
+    const timer = setTimeout(() => this.probed(old, false), Math.max(1, Math.floor(this.handshakeTimeout / 2)));
+    old.probe = { waiter: c, timer };
     this.writeSealed(old, FrameKind.ping, EMPTY);
   }
 

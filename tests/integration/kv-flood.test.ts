@@ -19,11 +19,13 @@ const PER_PORT = 120;
  * claiming to be `claim` (then stall, as they cannot sign it), half send nothing. Each is
  * reopened as soon as it closes.
  */
-function flood(targets: ReadonlyArray<{ port: number; claim: number | undefined; target: number }>): { opened: () => number; stop: () => void } {
+interface Target { readonly port: number; readonly claim: number | undefined; readonly target: number }
+
+function flood(targets: readonly Target[]): { opened: () => number; stop: () => void } {
   let stopped = false;
   let opened = 0;
   const sockets = new Set<net.Socket>();
-  const open = (t: (typeof targets)[number], talk: boolean): void => {
+  const open = (t: Target, talk: boolean): void => {
     if (stopped) return;
     const socket = net.connect({ host: '127.0.0.1', port: t.port });
     sockets.add(socket);
@@ -31,8 +33,9 @@ function flood(targets: ReadonlyArray<{ port: number; claim: number | undefined;
     socket.on('connect', () => {
       opened++;
       if (talk && t.claim !== undefined) {
-        const hello = encodeHello({ role: 'dialer', sender: t.claim, receiver: t.target, nonce: newNonce(), codec: 'msgpack' }, newNonce());
-        socket.write(encodeFrames([hello]).subarray(0, 40));
+        const nonce = newNonce();
+        const hello = { role: 'dialer' as const, sender: t.claim, receiver: t.target, nonce, codec: 'msgpack' };
+        socket.write(encodeFrames([encodeHello(hello, newNonce())]).subarray(0, 40));
       }
     });
     socket.resume();
@@ -70,7 +73,8 @@ describe('a flood of unauthenticated connections', () => {
 
   /** Writes `key` through the leader among `among`, and waits until every one of `among` applied it. */
   async function writeAndSync(key: string, among: number[]): Promise<void> {
-    const client = new KvClient({ origins: among.map((id) => cluster.origin(id)), clientId: `flood-${key}`, deadline: WAIT });
+    const origins = among.map((id) => cluster.origin(id));
+    const client = new KvClient({ origins, clientId: `flood-${key}`, deadline: WAIT });
     await client.put(key, key).catch(explain);
     const leader = await cluster.waitForLeader(among, WAIT);
     const target = (await cluster.status(leader.id))!.status.commitIndex;
@@ -102,7 +106,8 @@ describe('a flood of unauthenticated connections', () => {
     await writeAndSync('three-back', [1, 2, 3]);
 
     const status = await Promise.all(cluster.ids.map((id) => cluster.status(id)));
-    const refused = status.reduce((n, s) => n + ((s as unknown as { tcp: { authFailures: number } }).tcp.authFailures), 0);
+    const tcp = (s: unknown): { authFailures: number } => (s as { tcp: { authFailures: number } }).tcp;
+    const refused = status.reduce((n, s) => n + tcp(s).authFailures, 0);
     expect(refused).toBeGreaterThan(0); // the flood was there, and was turned away
     stranger.stop();
   }, 90_000);

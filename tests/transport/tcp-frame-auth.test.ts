@@ -98,7 +98,8 @@ async function talk(): Promise<number> {
   const t = term++;
   dialer.cluster.sendMessage(20, vote(10, t));
   acceptor.cluster.sendMessage(10, vote(20, t));
-  await waitFor(() => acceptor.received.some((m) => m.term === t) && dialer.received.some((m) => m.term === t), `messages of term ${t}`);
+  const arrived = (n: Node): boolean => n.received.some((m) => m.term === t);
+  await waitFor(() => arrived(acceptor) && arrived(dialer), `messages of term ${t}`);
   return t;
 }
 

@@ -5,7 +5,8 @@ import { msgpackCodec } from '../../src/transport/codec.js';
 import { encodeFrames, frameHeader } from '../../src/transport/frame.js';
 import { SEAL_OVERHEAD } from '../../src/transport/frame-auth.js';
 import { computeProof, encodeHello, newNonce } from '../../src/transport/handshake.js';
-import { closeAll, exchange, HOST, makeNode, mesh, rawPeer, SECRET, vote, waitFor, type Node } from './fixtures/harness.js';
+import { closeAll, exchange, HOST, makeNode, mesh, rawPeer, SECRET, vote, waitFor, type Node }
+  from './fixtures/harness.js';
 
 /** The id the hand-driven peer claims: below the mesh's, so it is the one that dials. */
 const ROGUE = 5;
@@ -84,13 +85,17 @@ describe('TcpCluster under hostile peers', { timeout: 30_000 }, () => {
 
   it('refuses unknown replicas, misaddressed or unsigned hellos and dialers that should accept', async () => {
     const cases = [
-      { id: ROGUE, target: 20, secret: 'a wrong secret, long enough', reason: /hello not signed with the cluster secret/ },
+      {
+        id: ROGUE, target: 20, secret: 'a wrong secret, long enough',
+        reason: /hello not signed with the cluster secret/,
+      },
       { id: 7, target: 20, reason: /unknown replica 7/ },
       { id: ROGUE, target: 30, reason: /addressed to replica 30/ },
       { id: 30, target: 20, reason: /the lower id dials/ },
     ];
     for (const c of cases) {
-      await expect(rawPeer({ port: target.cluster.port, id: c.id, target: c.target, secret: c.secret })).rejects.toThrow(/closed during the handshake/);
+      const attempt = rawPeer({ port: target.cluster.port, id: c.id, target: c.target, secret: c.secret });
+      await expect(attempt).rejects.toThrow(/closed during the handshake/);
       const e = target.events.at(-1);
       expect(e?.type === 'authFailure' && c.reason.test(e.reason ?? ""), JSON.stringify(e)).toBe(true);
     }
@@ -123,7 +128,8 @@ describe('TcpCluster under hostile peers', { timeout: 30_000 }, () => {
 
   const badFrames: Array<[string, (peer: Awaited<ReturnType<typeof rawPeer>>) => void, RegExp]> = [
     ['garbage bytes', (p) => p.sendFrames(Buffer.from([0xc1, 0xff, 0x00, 0x13, 0x37])), /undecodable|invalid/],
-    ['an oversized frame header', (p) => p.sendRaw(frameHeader(64 * 1024 * 1024 + SEAL_OVERHEAD + 1)), /exceeds the limit/],
+    ['an oversized frame header', (p) => p.sendRaw(frameHeader(64 * 1024 * 1024 + SEAL_OVERHEAD + 1)),
+      /exceeds the limit/],
     ['a truncated frame', (p) => {
       p.sendRaw(Buffer.concat([frameHeader(100), Buffer.alloc(10)]));
       p.socket.end();
@@ -182,7 +188,8 @@ describe('TcpCluster under hostile peers', { timeout: 30_000 }, () => {
   it('ignores a hello that is not this protocol', async () => {
     const socket = net.connect({ host: HOST, port: target.cluster.port });
     socket.on('error', () => undefined);
-    const hello = encodeHello({ role: 'dialer', sender: ROGUE, receiver: 20, nonce: newNonce(), codec: 'msgpack' }, Buffer.from(SECRET));
+    const fields = { role: 'dialer', sender: ROGUE, receiver: 20, nonce: newNonce(), codec: 'msgpack' } as const;
+    const hello = encodeHello(fields, Buffer.from(SECRET));
     hello[4] = 9; // another version
     socket.write(encodeFrames([hello]));
     await new Promise((resolve) => socket.on('close', resolve));

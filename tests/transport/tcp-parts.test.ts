@@ -2,7 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import { jsonCodec, msgpackCodec } from '../../src/transport/codec.js';
 import { encodeFrame, encodeFrames, FrameDecoder, FrameTooLargeError, frameHeader } from '../../src/transport/frame.js';
-import { computeProof, decodeHello, encodeHello, MAX_HANDSHAKE_FRAME, newNonce, verifyHello, verifyProof } from '../../src/transport/handshake.js';
+import {
+  computeProof, decodeHello, encodeHello, MAX_HANDSHAKE_FRAME, newNonce, verifyHello, verifyProof,
+} from '../../src/transport/handshake.js';
 import { BoundedQueue } from '../../src/transport/queue.js';
 import { PendingPool } from '../../src/transport/admission.js';
 import { FrameKind, FrameOpener, FrameSealer, frameKey, splitBatch } from '../../src/transport/frame-auth.js';
@@ -136,12 +138,15 @@ describe('frame authentication', () => {
   it('opens what was sealed, in order, and nothing forged, replayed, reordered or from the other direction', () => {
     const bodies = [Buffer.from('one'), Buffer.alloc(0), Buffer.alloc(70_000, 7)];
     const sealer = new FrameSealer(frameKey(secret, 'dialer', t));
-    const wire = [sealer.sealMessages(bodies.slice(0, 1)), sealer.sealMessages(bodies), Buffer.concat(sealer.seal(FrameKind.ping, bodies[2] as Buffer))];
+    const ping = Buffer.concat(sealer.seal(FrameKind.ping, bodies[2] as Buffer));
+    const wire = [sealer.sealMessages(bodies.slice(0, 1)), sealer.sealMessages(bodies), ping];
     const [a, b, c] = frames(Buffer.concat(wire));
     const opener = (): FrameOpener => new FrameOpener(frameKey(secret, 'dialer', t));
     const o = opener();
     expect([a, b, c].map((f) => o.open(f as Buffer))).toEqual([
-      { kind: FrameKind.message, body: bodies[0] }, { kind: FrameKind.batch, body: expect.any(Buffer) }, { kind: FrameKind.ping, body: bodies[2] },
+      { kind: FrameKind.message, body: bodies[0] },
+      { kind: FrameKind.batch, body: expect.any(Buffer) },
+      { kind: FrameKind.ping, body: bodies[2] },
     ]);
     const again = opener();
     again.open(a as Buffer);
@@ -151,7 +156,8 @@ describe('frame authentication', () => {
     expect(o.open(c as Buffer)).toBeUndefined(); // replayed
     expect(opener().open(b as Buffer)).toBeUndefined(); // out of order
     expect(new FrameOpener(frameKey(secret, 'acceptor', t)).open(a as Buffer)).toBeUndefined(); // reflected
-    expect(new FrameOpener(frameKey(secret, 'dialer', { ...t, acceptorNonce: newNonce() })).open(a as Buffer)).toBeUndefined(); // another connection
+    const elsewhere = new FrameOpener(frameKey(secret, 'dialer', { ...t, acceptorNonce: newNonce() }));
+    expect(elsewhere.open(a as Buffer)).toBeUndefined(); // another connection
     const flipped = Buffer.from(a as Buffer);
     flipped[1] = (flipped[1] as number) ^ 1;
     expect(opener().open(flipped)).toBeUndefined(); // altered
@@ -163,7 +169,7 @@ describe('admission of connections yet to say hello', () => {
   const limits = { soft: 2, hard: 4, perAddress: 3, evictAfter: 100 };
   const entry = (address: string, since: number): { address: string; since: number } => ({ address, since });
 
-  it('admits every newcomer; beyond soft replaces one old enough, beyond hard the oldest of the busiest address', () => {
+  it('admits every newcomer; beyond soft replaces one old enough, beyond hard the busiest address\'s oldest', () => {
     const pool = new PendingPool(limits);
     const [a, b, c, d] = [entry('x', 0), entry('x', 10), entry('y', 20), entry('y', 30)];
     expect(pool.admit(a, 0)).toBeUndefined();

@@ -49,7 +49,9 @@ const cluster = new TcpCluster<KvCommand, KvSnapshot>({
       // Another live process holds this id: running on would make two replicas with one identity.
       fail(`another process is running as replica ${f.id} (${e.reason}); exiting`);
       void shutdown(1, 'replica id in use by another process');
-    } else if (e.type === 'identityConflict') fail(`refused a second process claiming replica ${e.peer} from ${e.remote}: ${e.reason}`);
+    } else if (e.type === 'identityConflict') {
+      fail(`refused a second process claiming replica ${e.peer} from ${e.remote}: ${e.reason}`);
+    }
   },
 });
 const replica = new Replica<KvCommand, KvSnapshot>({
