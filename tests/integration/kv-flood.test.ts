@@ -21,9 +21,10 @@ const PER_PORT = 120;
  */
 interface Target { readonly port: number; readonly claim: number | undefined; readonly target: number }
 
-function flood(targets: readonly Target[]): { opened: () => number; stop: () => void } {
+function flood(targets: readonly Target[]): { opened: () => number; live: () => number; stop: () => void } {
   let stopped = false;
   let opened = 0;
+  let live = 0;
   const sockets = new Set<net.Socket>();
   const open = (t: Target, talk: boolean): void => {
     if (stopped) return;
@@ -32,6 +33,8 @@ function flood(targets: readonly Target[]): { opened: () => number; stop: () => 
     socket.on('error', () => undefined);
     socket.on('connect', () => {
       opened++;
+      live++;
+      socket.once('close', () => live--);
       if (talk && t.claim !== undefined) {
         const nonce = newNonce();
         const hello = { role: 'dialer' as const, sender: t.claim, receiver: t.target, nonce, codec: 'msgpack' };
@@ -47,6 +50,7 @@ function flood(targets: readonly Target[]): { opened: () => number; stop: () => 
   for (const t of targets) for (let i = 0; i < PER_PORT; i++) open(t, i % 2 === 0);
   return {
     opened: () => opened,
+    live: () => live,
     stop: () => {
       stopped = true;
       for (const s of sockets) s.destroy();
@@ -93,6 +97,9 @@ describe('a flood of unauthenticated connections', () => {
       { port: port(3), claim: 2, target: 3 },
     ]);
     await waitFor('the flood to be in place', () => stranger!.opened() >= 3 * PER_PORT || undefined, WAIT);
+    // Held for a while, as a real flood is: older than the 500 ms after which a newcomer may replace
+    // a connection, so what follows takes the path that pushes strangers out, not only admission.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
 
     // Member 1 dials everyone: restarted, it must get through the flooded ports of 2 and 3.
     await cluster.kill(1, 'SIGKILL');
@@ -105,10 +112,11 @@ describe('a flood of unauthenticated connections', () => {
     cluster.spawn(3);
     await writeAndSync('three-back', [1, 2, 3]);
 
-    const status = await Promise.all(cluster.ids.map((id) => cluster.status(id)));
-    const tcp = (s: unknown): { authFailures: number } => (s as { tcp: { authFailures: number } }).tcp;
-    const refused = status.reduce((n, s) => n + tcp(s).authFailures, 0);
-    expect(refused).toBeGreaterThan(0); // the flood was there, and was turned away
+    // The flood was there all along: most of its connections are open now (the rest are reopening).
+    expect(stranger.live()).toBeGreaterThan(2 * PER_PORT);
+    // Member 2 ran throughout: it pushed strangers out to let the restarted members in.
+    const two = (await cluster.status(2)) as unknown as { tcp: { authFailures: number } };
+    expect(two.tcp.authFailures).toBeGreaterThan(0);
     stranger.stop();
   }, 90_000);
 });
