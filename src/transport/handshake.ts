@@ -2,15 +2,21 @@
  * The handshake by which two replicas prove to each other that they know the cluster secret,
  * before either accepts a message frame. Three frames:
  *
- * 1. dialer → acceptor: hello (dialer's id, the acceptor's id it expects, a fresh nonce, codec name);
- * 2. acceptor → dialer: hello (its own id, the dialer's id, a fresh nonce, codec name), then its proof;
- * 3. dialer → acceptor: the dialer's proof, sent only once the acceptor's proof checks out.
+ * 1. dialer → acceptor: hello (dialer's id, the acceptor's id it expects, a fresh nonce, codec name),
+ *    signed with the secret, so that the acceptor tells a peer from a stranger on its first frame
+ *    and can keep strangers from crowding peers out (admission.ts);
+ * 2. acceptor → dialer: hello (its own id, the dialer's id, a fresh nonce, codec name; signed), then its proof;
+ * 3. dialer → acceptor: the dialer's proof, sent only once the acceptor's proof checks out;
+ * 4. acceptor → dialer: the verdict, the first authenticated frame (frame-auth.ts): welcome, or
+ *    refused (another live connection holds the dialer's id).
  *
  * A proof is HMAC-SHA256(secret, label ‖ role ‖ dialer id ‖ acceptor id ‖ dialer nonce ‖
  * acceptor nonce ‖ codec name). Both nonces are fresh per connection and each side checks the
  * proof against the nonce it chose, so a proof recorded on one connection fails on any other;
  * the role byte keeps the acceptor's proof from being reflected back as a dialer's; the ids bind
- * it to the pair of replicas that claimed them. Proofs are compared in constant time.
+ * it to the pair of replicas that claimed them. Proofs are compared in constant time. A hello's
+ * signature proves nothing about freshness (a recorded hello can be replayed): it only sorts
+ * connections early; the proofs decide.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ReplicaId } from '../core/types.js';
@@ -30,12 +36,16 @@ export interface Hello {
 export const NONCE_BYTES = 32;
 export const PROOF_BYTES = 32;
 const MAGIC = Buffer.from('TKRF', 'ascii');
-const VERSION = 1;
+/** 2: frames after the handshake are authenticated (frame-auth.ts), and the acceptor sends a verdict. */
+const VERSION = 2;
 const MAX_CODEC_NAME = 64;
 const HELLO_FIXED = MAGIC.length + 1 + 1 + 8 + 8 + NONCE_BYTES + 1;
+/** Bytes of a hello's signature. */
+const HELLO_TAG_BYTES = 16;
 /** The largest frame either side sends before the handshake completes. */
-export const MAX_HANDSHAKE_FRAME = HELLO_FIXED + MAX_CODEC_NAME;
+export const MAX_HANDSHAKE_FRAME = HELLO_FIXED + MAX_CODEC_NAME + HELLO_TAG_BYTES;
 const LABEL = Buffer.from('tickraft-auth-v1', 'ascii');
+const HELLO_LABEL = Buffer.from('tickraft-hello-v1', 'ascii');
 const ROLE_BYTE: Record<HandshakeRole, number> = { dialer: 0x44, acceptor: 0x41 };
 
 export const newNonce = (): Buffer => randomBytes(NONCE_BYTES);
@@ -43,9 +53,13 @@ export const newNonce = (): Buffer => randomBytes(NONCE_BYTES);
 /** Whether `name` can travel in a hello: printable ASCII, 1 to 64 characters. */
 export const isValidCodecName = (name: string): boolean => /^[\x20-\x7e]{1,64}$/.test(name);
 
-export function encodeHello(hello: Hello): Buffer {
+const helloTag = (secret: Buffer, fields: Buffer): Buffer =>
+  createHmac('sha256', secret).update(HELLO_LABEL).update(fields).digest().subarray(0, HELLO_TAG_BYTES);
+
+/** A hello frame, signed with `secret`. */
+export function encodeHello(hello: Hello, secret: Buffer): Buffer {
   const codec = Buffer.from(hello.codec, 'ascii');
-  const out = Buffer.alloc(HELLO_FIXED + codec.length);
+  const out = Buffer.alloc(HELLO_FIXED + codec.length + HELLO_TAG_BYTES);
   let at = MAGIC.copy(out, 0);
   out[at++] = VERSION;
   out[at++] = ROLE_BYTE[hello.role];
@@ -53,11 +67,18 @@ export function encodeHello(hello: Hello): Buffer {
   at = out.writeDoubleBE(hello.receiver, at);
   at += hello.nonce.copy(out, at, 0, NONCE_BYTES);
   out[at++] = codec.length;
-  codec.copy(out, at);
+  at += codec.copy(out, at);
+  helloTag(secret, out.subarray(0, at)).copy(out, at);
   return out;
 }
 
-/** Parses a hello frame; undefined if it is not a well-formed hello of this protocol version. */
+/** Whether a well-formed hello frame was signed with `secret` (constant time). */
+export function verifyHello(secret: Buffer, frame: Buffer): boolean {
+  const end = frame.length - HELLO_TAG_BYTES;
+  return end > 0 && timingSafeEqual(helloTag(secret, frame.subarray(0, end)), frame.subarray(end));
+}
+
+/** Parses a hello frame (not its signature); undefined if it is not a well-formed hello of this protocol version. */
 export function decodeHello(frame: Buffer): Hello | undefined {
   if (frame.length < HELLO_FIXED || !frame.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
   let at = MAGIC.length;
@@ -70,8 +91,9 @@ export function decodeHello(frame: Buffer): Hello | undefined {
   const nonce = Buffer.from(frame.subarray(at, at + NONCE_BYTES));
   at += NONCE_BYTES;
   const codecLength = frame[at++] as number;
-  if (role === undefined || !Number.isSafeInteger(sender) || !Number.isSafeInteger(receiver) || frame.length !== at + codecLength) return undefined;
-  const codec = frame.toString('ascii', at);
+  if (role === undefined || !Number.isSafeInteger(sender) || !Number.isSafeInteger(receiver)) return undefined;
+  if (frame.length !== at + codecLength + HELLO_TAG_BYTES) return undefined;
+  const codec = frame.toString('ascii', at, at + codecLength);
   if (!isValidCodecName(codec)) return undefined;
   return { role, sender, receiver, nonce, codec };
 }

@@ -7,10 +7,17 @@
  * back. A new authenticated connection from a peer replaces any older one from it (the peer
  * restarted), so a pair never keeps two.
  *
- * Every connection authenticates before any message frame is read (see handshake.ts), and every
- * frame is checked for size, decoded defensively and validated with {@link isValidMessage}
+ * Every connection authenticates before any message frame is read (see handshake.ts), every
+ * frame after that carries a MAC keyed from the handshake and numbered (see frame-auth.ts), and
+ * every frame is checked for size, decoded defensively and validated with {@link isValidMessage}
  * against the authenticated peer: a connection that breaks a rule is closed and counted in
  * {@link TcpCluster.stats}; nothing from it reaches the replica, and nothing is thrown.
+ *
+ * Inbound connections still authenticating are admitted by a {@link PendingPool} (admission.ts):
+ * strangers holding connections open are pushed out by newcomers rather than locking peers out.
+ * One identity, one process: a dialer claiming an id whose connection is open and answering a
+ * ping is refused (`identityConflict` on both sides), so two processes with one id never take
+ * turns; if the old connection is dead (no answer), the newcomer replaces it.
  *
  * Membership: the address book (option `peers`, {@link TcpCluster.addPeer},
  * {@link TcpCluster.removePeer}) says where replicas are; the replica's configuration, told
@@ -24,7 +31,9 @@ import type { Message } from '../core/message.js';
 import { isValidMessage } from '../core/validate.js';
 import type { ReplicaId, StateMachineTransition } from '../core/types.js';
 import { msgpackCodec, type MessageCodec } from './codec.js';
-import { encodeFrames, FrameDecoder, FrameTooLargeError, frameHeader, FRAME_HEADER_BYTES } from './frame.js';
+import { PendingPool, type PendingEntry } from './admission.js';
+import { encodeFrames, FrameDecoder, FrameTooLargeError, FRAME_HEADER_BYTES } from './frame.js';
+import { FrameKind, FrameOpener, FrameSealer, frameKey, SEAL_OVERHEAD, splitBatch } from './frame-auth.js';
 import {
   computeProof,
   decodeHello,
@@ -33,6 +42,7 @@ import {
   MAX_HANDSHAKE_FRAME,
   newNonce,
   PROOF_BYTES,
+  verifyHello,
   verifyProof,
   type Transcript,
 } from './handshake.js';
@@ -66,7 +76,7 @@ export interface TcpClusterOptions {
   readonly peers?: Readonly<Record<number, PeerAddress>>;
   /** The cluster secret every replica proves it knows (HMAC-SHA256); at least 16 bytes. */
   readonly secret: string | Buffer;
-  /** Mutual TLS; without it traffic is authenticated but not encrypted. */
+  /** Mutual TLS; without it every frame is still authenticated (a MAC per frame), but not encrypted. */
   readonly tls?: TcpTlsOptions;
   /**
    * The wire format; every replica must use the same (checked at the handshake).
@@ -107,7 +117,10 @@ export interface TcpClusterOptions {
     readonly maxDelay?: number;
   };
   /**
-   * Ms a connection has to connect and authenticate before it is closed.
+   * Ms a connection has to connect and authenticate before it is closed. Under a flood of
+   * inbound connections, one still authenticating after `min(handshakeTimeout, 500)` ms may be
+   * closed sooner to make room (see {@link TcpStats.authFailures}). A dialer claiming the id of a
+   * connected peer waits up to half of it while that peer's connection is checked for life.
    * @defaultValue 5000
    */
   readonly handshakeTimeout?: number;
@@ -132,10 +145,20 @@ export interface TcpStats {
   bytesIn: number;
   /** Bytes written to sockets. */
   bytesOut: number;
-  /** Connections closed for an oversized, truncated, undecodable or invalid frame, or a spoofed sender. */
+  /**
+   * Connections closed for an oversized, truncated, undecodable or invalid frame, a spoofed sender,
+   * or a frame whose MAC is wrong (forged, replayed, reordered; also counted in `forgedFrames`).
+   */
   badFrames: number;
-  /** Connections refused: wrong secret, unknown or misaddressed replica, codec mismatch, TLS failure, timeout. */
+  /** Of `badFrames`: frames that failed the per-frame authentication. */
+  forgedFrames: number;
+  /**
+   * Connections refused: wrong secret, unknown or misaddressed replica, codec mismatch, TLS failure,
+   * timeout, too many connections authenticating (refused or pushed out to make room).
+   */
   authFailures: number;
+  /** Connections refused because another live connection holds the same replica id (either side). */
+  identityConflicts: number;
   /** Messages dropped: queue or inbox full, unknown peer, too large, unencodable, sent after close. */
   dropped: number;
   /** Connections re-established with a peer that had been connected before. */
@@ -150,20 +173,25 @@ export interface TcpEvent {
   /**
    * What happened: `listening`; `connected` / `disconnected` (an authenticated peer);
    * `authFailure` (a refused connection); `badFrame` (a connection closed for a bad frame);
-   * `dropped` (a message not delivered or sent); `error` (a socket error).
+   * `dropped` (a message not delivered or sent); `error` (a socket error); `identityConflict`: two
+   * processes claim one replica id. On the acceptor: a dialer claiming `peer` was refused because
+   * `peer`'s connection is live (`remote`: the refused one). On the refused dialer: `peer` refused
+   * it because another process with this replica's id is connected to it; this process should stop.
    */
-  readonly type: 'listening' | 'connected' | 'disconnected' | 'authFailure' | 'badFrame' | 'dropped' | 'error';
+  readonly type:
+    | 'listening' | 'connected' | 'disconnected' | 'authFailure' | 'badFrame' | 'dropped' | 'error'
+    | 'identityConflict';
   /** The peer concerned, when known. */
   readonly peer?: ReplicaId | undefined;
   /** `listening`: the bound host. */
   readonly host?: string;
   /** `listening`: the bound port. */
   readonly port?: number;
-  /** `connected`: whether this side dialed. */
+  /** `connected`, `identityConflict`: whether this side dialed (`identityConflict` and true: this one was refused). */
   readonly outbound?: boolean;
-  /** `authFailure`: the remote address. */
+  /** `authFailure`, `identityConflict`: the remote address. */
   readonly remote?: string;
-  /** `authFailure`, `badFrame`, `dropped`: why. */
+  /** `authFailure`, `badFrame`, `dropped`, `identityConflict`: why. */
   readonly reason?: string;
   /** `error`: the socket error. */
   readonly error?: Error;
@@ -176,8 +204,15 @@ const SOCKET_HIGH_WATER = 4 * MiB;
 const BATCH_BYTES = 256 * 1024;
 /** Frames at least this big are written as they are, not copied into a batch. */
 const LARGE_FRAME = 64 * 1024;
-/** Inbound connections still authenticating, beyond which new ones are refused. */
-const MAX_PENDING_HANDSHAKES = 64;
+/** Inbound connections yet to say hello beyond which a newcomer replaces one that had time to (admission.ts). */
+const PENDING_SOFT = 64;
+/** Inbound connections yet to say hello beyond which a newcomer replaces the oldest. */
+const PENDING_HARD = 256;
+/** The same, from one remote address. */
+const PENDING_PER_ADDRESS = 128;
+/** Ms an inbound connection is given to say hello before a newcomer may replace it (capped by handshakeTimeout). */
+const PENDING_EVICT_AFTER = 500;
+const EMPTY = Buffer.alloc(0);
 const KEEPALIVE_MS = 5000;
 
 interface Peer {
@@ -207,7 +242,16 @@ interface Connection {
   readonly nonce: Buffer;
   /** Outbound: the peer dialed. Inbound: set once its hello names a known peer. */
   peer: Peer | undefined;
-  stage: 'hello' | 'proof' | 'open' | 'closed';
+  /** 'verdict': proofs checked; the dialer waits for the acceptor's welcome, the acceptor checks for a live twin. */
+  stage: 'hello' | 'proof' | 'verdict' | 'open' | 'closed';
+  /** Seals the frames sent after the handshake. */
+  sealer: FrameSealer | undefined;
+  /** Checks the frames received after the handshake. */
+  opener: FrameOpener | undefined;
+  /** Inbound: its place in the admission pool until it authenticates. */
+  waiting: Waiting | undefined;
+  /** An open connection being checked for life, because `waiter` claims the same peer. */
+  probe: { readonly waiter: Connection; readonly timer: NodeJS.Timeout } | undefined;
   theirNonce: Buffer | undefined;
   senders: ReadonlySet<ReplicaId> | undefined;
   /** The TCP connection is up (inbound: always). */
@@ -216,6 +260,12 @@ interface Connection {
 }
 
 type Fault = 'auth' | 'frame';
+
+/** An inbound TCP connection (the raw socket, under TLS) not yet authenticated. */
+interface Waiting extends PendingEntry {
+  readonly raw: net.Socket;
+  readonly key: string;
+}
 
 /**
  * A {@link Cluster} over TCP. Construct, {@link listen}, hand to a {@link Replica}; {@link close}
@@ -245,7 +295,13 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
   private readonly rawSockets = new Set<net.Socket>();
   private readonly inbox: BoundedQueue<Message<T, D>>;
   private readonly dirty = new Set<Peer>();
-  private readonly counters: TcpStats = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, badFrames: 0, authFailures: 0, dropped: 0, reconnects: 0 };
+  private readonly counters: TcpStats = {
+    framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, badFrames: 0, forgedFrames: 0, authFailures: 0,
+    identityConflicts: 0, dropped: 0, reconnects: 0,
+  };
+  private readonly pending: PendingPool<Waiting>;
+  /** The admission pool's entries by remote address:port (how a TLS socket finds its raw socket's). */
+  private readonly waiting = new Map<string, Waiting>();
   private server: net.Server | undefined;
   private listening: Promise<void> | undefined;
   private listeningDone = false;
@@ -291,6 +347,10 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
     this.maxDelay = checkInt(o.reconnect?.maxDelay, Math.max(5000, this.minDelay), 'options.reconnect.maxDelay', this.minDelay);
     this.handshakeTimeout = checkInt(o.handshakeTimeout, 5000, 'options.handshakeTimeout', 1);
     this.retireAfter = checkInt(o.retireAfter, 10_000, 'options.retireAfter', 1);
+    this.pending = new PendingPool({
+      soft: PENDING_SOFT, hard: PENDING_HARD, perAddress: PENDING_PER_ADDRESS,
+      evictAfter: Math.min(PENDING_EVICT_AFTER, this.handshakeTimeout),
+    });
     if (o.onEvent !== undefined && typeof o.onEvent !== 'function') throw new TypeError('TcpCluster: options.onEvent must be a function');
     this.onEvent = o.onEvent;
     if (o.peers !== undefined) {
@@ -525,7 +585,7 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
   private async bind(): Promise<void> {
     const t = this.tlsOptions;
     const server = t === undefined
-      ? net.createServer((socket) => this.accept(socket))
+      ? net.createServer()
       : tls.createServer({
         key: t.key, cert: t.cert, ca: t.ca as tls.SecureContextOptions['ca'],
         requestCert: true, rejectUnauthorized: true, handshakeTimeout: this.handshakeTimeout,
@@ -543,6 +603,10 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
         this.authFailure(remoteOf(socket), undefined, `tls: ${error.message}`);
       });
     }
+    // Admission covers the raw TCP connection, so under TLS it covers the TLS handshake too.
+    server.on('connection', (raw: net.Socket) => {
+      if (this.admit(raw) && t === undefined) this.accept(raw);
+    });
     this.server = server;
     this.serverClosed = false;
     server.on('close', () => {
@@ -582,7 +646,8 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
       socket.setNoDelay(true);
       socket.setKeepAlive(true, KEEPALIVE_MS);
       // Over TLS this waits in the socket until the TLS handshake is done.
-      this.write(c, [encodeHello({ role: 'dialer', sender: this.id, receiver: peer.id, nonce: c.nonce, codec: this.codecName })]);
+      const hello = { sender: this.id, receiver: peer.id, nonce: c.nonce, codec: this.codecName };
+      this.write(c, [encodeHello({ ...hello, role: 'dialer' }, this.secret)]);
     });
   }
 
@@ -591,23 +656,48 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
       socket.destroy();
       return;
     }
-    let pending = 0;
-    for (const c of this.connections) if (!c.outbound && c.stage !== 'open') pending++;
-    if (pending >= MAX_PENDING_HANDSHAKES) {
+    const waiting = this.waiting.get(remoteOf(socket));
+    if (waiting === undefined) {
+      // Pushed out of the admission pool while its TLS handshake was finishing.
       socket.destroy();
-      this.authFailure(remoteOf(socket), undefined, 'too many connections authenticating');
       return;
     }
     socket.setNoDelay(true);
     socket.setKeepAlive(true, KEEPALIVE_MS);
     const c = this.track(socket, false, remoteOf(socket), undefined);
     c.connected = true;
+    c.waiting = waiting;
+  }
+
+  /** Admits a new inbound TCP connection to the pool of those authenticating, or closes it. */
+  private admit(raw: net.Socket): boolean {
+    if (this.closed) {
+      raw.destroy();
+      return false;
+    }
+    const now = Date.now();
+    const w: Waiting = { address: raw.remoteAddress ?? '?', since: now, raw, key: remoteOf(raw) };
+    const evicted = this.pending.admit(w, now);
+    if (evicted !== undefined) {
+      const c = [...this.connections].find((x) => x.waiting === evicted);
+      const reason = 'too many connections authenticating: pushed out by a newer one';
+      if (c !== undefined) this.fail(c, 'auth', reason);
+      else this.authFailure(evicted.key, undefined, reason);
+      evicted.raw.destroy();
+    }
+    this.waiting.set(w.key, w);
+    raw.once('close', () => {
+      this.pending.delete(w);
+      if (this.waiting.get(w.key) === w) this.waiting.delete(w.key);
+    });
+    return true;
   }
 
   private track(socket: net.Socket, outbound: boolean, remote: string, peer: Peer | undefined): Connection {
     const c: Connection = {
       socket, outbound, remote, peer, decoder: new FrameDecoder(MAX_HANDSHAKE_FRAME), nonce: newNonce(),
       stage: 'hello', theirNonce: undefined, senders: undefined, connected: false, timer: undefined,
+      sealer: undefined, opener: undefined, waiting: undefined, probe: undefined,
     };
     this.connections.add(c);
     c.timer = setTimeout(() => {
@@ -643,7 +733,9 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
     const wasOpen = c.stage === 'open';
     // Closed by the other side (or the network) after connecting but before authenticating: on a
     // dial, the peer refused us (wrong secret, unknown id, certificate); on an accept, a peer gave up.
-    if (c.connected && (c.stage === 'hello' || c.stage === 'proof')) this.authFailure(c.remote, c.peer?.id, 'closed during the handshake');
+    if (c.connected && (c.stage === 'hello' || c.stage === 'proof' || c.stage === 'verdict')) {
+      this.authFailure(c.remote, c.peer?.id, 'closed during the handshake');
+    }
     c.stage = 'closed';
     clearTimeout(c.timer);
     c.timer = undefined;
@@ -658,6 +750,7 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
       if (peer.dialing === c) peer.dialing = undefined;
       if (c.outbound && peer.conn === undefined && peer.dialing === undefined) this.retry(peer);
     }
+    if (c.probe !== undefined) this.probed(c, false);
     this.settleClose();
   }
 
@@ -681,8 +774,8 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
     let delivered = 0;
     try {
       for (let frame = c.decoder.next(); frame !== undefined; frame = isOpenOrOpening(c) ? c.decoder.next() : undefined) {
-        if (c.stage === 'open') {
-          if (this.onMessage(c, frame)) delivered++;
+        if (c.opener !== undefined) {
+          if (this.onSealed(c, frame)) delivered++;
         } else {
           this.onHandshake(c, frame);
         }
@@ -699,6 +792,37 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
         this.emit({ type: 'error', peer: c.peer?.id, error: asError(error) });
       }
     }
+  }
+
+  /** A frame after the handshake: checks its MAC, then handles it by kind. True if a message was delivered. */
+  private onSealed(c: Connection, frame: Buffer): boolean {
+    const opened = (c.opener as FrameOpener).open(frame);
+    if (opened === undefined) {
+      this.counters.forgedFrames++;
+      this.fail(c, 'frame', 'frame authentication failed (forged, replayed or reordered)');
+      return false;
+    }
+    const { kind, body } = opened;
+    const peer = c.peer as Peer;
+    if (kind === FrameKind.message && c.stage === 'open') return this.onMessage(c, body);
+    if (kind === FrameKind.batch && c.stage === 'open') {
+      const messages = splitBatch(body);
+      if (messages === undefined) this.fail(c, 'frame', 'malformed batch');
+      let delivered = false;
+      for (const m of messages ?? []) if (c.stage === 'open' && this.onMessage(c, m)) delivered = true;
+      return delivered;
+    }
+    if (kind === FrameKind.ping && c.stage === 'open') this.writeSealed(c, FrameKind.pong, EMPTY);
+    else if (kind === FrameKind.pong && c.stage === 'open') {
+      if (c.probe !== undefined) this.probed(c, true);
+    } else if (kind === FrameKind.welcome && c.outbound && c.stage === 'verdict') this.open(c);
+    else if (kind === FrameKind.refused && c.outbound && c.stage === 'verdict') {
+      const reason = `replica ${peer.id} refused this replica's id ${this.id}: ${body.toString('utf8')}`;
+      this.identityConflict(c, reason);
+      peer.attempt = 30; // retry, but seldom: the other process may go away
+      this.destroy(c);
+    } else this.fail(c, 'frame', `unexpected frame of kind ${kind}`);
+    return false;
   }
 
   private onMessage(c: Connection, frame: Buffer): boolean {
@@ -725,6 +849,7 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
     if (c.stage === 'hello') {
       const hello = decodeHello(frame);
       if (hello === undefined) return this.fail(c, 'auth', 'malformed hello');
+      if (!verifyHello(this.secret, frame)) return this.fail(c, 'auth', 'hello not signed with the cluster secret');
       if (hello.codec !== this.codecName) return this.fail(c, 'auth', `codec mismatch: peer uses ${hello.codec}, this replica ${this.codecName}`);
       if (hello.receiver !== this.id) return this.fail(c, 'auth', `hello addressed to replica ${hello.receiver}`);
       if (c.outbound) {
@@ -736,22 +861,93 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
         if (peer === undefined) return this.fail(c, 'auth', `unknown replica ${hello.sender}`);
         if (peer.id > this.id) return this.fail(c, 'auth', `replica ${peer.id} dialed, but the lower id dials`);
         c.peer = peer;
+        // It knows the secret (or replays a hello): no stranger, so it leaves the admission pool.
+        if (c.waiting !== undefined) this.pending.delete(c.waiting);
+        c.waiting = undefined;
       }
       c.theirNonce = hello.nonce;
       c.stage = 'proof';
       if (!c.outbound) {
-        const reply = encodeHello({ role: 'acceptor', sender: this.id, receiver: hello.sender, nonce: c.nonce, codec: this.codecName });
-        this.write(c, [reply, computeProof(this.secret, 'acceptor', this.transcript(c))]);
+        const reply = { sender: this.id, receiver: hello.sender, nonce: c.nonce, codec: this.codecName };
+        const proof = computeProof(this.secret, 'acceptor', this.transcript(c));
+        this.write(c, [encodeHello({ ...reply, role: 'acceptor' }, this.secret), proof]);
       }
       return;
     }
     // stage 'proof': the other side's proof
     const role = c.outbound ? 'acceptor' : 'dialer';
-    if (frame.length !== PROOF_BYTES || !verifyProof(this.secret, role, this.transcript(c), frame)) {
+    const t = this.transcript(c);
+    if (frame.length !== PROOF_BYTES || !verifyProof(this.secret, role, t, frame)) {
       return this.fail(c, 'auth', 'wrong proof of the cluster secret');
     }
-    if (c.outbound) this.write(c, [computeProof(this.secret, 'dialer', this.transcript(c))]);
+    // Every frame from now on is sealed with a key of its direction and checked with the other's.
+    c.sealer = new FrameSealer(frameKey(this.secret, c.outbound ? 'dialer' : 'acceptor', t));
+    c.opener = new FrameOpener(frameKey(this.secret, role, t));
+    c.decoder.maxFrameBytes = this.maxFrameBytes + SEAL_OVERHEAD;
+    c.stage = 'verdict';
+    if (c.outbound) {
+      this.write(c, [computeProof(this.secret, 'dialer', t)]);
+      return; // the acceptor's welcome opens it
+    }
+    this.letIn(c);
+  }
+
+  /**
+   * The acceptor's verdict on an authenticated dialer. If its peer already has an open
+   * connection, that one is pinged: an answer within half the handshake timeout means another
+   * live process holds the id, and the newcomer is refused; silence or a close means the old
+   * connection is dead (the peer restarted), and the newcomer replaces it.
+   */
+  private letIn(c: Connection): void {
+    const peer = c.peer as Peer;
+    const old = peer.conn;
+    if (old === undefined || old.stage !== 'open') {
+      this.writeSealed(c, FrameKind.welcome, EMPTY);
+      this.open(c);
+      return;
+    }
+    if (old.probe !== undefined) {
+      this.refuse(c, `replica ${peer.id} is already connecting from ${old.probe.waiter.remote}`);
+      return;
+    }
+    clearTimeout(c.timer); // the probe's own timer decides from now on
+    c.timer = undefined;
+    const timer = setTimeout(() => this.probed(old, false), Math.max(1, Math.floor(this.handshakeTimeout / 2)));
+    old.probe = { waiter: c, timer };
+    this.writeSealed(old, FrameKind.ping, EMPTY);
+  }
+
+  /** The end of a probe of `old`: `live` if it answered the ping. */
+  private probed(old: Connection, live: boolean): void {
+    const probe = old.probe;
+    if (probe === undefined) return;
+    old.probe = undefined;
+    clearTimeout(probe.timer);
+    const c = probe.waiter;
+    if (c.stage !== 'verdict' || this.closed) return; // the newcomer went away meanwhile, or this side is closing
+    if (live) {
+      this.refuse(c, `replica ${(c.peer as Peer).id} is already connected from ${old.remote} and answering`);
+      return;
+    }
+    this.destroy(old);
+    this.writeSealed(c, FrameKind.welcome, EMPTY);
     this.open(c);
+  }
+
+  /** Refuses an authenticated dialer whose id is held by a live connection; tells it why, then closes. */
+  private refuse(c: Connection, reason: string): void {
+    this.identityConflict(c, reason);
+    this.writeSealed(c, FrameKind.refused, Buffer.from(reason, 'utf8'));
+    c.stage = 'closed';
+    clearTimeout(c.timer);
+    c.timer = undefined;
+    c.socket.end(); // after the refusal is written; the dialer closes its side on reading it
+    setTimeout(() => c.socket.destroy(), this.handshakeTimeout).unref();
+  }
+
+  private identityConflict(c: Connection, reason: string): void {
+    this.counters.identityConflicts++;
+    this.emit({ type: 'identityConflict', peer: c.peer?.id, outbound: c.outbound, remote: c.remote, reason });
   }
 
   private transcript(c: Connection): Transcript {
@@ -766,7 +962,6 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
     const peer = c.peer as Peer;
     c.stage = 'open';
     c.senders = new Set([peer.id]);
-    c.decoder.maxFrameBytes = this.maxFrameBytes;
     clearTimeout(c.timer);
     c.timer = undefined;
     const old = peer.conn;
@@ -815,8 +1010,7 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
       if (first.byteLength >= LARGE_FRAME) {
         peer.queue.shift();
         socket.cork();
-        this.writeRaw(c, frameHeader(first.byteLength));
-        this.writeRaw(c, first);
+        for (const part of (c.sealer as FrameSealer).seal(FrameKind.message, first)) this.writeRaw(c, part);
         socket.uncork();
         this.counters.framesOut++;
         continue;
@@ -824,11 +1018,13 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
       const batch: Uint8Array[] = [];
       let bytes = 0;
       for (let next = peer.queue.peek(); next !== undefined && next.byteLength < LARGE_FRAME && bytes < BATCH_BYTES; next = peer.queue.peek()) {
+        // One authenticated frame carries the batch: it must fit the receiver's frame limit.
+        if (batch.length > 0 && bytes + FRAME_HEADER_BYTES + next.byteLength > this.maxFrameBytes) break;
         batch.push(next);
         bytes += FRAME_HEADER_BYTES + next.byteLength;
         peer.queue.shift();
       }
-      this.writeRaw(c, encodeFrames(batch));
+      this.writeRaw(c, (c.sealer as FrameSealer).sealMessages(batch));
       this.counters.framesOut += batch.length;
     }
   }
@@ -836,6 +1032,12 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
   /** Writes `payloads` as frames in one write. */
   private write(c: Connection, payloads: Uint8Array[]): void {
     this.writeRaw(c, encodeFrames(payloads));
+  }
+
+  /** Writes one authenticated control frame (after the handshake). */
+  private writeSealed(c: Connection, kind: FrameKind, body: Uint8Array): void {
+    if (c.socket.destroyed) return;
+    this.writeRaw(c, Buffer.concat((c.sealer as FrameSealer).seal(kind, body)));
   }
 
   private writeRaw(c: Connection, bytes: Uint8Array): void {
@@ -876,6 +1078,7 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
       peer.conn = undefined;
       this.emit({ type: 'disconnected', peer: peer.id });
     }
+    if (c.probe !== undefined) this.probed(c, false);
   }
 
   private drop(peer: ReplicaId | undefined, reason: DropReason): void {

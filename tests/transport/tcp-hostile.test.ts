@@ -3,8 +3,10 @@ import net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { msgpackCodec } from '../../src/transport/codec.js';
 import { encodeFrames, frameHeader } from '../../src/transport/frame.js';
+import { SEAL_OVERHEAD } from '../../src/transport/frame-auth.js';
 import { computeProof, encodeHello, newNonce } from '../../src/transport/handshake.js';
-import { closeAll, exchange, HOST, makeNode, mesh, rawPeer, vote, waitFor, type Node } from './fixtures/harness.js';
+import { closeAll, exchange, HOST, makeNode, mesh, rawPeer, SECRET, vote, waitFor, type Node }
+  from './fixtures/harness.js';
 
 /** The id the hand-driven peer claims: below the mesh's, so it is the one that dials. */
 const ROGUE = 5;
@@ -29,8 +31,8 @@ async function meshStillWorks(): Promise<void> {
   for (const n of nodes) expect(n.received.filter((m) => m.from === ROGUE)).toEqual([]);
 }
 
-const authenticated = async (): Promise<Awaited<ReturnType<typeof rawPeer>>> => {
-  const peer = await rawPeer({ port: target.cluster.port, id: ROGUE, target: 20 });
+const authenticated = async (answerPings = true): Promise<Awaited<ReturnType<typeof rawPeer>>> => {
+  const peer = await rawPeer({ port: target.cluster.port, id: ROGUE, target: 20, answerPings });
   await waitFor(() => target.cluster.connectedPeers.includes(ROGUE), 'the rogue to authenticate');
   return peer;
 };
@@ -81,18 +83,23 @@ describe('TcpCluster under hostile peers', { timeout: 30_000 }, () => {
     await meshStillWorks();
   });
 
-  it('refuses unknown replicas, misaddressed hellos and dialers that should accept', async () => {
+  it('refuses unknown replicas, misaddressed or unsigned hellos and dialers that should accept', async () => {
     const cases = [
+      {
+        id: ROGUE, target: 20, secret: 'a wrong secret, long enough',
+        reason: /hello not signed with the cluster secret/,
+      },
       { id: 7, target: 20, reason: /unknown replica 7/ },
       { id: ROGUE, target: 30, reason: /addressed to replica 30/ },
       { id: 30, target: 20, reason: /the lower id dials/ },
     ];
     for (const c of cases) {
-      await expect(rawPeer({ port: target.cluster.port, id: c.id, target: c.target })).rejects.toThrow(/closed during the handshake/);
+      const attempt = rawPeer({ port: target.cluster.port, id: c.id, target: c.target, secret: c.secret });
+      await expect(attempt).rejects.toThrow(/closed during the handshake/);
       const e = target.events.at(-1);
       expect(e?.type === 'authFailure' && c.reason.test(e.reason ?? ""), JSON.stringify(e)).toBe(true);
     }
-    expect(target.cluster.stats.authFailures).toBe(3);
+    expect(target.cluster.stats.authFailures).toBe(4);
     await meshStillWorks();
   });
 
@@ -121,7 +128,8 @@ describe('TcpCluster under hostile peers', { timeout: 30_000 }, () => {
 
   const badFrames: Array<[string, (peer: Awaited<ReturnType<typeof rawPeer>>) => void, RegExp]> = [
     ['garbage bytes', (p) => p.sendFrames(Buffer.from([0xc1, 0xff, 0x00, 0x13, 0x37])), /undecodable|invalid/],
-    ['an oversized frame header', (p) => p.sendRaw(frameHeader(64 * 1024 * 1024 + 1)), /exceeds the limit/],
+    ['an oversized frame header', (p) => p.sendRaw(frameHeader(64 * 1024 * 1024 + SEAL_OVERHEAD + 1)),
+      /exceeds the limit/],
     ['a truncated frame', (p) => {
       p.sendRaw(Buffer.concat([frameHeader(100), Buffer.alloc(10)]));
       p.socket.end();
@@ -150,9 +158,10 @@ describe('TcpCluster under hostile peers', { timeout: 30_000 }, () => {
     });
   }
 
-  it('a peer that authenticates again replaces its earlier connection', async () => {
-    const first = await authenticated();
+  it('a peer that authenticates again replaces its earlier connection once that one is found dead', async () => {
+    const first = await authenticated(false); // its process is gone: it answers no ping
     const second = await rawPeer({ port: target.cluster.port, id: ROGUE, target: 20 });
+    expect(second.refused).toBeUndefined();
     await first.closed;
     target.cluster.sendMessage(ROGUE, vote(20, 3));
     await waitFor(() => second.frames.length === 1, 'the message on the newer connection');
@@ -162,11 +171,28 @@ describe('TcpCluster under hostile peers', { timeout: 30_000 }, () => {
     await meshStillWorks();
   });
 
+  it('refuses a second live connection claiming a connected id, and keeps the first', async () => {
+    const first = await authenticated(); // alive: it answers pings
+    const second = await rawPeer({ port: target.cluster.port, id: ROGUE, target: 20 });
+    expect(second.refused).toMatch(/replica 5 is already connected from .* and answering/);
+    await second.closed;
+    const e = target.events.find((ev) => ev.type === 'identityConflict');
+    expect(e).toMatchObject({ peer: ROGUE, outbound: false });
+    expect(target.cluster.stats.identityConflicts).toBe(1);
+    expect(first.isClosed()).toBe(false);
+    target.cluster.sendMessage(ROGUE, vote(20, 3));
+    await waitFor(() => first.frames.length === 1, 'the message on the first connection');
+    expect(target.events.filter((ev) => ev.type === 'disconnected' && ev.peer === ROGUE)).toEqual([]);
+    first.socket.destroy();
+    await meshStillWorks();
+  });
+
   it('ignores a hello that is not this protocol', async () => {
     const socket = net.connect({ host: HOST, port: target.cluster.port });
     socket.on('error', () => undefined);
-    const hello = encodeHello({ role: 'dialer', sender: ROGUE, receiver: 20, nonce: newNonce(), codec: 'msgpack' });
-    hello[4] = 2; // another version
+    const fields = { role: 'dialer', sender: ROGUE, receiver: 20, nonce: newNonce(), codec: 'msgpack' } as const;
+    const hello = encodeHello(fields, Buffer.from(SECRET));
+    hello[4] = 9; // another version
     socket.write(encodeFrames([hello]));
     await new Promise((resolve) => socket.on('close', resolve));
     expect(target.events.some((e) => e.type === 'authFailure' && /malformed hello/.test(e.reason ?? ""))).toBe(true);

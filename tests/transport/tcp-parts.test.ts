@@ -2,8 +2,12 @@
 import { describe, expect, it } from 'vitest';
 import { jsonCodec, msgpackCodec } from '../../src/transport/codec.js';
 import { encodeFrame, encodeFrames, FrameDecoder, FrameTooLargeError, frameHeader } from '../../src/transport/frame.js';
-import { computeProof, decodeHello, encodeHello, MAX_HANDSHAKE_FRAME, newNonce, verifyProof } from '../../src/transport/handshake.js';
+import {
+  computeProof, decodeHello, encodeHello, MAX_HANDSHAKE_FRAME, newNonce, verifyHello, verifyProof,
+} from '../../src/transport/handshake.js';
 import { BoundedQueue } from '../../src/transport/queue.js';
+import { PendingPool } from '../../src/transport/admission.js';
+import { FrameKind, FrameOpener, FrameSealer, frameKey, splitBatch } from '../../src/transport/frame-auth.js';
 import { append, vote } from './fixtures/harness.js';
 import { seededRandom } from '../../src/sim/random.js';
 
@@ -87,9 +91,16 @@ describe('BoundedQueue', () => {
 describe('handshake encoding', () => {
   it('round-trips a hello and rejects malformed ones', () => {
     const hello = { role: 'dialer' as const, sender: -3, receiver: 2 ** 40, nonce: newNonce(), codec: 'msgpack' };
-    const bytes = encodeHello(hello);
+    const secret = Buffer.from('a cluster secret of some length');
+    const bytes = encodeHello(hello, secret);
     expect(bytes.length).toBeLessThanOrEqual(MAX_HANDSHAKE_FRAME);
     expect(decodeHello(bytes)).toEqual(hello);
+    expect(verifyHello(secret, bytes)).toBe(true);
+    expect(verifyHello(Buffer.from('another secret, just as long'), bytes)).toBe(false);
+    const tampered = Buffer.from(bytes);
+    tampered.writeDoubleBE(7, 6); // another sender
+    expect(decodeHello(tampered)?.sender).toBe(7);
+    expect(verifyHello(secret, tampered)).toBe(false);
     expect(decodeHello(bytes.subarray(0, bytes.length - 1))).toBeUndefined();
     expect(decodeHello(Buffer.concat([bytes, Buffer.of(0)]))).toBeUndefined();
     const fractional = Buffer.from(bytes);
@@ -124,4 +135,74 @@ describe('codecs', () => {
       expect(() => codec.decode(Buffer.from([0xc1, 0x7b, 0x22]))).toThrow();
     });
   }
+});
+
+describe('frame authentication', () => {
+  const t = { dialer: 1, acceptor: 2, dialerNonce: newNonce(), acceptorNonce: newNonce(), codec: 'msgpack' };
+  const secret = Buffer.from('a cluster secret of some length');
+  const frames = (sealed: Buffer): Buffer[] => {
+    const d = new FrameDecoder(1 << 20);
+    d.push(sealed);
+    const out: Buffer[] = [];
+    for (let f = d.next(); f !== undefined; f = d.next()) out.push(f);
+    return out;
+  };
+
+  it('opens what was sealed, in order, and nothing forged, replayed, reordered or from the other direction', () => {
+    const bodies = [Buffer.from('one'), Buffer.alloc(0), Buffer.alloc(70_000, 7)];
+    const sealer = new FrameSealer(frameKey(secret, 'dialer', t));
+    const wire = [sealer.sealMessages(bodies.slice(0, 1)), sealer.sealMessages(bodies)];
+    wire.push(Buffer.concat(sealer.seal(FrameKind.ping, bodies[2] as Buffer))); // sealed last: third in order
+    const [a, b, c] = frames(Buffer.concat(wire));
+    const opener = (): FrameOpener => new FrameOpener(frameKey(secret, 'dialer', t));
+    const o = opener();
+    expect([a, b, c].map((f) => o.open(f as Buffer))).toEqual([
+      { kind: FrameKind.message, body: bodies[0] },
+      { kind: FrameKind.batch, body: expect.any(Buffer) },
+      { kind: FrameKind.ping, body: bodies[2] },
+    ]);
+    const again = opener();
+    again.open(a as Buffer);
+    expect(splitBatch((again.open(b as Buffer) as { body: Buffer }).body)).toEqual(bodies);
+    expect(splitBatch(Buffer.of(0, 0, 0, 9, 1))).toBeUndefined(); // a length beyond the batch
+    expect(splitBatch(Buffer.of(0, 0))).toBeUndefined(); // a cut length
+    expect(o.open(c as Buffer)).toBeUndefined(); // replayed
+    expect(opener().open(b as Buffer)).toBeUndefined(); // out of order
+    expect(new FrameOpener(frameKey(secret, 'acceptor', t)).open(a as Buffer)).toBeUndefined(); // reflected
+    const elsewhere = new FrameOpener(frameKey(secret, 'dialer', { ...t, acceptorNonce: newNonce() }));
+    expect(elsewhere.open(a as Buffer)).toBeUndefined(); // another connection
+    const flipped = Buffer.from(a as Buffer);
+    flipped[1] = (flipped[1] as number) ^ 1;
+    expect(opener().open(flipped)).toBeUndefined(); // altered
+    expect(opener().open(Buffer.alloc(5))).toBeUndefined(); // too short to hold a tag
+  });
+});
+
+describe('admission of connections yet to say hello', () => {
+  const limits = { soft: 2, hard: 4, perAddress: 3, evictAfter: 100 };
+  const entry = (address: string, since: number): { address: string; since: number } => ({ address, since });
+
+  it('admits every newcomer; beyond soft replaces one old enough, beyond hard the busiest address\'s oldest', () => {
+    const pool = new PendingPool(limits);
+    const [a, b, c, d] = [entry('x', 0), entry('x', 10), entry('y', 20), entry('y', 30)];
+    expect(pool.admit(a, 0)).toBeUndefined();
+    expect(pool.admit(b, 10)).toBeUndefined();
+    expect(pool.admit(c, 20)).toBeUndefined(); // beyond soft, but none has had 100 ms: no one replaced
+    expect(pool.admit(d, 30)).toBeUndefined();
+    expect(pool.size).toBe(4);
+    const e = entry('z', 40);
+    expect(pool.admit(e, 40)).toBe(a); // at hard: the oldest of the busiest address (x and y tie: older)
+    expect(pool.admit(entry('z', 150), 150)).toBe(c); // all old enough: the busiest address (y) gives its oldest
+    expect(pool.size).toBe(4);
+  });
+
+  it("replaces a connection of the newcomer's own address once that address is at its limit", () => {
+    const pool = new PendingPool({ ...limits, soft: 10, hard: 10 });
+    const xs = [entry('x', 0), entry('x', 1), entry('x', 2)];
+    for (const x of xs) expect(pool.admit(x, x.since)).toBeUndefined();
+    expect(pool.admit(entry('y', 3), 3)).toBeUndefined();
+    expect(pool.admit(entry('x', 4), 4)).toBe(xs[0]); // young, but x is at 3: its oldest goes, never y's
+    pool.delete(xs[1] as { address: string; since: number });
+    expect(pool.admit(entry('x', 5), 5)).toBeUndefined();
+  });
 });

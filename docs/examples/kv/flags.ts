@@ -33,7 +33,8 @@ required:
   --data <dir>             directory for the replica's log and snapshots (created if missing)
   --peers <list>           Raft address of every member, this one included: 1=127.0.0.1:7001,2=...
   --http <list>            HTTP address of every member, same ids: 1=127.0.0.1:8001,2=...
-  --secret <string>        cluster secret, at least 16 bytes (or env TICKRAFT_SECRET)
+  --secret <string>        cluster secret, at least 16 bytes (or env TICKRAFT_SECRET); it authenticates
+                           every connection and frame; traffic is not encrypted
 
 optional:
   --heartbeat <ms>         leader heartbeat interval (default 50)

@@ -62,6 +62,13 @@ const cluster = new TcpCluster<KvCommand, KvSnapshot>({
   onEvent: (e) => {
     if (e.type === 'connected' || e.type === 'disconnected') log(`raft peer ${e.peer} ${e.type}`);
     else if (e.type === 'authFailure') fail(`raft connection from ${e.remote} refused: ${e.reason}`);
+    else if (e.type === 'identityConflict' && e.outbound === true) {
+      // Another live process holds this id: running on would make two replicas with one identity.
+      fail(`another process is running as replica ${f.id} (${e.reason}); exiting`);
+      void shutdown(1, 'replica id in use by another process');
+    } else if (e.type === 'identityConflict') {
+      fail(`refused a second process claiming replica ${e.peer} from ${e.remote}: ${e.reason}`);
+    }
   },
 });
 const replica = new Replica<KvCommand, KvSnapshot>({
