@@ -23,6 +23,10 @@
  * {@link TcpCluster.removePeer}) says where replicas are; the replica's configuration, told
  * through {@link TcpCluster.registerMembership}, only decides when a peer that has left it may be
  * let go (its connection closed and no longer redialed). See that method for the rule.
+ *
+ * This file is the class; its parts: tcp-options.ts (options and their checks), tcp-events.ts
+ * (counters and events), tcp-peers.ts (the address book), tcp-connection.ts (connections and the
+ * handshake), tcp-outbound.ts (batching what is sent), tcp-link.ts (the records they share).
  */
 import net from 'node:net';
 import tls from 'node:tls';
