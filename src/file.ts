@@ -5,14 +5,9 @@
  * @packageDocumentation
  * @module tickraft/file
  */
-export {
-  FileStorage,
-  CorruptStorageError,
-  StorageFormatError,
-  StorageLockedError,
-  type FileStorageOptions,
-  type FileStorageRecovery,
-} from './storage/file.js';
+export { FileStorage, type FileStorageOptions } from './storage/file-storage.js';
+export type { FileStorageRecovery } from './storage/file-recovery.js';
+export { CorruptStorageError, StorageFormatError, StorageLockedError } from './storage/file-errors.js';
 export { jsonStorageCodec, type StorageCodec } from './storage/codec.js';
 export type { Codec } from './core/codec.js';
 export type { Storage } from './core/storage.js';

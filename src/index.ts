@@ -37,7 +37,9 @@ export {
   type NetworkStats,
 } from './sim/local-network.js';
 export { seededRandom, deriveSeed } from './sim/random.js';
-export { FileStorage, CorruptStorageError, StorageFormatError, StorageLockedError, type FileStorageOptions, type FileStorageRecovery } from './storage/file.js';
+export { FileStorage, type FileStorageOptions } from './storage/file-storage.js';
+export type { FileStorageRecovery } from './storage/file-recovery.js';
+export { CorruptStorageError, StorageFormatError, StorageLockedError } from './storage/file-errors.js';
 export { jsonStorageCodec, type StorageCodec } from './storage/codec.js';
 // Type-only: the codecs themselves live in tickraft/tcp, whose msgpackr the root does not load.
 export type { MessageCodec } from './transport/codec.js';

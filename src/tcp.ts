@@ -6,14 +6,8 @@
  * @packageDocumentation
  * @module tickraft/tcp
  */
-export {
-  TcpCluster,
-  type TcpClusterOptions,
-  type TcpStats,
-  type TcpEvent,
-  type PeerAddress,
-  type TcpTlsOptions,
-  type DropReason,
-} from './transport/tcp.js';
+export { TcpCluster } from './transport/tcp.js';
+export type { TcpClusterOptions, PeerAddress, TcpTlsOptions } from './transport/tcp-options.js';
+export type { TcpStats, TcpEvent, DropReason } from './transport/tcp-events.js';
 export { jsonCodec, msgpackCodec, type MessageCodec } from './transport/codec.js';
 export type { Codec } from './core/codec.js';

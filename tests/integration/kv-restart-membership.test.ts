@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { KvClient } from '../../docs/examples/kv/client.js';
 import { KvProcesses, waitFor } from '../../docs/examples/kv/processes.js';
-import { FileStorage } from '../../src/storage/file.js';
+import { FileStorage } from '../../src/file.js';
 
 const serverJs = fileURLToPath(new URL('../../dist/docs/examples/kv/server.js', import.meta.url));
 const WAIT = 30_000;

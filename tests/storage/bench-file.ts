@@ -2,7 +2,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { FileStorage } from '../../src/storage/file.js';
+import { FileStorage } from '../../src/file.js';
 
 interface Cmd {
   id: string;

@@ -9,7 +9,7 @@
 // had never been attempted.)
 import { once } from 'node:events';
 import { openSync, writeSync } from 'node:fs';
-import { FileStorage } from '../../src/storage/file.js';
+import { FileStorage } from '../../src/file.js';
 import { crashBatch, modelOf, type Tr } from './workload.js';
 
 const [dir, seedText, progressFile] = process.argv.slice(2);

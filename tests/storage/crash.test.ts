@@ -3,7 +3,7 @@ import { readdir, readFile, stat, truncate } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { FileStorage } from '../../src/storage/file.js';
+import { FileStorage } from '../../src/file.js';
 import { compiled, tempDir } from './file-harness.js';
 import { crashBatch, ModelStorage, modelOf, prng, type Tr } from './workload.js';
 

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { mkdtemp, rm } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { FileStorage, type FileStorageOptions } from '../../src/storage/file.js';
+import { FileStorage, type FileStorageOptions } from '../../src/file.js';
 import type { StorageHarness, Tr } from './storage-suite.js';
 
 /** A fresh temporary directory, removed by the returned function. */

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { crc32, tableCrc32 } from '../../src/storage/crc32.js';
 import {
   CorruptStorageError, FileStorage, StorageFormatError, StorageLockedError, type FileStorageOptions,
-} from '../../src/storage/file.js';
+} from '../../src/file.js';
 import { msgpackCodec } from '../../src/transport/codec.js';
 import { compiled, fileHarness, runNode, tempDir } from './file-harness.js';
 import { entries, storageSuite, type Tr } from './storage-suite.js';

@@ -1,7 +1,7 @@
 // Helper program for file.test.ts: opens a FileStorage in another process.
 //   node lock-child.js <dir> try   -> prints {"ok":true} or {"error":name,"pid":...} and exits
 //   node lock-child.js <dir> hold  -> opens, saves one entry, prints "locked", waits to be killed
-import { FileStorage, StorageLockedError } from '../../src/storage/file.js';
+import { FileStorage, StorageLockedError } from '../../src/file.js';
 
 const [dir, mode] = process.argv.slice(2);
 if (dir === undefined) throw new Error('usage: lock-child <dir> try|hold');

@@ -2,7 +2,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { TcpTlsOptions } from '../../src/transport/tcp.js';
+import type { TcpTlsOptions } from '../../src/tcp.js';
 import { closeAll, exchange, fixture, HOST, liveHandles, makeNode, mesh, vote, waitFor, type Node } from './fixtures/harness.js';
 
 const good: TcpTlsOptions = { key: fixture('node.key'), cert: fixture('node.crt'), ca: fixture('ca.crt') };

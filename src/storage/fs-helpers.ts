@@ -1,0 +1,52 @@
+// Small file-system helpers of FileStorage and its directory lock: a full write, a directory
+// fsync, an unlink that tolerates absence, and a `mkdir -p` that terminates.
+import { existsSync, mkdirSync } from 'node:fs';
+import { open, unlink } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import * as path from 'node:path';
+
+/** Writes all of `buf` at `position`, however many writes that takes. */
+export async function writeAll(handle: FileHandle, buf: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesWritten } = await handle.write(buf, done, buf.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+/** Makes a directory's entries (a created, renamed or deleted file) durable. */
+export async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Deletes a file; a file already gone is not an error. */
+export async function unlinkIfPresent(file: string): Promise<void> {
+  try {
+    await unlink(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
+
+/**
+ * `mkdir -p`, without Node's recursive mkdir: on Node 20 it loops forever, synchronously (so
+ * not even a signal gets through), where mkdir fails with ENOENT under a parent that exists,
+ * as in /proc. Here that ENOENT is thrown.
+ */
+export function makeDirectory(dir: string): void {
+  try {
+    mkdirSync(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    const parent = path.dirname(dir);
+    if (code !== 'ENOENT' || parent === dir || existsSync(parent)) throw err;
+    makeDirectory(parent);
+    makeDirectory(dir); // the parent exists now: this ends
+  }
+}
