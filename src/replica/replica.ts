@@ -5,10 +5,10 @@ import {
   InvalidArgumentError, InvalidOptionsError, InvalidTransitionError, NotLeaderError, ReplicaStoppedError,
 } from '../core/errors.js';
 import { checkPersistentState } from '../core/check-state.js';
-import { isTransition, isValidMessage } from '../core/validate.js';
+import { isTransition } from '../core/validate.js';
 import type { Entry } from '../core/message.js';
-import { validateOptions, type Config, type ReplicaOptions } from '../core/options.js';
 import { Raft, type Pending, type ReplicaMetrics, type SnapshotToInstall } from '../core/raft.js';
+import { raftConfig, validateOptions, type Config, type ReplicaOptions } from './options.js';
 import type { Storage } from '../core/storage.js';
 import type { ReplicaId, StateMachineTransition, TransitionState } from '../core/types.js';
 
@@ -134,7 +134,7 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
    * once with {@link InvalidArgumentError} if `id` is not an integer.
    */
   addMember(id: ReplicaId): Promise<void> {
-    return this.request((raft, p) => raft.changeMembership(id, true, p), id);
+    return this.request((raft, p) => raft.changeMembership('add', id, p), id);
   }
 
   /**
@@ -143,7 +143,7 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
    * Rejects at once with {@link InvalidArgumentError} if `id` is not an integer.
    */
   removeMember(id: ReplicaId): Promise<void> {
-    return this.request((raft, p) => raft.changeMembership(id, false, p), id);
+    return this.request((raft, p) => raft.changeMembership('remove', id, p), id);
   }
 
   /**
@@ -300,36 +300,28 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
       const invalid = list.filter((t) => !isTransition(t));
       const pending = (invalid.length > 0 ? list.filter(isTransition) : list) as T[];
       const now = this.config.clock();
-      raft.metrics.messagesIn += messages.length;
       for (const m of messages) {
-        if (isValidMessage<T, D>(m, raft.membership.known) && m.from !== this.config.id) raft.step(m, now);
-        else raft.metrics.messagesDropped++;
-        if (raft.snapshotToInstall) await this.install(raft, raft.snapshotToInstall);
+        const snapshot = raft.receive(m, now);
+        if (snapshot) await this.install(raft, snapshot);
       }
       raft.tick(now);
       const requests = this.requests;
       this.requests = [];
       for (const r of requests) r.run(raft);
       raft.propose(pending); // a non-leader abandons them
-      raft.flush();
-      const batch = raft.takeBatch();
-      if (batch) await this.durably(() => this.storage.save(batch));
-      raft.persisted();
-      const { messages: out, reports, leaderChanges, membershipChanged } = raft;
-      raft.messages = [];
-      raft.reports = [];
-      raft.leaderChanges = [];
-      raft.membershipChanged = false;
-      raft.metrics.messagesOut += out.length;
+      const ready = raft.ready();
+      if (ready.batch) await this.durably(() => this.storage.save(ready.batch!));
+      raft.advance(ready);
       const applied = await this.exclusive(async () => {
-        for (const [to, m] of out) cluster.sendMessage(to, m);
-        for (const id of leaderChanges) cluster.registerLeader(id);
-        if (membershipChanged) cluster.registerMembership?.([...raft.membership.voters]);
-        for (const [id, state] of reports) {
+        for (const [to, m] of ready.messages) cluster.sendMessage(to, m);
+        for (const id of ready.leaderChanges) cluster.registerLeader(id);
+        if (ready.members) cluster.registerMembership?.(ready.members);
+        for (const [id, state] of ready.reports) {
           const done = stateMachine.registerTransitionState(id, state);
-          if (done) (this.hold(), await done); // Await only a promise: a microtask per report would cost more than the report.
+          // Await only a promise: a microtask per report would cost more than the report.
+          if (done) (this.hold(), await done);
         }
-        const count = await this.apply(raft);
+        const count = await this.apply(raft, ready.committed);
         raft.settleReads();
         return count;
       });
@@ -338,7 +330,7 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
           + ` (an object whose id is a string or a finite number), dropped: ${invalid.map(show).join(', ')}`;
         throw new InvalidTransitionError(what, invalid);
       }
-      return messages.length + pending.length + out.length + applied > 0 || batch !== undefined;
+      return messages.length + pending.length + ready.messages.length + applied > 0 || ready.batch !== undefined;
     });
     this.ticking = run.catch(() => undefined);
     return run;
@@ -360,7 +352,6 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
    * (its setSnapshot throws) is dropped and counted, and never breaks a restart.
    */
   private async install(raft: Raft<T, D>, m: SnapshotToInstall<D>): Promise<void> {
-    raft.snapshotToInstall = undefined;
     if (!this.config.stateMachine.setSnapshot) this.setSnapshot(m.snapshot); // throws: the hook is missing
     try {
       await this.exclusive(async () => {
@@ -368,8 +359,7 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
         if (done) (this.hold(), await done);
       });
     } catch {
-      raft.metrics.snapshotsRefused++;
-      return;
+      return raft.refused();
     }
     raft.installed(m);
   }
@@ -380,7 +370,7 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
     const sm = this.config.stateMachine;
     const stored = state.snapshot;
     const seed = stored ? undefined : await this.lock.runExclusive(async () => sm.getSnapshot?.());
-    const raft = new Raft<T, D>(this.config, state.term, state.votedFor, stored, state.entries as Entry<T>[]);
+    const raft = new Raft<T, D>(raftConfig(this.config), state);
     if (seed) raft.seed(seed);
     await this.lock.runExclusive(async () => {
       if (stored) await this.setSnapshot(stored);
@@ -397,30 +387,28 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
     return sm.setSnapshot(s);
   }
 
-  /** Applies committed entries in index order. Runs under the lock. */
-  private async apply(raft: Raft<T, D>): Promise<number> {
+  /** Applies the committed entries in index order, then takes the snapshot the algorithm asks for. Runs under the lock. */
+  private async apply(raft: Raft<T, D>, committed: Entry<T>[]): Promise<number> {
     const sm = this.config.stateMachine;
-    const from = raft.lastApplied;
-    while (raft.lastApplied < raft.commitIndex) {
-      const e = raft.log.entry(raft.lastApplied + 1)!;
+    for (const e of committed) {
       // Configuration entries take an index but are not the state machine's.
-      const done = e.config ? undefined : sm.applyTransition(e.transition, e.index);
+      const done = e.kind === 'config' ? undefined : sm.applyTransition(e.transition, e.index);
       if (done) (this.hold(), await done);
-      raft.lastApplied = e.index;
-      const reported = e.noop ? undefined : sm.registerTransitionState(e.transition.id, APPLIED);
+      raft.applied(e.index);
+      const reported = e.kind === 'transition' ? sm.registerTransitionState(e.transition.id, APPLIED) : undefined;
       if (reported) (this.hold(), await reported);
     }
-    const delta = this.config.snapshotDelta;
-    if (delta > 0 && raft.lastApplied - raft.log.snapshotIndex >= delta) {
-      const index = raft.lastApplied;
-      const term = raft.log.term(index)!;
+    const due = raft.snapshotDue();
+    if (due) {
+      const { index, term } = due;
       const made = sm.createSnapshot!(index, term);
       const snapshot = made instanceof Promise ? (this.hold(), await made) : made;
       if (snapshot?.lastIncludedIndex !== index || snapshot.lastIncludedTerm !== term) {
-        throw new TypeError(`createSnapshot(${index}, ${term}) must return a snapshot with lastIncludedIndex ${index} and lastIncludedTerm ${term}`);
+        const expected = `lastIncludedIndex ${index} and lastIncludedTerm ${term}`;
+        throw new TypeError(`createSnapshot(${index}, ${term}) must return a snapshot with ${expected}`);
       }
       raft.compact(snapshot);
     }
-    return raft.lastApplied - from;
+    return committed.length;
   }
 }
