@@ -137,7 +137,8 @@ export interface SnapshotResponse extends MessageBase {
 
 /** Every message replicas exchange: plain data that survives a JSON round-trip. */
 // D (the snapshot data's type) stays for the API, though a snapshot now travels as JSON text.
-export type Message<T, D = unknown> = VoteRequest | VoteResponse | AppendRequest<T> | AppendResponse | SnapshotRequest | SnapshotResponse | TimeoutNow;
+export type Message<T, D = unknown> =
+  | VoteRequest | VoteResponse | AppendRequest<T> | AppendResponse | SnapshotRequest | SnapshotResponse | TimeoutNow;
 
 /** A message's fields as its constructor takes them: all but `type`, with the defaults `D` optional. */
 type Fields<M extends MessageBase, Defaulted extends keyof M = never> =
@@ -147,7 +148,8 @@ type Fields<M extends MessageBase, Defaulted extends keyof M = never> =
 export const voteRequest = (m: Fields<VoteRequest, 'pre' | 'force'>): VoteRequest =>
   ({ type: 'vote', pre: false, force: false, ...m });
 /** The answer to a vote request (a pre-vote's if `pre`). */
-export const voteResponse = (m: Fields<VoteResponse, 'pre'>): VoteResponse => ({ type: 'voteResponse', pre: false, ...m });
+export const voteResponse = (m: Fields<VoteResponse, 'pre'>): VoteResponse =>
+  ({ type: 'voteResponse', pre: false, ...m });
 /** AppendEntries; `round` is 0 outside read rounds. */
 export const appendRequest = <T>(m: Fields<AppendRequest<T>, 'round'>): AppendRequest<T> =>
   ({ type: 'append', round: 0, ...m });

@@ -32,7 +32,7 @@ export interface SnapshotToInstall<D> { readonly from: ReplicaId; readonly snaps
  */
 export interface Ready<T, D> {
   /** The changes to make durable before anything else here is acted on. */
-  readonly batch: StorageBatch<T, D> | undefined;
+  batch: StorageBatch<T, D> | undefined;
   /** Messages to send, once `batch` is durable. */
   readonly messages: [ReplicaId, Message<T, D>][];
   /** Transition states to report, in order. */
@@ -45,16 +45,14 @@ export interface Ready<T, D> {
   committed: Entry<T>[];
 }
 
+const newReady = <T, D>(): Ready<T, D> =>
+  ({ batch: undefined, messages: [], reports: [], leaderChanges: [], members: undefined, committed: [] });
+
 /** A caller waiting for a request the core settles in a later tick. */
 export interface Pending { resolve(): void; reject(error: Error): void }
 interface Read extends Pending { readonly round: number; index: number }
-interface Change extends Pending {
-  readonly id: ReplicaId;
-  readonly add: boolean;
-  /** The index of its configuration entry once appended; 0 while the member catches up. */
-  index: number;
-  readonly deadline: number;
-}
+/** A membership change; `index` is its configuration entry's once appended, 0 while a new member catches up. */
+interface Change extends Pending { readonly id: ReplicaId; readonly add: boolean; index: number; deadline: number }
 interface Transfer extends Pending { readonly to: ReplicaId; readonly deadline: number; sent: boolean }
 
 /** Counters worth watching; they only ever grow. */
@@ -103,11 +101,8 @@ export class Raft<T extends StateMachineTransition, D> {
     snapshotsInstalled: 0, snapshotsRefused: 0,
   };
 
-  // What the next Ready hands over.
-  private messages: [ReplicaId, Message<T, D>][] = [];
-  private reports: [TransitionId, TransitionState][] = [];
-  private leaderChanges: (ReplicaId | undefined)[] = [];
-  private membershipChanged = false;
+  /** What the next Ready hands over, filled in as the algorithm goes; `batch` is taken last. */
+  private out: Ready<T, D> = newReady();
   private hardStateDirty = false;
   /** The lowest log index changed since the last batch; entries from there on must be saved. */
   private dirtyFrom = Infinity;
@@ -129,8 +124,6 @@ export class Raft<T extends StateMachineTransition, D> {
   private backlog: T[] = [];
   /** The chunks of a snapshot being received: its text so far, for one leader's term. */
   private incoming: { term: number; index: number; size: number; chunks: string[]; length: number } | undefined;
-  /** A whole snapshot from the leader, which {@link Raft.receive} hands to the driver to load. */
-  private snapshotToInstall: SnapshotToInstall<D> | undefined;
 
   /** Starts from what storage holds (checked by `checkPersistentState`). */
   constructor(private readonly config: RaftConfig<T>, stored: PersistentState<T, D>) {
@@ -141,7 +134,8 @@ export class Raft<T extends StateMachineTransition, D> {
     this.log = new RaftLog(snapshot?.lastIncludedIndex ?? 0, snapshot?.lastIncludedTerm ?? 0, entries);
     this.commitIndex = this.lastApplied = this.log.snapshotIndex;
     this.durableIndex = this.log.lastIndex;
-    this.membership = new Membership(snapshot?.members ?? (config.join ? [...config.peerIds] : [config.id, ...config.peerIds]));
+    const members = config.join ? [...config.peerIds] : [config.id, ...config.peerIds];
+    this.membership = new Membership(snapshot?.members ?? members);
     for (const e of entries) if (e.config) this.membership.appended(e.index, e.config);
     // A snapshot's configuration may predate members the options name: they are senders all the same.
     for (const id of config.peerIds) this.membership.known.add(id);
@@ -182,32 +176,27 @@ export class Raft<T extends StateMachineTransition, D> {
    * dropped and counted. Returns a complete snapshot from the leader, which the state machine
    * must load (then {@link Raft.installed}, or {@link Raft.refused}) before the next message.
    */
-  receive(m: unknown, now: number): SnapshotToInstall<D> | undefined {
+  receive(m: unknown, now: number): SnapshotToInstall<D> | void {
     this.metrics.messagesIn++;
-    if (!isValidMessage<T, D>(m, this.membership.known) || m.from === this.config.id) {
-      this.metrics.messagesDropped++;
-      return undefined;
-    }
-    this.step(m, now);
-    const install = this.snapshotToInstall;
-    this.snapshotToInstall = undefined;
-    return install;
+    if (isValidMessage<T, D>(m, this.membership.known) && m.from !== this.config.id) return this.step(m, now);
+    this.metrics.messagesDropped++;
   }
 
   /** Handles one well-formed message: settle the term first (§5.1), then act by type and role. */
-  private step(m: Message<T, D>, now: number): void {
+  private step(m: Message<T, D>, now: number): SnapshotToInstall<D> | void {
     this.now = now;
     if (m.type === 'vote' && m.pre) return this.onPreVote(m);
     if (m.term > this.term) {
       // Leader stickiness (dissertation §4.2.3): while a leader is heard from, no vote can depose it.
       if (m.type === 'vote' && !m.force && this.config.checkQuorum && this.heardFromLeader()) return;
       // A granted pre-vote carries the term the candidate asked about, not one to adopt.
-      const fromLeader = m.type === 'append' || m.type === 'snapshot';
-      if (!(m.type === 'voteResponse' && m.pre && m.granted)) this.becomeFollower(m.term, fromLeader ? m.from : undefined);
+      const leader = m.type === 'append' || m.type === 'snapshot' ? m.from : undefined;
+      if (!(m.type === 'voteResponse' && m.pre && m.granted)) this.becomeFollower(m.term, leader);
     } else if (m.term < this.term) {
       // Tell a stale leader or candidate about the newer term so it steps down.
       const [from, term] = [this.config.id, this.term];
-      if (m.type === 'append' || m.type === 'snapshot') this.send(m.from, appendResponse({ from, term, success: false, index: 0 }));
+      const stale = m.type === 'append' || m.type === 'snapshot';
+      if (stale) this.send(m.from, appendResponse({ from, term, success: false, index: 0 }));
       else if (m.type === 'vote') this.send(m.from, voteResponse({ from, term, granted: false }));
       return;
     }
@@ -234,10 +223,10 @@ export class Raft<T extends StateMachineTransition, D> {
     for (const first = this.log.lastIndex + 1; leading && i < queue.length; i++) {
       if (this.log.bytes(first, this.log.lastIndex) >= this.config.maxBytesPerMessage) break;
       this.appendEntry({ index: this.log.lastIndex + 1, term: this.term, transition: queue[i]!, kind: 'transition' });
-      this.reports.push([queue[i]!.id, QUEUED]);
+      this.out.reports.push([queue[i]!.id, QUEUED]);
     }
     this.backlog = leading ? queue.slice(i) : [];
-    if (!leading) for (const t of queue) this.reports.push([t.id, { status: 'abandoned', reason: 'not-leader' }]);
+    if (!leading) for (const t of queue) this.out.reports.push([t.id, { status: 'abandoned', reason: 'not-leader' }]);
   }
 
   /** A linearizable read (dissertation §6.4): settled by {@link Raft.settleReads} once safe. */
@@ -319,7 +308,7 @@ export class Raft<T extends StateMachineTransition, D> {
     } else if (this.committedInTerm() && (!c.add || progress.get(c.id)!.match >= this.commitIndex)) {
       c.index = this.log.lastIndex + 1;
       const config = c.add ? [...this.voters, c.id].sort((a, b) => a - b) : this.voters.filter((v) => v !== c.id);
-      this.appendEntry({ index: c.index, term: this.term, transition: this.config.noopTransition, kind: 'config', config });
+      this.appendEntry({ ...this.noop(c.index), kind: 'config', config });
     }
   }
 
@@ -337,7 +326,8 @@ export class Raft<T extends StateMachineTransition, D> {
     const index = this.committedInTerm() ? this.commitIndex : -1;
     this.reads = this.reads.filter((r) => {
       if (r.index < 0) r.index = index;
-      const ready = r.index >= 0 && r.index <= this.lastApplied && this.count(role.progress, (pr) => pr.round >= r.round) >= this.quorum;
+      const confirmed = this.count(role.progress, (pr) => pr.round >= r.round) >= this.quorum;
+      const ready = r.index >= 0 && r.index <= this.lastApplied && confirmed;
       if (ready) r.resolve();
       return !ready;
     });
@@ -356,14 +346,8 @@ export class Raft<T extends StateMachineTransition, D> {
    */
   ready(): Ready<T, D> {
     this.proceed();
-    const ready: Ready<T, D> = {
-      batch: this.takeBatch(), messages: this.messages, reports: this.reports, leaderChanges: this.leaderChanges,
-      members: undefined, committed: [],
-    };
-    this.messages = [];
-    this.reports = [];
-    this.leaderChanges = [];
-    return ready;
+    this.out.batch = this.takeBatch();
+    return this.out;
   }
 
   /**
@@ -373,16 +357,10 @@ export class Raft<T extends StateMachineTransition, D> {
   advance(ready: Ready<T, D>): void {
     this.durableIndex = this.log.lastIndex;
     if (this.role.kind === 'leader') this.maybeCommit(this.role.progress);
-    ready.messages.push(...this.messages);
-    ready.reports.push(...this.reports);
-    ready.leaderChanges.push(...this.leaderChanges);
-    this.messages = [];
-    this.reports = [];
-    this.leaderChanges = [];
-    if (this.membershipChanged) ready.members = [...this.voters];
-    this.membershipChanged = false;
+    if (ready.members) ready.members = [...this.voters];
     ready.committed = this.lastApplied < this.commitIndex ? this.log.slice(this.lastApplied + 1, this.commitIndex) : [];
     this.metrics.messagesOut += ready.messages.length;
+    this.out = newReady();
   }
 
   /** The state machine has applied the entry at `index` (or a configuration entry was passed over). */
@@ -390,7 +368,7 @@ export class Raft<T extends StateMachineTransition, D> {
     this.lastApplied = index;
   }
 
-  /** The index and term the state machine should snapshot at, once `snapshotDelta` entries were applied since the last. */
+  /** Where the state machine should take a snapshot: once `snapshotDelta` entries were applied since the last one. */
   snapshotDue(): { index: number; term: number } | undefined {
     const delta = this.config.snapshotDelta;
     if (delta === 0 || this.lastApplied - this.log.snapshotIndex < delta) return undefined;
@@ -423,12 +401,23 @@ export class Raft<T extends StateMachineTransition, D> {
 
   isLeader(): boolean { return this.role.kind === 'leader'; }
 
-  private send(to: ReplicaId, m: Message<T, D>): void { this.messages.push([to, m]); }
+  private send(to: ReplicaId, m: Message<T, D>): void { this.out.messages.push([to, m]); }
 
   private committedInTerm(): boolean { return this.log.term(this.commitIndex) === this.term; }
 
+  /** A noop entry of this term at `index`, the base of a leader's first entry and of configuration entries. */
+  private noop(index: number): { index: number; term: number; transition: T } {
+    return { index, term: this.term, transition: this.config.noopTransition };
+  }
+
+  /** §5.2, §5.4.1: only a voting member whose log is at least as up to date as ours gets a vote. */
+  private mayVoteFor(m: VoteRequest): boolean {
+    return this.voters.includes(m.from) && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm);
+  }
+
   private heardFromLeader(): boolean {
-    return this.role.kind === 'leader' || (this.leaderId !== undefined && this.now < this.leaderContact + this.config.electionTimeoutRange[0]);
+    const recently = this.now < this.leaderContact + this.config.electionTimeoutRange[0];
+    return this.role.kind === 'leader' || (this.leaderId !== undefined && recently);
   }
 
   /** How many voters (this leader included, if it is one) satisfy `ok`. */
@@ -444,7 +433,7 @@ export class Raft<T extends StateMachineTransition, D> {
   private setLeader(id: ReplicaId | undefined): void {
     if (id === this.leaderId) return;
     this.leaderId = id;
-    this.leaderChanges.push(id);
+    this.out.leaderChanges.push(id);
   }
 
   private resetElectionTimer(): void {
@@ -463,7 +452,9 @@ export class Raft<T extends StateMachineTransition, D> {
   }
 
   private truncateFrom(index: number): void {
-    for (const e of this.log.truncateFrom(index)) if (e.kind === 'transition') this.reports.push([e.transition.id, CONFLICT]);
+    for (const e of this.log.truncateFrom(index)) {
+      if (e.kind === 'transition') this.out.reports.push([e.transition.id, CONFLICT]);
+    }
     this.dirtyFrom = Math.min(this.dirtyFrom, index);
     this.truncated = true;
     if (this.membership.truncated(index)) this.onMembershipChange();
@@ -471,12 +462,16 @@ export class Raft<T extends StateMachineTransition, D> {
 
   /** A configuration takes effect when appended: the leader replicates to exactly the new members. */
   private onMembershipChange(): void {
-    this.membershipChanged = true;
+    this.out.members = this.voters; // the latest voters are read once the Ready is complete
     const role = this.role;
     if (role.kind !== 'leader') return;
-    for (const id of this.voters) if (id !== this.config.id && !role.progress.has(id)) role.progress.set(id, new Progress(this.log.lastIndex + 1));
+    for (const id of this.voters) {
+      if (id !== this.config.id && !role.progress.has(id)) role.progress.set(id, new Progress(this.log.lastIndex + 1));
+    }
     // A member being removed keeps receiving entries until its removal commits, so it learns of it.
-    for (const id of role.progress.keys()) if (!this.voters.includes(id) && id !== this.change?.id) role.progress.delete(id);
+    for (const id of role.progress.keys()) {
+      if (!this.voters.includes(id) && id !== this.change?.id) role.progress.delete(id);
+    }
   }
 
   private becomeFollower(term: number, leaderId: ReplicaId | undefined): void {
@@ -519,16 +514,18 @@ export class Raft<T extends StateMachineTransition, D> {
     this.setLeader(undefined);
     if (this.quorum === 1) return pre ? this.campaign('vote') : this.becomeLeader();
     const { lastIndex: lastLogIndex, lastTerm: lastLogTerm } = this.log;
-    const request = voteRequest({ from: id, term: this.term + (pre ? 1 : 0), lastLogIndex, lastLogTerm, pre, force: how === 'transfer' });
+    const term = this.term + (pre ? 1 : 0);
+    const request = voteRequest({ from: id, term, lastLogIndex, lastLogTerm, pre, force: how === 'transfer' });
     for (const v of this.voters) if (v !== id) this.send(v, request);
   }
 
   private becomeLeader(): void {
-    const progress = new Map(this.voters.filter((v) => v !== this.config.id).map((id) => [id, new Progress(this.log.lastIndex + 1)]));
+    const followers = this.voters.filter((v) => v !== this.config.id);
+    const progress = new Map(followers.map((id) => [id, new Progress(this.log.lastIndex + 1)]));
     this.role = { kind: 'leader', progress };
     this.setLeader(this.config.id);
     // The noop commits the previous terms' entries (§5.4.2 and §8) without waiting for a client.
-    this.appendEntry({ index: this.log.lastIndex + 1, term: this.term, transition: this.config.noopTransition, kind: 'noop' });
+    this.appendEntry({ ...this.noop(this.log.lastIndex + 1), kind: 'noop' });
     this.heartbeatDue = this.now + this.config.heartbeatTimeout;
     this.quorumCheckDue = this.now + this.maxElectionTimeout;
     this.proceed();
@@ -536,13 +533,13 @@ export class Raft<T extends StateMachineTransition, D> {
 
   /** A pre-vote changes nothing here; it is refused while a leader is heard from. */
   private onPreVote(m: VoteRequest): void {
-    const granted = m.term > this.term && !this.heardFromLeader() && this.voters.includes(m.from) && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm);
+    const granted = m.term > this.term && !this.heardFromLeader() && this.mayVoteFor(m);
     this.send(m.from, voteResponse({ from: this.config.id, term: granted ? m.term : this.term, granted, pre: true }));
   }
 
   /** §5.2, §5.4.1: one vote per term, only for a member whose log is at least as up to date. */
   private onVote(m: VoteRequest): void {
-    const granted = (this.votedFor === undefined || this.votedFor === m.from) && this.voters.includes(m.from) && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm);
+    const granted = (this.votedFor === undefined || this.votedFor === m.from) && this.mayVoteFor(m);
     if (granted) {
       this.votedFor = m.from;
       this.hardStateDirty = true;
@@ -553,7 +550,8 @@ export class Raft<T extends StateMachineTransition, D> {
 
   private onVoteResponse(m: VoteResponse): void {
     const role = this.role;
-    if (role.kind !== 'candidate' || role.pre !== m.pre || !m.granted || m.term !== this.term + (m.pre ? 1 : 0) || !this.voters.includes(m.from)) return;
+    if (role.kind !== 'candidate' || role.pre !== m.pre || !m.granted || !this.voters.includes(m.from)) return;
+    if (m.term !== this.term + (m.pre ? 1 : 0)) return;
     role.votes.add(m.from);
     if (role.votes.size >= this.quorum) {
       if (role.pre) this.campaign('vote');
@@ -567,22 +565,21 @@ export class Raft<T extends StateMachineTransition, D> {
     this.becomeFollower(m.term, m.from);
     this.resetElectionTimer();
     this.leaderContact = this.now;
-    const [from, term, round] = [this.config.id, this.term, m.round];
+    const answer = { from: this.config.id, term: this.term, success: true, round: m.round };
     let { prevLogIndex: prev, prevLogTerm: prevTerm, entries } = m;
     const snapshotIndex = this.log.snapshotIndex;
     if (prev < snapshotIndex) {
       // Everything up to our snapshot is committed, so it agrees with the leader's log.
       const skip = snapshotIndex - prev;
-      if (skip >= entries.length) return this.send(m.from, appendResponse({ from, term, success: true, index: snapshotIndex, round }));
+      if (skip >= entries.length) return this.send(m.from, appendResponse({ ...answer, index: snapshotIndex }));
       entries = entries.slice(skip);
       prev = snapshotIndex;
       prevTerm = this.log.snapshotTerm;
     }
     if (this.log.term(prev) !== prevTerm) {
       const hintIndex = this.log.lastIndexWithTermAtMost(Math.min(prev, this.log.lastIndex), prevTerm);
-      const hintTerm = this.log.term(hintIndex)!;
-      const rejection = { from, term, success: false, index: m.prevLogIndex, hintIndex, hintTerm, round };
-      return this.send(m.from, appendResponse(rejection));
+      const hint = { hintIndex, hintTerm: this.log.term(hintIndex)! };
+      return this.send(m.from, appendResponse({ ...answer, ...hint, success: false, index: m.prevLogIndex }));
     }
     let i = 0;
     for (; i < entries.length; i++) {
@@ -599,7 +596,7 @@ export class Raft<T extends StateMachineTransition, D> {
     for (; i < entries.length; i++) this.appendEntry(entries[i]!);
     const verified = prev + entries.length;
     this.commitIndex = Math.max(this.commitIndex, Math.min(m.leaderCommit, verified));
-    this.send(m.from, appendResponse({ from, term, success: true, index: verified, round }));
+    this.send(m.from, appendResponse({ ...answer, index: verified }));
   }
 
   /**
@@ -607,7 +604,7 @@ export class Raft<T extends StateMachineTransition, D> {
    * committed. Chunks of one snapshot from one leader's term accumulate in order; the follower
    * answers with how much it holds, and installs once it holds the whole text.
    */
-  private onSnapshot(m: SnapshotRequest): void {
+  private onSnapshot(m: SnapshotRequest): SnapshotToInstall<D> | void {
     if (this.role.kind === 'leader') return;
     this.becomeFollower(m.term, m.from);
     this.resetElectionTimer();
@@ -626,7 +623,7 @@ export class Raft<T extends StateMachineTransition, D> {
       let data: D;
       try { data = JSON.parse(b.chunks.join('')) as D; } catch { this.metrics.messagesDropped++; return; }
       // The state machine loads it first: one it refuses is never saved nor acknowledged.
-      return void (this.snapshotToInstall = { from: m.from, snapshot: { ...m.snapshot, data } });
+      return { from: m.from, snapshot: { ...m.snapshot, data } };
     }
     this.send(m.from, appendResponse({ from: this.config.id, term: this.term, success: true, index }));
   }
@@ -639,7 +636,7 @@ export class Raft<T extends StateMachineTransition, D> {
     this.send(m.from, appendResponse({ from: this.config.id, term: this.term, success: true, index }));
   }
 
-  /** The state machine refused the leader's snapshot (its `setSnapshot` threw): it is dropped, neither saved nor acknowledged. */
+  /** The state machine refused the leader's snapshot (its `setSnapshot` threw): not saved, not acknowledged. */
   refused(): void {
     this.metrics.snapshotsRefused++;
   }
@@ -655,7 +652,8 @@ export class Raft<T extends StateMachineTransition, D> {
   private installSnapshot(s: CoreSnapshot<D>): void {
     if (s.lastIncludedIndex <= this.commitIndex) return;
     // By Log Matching, if our entry at the snapshot's index differs, every entry after it conflicts.
-    if (this.log.term(s.lastIncludedIndex) !== s.lastIncludedTerm && s.lastIncludedIndex < this.log.lastIndex) this.truncateFrom(s.lastIncludedIndex + 1);
+    const { lastIncludedIndex: index, lastIncludedTerm: term } = s;
+    if (this.log.term(index) !== term && index < this.log.lastIndex) this.truncateFrom(index + 1);
     this.log.compact(s.lastIncludedIndex, s.lastIncludedTerm);
     this.membership.compacted(s.lastIncludedIndex, s.members);
     this.onMembershipChange();
@@ -702,7 +700,7 @@ export class Raft<T extends StateMachineTransition, D> {
     if (index <= this.commitIndex || this.log.term(index) !== this.term) return;
     for (let i = this.commitIndex + 1; i <= index; i++) {
       const e = this.log.entry(i)!;
-      if (e.kind === 'transition') this.reports.push([e.transition.id, COMMITTED]);
+      if (e.kind === 'transition') this.out.reports.push([e.transition.id, COMMITTED]);
     }
     this.commitIndex = index;
     const c = this.change;
@@ -732,7 +730,8 @@ export class Raft<T extends StateMachineTransition, D> {
         let end = Math.min(size, c.sent + (limit && maxBytesPerMessage));
         if (end < size && (c.text.charCodeAt(end - 1) & 0xfc00) === 0xd800) end--;
         const chunk = c.text.slice(c.sent, end);
-        this.send(id, snapshotRequest({ from: this.config.id, term: this.term, snapshot: c.meta, offset: c.sent, size, chunk }));
+        const [from, term] = [this.config.id, this.term];
+        this.send(id, snapshotRequest({ from, term, snapshot: c.meta, offset: c.sent, size, chunk }));
         c.sent = end;
         pr.paused = force; // a heartbeat's chunk probes: nothing more until it is answered
         force = false;

@@ -145,7 +145,9 @@ export function validateOptions<T extends StateMachineTransition, D>(o: ReplicaO
     fail('electionTimeoutRange must be two positive numbers of ms');
   }
   if (range[0] > range[1]) fail(`electionTimeoutRange is inverted: [${range[0]}, ${range[1]}]`);
-  if (range[0] <= heartbeat) fail(`electionTimeoutRange[0] (${range[0]}) must be above heartbeatTimeout (${heartbeat})`);
+  if (range[0] <= heartbeat) {
+    fail(`electionTimeoutRange[0] (${range[0]}) must be above heartbeatTimeout (${heartbeat})`);
+  }
   const catchUpTimeout = o.catchUpTimeout ?? 10 * range[1];
   if (!positive(catchUpTimeout)) fail(`catchUpTimeout must be a positive number of ms, got ${String(catchUpTimeout)}`);
   const snapshotDelta = o.snapshotDelta ?? 0;
@@ -160,7 +162,9 @@ export function validateOptions<T extends StateMachineTransition, D>(o: ReplicaO
   if (typeof tickInterval !== 'number' || !(tickInterval >= 0) || !Number.isFinite(tickInterval)) {
     fail('tickInterval must be a non-negative number of ms');
   }
-  for (const f of ['clock', 'random'] as const) if (o[f] !== undefined && typeof o[f] !== 'function') fail(`${f} must be a function`);
+  for (const f of ['clock', 'random'] as const) {
+    if (o[f] !== undefined && typeof o[f] !== 'function') fail(`${f} must be a function`);
+  }
   const counts = {
     maxEntriesPerMessage: o.maxEntriesPerMessage ?? 512, maxInflightMessages: o.maxInflightMessages ?? 32,
     maxBytesPerMessage: o.maxBytesPerMessage ?? 1 << 20, maxInflightBytes: o.maxInflightBytes ?? 8 << 20,

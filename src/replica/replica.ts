@@ -4,7 +4,7 @@ import { MemoryStorage } from '../storage/memory.js';
 import {
   InvalidArgumentError, InvalidOptionsError, InvalidTransitionError, NotLeaderError, ReplicaStoppedError,
 } from '../core/errors.js';
-import { checkPersistentState } from '../core/check-state.js';
+import { checkPersistentState } from './check-state.js';
 import { isTransition } from '../core/validate.js';
 import type { Entry } from '../core/message.js';
 import { Raft, type Pending, type ReplicaMetrics, type SnapshotToInstall } from '../core/raft.js';
@@ -277,7 +277,10 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
     });
   }
 
-  /** Returns whether the tick found work, so `start()` knows whether to sleep; undefined once `cluster.halt()` (asked if `halting`). */
+  /**
+   * Returns whether the tick found work, so `start()` knows whether to sleep; undefined once
+   * `cluster.halt()` (asked if `halting`).
+   */
   private tickOnce(halting: boolean): Promise<boolean | undefined> {
     const run = this.ticking.then(async () => {
       if (this.failure) throw this.failure.error;
@@ -383,11 +386,13 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
 
   private setSnapshot(s: NonNullable<Raft<T, D>['snapshot']>): void | Promise<void> {
     const sm = this.config.stateMachine;
-    if (!sm.setSnapshot) throw new TypeError('a snapshot must be loaded, but stateMachine.setSnapshot is not implemented');
+    if (!sm.setSnapshot) {
+      throw new TypeError('a snapshot must be loaded, but stateMachine.setSnapshot is not implemented');
+    }
     return sm.setSnapshot(s);
   }
 
-  /** Applies the committed entries in index order, then takes the snapshot the algorithm asks for. Runs under the lock. */
+  /** Applies the committed entries in index order, then takes the snapshot the algorithm asks for. Under the lock. */
   private async apply(raft: Raft<T, D>, committed: Entry<T>[]): Promise<number> {
     const sm = this.config.stateMachine;
     for (const e of committed) {
