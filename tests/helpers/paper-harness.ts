@@ -151,6 +151,7 @@ export interface PaperReplicaOptions {
   maxEntriesPerMessage?: number;
   maxBytesPerMessage?: number;
   maxInflightBytes?: number;
+  catchUpTimeout?: number;
   /** Pass the storage of a crashed replica to restart it. */
   storage?: RecordingStorage;
   /** Saved into a new storage before the first tick. */
@@ -196,6 +197,7 @@ export class PaperReplica {
       ...(options.maxEntriesPerMessage ? { maxEntriesPerMessage: options.maxEntriesPerMessage } : {}),
       ...(options.maxBytesPerMessage ? { maxBytesPerMessage: options.maxBytesPerMessage } : {}),
       ...(options.maxInflightBytes ? { maxInflightBytes: options.maxInflightBytes } : {}),
+      ...(options.catchUpTimeout ? { catchUpTimeout: options.catchUpTimeout } : {}),
       // The paper's plain Raft unless a test of the dissertation's rules asks otherwise.
       preVote: options.preVote ?? false, checkQuorum: options.checkQuorum ?? false, join: options.join ?? false,
     };

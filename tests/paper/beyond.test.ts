@@ -6,7 +6,10 @@
  * cluster use Simulation (virtual time on a LocalNetwork, invariants checked every step).
  */
 import { describe, expect, it } from 'vitest';
-import { NotLeaderError } from '../../src/index.js';
+import {
+  CatchUpTimeoutError, InvalidArgumentError, MembershipChangeInProgressError, NotLeaderError, NotVoterError,
+  TransferInProgressError, TransferTimeoutError,
+} from '../../src/index.js';
 import { appendRequest, appendResponse, voteRequest, voteResponse, type AppendRequest } from '../../src/core/message.js';
 import { PaperReplica, RaftNet, drainMicrotasks, entries, type Msg, type PaperReplicaOptions, type T } from '../helpers/paper-harness.js';
 import { Simulation } from '../helpers/simulation.js';
@@ -323,8 +326,29 @@ describe('§4.1–4.2 single-server membership changes', () => {
     await r.tick();
     await drainMicrotasks();
     expect(second.state).toBe('rejected');
+    expect(second.error).toBeInstanceOf(MembershipChangeInProgressError);
     expect(second.error?.message).toMatch(/in progress/);
     expect(first.state).toBe('pending');
+  });
+
+  // The new member 4 never answers: the change gives up at the deadline, not a tick before.
+  it.each([
+    ['the catchUpTimeout option', 1000, 1000],
+    ['its default, 10 maximum election timeouts', undefined, 3000],
+  ])('§4.1: a member that does not catch up within %s is not added (CatchUpTimeoutError)', async (_, option, deadline) => {
+    const r = await scriptedLeader(option === undefined ? {} : { catchUpTimeout: option });
+    const t0 = r.now;
+    const o = track(r.replica.addMember(4));
+    await r.tick();
+    await r.tick(t0 + deadline - 1);
+    await drainMicrotasks();
+    expect(o.state).toBe('pending');
+    await r.tick(t0 + deadline);
+    await drainMicrotasks();
+    expect(o.state).toBe('rejected');
+    expect(o.error).toBeInstanceOf(CatchUpTimeoutError);
+    expect(o.error?.message).toMatch(new RegExp(`replica 4 did not catch up within ${deadline} ms`));
+    expect(r.raft.membership.voters).toEqual([1, 2, 3]);
   });
 
   it('§4.1/§6.4/§3.10: on a non-leader readIndex, addMember, removeMember and transferLeadership reject with NotLeaderError', async () => {
@@ -585,11 +609,23 @@ describe('§3.10 leadership transfer', () => {
     sim.crash(to);
     const t0 = sim.now;
     const result = await sim.outcome(leader.replica.transferLeadership(to), 1000);
-    expect(result).toBeInstanceOf(Error);
+    expect(result).toBeInstanceOf(TransferTimeoutError);
     expect(sim.now - t0).toBeGreaterThanOrEqual(300);
     expect(sim.now - t0).toBeLessThanOrEqual(300 + 20);
     expect(leader.replica.status.role).toBe('leader');
     await sim.write([leader.id], ['after-failed-transfer']);
+  });
+
+  it('§3.10: a second transfer while one is under way rejects with TransferInProgressError', async () => {
+    const r = await scriptedLeader();
+    const first = track(r.replica.transferLeadership(2));
+    await r.tick();
+    const second = track(r.replica.transferLeadership(3));
+    await r.tick();
+    await drainMicrotasks();
+    expect(second.state).toBe('rejected');
+    expect(second.error).toBeInstanceOf(TransferInProgressError);
+    expect(first.state).toBe('pending');
   });
 
   it('§3.10: a transfer to a non-member rejects', async () => {
@@ -598,6 +634,8 @@ describe('§3.10 leadership transfer', () => {
     await r.tick();
     await drainMicrotasks();
     expect(o.state).toBe('rejected');
+    expect(o.error).toBeInstanceOf(NotVoterError);
+    expect(o.error).toBeInstanceOf(InvalidArgumentError); // as it always was
     expect(o.error?.message).toMatch(/not a voting member/);
     expect(r.takeOfType('timeoutNow')).toEqual([]);
   });
