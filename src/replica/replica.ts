@@ -130,8 +130,10 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
    * Adds a voting member (single-server change, dissertation §4.1); leader only, one change at
    * a time. The new member, started with `join: true`, first catches up as a non-voter; the
    * promise resolves when the configuration that includes it is committed, at once if it is a
-   * member already (so a client may retry). Rejects if another change is in progress, and at
-   * once with {@link InvalidArgumentError} if `id` is not an integer.
+   * member already (so a client may retry). Rejects with {@link MembershipChangeInProgressError}
+   * if another change is in progress, with {@link CatchUpTimeoutError} if the new member does not
+   * catch up within the `catchUpTimeout` option, and at once with {@link InvalidArgumentError} if
+   * `id` is not an integer.
    */
   addMember(id: ReplicaId): Promise<void> {
     return this.request((raft, p) => raft.changeMembership('add', id, p), id);
@@ -140,7 +142,8 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
   /**
    * Removes a voting member; leader only, one change at a time; resolves when the change is
    * committed, at once if `id` is not a member. A leader that removes itself steps down then.
-   * Rejects at once with {@link InvalidArgumentError} if `id` is not an integer.
+   * Rejects with {@link MembershipChangeInProgressError} if another change is in progress, and
+   * at once with {@link InvalidArgumentError} if `id` is not an integer.
    */
   removeMember(id: ReplicaId): Promise<void> {
     return this.request((raft, p) => raft.changeMembership('remove', id, p), id);
@@ -149,8 +152,10 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
   /**
    * Hands leadership to `to` (dissertation §3.10): the leader abandons new transitions
    * (`not-leader`), brings `to` up to date and tells it to campaign at once. Resolves when `to`
-   * leads; rejects if it does not within one maximum election timeout, and with
-   * {@link InvalidArgumentError} if `to` is not an integer (at once) or not a voting member.
+   * leads; rejects with {@link TransferTimeoutError} if it does not within one maximum election
+   * timeout, with {@link TransferInProgressError} while another transfer is under way, with
+   * {@link NotVoterError} if `to` is not a voting member, and at once with
+   * {@link InvalidArgumentError} if `to` is not an integer.
    */
   transferLeadership(to: ReplicaId): Promise<void> {
     return this.request((raft, p) => raft.transferLeadership(to, p), to);
