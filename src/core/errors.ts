@@ -38,8 +38,8 @@ export class ReplicaStoppedError extends Error {
  * not an integer, or a transfer to a replica that is not a voting member. Retrying cannot help.
  */
 export class InvalidArgumentError extends TypeError {
-  /** Always `'InvalidArgumentError'`. */
-  override readonly name = 'InvalidArgumentError';
+  /** `'InvalidArgumentError'`, or the name of a more precise kind ({@link NotVoterError}). */
+  override readonly name: string = 'InvalidArgumentError';
 }
 
 /**
@@ -56,4 +56,44 @@ export class InvalidTransitionError extends TypeError {
     super(message);
     this.transitions = transitions;
   }
+}
+
+/**
+ * Rejects {@link Replica.addMember} or {@link Replica.removeMember} while another membership
+ * change is not yet committed: one change at a time keeps any two majorities overlapping. Retry
+ * once it is.
+ */
+export class MembershipChangeInProgressError extends Error {
+  /** Always `'MembershipChangeInProgressError'`. */
+  override readonly name = 'MembershipChangeInProgressError';
+}
+
+/** Rejects {@link Replica.transferLeadership} while another transfer is under way. */
+export class TransferInProgressError extends Error {
+  /** Always `'TransferInProgressError'`. */
+  override readonly name = 'TransferInProgressError';
+}
+
+/**
+ * Rejects {@link Replica.addMember} when the new member did not catch up with the leader's log
+ * within the `catchUpTimeout` option: it is not added. Is it running, with `join: true`?
+ */
+export class CatchUpTimeoutError extends Error {
+  /** Always `'CatchUpTimeoutError'`. */
+  override readonly name = 'CatchUpTimeoutError';
+}
+
+/** Rejects {@link Replica.transferLeadership} when the target did not take over within one maximum election timeout. */
+export class TransferTimeoutError extends Error {
+  /** Always `'TransferTimeoutError'`. */
+  override readonly name = 'TransferTimeoutError';
+}
+
+/**
+ * Rejects {@link Replica.transferLeadership} to a replica that is not a voting member: only a
+ * voter can lead. It is an {@link InvalidArgumentError}, as this rejection always was.
+ */
+export class NotVoterError extends InvalidArgumentError {
+  /** Always `'NotVoterError'`. */
+  override readonly name = 'NotVoterError';
 }

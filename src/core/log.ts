@@ -25,7 +25,7 @@ export class RaftLog<T> {
   }
 
   get lastIndex(): number { return this.snapshotIndex + this.entries.length; }
-  get lastTerm(): number { return this.entries.length > 0 ? this.entries[this.entries.length - 1]!.term : this.snapshotTerm; }
+  get lastTerm(): number { return this.entries.at(-1)?.term ?? this.snapshotTerm; }
 
   /** The term of the entry at `index`, or undefined when compacted away or beyond the end. */
   term(index: number): number | undefined {
@@ -65,7 +65,10 @@ export class RaftLog<T> {
     this.snapshotTerm = term;
   }
 
-  /** §5.4.1: a log is at least as up to date as ours if its last term is higher, or equal with an index at least ours. */
+  /**
+   * §5.4.1: a log is at least as up to date as ours if its last term is higher, or equal with an
+   * index at least ours.
+   */
   isUpToDate(lastIndex: number, lastTerm: number): boolean {
     return lastTerm > this.lastTerm || (lastTerm === this.lastTerm && lastIndex >= this.lastIndex);
   }

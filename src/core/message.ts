@@ -2,16 +2,27 @@ import type { LogEntry, ReplicaId, Snapshot } from './types.js';
 import type { Storage } from './storage.js';
 
 /**
- * A log entry as the core keeps it and a {@link Storage} must keep it: a noop is the first entry
- * of a leader's term; a configuration entry carries the members. A storage that dropped `config`
- * would restart the replica with the membership of its options, not the cluster's.
+ * A log entry as the core keeps it and a {@link Storage} must keep it, `kind` and `config`
+ * included: a storage that dropped `config` would restart the replica with the membership of its
+ * options, not the cluster's.
  */
-export interface Entry<T> extends LogEntry<T> {
-  /** Present (true) on entries that carry no user transition (the leader's noop, configurations): no states are reported for them. */
-  readonly noop?: true;
-  /** On a configuration entry: the voting members from this entry on. It is not passed to `applyTransition`. */
-  readonly config?: ReplicaId[];
-}
+export type Entry<T> = LogEntry<T> & (
+  | {
+      /**
+       * `transition`: a user's transition, applied and reported. `noop`: the first entry of a
+       * leader's term; applied (it must have no effect), never reported.
+       */
+      readonly kind: 'transition' | 'noop';
+      /** Only on configuration entries. */
+      readonly config?: undefined;
+    }
+  | {
+      /** A configuration entry: neither applied nor reported. */
+      readonly kind: 'config';
+      /** The voting members from this entry on. */
+      readonly config: ReplicaId[];
+    }
+);
 
 /**
  * A snapshot as the core keeps it and a {@link Storage} must keep it: the configuration in effect
@@ -126,19 +137,28 @@ export interface SnapshotResponse extends MessageBase {
 
 /** Every message replicas exchange: plain data that survives a JSON round-trip. */
 // D (the snapshot data's type) stays for the API, though a snapshot now travels as JSON text.
-export type Message<T, D = unknown> = VoteRequest | VoteResponse | AppendRequest<T> | AppendResponse | SnapshotRequest | SnapshotResponse | TimeoutNow;
+export type Message<T, D = unknown> =
+  | VoteRequest | VoteResponse | AppendRequest<T> | AppendResponse | SnapshotRequest | SnapshotResponse | TimeoutNow;
 
-export const voteRequest = (from: ReplicaId, term: number, lastLogIndex: number, lastLogTerm: number, pre = false, force = false): VoteRequest =>
-  ({ type: 'vote', from, term, lastLogIndex, lastLogTerm, pre, force });
-export const voteResponse = (from: ReplicaId, term: number, granted: boolean, pre = false): VoteResponse =>
-  ({ type: 'voteResponse', from, term, granted, pre });
-export const appendRequest = <T>(from: ReplicaId, term: number, prevLogIndex: number, prevLogTerm: number, entries: Entry<T>[], leaderCommit: number, round = 0): AppendRequest<T> =>
-  ({ type: 'append', from, term, prevLogIndex, prevLogTerm, entries, leaderCommit, round });
-export const appendResponse = (from: ReplicaId, term: number, success: boolean, index: number, hintIndex = 0, hintTerm = 0, round = 0): AppendResponse =>
-  ({ type: 'appendResponse', from, term, success, index, hintIndex, hintTerm, round });
-export const snapshotRequest =
-  (from: ReplicaId, term: number, s: SnapshotMeta, offset: number, size: number, chunk: string): SnapshotRequest =>
-  ({ type: 'snapshot', from, term, snapshot: s, offset, size, chunk });
-export const snapshotResponse = (from: ReplicaId, term: number, index: number, offset: number): SnapshotResponse =>
-  ({ type: 'snapshotResponse', from, term, index, offset });
-export const timeoutNow = (from: ReplicaId, term: number): TimeoutNow => ({ type: 'timeoutNow', from, term });
+/** A message's fields as its constructor takes them: all but `type`, with the defaults `D` optional. */
+type Fields<M extends MessageBase, Defaulted extends keyof M = never> =
+  Omit<M, 'type' | Defaulted> & Partial<Pick<M, Defaulted>>;
+
+/** A vote request: a plain vote unless `pre` (a pre-vote) or `force` (a leadership transfer) says otherwise. */
+export const voteRequest = (m: Fields<VoteRequest, 'pre' | 'force'>): VoteRequest =>
+  ({ type: 'vote', pre: false, force: false, ...m });
+/** The answer to a vote request (a pre-vote's if `pre`). */
+export const voteResponse = (m: Fields<VoteResponse, 'pre'>): VoteResponse =>
+  ({ type: 'voteResponse', pre: false, ...m });
+/** AppendEntries; `round` is 0 outside read rounds. */
+export const appendRequest = <T>(m: Fields<AppendRequest<T>, 'round'>): AppendRequest<T> =>
+  ({ type: 'append', round: 0, ...m });
+/** The answer to AppendEntries or to a whole snapshot; the hints matter only on rejection. */
+export const appendResponse = (m: Fields<AppendResponse, 'hintIndex' | 'hintTerm' | 'round'>): AppendResponse =>
+  ({ type: 'appendResponse', hintIndex: 0, hintTerm: 0, round: 0, ...m });
+/** One chunk of a snapshot. */
+export const snapshotRequest = (m: Fields<SnapshotRequest>): SnapshotRequest => ({ type: 'snapshot', ...m });
+/** How much of a snapshot the follower holds. */
+export const snapshotResponse = (m: Fields<SnapshotResponse>): SnapshotResponse => ({ type: 'snapshotResponse', ...m });
+/** Tells a transfer's target to campaign now. */
+export const timeoutNow = (m: Fields<TimeoutNow>): TimeoutNow => ({ type: 'timeoutNow', ...m });

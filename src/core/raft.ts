@@ -1,13 +1,18 @@
-import type { Config } from './options.js';
-import { InvalidArgumentError, NotLeaderError } from './errors.js';
+import type { RaftConfig } from './config.js';
+import {
+  CatchUpTimeoutError, MembershipChangeInProgressError, NotLeaderError, NotVoterError, TransferInProgressError,
+  TransferTimeoutError,
+} from './errors.js';
 import { RaftLog } from './log.js';
 import { Membership } from './membership.js';
 import { Progress } from './progress.js';
 import {
   appendRequest, appendResponse, snapshotRequest, snapshotResponse, timeoutNow, voteRequest, voteResponse,
-  type AppendRequest, type AppendResponse, type CoreSnapshot, type Entry, type Message, type SnapshotRequest, type SnapshotResponse, type VoteRequest, type VoteResponse,
+  type AppendRequest, type AppendResponse, type CoreSnapshot, type Entry, type Message, type SnapshotRequest,
+  type SnapshotResponse, type VoteRequest, type VoteResponse,
 } from './message.js';
-import type { StorageBatch } from './storage.js';
+import type { PersistentState, StorageBatch } from './storage.js';
+import { isValidMessage } from './validate.js';
 import { MAX_TERM_OR_INDEX } from './types.js';
 import type { ReplicaId, Snapshot, StateMachineTransition, TransitionId, TransitionState } from './types.js';
 
@@ -19,10 +24,35 @@ type Role =
 /** A whole snapshot from the leader `from`, for the state machine to load before the algorithm takes it. */
 export interface SnapshotToInstall<D> { readonly from: ReplicaId; readonly snapshot: CoreSnapshot<D> }
 
+/**
+ * The hand-over from the algorithm to the driver (after etcd's `Ready`), taken by
+ * {@link Raft.ready}: save `batch` durably, call {@link Raft.advance}, then send `messages`,
+ * announce leader and membership changes, report, and apply `committed`. The driver decides
+ * nothing of Raft: it does what the value says, in that order.
+ */
+export interface Ready<T, D> {
+  /** The changes to make durable before anything else here is acted on. */
+  batch: StorageBatch<T, D> | undefined;
+  /** Messages to send, once `batch` is durable. */
+  readonly messages: [ReplicaId, Message<T, D>][];
+  /** Transition states to report, in order. */
+  readonly reports: [TransitionId, TransitionState][];
+  /** Every change of the known leader, in order. */
+  readonly leaderChanges: (ReplicaId | undefined)[];
+  /** The voting members, if they changed. */
+  members: ReplicaId[] | undefined;
+  /** Committed entries not yet applied, in index order: apply each and tell {@link Raft.applied}. */
+  committed: Entry<T>[];
+}
+
+const newReady = <T, D>(): Ready<T, D> =>
+  ({ batch: undefined, messages: [], reports: [], leaderChanges: [], members: undefined, committed: [] });
+
 /** A caller waiting for a request the core settles in a later tick. */
 export interface Pending { resolve(): void; reject(error: Error): void }
 interface Read extends Pending { readonly round: number; index: number }
-interface Change extends Pending { readonly id: ReplicaId; readonly add: boolean; index: number; readonly deadline: number }
+/** A membership change; `index` is its configuration entry's once appended, 0 while a new member catches up. */
+interface Change extends Pending { readonly id: ReplicaId; readonly add: boolean; index: number; deadline: number }
 interface Transfer extends Pending { readonly to: ReplicaId; readonly deadline: number; sent: boolean }
 
 /** Counters worth watching; they only ever grow. */
@@ -50,9 +80,8 @@ const QUEUED: TransitionState = { status: 'queued' };
 const CONFLICT: TransitionState = { status: 'abandoned', reason: 'conflict-with-leader' };
 
 /**
- * The Raft algorithm, free of I/O: `step` and `tick` change state and record what must follow
- * in the outbox (`messages`, `reports`, `leaderChanges`, the storage batch). The replica drains
- * it: persist first, then send, then report, then apply.
+ * The Raft algorithm, free of I/O: `receive`, `tick` and the requests change state and record
+ * what must follow; {@link Raft.ready} hands it to the driver as one {@link Ready}.
  */
 export class Raft<T extends StateMachineTransition, D> {
   term = 0;
@@ -65,20 +94,15 @@ export class Raft<T extends StateMachineTransition, D> {
   readonly membership: Membership;
   /** The latest snapshot, kept to send to followers that need compacted entries. */
   snapshot: CoreSnapshot<D> | undefined;
-  /** A newer snapshot from the leader: the replica has the state machine load it, then calls {@link Raft.installed}. */
-  snapshotToInstall: SnapshotToInstall<D> | undefined = undefined;
   /** A leadership transfer under way: the leader accepts no transitions meanwhile. */
-  transfer: Transfer | undefined = undefined;
+  private transfer: Transfer | undefined = undefined;
   readonly metrics: ReplicaMetrics = {
     messagesIn: 0, messagesOut: 0, messagesDropped: 0, electionsStarted: 0, entriesAppended: 0, snapshotsCreated: 0,
     snapshotsInstalled: 0, snapshotsRefused: 0,
   };
 
-  // The outbox.
-  messages: [ReplicaId, Message<T, D>][] = [];
-  reports: [TransitionId, TransitionState][] = [];
-  leaderChanges: (ReplicaId | undefined)[] = [];
-  membershipChanged = false;
+  /** What the next Ready hands over, filled in as the algorithm goes; `batch` is taken last. */
+  private out: Ready<T, D> = newReady();
   private hardStateDirty = false;
   /** The lowest log index changed since the last batch; entries from there on must be saved. */
   private dirtyFrom = Infinity;
@@ -101,14 +125,17 @@ export class Raft<T extends StateMachineTransition, D> {
   /** The chunks of a snapshot being received: its text so far, for one leader's term. */
   private incoming: { term: number; index: number; size: number; chunks: string[]; length: number } | undefined;
 
-  constructor(private readonly config: Config<T, D>, term: number, votedFor: ReplicaId | undefined, snapshot: CoreSnapshot<D> | undefined, entries: Entry<T>[]) {
-    this.term = term;
-    this.votedFor = votedFor;
+  /** Starts from what storage holds (checked by `checkPersistentState`). */
+  constructor(private readonly config: RaftConfig<T>, stored: PersistentState<T, D>) {
+    const { snapshot, entries } = stored;
+    this.term = stored.term;
+    this.votedFor = stored.votedFor;
     this.snapshot = snapshot;
     this.log = new RaftLog(snapshot?.lastIncludedIndex ?? 0, snapshot?.lastIncludedTerm ?? 0, entries);
     this.commitIndex = this.lastApplied = this.log.snapshotIndex;
     this.durableIndex = this.log.lastIndex;
-    this.membership = new Membership(snapshot?.members ?? (config.join ? config.peerIds : [config.id, ...config.peerIds]));
+    const members = config.join ? [...config.peerIds] : [config.id, ...config.peerIds];
+    this.membership = new Membership(snapshot?.members ?? members);
     for (const e of entries) if (e.config) this.membership.appended(e.index, e.config);
     // A snapshot's configuration may predate members the options name: they are senders all the same.
     for (const id of config.peerIds) this.membership.known.add(id);
@@ -140,23 +167,37 @@ export class Raft<T extends StateMachineTransition, D> {
       this.heartbeatDue = now + this.config.heartbeatTimeout;
       for (const [id, pr] of role.progress) this.heartbeat(id, pr);
     } else if (now >= this.electionDeadline) {
-      this.campaign(this.config.preVote, false);
+      this.campaign(this.config.preVote ? 'pre-vote' : 'vote');
     }
   }
 
+  /**
+   * Takes one message from the cluster: a malformed one, or one from an unknown sender, is
+   * dropped and counted. Returns a complete snapshot from the leader, which the state machine
+   * must load (then {@link Raft.installed}, or {@link Raft.refused}) before the next message.
+   */
+  receive(m: unknown, now: number): SnapshotToInstall<D> | void {
+    this.metrics.messagesIn++;
+    if (isValidMessage<T, D>(m, this.membership.known) && m.from !== this.config.id) return this.step(m, now);
+    this.metrics.messagesDropped++;
+  }
+
   /** Handles one well-formed message: settle the term first (§5.1), then act by type and role. */
-  step(m: Message<T, D>, now: number): void {
+  private step(m: Message<T, D>, now: number): SnapshotToInstall<D> | void {
     this.now = now;
     if (m.type === 'vote' && m.pre) return this.onPreVote(m);
     if (m.term > this.term) {
       // Leader stickiness (dissertation §4.2.3): while a leader is heard from, no vote can depose it.
       if (m.type === 'vote' && !m.force && this.config.checkQuorum && this.heardFromLeader()) return;
       // A granted pre-vote carries the term the candidate asked about, not one to adopt.
-      if (!(m.type === 'voteResponse' && m.pre && m.granted)) this.becomeFollower(m.term, m.type === 'append' || m.type === 'snapshot' ? m.from : undefined);
+      const leader = m.type === 'append' || m.type === 'snapshot' ? m.from : undefined;
+      if (!(m.type === 'voteResponse' && m.pre && m.granted)) this.becomeFollower(m.term, leader);
     } else if (m.term < this.term) {
       // Tell a stale leader or candidate about the newer term so it steps down.
-      if (m.type === 'append' || m.type === 'snapshot') this.send(m.from, appendResponse(this.config.id, this.term, false, 0));
-      else if (m.type === 'vote') this.send(m.from, voteResponse(this.config.id, this.term, false));
+      const [from, term] = [this.config.id, this.term];
+      const stale = m.type === 'append' || m.type === 'snapshot';
+      if (stale) this.send(m.from, appendResponse({ from, term, success: false, index: 0 }));
+      else if (m.type === 'vote') this.send(m.from, voteResponse({ from, term, granted: false }));
       return;
     }
     switch (m.type) {
@@ -166,7 +207,7 @@ export class Raft<T extends StateMachineTransition, D> {
       case 'snapshot': return this.onSnapshot(m);
       case 'appendResponse': return this.onAppendResponse(m);
       case 'snapshotResponse': return this.onSnapshotResponse(m);
-      case 'timeoutNow': if (this.role.kind === 'follower' && m.from === this.leaderId) this.campaign(false, true);
+      case 'timeoutNow': if (this.role.kind === 'follower' && m.from === this.leaderId) this.campaign('transfer');
     }
   }
 
@@ -181,11 +222,11 @@ export class Raft<T extends StateMachineTransition, D> {
     let i = 0;
     for (const first = this.log.lastIndex + 1; leading && i < queue.length; i++) {
       if (this.log.bytes(first, this.log.lastIndex) >= this.config.maxBytesPerMessage) break;
-      this.appendEntry({ index: this.log.lastIndex + 1, term: this.term, transition: queue[i]! });
-      this.reports.push([queue[i]!.id, QUEUED]);
+      this.appendEntry({ index: this.log.lastIndex + 1, term: this.term, transition: queue[i]!, kind: 'transition' });
+      this.out.reports.push([queue[i]!.id, QUEUED]);
     }
     this.backlog = leading ? queue.slice(i) : [];
-    if (!leading) for (const t of queue) this.reports.push([t.id, { status: 'abandoned', reason: 'not-leader' }]);
+    if (!leading) for (const t of queue) this.out.reports.push([t.id, { status: 'abandoned', reason: 'not-leader' }]);
   }
 
   /** A linearizable read (dissertation §6.4): settled by {@link Raft.settleReads} once safe. */
@@ -194,60 +235,88 @@ export class Raft<T extends StateMachineTransition, D> {
     this.reads.push({ ...p, round: this.round + 1, index: this.committedInTerm() ? this.commitIndex : -1 });
   }
 
-  /** A single-server membership change (dissertation §4.1); a new member first catches up as a non-voter. */
-  changeMembership(id: ReplicaId, add: boolean, p: Pending): void {
+  /**
+   * A single-server membership change (dissertation §4.1); a new member first catches up as a
+   * non-voter, for at most `catchUpTimeout` ms.
+   */
+  changeMembership(change: 'add' | 'remove', id: ReplicaId, p: Pending): void {
     const role = this.role;
+    const add = change === 'add';
     if (role.kind !== 'leader') return p.reject(new NotLeaderError(this.leaderId));
     if (this.voters.includes(id) === add) return p.resolve();
-    if (this.change || this.membership.lastIndex > this.commitIndex) return p.reject(new Error('a membership change is already in progress'));
+    if (this.change || this.membership.lastIndex > this.commitIndex) {
+      return p.reject(new MembershipChangeInProgressError('a membership change is already in progress'));
+    }
     if (add) {
       this.membership.known.add(id);
       role.progress.set(id, new Progress(this.log.lastIndex + 1));
     }
-    this.change = { ...p, id, add, index: 0, deadline: this.now + 10 * this.maxElectionTimeout };
+    this.change = { ...p, id, add, index: 0, deadline: this.now + this.config.catchUpTimeout };
   }
 
   /** Hands leadership to `to` (dissertation §3.10): no new transitions, bring `to` up to date, then TimeoutNow. */
   transferLeadership(to: ReplicaId, p: Pending): void {
     if (this.role.kind !== 'leader') return p.reject(new NotLeaderError(this.leaderId));
     if (to === this.config.id) return p.resolve();
-    if (!this.voters.includes(to)) return p.reject(new InvalidArgumentError(`replica ${to} is not a voting member`));
-    if (this.transfer) return p.reject(new Error('a leadership transfer is already in progress'));
+    if (!this.voters.includes(to)) return p.reject(new NotVoterError(`replica ${to} is not a voting member`));
+    if (this.transfer) return p.reject(new TransferInProgressError('a leadership transfer is already in progress'));
     this.transfer = { ...p, to, deadline: this.now + this.maxElectionTimeout, sent: false };
   }
 
-  /** Moves pending requests on and sends what each follower can take, within its message and in-flight budgets. */
-  flush(): void {
-    let t = this.transfer;
-    if (t && (this.leaderId === t.to || this.now >= t.deadline)) {
-      if (this.leaderId === t.to) t.resolve();
-      else t.reject(new Error(`replica ${t.to} did not take over within ${this.maxElectionTimeout} ms`));
-      t = this.transfer = undefined;
-    }
+  /**
+   * After the requests of a tick: settle a transfer, send its TimeoutNow, advance a membership
+   * change, start a read round, and send each follower what it can take.
+   */
+  private proceed(): void {
+    this.settleTransfer();
     const role = this.role;
     if (role.kind !== 'leader') return;
-    if (t && !t.sent && role.progress.get(t.to)?.match === this.log.lastIndex) {
-      t.sent = true;
-      this.send(t.to, timeoutNow(this.config.id, this.term));
-    }
-    const c = this.change;
-    if (c && c.index === 0) {
-      if (this.now >= c.deadline) {
-        this.change = undefined;
-        if (c.add) role.progress.delete(c.id);
-        c.reject(new Error(`replica ${c.id} did not catch up in time`));
-      } else if (this.committedInTerm() && (!c.add || role.progress.get(c.id)!.match >= this.commitIndex)) {
-        c.index = this.log.lastIndex + 1;
-        const config = c.add ? [...this.voters, c.id].sort((a, b) => a - b) : this.voters.filter((v) => v !== c.id);
-        this.appendEntry({ index: c.index, term: this.term, transition: this.config.noopTransition, noop: true, config });
-      }
-    }
-    if ((this.reads.at(-1)?.round ?? 0) > this.round) {
-      // One heartbeat round confirms leadership for every read that arrived since the last one.
-      this.round++;
-      for (const [id, pr] of role.progress) this.sendHeartbeat(id, pr.match);
-    }
+    this.sendTimeoutNow(role.progress);
+    this.advanceMembershipChange(role.progress);
+    this.startReadRound(role.progress);
     for (const [id, pr] of role.progress) this.replicate(id, pr, false);
+  }
+
+  /** A transfer ends when its target leads, or fails after one maximum election timeout. */
+  private settleTransfer(): void {
+    const t = this.transfer;
+    if (!t || (this.leaderId !== t.to && this.now < t.deadline)) return;
+    this.transfer = undefined;
+    if (this.leaderId === t.to) t.resolve();
+    else t.reject(new TransferTimeoutError(`replica ${t.to} did not take over within ${this.maxElectionTimeout} ms`));
+  }
+
+  /** The transfer's target holds the whole log: it may campaign at once (dissertation §3.10). */
+  private sendTimeoutNow(progress: Map<ReplicaId, Progress>): void {
+    const t = this.transfer;
+    if (!t || t.sent || progress.get(t.to)?.match !== this.log.lastIndex) return;
+    t.sent = true;
+    this.send(t.to, timeoutNow({ from: this.config.id, term: this.term }));
+  }
+
+  /**
+   * Appends the new configuration once the leader has committed an entry of its term and a new
+   * member has caught up; gives up on a member that does not catch up within `catchUpTimeout`.
+   */
+  private advanceMembershipChange(progress: Map<ReplicaId, Progress>): void {
+    const c = this.change;
+    if (!c || c.index !== 0) return;
+    if (this.now >= c.deadline) {
+      this.change = undefined;
+      if (c.add) progress.delete(c.id);
+      c.reject(new CatchUpTimeoutError(`replica ${c.id} did not catch up within ${this.config.catchUpTimeout} ms`));
+    } else if (this.committedInTerm() && (!c.add || progress.get(c.id)!.match >= this.commitIndex)) {
+      c.index = this.log.lastIndex + 1;
+      const config = c.add ? [...this.voters, c.id].sort((a, b) => a - b) : this.voters.filter((v) => v !== c.id);
+      this.appendEntry({ ...this.noop(c.index), kind: 'config', config });
+    }
+  }
+
+  /** One heartbeat round confirms leadership for every read that arrived since the last one. */
+  private startReadRound(progress: Map<ReplicaId, Progress>): void {
+    if ((this.reads.at(-1)?.round ?? 0) <= this.round) return;
+    this.round++;
+    for (const [id, pr] of progress) this.sendHeartbeat(id, pr.match);
   }
 
   /** Resolves the reads whose round a majority answered, once their index is applied. */
@@ -257,7 +326,8 @@ export class Raft<T extends StateMachineTransition, D> {
     const index = this.committedInTerm() ? this.commitIndex : -1;
     this.reads = this.reads.filter((r) => {
       if (r.index < 0) r.index = index;
-      const ready = r.index >= 0 && r.index <= this.lastApplied && this.count(role.progress, (pr) => pr.round >= r.round) >= this.quorum;
+      const confirmed = this.count(role.progress, (pr) => pr.round >= r.round) >= this.quorum;
+      const ready = r.index >= 0 && r.index <= this.lastApplied && confirmed;
       if (ready) r.resolve();
       return !ready;
     });
@@ -270,8 +340,43 @@ export class Raft<T extends StateMachineTransition, D> {
     this.change = this.transfer = undefined;
   }
 
-  /** Hands out the changes to make durable before anything in the outbox is sent. */
-  takeBatch(): StorageBatch<T, D> | undefined {
+  /**
+   * Moves the tick's requests on and hands over everything that must follow (see {@link Ready}):
+   * the changes to make durable, and what to do once they are.
+   */
+  ready(): Ready<T, D> {
+    this.proceed();
+    this.out.batch = this.takeBatch();
+    return this.out;
+  }
+
+  /**
+   * The batch of `ready` is durable: the leader's own log now counts toward commitment, and what
+   * that settles joins `ready` before the driver acts on it, with the entries now to apply.
+   */
+  advance(ready: Ready<T, D>): void {
+    this.durableIndex = this.log.lastIndex;
+    if (this.role.kind === 'leader') this.maybeCommit(this.role.progress);
+    if (ready.members) ready.members = [...this.voters];
+    ready.committed = this.lastApplied < this.commitIndex ? this.log.slice(this.lastApplied + 1, this.commitIndex) : [];
+    this.metrics.messagesOut += ready.messages.length;
+    this.out = newReady();
+  }
+
+  /** The state machine has applied the entry at `index` (or a configuration entry was passed over). */
+  applied(index: number): void {
+    this.lastApplied = index;
+  }
+
+  /** Where the state machine should take a snapshot: once `snapshotDelta` entries were applied since the last one. */
+  snapshotDue(): { index: number; term: number } | undefined {
+    const delta = this.config.snapshotDelta;
+    if (delta === 0 || this.lastApplied - this.log.snapshotIndex < delta) return undefined;
+    return { index: this.lastApplied, term: this.log.term(this.lastApplied)! };
+  }
+
+  /** The changes to make durable before anything the algorithm asked for is done. */
+  private takeBatch(): StorageBatch<T, D> | undefined {
     if (!this.hardStateDirty && this.dirtyFrom === Infinity && !this.snapshotDirty) return undefined;
     const batch: StorageBatch<T, D> = {};
     if (this.hardStateDirty) batch.hardState = { term: this.term, votedFor: this.votedFor };
@@ -282,12 +387,6 @@ export class Raft<T extends StateMachineTransition, D> {
     this.hardStateDirty = this.truncated = this.snapshotDirty = false;
     this.dirtyFrom = Infinity;
     return batch;
-  }
-
-  /** Called once the last batch is durable: the leader's own log now counts toward commitment. */
-  persisted(): void {
-    this.durableIndex = this.log.lastIndex;
-    if (this.role.kind === 'leader') this.maybeCommit(this.role.progress);
   }
 
   /** Replaces the applied prefix of the log by the state machine's snapshot (§7); the configuration travels with it. */
@@ -302,12 +401,23 @@ export class Raft<T extends StateMachineTransition, D> {
 
   isLeader(): boolean { return this.role.kind === 'leader'; }
 
-  private send(to: ReplicaId, m: Message<T, D>): void { this.messages.push([to, m]); }
+  private send(to: ReplicaId, m: Message<T, D>): void { this.out.messages.push([to, m]); }
 
   private committedInTerm(): boolean { return this.log.term(this.commitIndex) === this.term; }
 
+  /** A noop entry of this term at `index`, the base of a leader's first entry and of configuration entries. */
+  private noop(index: number): { index: number; term: number; transition: T } {
+    return { index, term: this.term, transition: this.config.noopTransition };
+  }
+
+  /** §5.2, §5.4.1: only a voting member whose log is at least as up to date as ours gets a vote. */
+  private mayVoteFor(m: VoteRequest): boolean {
+    return this.voters.includes(m.from) && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm);
+  }
+
   private heardFromLeader(): boolean {
-    return this.role.kind === 'leader' || (this.leaderId !== undefined && this.now < this.leaderContact + this.config.electionTimeoutRange[0]);
+    const recently = this.now < this.leaderContact + this.config.electionTimeoutRange[0];
+    return this.role.kind === 'leader' || (this.leaderId !== undefined && recently);
   }
 
   /** How many voters (this leader included, if it is one) satisfy `ok`. */
@@ -323,7 +433,7 @@ export class Raft<T extends StateMachineTransition, D> {
   private setLeader(id: ReplicaId | undefined): void {
     if (id === this.leaderId) return;
     this.leaderId = id;
-    this.leaderChanges.push(id);
+    this.out.leaderChanges.push(id);
   }
 
   private resetElectionTimer(): void {
@@ -342,7 +452,9 @@ export class Raft<T extends StateMachineTransition, D> {
   }
 
   private truncateFrom(index: number): void {
-    for (const e of this.log.truncateFrom(index)) if (!e.noop) this.reports.push([e.transition.id, CONFLICT]);
+    for (const e of this.log.truncateFrom(index)) {
+      if (e.kind === 'transition') this.out.reports.push([e.transition.id, CONFLICT]);
+    }
     this.dirtyFrom = Math.min(this.dirtyFrom, index);
     this.truncated = true;
     if (this.membership.truncated(index)) this.onMembershipChange();
@@ -350,12 +462,16 @@ export class Raft<T extends StateMachineTransition, D> {
 
   /** A configuration takes effect when appended: the leader replicates to exactly the new members. */
   private onMembershipChange(): void {
-    this.membershipChanged = true;
+    this.out.members = this.voters; // the latest voters are read once the Ready is complete
     const role = this.role;
     if (role.kind !== 'leader') return;
-    for (const id of this.voters) if (id !== this.config.id && !role.progress.has(id)) role.progress.set(id, new Progress(this.log.lastIndex + 1));
+    for (const id of this.voters) {
+      if (id !== this.config.id && !role.progress.has(id)) role.progress.set(id, new Progress(this.log.lastIndex + 1));
+    }
     // A member being removed keeps receiving entries until its removal commits, so it learns of it.
-    for (const id of role.progress.keys()) if (!this.voters.includes(id) && id !== this.change?.id) role.progress.delete(id);
+    for (const id of role.progress.keys()) {
+      if (!this.voters.includes(id) && id !== this.change?.id) role.progress.delete(id);
+    }
   }
 
   private becomeFollower(term: number, leaderId: ReplicaId | undefined): void {
@@ -380,8 +496,10 @@ export class Raft<T extends StateMachineTransition, D> {
   /**
    * §5.2: a follower whose election timeout passes asks for votes in a new term; with pre-vote it
    * first asks, without raising its term, whether it could win. Only a voting member campaigns.
+   * A leadership transfer's target campaigns at once, and voters grant it despite a live leader.
    */
-  private campaign(pre: boolean, force: boolean): void {
+  private campaign(how: 'pre-vote' | 'vote' | 'transfer'): void {
+    const pre = how === 'pre-vote';
     this.resetElectionTimer();
     const id = this.config.id;
     // At the last term there is no next one to campaign in (see MAX_TERM_OR_INDEX).
@@ -394,45 +512,49 @@ export class Raft<T extends StateMachineTransition, D> {
     }
     this.role = { kind: 'candidate', votes: new Set([id]), pre };
     this.setLeader(undefined);
-    if (this.quorum === 1) return pre ? this.campaign(false, force) : this.becomeLeader();
-    const request = voteRequest(id, this.term + (pre ? 1 : 0), this.log.lastIndex, this.log.lastTerm, pre, force);
+    if (this.quorum === 1) return pre ? this.campaign('vote') : this.becomeLeader();
+    const { lastIndex: lastLogIndex, lastTerm: lastLogTerm } = this.log;
+    const term = this.term + (pre ? 1 : 0);
+    const request = voteRequest({ from: id, term, lastLogIndex, lastLogTerm, pre, force: how === 'transfer' });
     for (const v of this.voters) if (v !== id) this.send(v, request);
   }
 
   private becomeLeader(): void {
-    const progress = new Map(this.voters.filter((v) => v !== this.config.id).map((id) => [id, new Progress(this.log.lastIndex + 1)]));
+    const followers = this.voters.filter((v) => v !== this.config.id);
+    const progress = new Map(followers.map((id) => [id, new Progress(this.log.lastIndex + 1)]));
     this.role = { kind: 'leader', progress };
     this.setLeader(this.config.id);
     // The noop commits the previous terms' entries (§5.4.2 and §8) without waiting for a client.
-    this.appendEntry({ index: this.log.lastIndex + 1, term: this.term, transition: this.config.noopTransition, noop: true });
+    this.appendEntry({ ...this.noop(this.log.lastIndex + 1), kind: 'noop' });
     this.heartbeatDue = this.now + this.config.heartbeatTimeout;
     this.quorumCheckDue = this.now + this.maxElectionTimeout;
-    this.flush();
+    this.proceed();
   }
 
   /** A pre-vote changes nothing here; it is refused while a leader is heard from. */
   private onPreVote(m: VoteRequest): void {
-    const granted = m.term > this.term && !this.heardFromLeader() && this.voters.includes(m.from) && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm);
-    this.send(m.from, voteResponse(this.config.id, granted ? m.term : this.term, granted, true));
+    const granted = m.term > this.term && !this.heardFromLeader() && this.mayVoteFor(m);
+    this.send(m.from, voteResponse({ from: this.config.id, term: granted ? m.term : this.term, granted, pre: true }));
   }
 
   /** §5.2, §5.4.1: one vote per term, only for a member whose log is at least as up to date. */
   private onVote(m: VoteRequest): void {
-    const granted = (this.votedFor === undefined || this.votedFor === m.from) && this.voters.includes(m.from) && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm);
+    const granted = (this.votedFor === undefined || this.votedFor === m.from) && this.mayVoteFor(m);
     if (granted) {
       this.votedFor = m.from;
       this.hardStateDirty = true;
       this.resetElectionTimer();
     }
-    this.send(m.from, voteResponse(this.config.id, this.term, granted));
+    this.send(m.from, voteResponse({ from: this.config.id, term: this.term, granted }));
   }
 
   private onVoteResponse(m: VoteResponse): void {
     const role = this.role;
-    if (role.kind !== 'candidate' || role.pre !== m.pre || !m.granted || m.term !== this.term + (m.pre ? 1 : 0) || !this.voters.includes(m.from)) return;
+    if (role.kind !== 'candidate' || role.pre !== m.pre || !m.granted || !this.voters.includes(m.from)) return;
+    if (m.term !== this.term + (m.pre ? 1 : 0)) return;
     role.votes.add(m.from);
     if (role.votes.size >= this.quorum) {
-      if (role.pre) this.campaign(false, false);
+      if (role.pre) this.campaign('vote');
       else this.becomeLeader();
     }
   }
@@ -443,20 +565,21 @@ export class Raft<T extends StateMachineTransition, D> {
     this.becomeFollower(m.term, m.from);
     this.resetElectionTimer();
     this.leaderContact = this.now;
-    const id = this.config.id;
+    const answer = { from: this.config.id, term: this.term, success: true, round: m.round };
     let { prevLogIndex: prev, prevLogTerm: prevTerm, entries } = m;
     const snapshotIndex = this.log.snapshotIndex;
     if (prev < snapshotIndex) {
       // Everything up to our snapshot is committed, so it agrees with the leader's log.
       const skip = snapshotIndex - prev;
-      if (skip >= entries.length) return this.send(m.from, appendResponse(id, this.term, true, snapshotIndex, 0, 0, m.round));
+      if (skip >= entries.length) return this.send(m.from, appendResponse({ ...answer, index: snapshotIndex }));
       entries = entries.slice(skip);
       prev = snapshotIndex;
       prevTerm = this.log.snapshotTerm;
     }
     if (this.log.term(prev) !== prevTerm) {
       const hintIndex = this.log.lastIndexWithTermAtMost(Math.min(prev, this.log.lastIndex), prevTerm);
-      return this.send(m.from, appendResponse(id, this.term, false, m.prevLogIndex, hintIndex, this.log.term(hintIndex)!, m.round));
+      const hint = { hintIndex, hintTerm: this.log.term(hintIndex)! };
+      return this.send(m.from, appendResponse({ ...answer, ...hint, success: false, index: m.prevLogIndex }));
     }
     let i = 0;
     for (; i < entries.length; i++) {
@@ -473,7 +596,7 @@ export class Raft<T extends StateMachineTransition, D> {
     for (; i < entries.length; i++) this.appendEntry(entries[i]!);
     const verified = prev + entries.length;
     this.commitIndex = Math.max(this.commitIndex, Math.min(m.leaderCommit, verified));
-    this.send(m.from, appendResponse(id, this.term, true, verified, 0, 0, m.round));
+    this.send(m.from, appendResponse({ ...answer, index: verified }));
   }
 
   /**
@@ -481,7 +604,7 @@ export class Raft<T extends StateMachineTransition, D> {
    * committed. Chunks of one snapshot from one leader's term accumulate in order; the follower
    * answers with how much it holds, and installs once it holds the whole text.
    */
-  private onSnapshot(m: SnapshotRequest): void {
+  private onSnapshot(m: SnapshotRequest): SnapshotToInstall<D> | void {
     if (this.role.kind === 'leader') return;
     this.becomeFollower(m.term, m.from);
     this.resetElectionTimer();
@@ -493,22 +616,29 @@ export class Raft<T extends StateMachineTransition, D> {
         : m.offset === 0 ? (this.incoming = { term: m.term, index, size: m.size, chunks: [], length: 0 }) : undefined;
       if (b && m.offset === b.length) { b.chunks.push(m.chunk); b.length += m.chunk.length; }
       const held = b?.length ?? 0;
-      if (held !== m.size || !b) return this.send(m.from, snapshotResponse(this.config.id, this.term, index, held));
+      const [from, term] = [this.config.id, this.term];
+      if (held !== m.size || !b) return this.send(m.from, snapshotResponse({ from, term, index, offset: held }));
       this.incoming = undefined;
       // A leader's own serialization always parses: text that does not is hostile.
       let data: D;
       try { data = JSON.parse(b.chunks.join('')) as D; } catch { this.metrics.messagesDropped++; return; }
       // The state machine loads it first: one it refuses is never saved nor acknowledged.
-      return void (this.snapshotToInstall = { from: m.from, snapshot: { ...m.snapshot, data } });
+      return { from: m.from, snapshot: { ...m.snapshot, data } };
     }
-    this.send(m.from, appendResponse(this.config.id, this.term, true, index));
+    this.send(m.from, appendResponse({ from: this.config.id, term: this.term, success: true, index }));
   }
 
   /** The state machine has loaded the leader's snapshot: the log starts after it; the leader hears so once durable. */
   installed(m: SnapshotToInstall<D>): void {
     this.installSnapshot(m.snapshot);
     this.lastApplied = Math.max(this.lastApplied, this.log.snapshotIndex);
-    this.send(m.from, appendResponse(this.config.id, this.term, true, m.snapshot.lastIncludedIndex));
+    const index = m.snapshot.lastIncludedIndex;
+    this.send(m.from, appendResponse({ from: this.config.id, term: this.term, success: true, index }));
+  }
+
+  /** The state machine refused the leader's snapshot (its `setSnapshot` threw): not saved, not acknowledged. */
+  refused(): void {
+    this.metrics.snapshotsRefused++;
   }
 
   /** Starts from the state machine's own snapshot when storage holds none: it is saved, not loaded back. */
@@ -522,7 +652,8 @@ export class Raft<T extends StateMachineTransition, D> {
   private installSnapshot(s: CoreSnapshot<D>): void {
     if (s.lastIncludedIndex <= this.commitIndex) return;
     // By Log Matching, if our entry at the snapshot's index differs, every entry after it conflicts.
-    if (this.log.term(s.lastIncludedIndex) !== s.lastIncludedTerm && s.lastIncludedIndex < this.log.lastIndex) this.truncateFrom(s.lastIncludedIndex + 1);
+    const { lastIncludedIndex: index, lastIncludedTerm: term } = s;
+    if (this.log.term(index) !== term && index < this.log.lastIndex) this.truncateFrom(index + 1);
     this.log.compact(s.lastIncludedIndex, s.lastIncludedTerm);
     this.membership.compacted(s.lastIncludedIndex, s.members);
     this.onMembershipChange();
@@ -569,7 +700,7 @@ export class Raft<T extends StateMachineTransition, D> {
     if (index <= this.commitIndex || this.log.term(index) !== this.term) return;
     for (let i = this.commitIndex + 1; i <= index; i++) {
       const e = this.log.entry(i)!;
-      if (!e.noop) this.reports.push([e.transition.id, COMMITTED]);
+      if (e.kind === 'transition') this.out.reports.push([e.transition.id, COMMITTED]);
     }
     this.commitIndex = index;
     const c = this.change;
@@ -598,7 +729,9 @@ export class Raft<T extends StateMachineTransition, D> {
         // A chunk never ends inside a surrogate pair, which no UTF-8 transport could encode.
         let end = Math.min(size, c.sent + (limit && maxBytesPerMessage));
         if (end < size && (c.text.charCodeAt(end - 1) & 0xfc00) === 0xd800) end--;
-        this.send(id, snapshotRequest(this.config.id, this.term, c.meta, c.sent, size, c.text.slice(c.sent, end)));
+        const chunk = c.text.slice(c.sent, end);
+        const [from, term] = [this.config.id, this.term];
+        this.send(id, snapshotRequest({ from, term, snapshot: c.meta, offset: c.sent, size, chunk }));
         c.sent = end;
         pr.paused = force; // a heartbeat's chunk probes: nothing more until it is answered
         force = false;
@@ -620,7 +753,8 @@ export class Raft<T extends StateMachineTransition, D> {
       while (last < end && (last === prev || this.log.bytes(pr.next, last + 1) <= maxBytesPerMessage)) last++;
       const full = pr.inflight.length >= maxInflightMessages || this.log.bytes(pr.match + 1, prev) >= maxInflightBytes;
       if ((last === prev && !force) || (pr.state === 'replicate' && full)) return;
-      this.send(id, appendRequest(this.config.id, this.term, prev, prevTerm, last > prev ? this.log.slice(pr.next, last) : [], this.commitIndex, this.round));
+      const entries = last > prev ? this.log.slice(pr.next, last) : [];
+      this.send(id, this.appendRequest(prev, prevTerm, entries));
       force = false;
       if (pr.state === 'probe') pr.paused = true;
       else if (last > prev) {
@@ -657,6 +791,11 @@ export class Raft<T extends StateMachineTransition, D> {
    */
   private sendHeartbeat(id: ReplicaId, at: number): void {
     const term = this.log.term(at);
-    if (term !== undefined) this.send(id, appendRequest(this.config.id, this.term, at, term, [], this.commitIndex, this.round));
+    if (term !== undefined) this.send(id, this.appendRequest(at, term, []));
+  }
+
+  private appendRequest(prevLogIndex: number, prevLogTerm: number, entries: Entry<T>[]): AppendRequest<T> {
+    const { term, commitIndex: leaderCommit, round } = this;
+    return appendRequest({ from: this.config.id, term, prevLogIndex, prevLogTerm, entries, leaderCommit, round });
   }
 }

@@ -27,6 +27,9 @@ export function isTransition(t: unknown): boolean {
 
 const isIdList = (v: unknown): boolean => Array.isArray(v) && v.length > 0 && v.every((id) => Number.isSafeInteger(id));
 
+const ENTRY_KINDS = new Set<unknown>(['transition', 'noop', 'config']);
+
+/** Entries that follow `prevLogIndex` without gaps, with terms between `prevLogTerm` and `term`, each well formed. */
 export function validEntries(m: Record<string, unknown>): boolean {
   const entries = m.entries;
   if (!Array.isArray(entries)) return false;
@@ -38,8 +41,9 @@ export function validEntries(m: Record<string, unknown>): boolean {
     // Indexes must follow prevLogIndex without gaps and terms never decrease nor pass the sender's term.
     if (entry.index !== ++index || !count(entry.index) || !count(entry.term)) return false;
     if ((entry.term as number) < term || (entry.term as number) > (m.term as number)) return false;
-    if (!isTransition(entry.transition) || (entry.config !== undefined && !isIdList(entry.config))) return false;
-    if (entry.noop !== undefined && entry.noop !== true) return false;
+    if (!isTransition(entry.transition) || !ENTRY_KINDS.has(entry.kind)) return false;
+    // A configuration entry, and only one, names the members.
+    if (entry.kind === 'config' ? !isIdList(entry.config) : entry.config !== undefined) return false;
     term = entry.term as number;
   }
   return true;
@@ -48,7 +52,8 @@ export function validEntries(m: Record<string, unknown>): boolean {
 export function validSnapshot(s: unknown, term: number): boolean {
   if (typeof s !== 'object' || s === null) return false;
   const snap = s as Record<string, unknown>;
-  return count(snap.lastIncludedIndex) && count(snap.lastIncludedTerm) && (snap.lastIncludedTerm as number) <= term && (snap.members === undefined || isIdList(snap.members));
+  const { lastIncludedIndex: index, lastIncludedTerm: last, members } = snap;
+  return count(index) && count(last) && (last as number) <= term && (members === undefined || isIdList(members));
 }
 
 /** A snapshot's text must fit in one string (0x1fffffe8 characters in V8), and a chunk within it. */

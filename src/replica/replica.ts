@@ -4,11 +4,11 @@ import { MemoryStorage } from '../storage/memory.js';
 import {
   InvalidArgumentError, InvalidOptionsError, InvalidTransitionError, NotLeaderError, ReplicaStoppedError,
 } from '../core/errors.js';
-import { checkPersistentState } from '../core/check-state.js';
-import { isTransition, isValidMessage } from '../core/validate.js';
+import { checkPersistentState } from './check-state.js';
+import { isTransition } from '../core/validate.js';
 import type { Entry } from '../core/message.js';
-import { validateOptions, type Config, type ReplicaOptions } from '../core/options.js';
 import { Raft, type Pending, type ReplicaMetrics, type SnapshotToInstall } from '../core/raft.js';
+import { raftConfig, validateOptions, type Config, type ReplicaOptions } from './options.js';
 import type { Storage } from '../core/storage.js';
 import type { ReplicaId, StateMachineTransition, TransitionState } from '../core/types.js';
 
@@ -130,27 +130,32 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
    * Adds a voting member (single-server change, dissertation §4.1); leader only, one change at
    * a time. The new member, started with `join: true`, first catches up as a non-voter; the
    * promise resolves when the configuration that includes it is committed, at once if it is a
-   * member already (so a client may retry). Rejects if another change is in progress, and at
-   * once with {@link InvalidArgumentError} if `id` is not an integer.
+   * member already (so a client may retry). Rejects with {@link MembershipChangeInProgressError}
+   * if another change is in progress, with {@link CatchUpTimeoutError} if the new member does not
+   * catch up within the `catchUpTimeout` option, and at once with {@link InvalidArgumentError} if
+   * `id` is not an integer.
    */
   addMember(id: ReplicaId): Promise<void> {
-    return this.request((raft, p) => raft.changeMembership(id, true, p), id);
+    return this.request((raft, p) => raft.changeMembership('add', id, p), id);
   }
 
   /**
    * Removes a voting member; leader only, one change at a time; resolves when the change is
    * committed, at once if `id` is not a member. A leader that removes itself steps down then.
-   * Rejects at once with {@link InvalidArgumentError} if `id` is not an integer.
+   * Rejects with {@link MembershipChangeInProgressError} if another change is in progress, and
+   * at once with {@link InvalidArgumentError} if `id` is not an integer.
    */
   removeMember(id: ReplicaId): Promise<void> {
-    return this.request((raft, p) => raft.changeMembership(id, false, p), id);
+    return this.request((raft, p) => raft.changeMembership('remove', id, p), id);
   }
 
   /**
    * Hands leadership to `to` (dissertation §3.10): the leader abandons new transitions
    * (`not-leader`), brings `to` up to date and tells it to campaign at once. Resolves when `to`
-   * leads; rejects if it does not within one maximum election timeout, and with
-   * {@link InvalidArgumentError} if `to` is not an integer (at once) or not a voting member.
+   * leads; rejects with {@link TransferTimeoutError} if it does not within one maximum election
+   * timeout, with {@link TransferInProgressError} while another transfer is under way, with
+   * {@link NotVoterError} if `to` is not a voting member, and at once with
+   * {@link InvalidArgumentError} if `to` is not an integer.
    */
   transferLeadership(to: ReplicaId): Promise<void> {
     return this.request((raft, p) => raft.transferLeadership(to, p), to);
@@ -277,7 +282,10 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
     });
   }
 
-  /** Returns whether the tick found work, so `start()` knows whether to sleep; undefined once `cluster.halt()` (asked if `halting`). */
+  /**
+   * Returns whether the tick found work, so `start()` knows whether to sleep; undefined once
+   * `cluster.halt()` (asked if `halting`).
+   */
   private tickOnce(halting: boolean): Promise<boolean | undefined> {
     const run = this.ticking.then(async () => {
       if (this.failure) throw this.failure.error;
@@ -300,36 +308,28 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
       const invalid = list.filter((t) => !isTransition(t));
       const pending = (invalid.length > 0 ? list.filter(isTransition) : list) as T[];
       const now = this.config.clock();
-      raft.metrics.messagesIn += messages.length;
       for (const m of messages) {
-        if (isValidMessage<T, D>(m, raft.membership.known) && m.from !== this.config.id) raft.step(m, now);
-        else raft.metrics.messagesDropped++;
-        if (raft.snapshotToInstall) await this.install(raft, raft.snapshotToInstall);
+        const snapshot = raft.receive(m, now);
+        if (snapshot) await this.install(raft, snapshot);
       }
       raft.tick(now);
       const requests = this.requests;
       this.requests = [];
       for (const r of requests) r.run(raft);
       raft.propose(pending); // a non-leader abandons them
-      raft.flush();
-      const batch = raft.takeBatch();
-      if (batch) await this.durably(() => this.storage.save(batch));
-      raft.persisted();
-      const { messages: out, reports, leaderChanges, membershipChanged } = raft;
-      raft.messages = [];
-      raft.reports = [];
-      raft.leaderChanges = [];
-      raft.membershipChanged = false;
-      raft.metrics.messagesOut += out.length;
+      const ready = raft.ready();
+      if (ready.batch) await this.durably(() => this.storage.save(ready.batch!));
+      raft.advance(ready);
       const applied = await this.exclusive(async () => {
-        for (const [to, m] of out) cluster.sendMessage(to, m);
-        for (const id of leaderChanges) cluster.registerLeader(id);
-        if (membershipChanged) cluster.registerMembership?.([...raft.membership.voters]);
-        for (const [id, state] of reports) {
+        for (const [to, m] of ready.messages) cluster.sendMessage(to, m);
+        for (const id of ready.leaderChanges) cluster.registerLeader(id);
+        if (ready.members) cluster.registerMembership?.(ready.members);
+        for (const [id, state] of ready.reports) {
           const done = stateMachine.registerTransitionState(id, state);
-          if (done) (this.hold(), await done); // Await only a promise: a microtask per report would cost more than the report.
+          // Await only a promise: a microtask per report would cost more than the report.
+          if (done) (this.hold(), await done);
         }
-        const count = await this.apply(raft);
+        const count = await this.apply(raft, ready.committed);
         raft.settleReads();
         return count;
       });
@@ -338,7 +338,7 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
           + ` (an object whose id is a string or a finite number), dropped: ${invalid.map(show).join(', ')}`;
         throw new InvalidTransitionError(what, invalid);
       }
-      return messages.length + pending.length + out.length + applied > 0 || batch !== undefined;
+      return messages.length + pending.length + ready.messages.length + applied > 0 || ready.batch !== undefined;
     });
     this.ticking = run.catch(() => undefined);
     return run;
@@ -360,7 +360,6 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
    * (its setSnapshot throws) is dropped and counted, and never breaks a restart.
    */
   private async install(raft: Raft<T, D>, m: SnapshotToInstall<D>): Promise<void> {
-    raft.snapshotToInstall = undefined;
     if (!this.config.stateMachine.setSnapshot) this.setSnapshot(m.snapshot); // throws: the hook is missing
     try {
       await this.exclusive(async () => {
@@ -368,8 +367,7 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
         if (done) (this.hold(), await done);
       });
     } catch {
-      raft.metrics.snapshotsRefused++;
-      return;
+      return raft.refused();
     }
     raft.installed(m);
   }
@@ -380,7 +378,7 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
     const sm = this.config.stateMachine;
     const stored = state.snapshot;
     const seed = stored ? undefined : await this.lock.runExclusive(async () => sm.getSnapshot?.());
-    const raft = new Raft<T, D>(this.config, state.term, state.votedFor, stored, state.entries as Entry<T>[]);
+    const raft = new Raft<T, D>(raftConfig(this.config), state);
     if (seed) raft.seed(seed);
     await this.lock.runExclusive(async () => {
       if (stored) await this.setSnapshot(stored);
@@ -393,34 +391,34 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
 
   private setSnapshot(s: NonNullable<Raft<T, D>['snapshot']>): void | Promise<void> {
     const sm = this.config.stateMachine;
-    if (!sm.setSnapshot) throw new TypeError('a snapshot must be loaded, but stateMachine.setSnapshot is not implemented');
+    if (!sm.setSnapshot) {
+      throw new TypeError('a snapshot must be loaded, but stateMachine.setSnapshot is not implemented');
+    }
     return sm.setSnapshot(s);
   }
 
-  /** Applies committed entries in index order. Runs under the lock. */
-  private async apply(raft: Raft<T, D>): Promise<number> {
+  /** Applies the committed entries in index order, then takes the snapshot the algorithm asks for. Under the lock. */
+  private async apply(raft: Raft<T, D>, committed: Entry<T>[]): Promise<number> {
     const sm = this.config.stateMachine;
-    const from = raft.lastApplied;
-    while (raft.lastApplied < raft.commitIndex) {
-      const e = raft.log.entry(raft.lastApplied + 1)!;
+    for (const e of committed) {
       // Configuration entries take an index but are not the state machine's.
-      const done = e.config ? undefined : sm.applyTransition(e.transition, e.index);
+      const done = e.kind === 'config' ? undefined : sm.applyTransition(e.transition, e.index);
       if (done) (this.hold(), await done);
-      raft.lastApplied = e.index;
-      const reported = e.noop ? undefined : sm.registerTransitionState(e.transition.id, APPLIED);
+      raft.applied(e.index);
+      const reported = e.kind === 'transition' ? sm.registerTransitionState(e.transition.id, APPLIED) : undefined;
       if (reported) (this.hold(), await reported);
     }
-    const delta = this.config.snapshotDelta;
-    if (delta > 0 && raft.lastApplied - raft.log.snapshotIndex >= delta) {
-      const index = raft.lastApplied;
-      const term = raft.log.term(index)!;
+    const due = raft.snapshotDue();
+    if (due) {
+      const { index, term } = due;
       const made = sm.createSnapshot!(index, term);
       const snapshot = made instanceof Promise ? (this.hold(), await made) : made;
       if (snapshot?.lastIncludedIndex !== index || snapshot.lastIncludedTerm !== term) {
-        throw new TypeError(`createSnapshot(${index}, ${term}) must return a snapshot with lastIncludedIndex ${index} and lastIncludedTerm ${term}`);
+        const expected = `lastIncludedIndex ${index} and lastIncludedTerm ${term}`;
+        throw new TypeError(`createSnapshot(${index}, ${term}) must return a snapshot with ${expected}`);
       }
       raft.compact(snapshot);
     }
-    return raft.lastApplied - from;
+    return committed.length;
   }
 }

@@ -9,7 +9,12 @@ import { jsonCodec, msgpackCodec } from '../../src/transport/codec.js';
 interface Kv { id: number; k: string; v: string }
 
 const message = (n: number): Message<Kv> =>
-  appendRequest<Kv>(1, 7, 1000, 7, Array.from({ length: n }, (_, i) => ({ index: 1001 + i, term: 7, transition: { id: 100_000 + i, k: `k${i % 100}`, v: `v${i}` } })), 999);
+  appendRequest<Kv>({
+    from: 1, term: 7, prevLogIndex: 1000, prevLogTerm: 7, leaderCommit: 999,
+    entries: Array.from({ length: n }, (_, i) => ({
+      index: 1001 + i, term: 7, kind: 'transition' as const, transition: { id: 100_000 + i, k: `k${i % 100}`, v: `v${i}` },
+    })),
+  });
 
 /** Best µs per encode+decode over rounds that alternate the codecs, so load on the machine hits both alike. */
 function compare(codecs: Codec[], m: Message<Kv>, iterations: number, rounds = 9): { us: number; bytes: number }[] {

@@ -11,7 +11,7 @@ type StoredSnapshot = NonNullable<PersistentState<unknown, unknown>['snapshot']>
 /** Every field of `O`, optional ones included: the compiler checks the list is complete and exact. */
 type Columns<O> = { readonly [K in keyof Required<O>]: true };
 
-const ENTRY_COLUMNS: Columns<StoredEntry> = { index: true, term: true, transition: true, noop: true, config: true };
+const ENTRY_COLUMNS: Columns<StoredEntry> = { index: true, term: true, kind: true, transition: true, config: true };
 const SNAPSHOT_COLUMNS: Columns<StoredSnapshot> = {
   lastIncludedIndex: true, lastIncludedTerm: true, data: true, members: true,
 };

@@ -6,11 +6,12 @@
  * - {@link RaftNet}: a few `Raft` cores exchanging messages in rounds, for scenarios of the paper
  *   that need several logs at once (Figures 7 and 8, fast backtracking).
  */
-import { MemoryStorage, Replica, type Cluster, type Message, type PersistentState, type ReplicaOptions, type Snapshot, type Storage, type StorageBatch, type TransitionId, type TransitionState } from '../../src/index.js';
+import { MemoryStorage, Replica, type LogEntry, type Cluster, type Message, type PersistentState, type ReplicaOptions, type Snapshot, type Storage, type StorageBatch, type TransitionId, type TransitionState } from '../../src/index.js';
 import { appendResponse, snapshotRequest, voteResponse, type SnapshotRequest } from '../../src/core/message.js';
 import type { AppendRequest, Entry } from '../../src/core/message.js';
-import { validateOptions, type Config } from '../../src/core/options.js';
+import type { RaftConfig } from '../../src/core/config.js';
 import { Raft } from '../../src/core/raft.js';
+import { raftConfig as toRaftConfig, validateOptions } from '../../src/replica/options.js';
 import { RecordingStateMachine, type TestSnapshotData, type TestTransition } from './recording-state-machine.js';
 
 export type T = TestTransition;
@@ -19,8 +20,8 @@ export type Msg = Message<T, D>;
 export type Sent = [to: number, message: Msg];
 
 /** The entry at `index` of `term`; its transition id names both, so equal ids mean equal entries. */
-export function entry(index: number, term: number, id = `e${index}t${term}`): Entry<T> {
-  return { index, term, transition: { id } };
+export function entry(index: number, term: number, id = `e${index}t${term}`): LogEntry<T> & { kind: 'transition' } {
+  return { index, term, transition: { id }, kind: 'transition' };
 }
 
 /** A log with the given terms, from index `from`. */
@@ -35,7 +36,7 @@ export const run = (term: number, count: number): number[] => Array<number>(coun
 export function wholeSnapshot<S>(from: number, term: number, s: Snapshot<S>): SnapshotRequest {
   const { data, ...meta } = s;
   const text = JSON.stringify(data);
-  return snapshotRequest(from, term, meta, 0, text.length, text);
+  return snapshotRequest({ from, term, snapshot: meta, offset: 0, size: text.length, chunk: text });
 }
 
 /** Yields to pending promise callbacks (no timers): enough for a tick to run as far as it can. */
@@ -150,6 +151,7 @@ export interface PaperReplicaOptions {
   maxEntriesPerMessage?: number;
   maxBytesPerMessage?: number;
   maxInflightBytes?: number;
+  catchUpTimeout?: number;
   /** Pass the storage of a crashed replica to restart it. */
   storage?: RecordingStorage;
   /** Saved into a new storage before the first tick. */
@@ -195,6 +197,7 @@ export class PaperReplica {
       ...(options.maxEntriesPerMessage ? { maxEntriesPerMessage: options.maxEntriesPerMessage } : {}),
       ...(options.maxBytesPerMessage ? { maxBytesPerMessage: options.maxBytesPerMessage } : {}),
       ...(options.maxInflightBytes ? { maxInflightBytes: options.maxInflightBytes } : {}),
+      ...(options.catchUpTimeout ? { catchUpTimeout: options.catchUpTimeout } : {}),
       // The paper's plain Raft unless a test of the dissertation's rules asks otherwise.
       preVote: options.preVote ?? false, checkQuorum: options.checkQuorum ?? false, join: options.join ?? false,
     };
@@ -266,14 +269,14 @@ export class PaperReplica {
   async elect(voters: number[] = [this.peerIds[0]!]): Promise<Sent[]> {
     await this.campaign();
     const term = this.status.term;
-    await this.deliver(voters.map((v) => voteResponse(v, term, true)));
+    await this.deliver(voters.map((v) => voteResponse({ from: v, term, granted: true })));
     return this.take();
   }
 }
 
 /** The success answer a correct follower gives to an AppendEntries it accepts whole. */
 export function ack(from: number, m: AppendRequest<T>): Msg {
-  return appendResponse(from, m.term, true, m.prevLogIndex + m.entries.length);
+  return appendResponse({ from, term: m.term, success: true, index: m.prevLogIndex + m.entries.length });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -285,13 +288,13 @@ const silentCluster: Cluster<T, D> = { sendMessage() {}, receiveMessages: () => 
 const silentStateMachine = { registerTransitionState() {}, applyTransition() {}, getPendingTransitions: () => [] };
 
 /** The validated configuration a `Raft` core takes, as the `Replica` builds it. */
-export function raftConfig(id: number, peerIds: number[], extra: Partial<ReplicaOptions<T, D>> = {}): Config<T, D> {
-  return validateOptions<T, D>({
+export function raftConfig(id: number, peerIds: number[], extra: Partial<ReplicaOptions<T, D>> = {}): RaftConfig<T> {
+  return toRaftConfig(validateOptions<T, D>({
     id, peerIds, cluster: silentCluster, stateMachine: silentStateMachine, noopTransition: { id: 'noop' },
     heartbeatTimeout: 50, electionTimeoutRange: [150, 300], clock: () => 0, random: () => 0,
     // The paper's plain Raft; pre-vote and check-quorum have tests of their own.
     preVote: false, checkQuorum: false, ...extra,
-  });
+  }));
 }
 
 /**
@@ -320,7 +323,8 @@ export class RaftNet {
   }
 
   private build(id: number, s: RaftState): void {
-    const raft = new Raft<T, D>(raftConfig(id, this.ids.filter((p) => p !== id), this.extra), s.term, s.votedFor, undefined, s.entries.map((e) => ({ ...e })));
+    const config = raftConfig(id, this.ids.filter((p) => p !== id), this.extra);
+    const raft = new Raft<T, D>(config, { ...s, votedFor: s.votedFor, snapshot: undefined, entries: s.entries.map((e) => ({ ...e })) });
     raft.start(this.now);
     this.cores.set(id, raft);
   }
@@ -370,7 +374,7 @@ export class RaftNet {
 
   /** Hands `m` to `to` directly, as if it had arrived. */
   step(to: number, m: Msg): void {
-    this.raft(to).step(structuredClone(m), this.now);
+    this.raft(to).receive(structuredClone(m), this.now);
     this.settle(to);
   }
 
@@ -404,17 +408,13 @@ export class RaftNet {
     return n;
   }
 
-  /** What the Replica does after each step: flush, persist (at once), collect the outbox. */
-  private settle(id: number): void {
+  /** What the Replica does after each step: take the Ready, count its batch durable at once, send, report. */
+  settle(id: number): void {
     const r = this.raft(id);
-    r.flush();
-    r.takeBatch();
-    r.persisted();
-    for (const [to, m] of r.messages) if (this.linked(id, to)) this.inflight.push({ from: id, to, m: structuredClone(m) });
-    this.reports.get(id)!.push(...r.reports);
-    r.messages = [];
-    r.reports = [];
-    r.leaderChanges = [];
+    const ready = r.ready();
+    r.advance(ready);
+    for (const [to, m] of ready.messages) if (this.linked(id, to)) this.inflight.push({ from: id, to, m: structuredClone(m) });
+    this.reports.get(id)!.push(...ready.reports);
     for (let i = r.log.snapshotIndex + 1; i <= r.commitIndex; i++) {
       const e = r.log.entry(i)!;
       const key = `${e.term}:${e.transition.id}`;

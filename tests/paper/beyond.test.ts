@@ -6,7 +6,10 @@
  * cluster use Simulation (virtual time on a LocalNetwork, invariants checked every step).
  */
 import { describe, expect, it } from 'vitest';
-import { NotLeaderError } from '../../src/index.js';
+import {
+  CatchUpTimeoutError, InvalidArgumentError, MembershipChangeInProgressError, NotLeaderError, NotVoterError,
+  TransferInProgressError, TransferTimeoutError,
+} from '../../src/index.js';
 import { appendRequest, appendResponse, voteRequest, voteResponse, type AppendRequest } from '../../src/core/message.js';
 import { PaperReplica, RaftNet, drainMicrotasks, entries, type Msg, type PaperReplicaOptions, type T } from '../helpers/paper-harness.js';
 import { Simulation } from '../helpers/simulation.js';
@@ -22,14 +25,14 @@ function track(p: Promise<void>): Outcome {
 
 /** The success answer to an AppendEntries, echoing its read round. */
 function reply(from: number, m: AppendRequest<T>): Msg {
-  return appendResponse(from, m.term, true, m.prevLogIndex + m.entries.length, 0, 0, m.round);
+  return appendResponse({ from, term: m.term, success: true, index: m.prevLogIndex + m.entries.length, hintIndex: 0, hintTerm: 0, round: m.round });
 }
 
 /** A scripted replica 1 (peers 2, 3) elected in term 1 with votes from 2, its noop committed. */
 async function scriptedLeader(o: PaperReplicaOptions = {}): Promise<PaperReplica> {
   const r = await PaperReplica.create(o);
   await r.tick(300);
-  await r.deliver([voteResponse(2, r.status.term, true)]);
+  await r.deliver([voteResponse({ from: 2, term: r.status.term, granted: true })]);
   expect(r.status.role).toBe('leader');
   const appends = r.takeOfType('append');
   await r.deliver(appends.map(([to, m]) => reply(to, m)));
@@ -40,7 +43,7 @@ async function scriptedLeader(o: PaperReplicaOptions = {}): Promise<PaperReplica
 
 /** Has the leader replicate everything to `from`, answering its AppendEntries. */
 async function ackAll(r: PaperReplica, from: number): Promise<void> {
-  await r.deliver([appendResponse(from, r.status.term, true, r.status.lastLogIndex)]);
+  await r.deliver([appendResponse({ from, term: r.status.term, success: true, index: r.status.lastLogIndex })]);
 }
 
 const voteRequestsFrom = (sim: Simulation, id: number, since = 0): number =>
@@ -49,29 +52,29 @@ const voteRequestsFrom = (sim: Simulation, id: number, since = 0): number =>
 describe('§9.6 pre-vote', () => {
   it('§9.6: a replica that heard from a leader within the minimum election timeout refuses to pre-vote (and grants once it has not)', async () => {
     const r = await PaperReplica.create({ preVote: true });
-    await r.deliver([appendRequest(2, 1, 0, 0, [], 0)], 10);
+    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })], 10);
     r.take();
-    await r.deliver([voteRequest(3, 2, 0, 0, true)], 100); // 90 ms after the leader's message < 150
-    expect(r.takeOfType('voteResponse')).toEqual([[3, voteResponse(1, 1, false, true)]]);
-    await r.deliver([voteRequest(3, 2, 0, 0, true)], 165); // 155 ms after: the leader is not heard from
-    expect(r.takeOfType('voteResponse')).toEqual([[3, voteResponse(1, 2, true, true)]]);
+    await r.deliver([voteRequest({ from: 3, term: 2, lastLogIndex: 0, lastLogTerm: 0, pre: true })], 100); // 90 ms after the leader's message < 150
+    expect(r.takeOfType('voteResponse')).toEqual([[3, voteResponse({ from: 1, term: 1, granted: false, pre: true })]]);
+    await r.deliver([voteRequest({ from: 3, term: 2, lastLogIndex: 0, lastLogTerm: 0, pre: true })], 165); // 155 ms after: the leader is not heard from
+    expect(r.takeOfType('voteResponse')).toEqual([[3, voteResponse({ from: 1, term: 2, granted: true, pre: true })]]);
   });
 
   it('§9.6: granting a pre-vote changes neither the voter\'s term nor its vote', async () => {
     const r = await PaperReplica.create({ preVote: true });
-    await r.deliver([voteRequest(2, 5, 0, 0, true)], 10);
-    expect(r.takeOfType('voteResponse')).toEqual([[2, voteResponse(1, 5, true, true)]]);
+    await r.deliver([voteRequest({ from: 2, term: 5, lastLogIndex: 0, lastLogTerm: 0, pre: true })], 10);
+    expect(r.takeOfType('voteResponse')).toEqual([[2, voteResponse({ from: 1, term: 5, granted: true, pre: true })]]);
     expect(r.status.term).toBe(0);
     expect(r.raft.votedFor).toBeUndefined();
     expect(await r.storage.state()).toMatchObject({ term: 0, votedFor: undefined });
     // The real vote of term 1 is still free for someone else.
-    await r.deliver([voteRequest(3, 1, 0, 0)], 20);
-    expect(r.takeOfType('voteResponse')).toEqual([[3, voteResponse(1, 1, true)]]);
+    await r.deliver([voteRequest({ from: 3, term: 1, lastLogIndex: 0, lastLogTerm: 0 })], 20);
+    expect(r.takeOfType('voteResponse')).toEqual([[3, voteResponse({ from: 1, term: 1, granted: true })]]);
   });
 
   it('§9.6: a pre-candidate keeps its term, reports role candidate with no leader, and asks for term+1', async () => {
     const r = await PaperReplica.create({ preVote: true });
-    await r.deliver([appendRequest(2, 1, 0, 0, [], 0)], 0);
+    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })], 0);
     expect(r.cluster.leaders.at(-1)).toBe(2);
     r.take();
     await r.tick(1000);
@@ -88,10 +91,10 @@ describe('§9.6 pre-vote', () => {
     const r = await PaperReplica.create({ preVote: true });
     await r.tick(1000);
     r.take();
-    await r.deliver([voteResponse(2, 0, false, true)]); // a refusal (from a voter of the same term) changes nothing
+    await r.deliver([voteResponse({ from: 2, term: 0, granted: false, pre: true })]); // a refusal (from a voter of the same term) changes nothing
     expect(r.status).toMatchObject({ role: 'candidate', term: 0 });
     expect(r.take()).toEqual([]);
-    await r.deliver([voteResponse(3, 1, true, true)]);
+    await r.deliver([voteResponse({ from: 3, term: 1, granted: true, pre: true })]);
     expect(r.status).toMatchObject({ role: 'candidate', term: 1 });
     expect(r.raft.votedFor).toBe(1);
     expect(r.replica.metrics.electionsStarted).toBe(1);
@@ -160,23 +163,23 @@ describe('§6.2 check-quorum', () => {
 
   it('§6.2/§4.2.3: a follower that hears from its leader ignores a higher-term vote request, unless it carries force (transfer)', async () => {
     const r = await PaperReplica.create({ checkQuorum: true });
-    await r.deliver([appendRequest(2, 1, 0, 0, [], 0)], 0);
+    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })], 0);
     r.take();
-    await r.deliver([voteRequest(3, 5, 10, 1)], 50);
+    await r.deliver([voteRequest({ from: 3, term: 5, lastLogIndex: 10, lastLogTerm: 1 })], 50);
     expect(r.status).toMatchObject({ term: 1, leaderId: 2 });
     expect(r.raft.votedFor).toBeUndefined();
     expect(r.takeOfType('voteResponse').filter(([, m]) => m.granted)).toEqual([]);
-    await r.deliver([voteRequest(3, 5, 10, 1, false, true)], 60);
+    await r.deliver([voteRequest({ from: 3, term: 5, lastLogIndex: 10, lastLogTerm: 1, pre: false, force: true })], 60);
     expect(r.status.term).toBe(5);
     expect(r.raft.votedFor).toBe(3);
-    expect(r.takeOfType('voteResponse')).toEqual([[3, voteResponse(1, 5, true)]]);
+    expect(r.takeOfType('voteResponse')).toEqual([[3, voteResponse({ from: 1, term: 5, granted: true })]]);
   });
 });
 
 describe('§6.4 read index', () => {
   it('§6.4: on a follower readIndex rejects with NotLeaderError carrying the leader it knows', async () => {
     const r = await PaperReplica.create();
-    await r.deliver([appendRequest(2, 1, 0, 0, [], 0)], 0);
+    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })], 0);
     const o = track(r.replica.readIndex());
     await r.tick();
     await drainMicrotasks();
@@ -189,7 +192,7 @@ describe('§6.4 read index', () => {
     // Entries of term 1, committed by the previous leader, but this leader does not know it yet.
     const r = await PaperReplica.create({ state: { term: 1, entries: entries([1, 1]) } });
     await r.tick(300);
-    await r.deliver([voteResponse(2, 2, true)]);
+    await r.deliver([voteResponse({ from: 2, term: 2, granted: true })]);
     expect(r.status).toMatchObject({ role: 'leader', term: 2, commitIndex: 0, lastLogIndex: 3 });
     r.take();
     const o = track(r.replica.readIndex());
@@ -197,10 +200,10 @@ describe('§6.4 read index', () => {
     const beats = r.takeOfType('append');
     expect(beats.length).toBeGreaterThan(0);
     // Followers confirm leadership, but do not hold the noop yet (they answer for index 0 only).
-    await r.deliver(beats.map(([to, m]) => appendResponse(to, 2, true, 0, 0, 0, m.round)));
+    await r.deliver(beats.map(([to, m]) => appendResponse({ from: to, term: 2, success: true, index: 0, hintIndex: 0, hintTerm: 0, round: m.round })));
     await drainMicrotasks();
     expect(o.state).toBe('pending');
-    await r.deliver([appendResponse(2, 2, true, 3, 0, 0, beats[0]![1].round)]);
+    await r.deliver([appendResponse({ from: 2, term: 2, success: true, index: 3, hintIndex: 0, hintTerm: 0, round: beats[0]![1].round })]);
     await drainMicrotasks();
     expect(r.status.commitIndex).toBe(3);
     expect(o.state).toBe('resolved');
@@ -214,7 +217,7 @@ describe('§6.4 read index', () => {
     expect(beats.map(([to]) => to).sort()).toEqual([2, 3]);
     const round = beats[0]![1].round;
     // Answers to an older round confirm nothing.
-    await r.deliver([appendResponse(2, 1, true, 1, 0, 0, round - 1), appendResponse(3, 1, true, 1, 0, 0, round - 1)]);
+    await r.deliver([appendResponse({ from: 2, term: 1, success: true, index: 1, hintIndex: 0, hintTerm: 0, round: round - 1 }), appendResponse({ from: 3, term: 1, success: true, index: 1, hintIndex: 0, hintTerm: 0, round: round - 1 })]);
     for (let t = 1; t <= 5; t++) await r.tick(r.now + 10);
     await drainMicrotasks();
     expect(o.state).toBe('pending');
@@ -246,7 +249,7 @@ describe('§6.4 read index', () => {
     expect(raft.lastApplied).toBe(0); // RaftNet never applies
     let done = false;
     raft.read({ resolve: () => { done = true; }, reject: () => {} });
-    raft.flush();
+    net.settle(1);
     net.heartbeat(1); // carries the read's round; answered by both followers
     net.settleAll();
     raft.settleReads();
@@ -281,7 +284,7 @@ describe('§6.4 read index', () => {
     const r = await scriptedLeader();
     const o = track(r.replica.readIndex());
     await r.tick();
-    await r.deliver([appendRequest(3, 5, 0, 0, [], 0)]);
+    await r.deliver([appendRequest({ from: 3, term: 5, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })]);
     await drainMicrotasks();
     expect(r.status).toMatchObject({ role: 'follower', term: 5 });
     expect(o.state).toBe('rejected');
@@ -323,13 +326,34 @@ describe('§4.1–4.2 single-server membership changes', () => {
     await r.tick();
     await drainMicrotasks();
     expect(second.state).toBe('rejected');
+    expect(second.error).toBeInstanceOf(MembershipChangeInProgressError);
     expect(second.error?.message).toMatch(/in progress/);
     expect(first.state).toBe('pending');
   });
 
+  // The new member 4 never answers: the change gives up at the deadline, not a tick before.
+  it.each([
+    ['the catchUpTimeout option', 1000, 1000],
+    ['its default, 10 maximum election timeouts', undefined, 3000],
+  ])('§4.1: a member that does not catch up within %s is not added (CatchUpTimeoutError)', async (_, option, deadline) => {
+    const r = await scriptedLeader(option === undefined ? {} : { catchUpTimeout: option });
+    const t0 = r.now;
+    const o = track(r.replica.addMember(4));
+    await r.tick();
+    await r.tick(t0 + deadline - 1);
+    await drainMicrotasks();
+    expect(o.state).toBe('pending');
+    await r.tick(t0 + deadline);
+    await drainMicrotasks();
+    expect(o.state).toBe('rejected');
+    expect(o.error).toBeInstanceOf(CatchUpTimeoutError);
+    expect(o.error?.message).toMatch(new RegExp(`replica 4 did not catch up within ${deadline} ms`));
+    expect(r.raft.membership.voters).toEqual([1, 2, 3]);
+  });
+
   it('§4.1/§6.4/§3.10: on a non-leader readIndex, addMember, removeMember and transferLeadership reject with NotLeaderError', async () => {
     const r = await PaperReplica.create();
-    await r.deliver([appendRequest(3, 1, 0, 0, [], 0)], 0);
+    await r.deliver([appendRequest({ from: 3, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })], 0);
     const all = [r.replica.readIndex(), r.replica.addMember(4), r.replica.removeMember(2), r.replica.transferLeadership(2)].map(track);
     await r.tick();
     await drainMicrotasks();
@@ -540,8 +564,8 @@ describe('§3.10 leadership transfer', () => {
     r.take();
     track(r.replica.transferLeadership(2));
     await r.tick();
-    await r.deliver([appendResponse(3, 1, true, r.status.lastLogIndex)]);
-    await r.deliver([appendResponse(2, 1, true, r.status.lastLogIndex - 1)]);
+    await r.deliver([appendResponse({ from: 3, term: 1, success: true, index: r.status.lastLogIndex })]);
+    await r.deliver([appendResponse({ from: 2, term: 1, success: true, index: r.status.lastLogIndex - 1 })]);
     expect(r.takeOfType('timeoutNow')).toEqual([]);
     await ackAll(r, 2);
     expect(r.takeOfType('timeoutNow')).toEqual([[2, { type: 'timeoutNow', from: 1, term: 1 }]]);
@@ -556,9 +580,9 @@ describe('§3.10 leadership transfer', () => {
     r.take();
     const o = track(r.replica.transferLeadership(2));
     await r.tick();
-    await r.deliver([appendResponse(3, 1, true, r.status.lastLogIndex)]); // keeps the majority heard from
+    await r.deliver([appendResponse({ from: 3, term: 1, success: true, index: r.status.lastLogIndex })]); // keeps the majority heard from
     // The deadline (one maximum election timeout, 300 ms) passes in the very tick the target's ack arrives.
-    await r.deliver([appendResponse(2, 1, true, r.status.lastLogIndex)], r.now + 301);
+    await r.deliver([appendResponse({ from: 2, term: 1, success: true, index: r.status.lastLogIndex })], r.now + 301);
     await drainMicrotasks();
     expect(o.state).toBe('rejected');
     expect(r.takeOfType('timeoutNow')).toEqual([]);
@@ -585,11 +609,23 @@ describe('§3.10 leadership transfer', () => {
     sim.crash(to);
     const t0 = sim.now;
     const result = await sim.outcome(leader.replica.transferLeadership(to), 1000);
-    expect(result).toBeInstanceOf(Error);
+    expect(result).toBeInstanceOf(TransferTimeoutError);
     expect(sim.now - t0).toBeGreaterThanOrEqual(300);
     expect(sim.now - t0).toBeLessThanOrEqual(300 + 20);
     expect(leader.replica.status.role).toBe('leader');
     await sim.write([leader.id], ['after-failed-transfer']);
+  });
+
+  it('§3.10: a second transfer while one is under way rejects with TransferInProgressError', async () => {
+    const r = await scriptedLeader();
+    const first = track(r.replica.transferLeadership(2));
+    await r.tick();
+    const second = track(r.replica.transferLeadership(3));
+    await r.tick();
+    await drainMicrotasks();
+    expect(second.state).toBe('rejected');
+    expect(second.error).toBeInstanceOf(TransferInProgressError);
+    expect(first.state).toBe('pending');
   });
 
   it('§3.10: a transfer to a non-member rejects', async () => {
@@ -598,6 +634,8 @@ describe('§3.10 leadership transfer', () => {
     await r.tick();
     await drainMicrotasks();
     expect(o.state).toBe('rejected');
+    expect(o.error).toBeInstanceOf(NotVoterError);
+    expect(o.error).toBeInstanceOf(InvalidArgumentError); // as it always was
     expect(o.error?.message).toMatch(/not a voting member/);
     expect(r.takeOfType('timeoutNow')).toEqual([]);
   });

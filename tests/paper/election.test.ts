@@ -15,7 +15,7 @@ describe('§5.1 terms', () => {
   // T > currentTerm: set currentTerm = T, convert to follower".
   it('a follower that sees a higher term adopts it (and persists it) and stays follower', async () => {
     const r = await PaperReplica.create();
-    await r.deliver([appendRequest(2, 5, 0, 0, [], 0)]);
+    await r.deliver([appendRequest({ from: 2, term: 5, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })]);
     expect(r.status).toMatchObject({ role: 'follower', term: 5, leaderId: 2 });
     expect((await r.storage.state()).term).toBe(5);
   });
@@ -24,7 +24,7 @@ describe('§5.1 terms', () => {
     const r = await PaperReplica.create();
     await r.campaign();
     expect(r.status).toMatchObject({ role: 'candidate', term: 1 });
-    await r.deliver([voteResponse(2, 4, false)]);
+    await r.deliver([voteResponse({ from: 2, term: 4, granted: false })]);
     expect(r.status).toMatchObject({ role: 'follower', term: 4 });
     expect((await r.storage.state())).toMatchObject({ term: 4, votedFor: undefined });
   });
@@ -33,7 +33,7 @@ describe('§5.1 terms', () => {
     const r = await PaperReplica.create();
     await r.elect();
     expect(r.status).toMatchObject({ role: 'leader', term: 1 });
-    await r.deliver([appendResponse(2, 3, false, 0)]);
+    await r.deliver([appendResponse({ from: 2, term: 3, success: false, index: 0 })]);
     expect(r.status).toMatchObject({ role: 'follower', term: 3, leaderId: undefined });
     expect(r.cluster.leaders.at(-1)).toBeUndefined();
     // A deposed leader sends no more heartbeats.
@@ -46,15 +46,15 @@ describe('§5.1 terms', () => {
   // Figure 2: "Reply false if term < currentTerm" (AppendEntries and RequestVote).
   it('an AppendEntries with a stale term is rejected, and the reply carries the current term', async () => {
     const r = await PaperReplica.create({ state: { term: 5, entries: entries([1, 1]) } });
-    await r.deliver([appendRequest(2, 3, 2, 1, [{ index: 3, term: 3, transition: { id: 'x' } }], 3)]);
+    await r.deliver([appendRequest({ from: 2, term: 3, prevLogIndex: 2, prevLogTerm: 1, entries: [{ index: 3, term: 3, kind: 'transition', transition: { id: 'x' } }], leaderCommit: 3 })]);
     expect(r.take()).toEqual([[2, expect.objectContaining({ type: 'appendResponse', term: 5, success: false })]]);
     expect(r.status).toMatchObject({ term: 5, lastLogIndex: 2, commitIndex: 0, leaderId: undefined });
   });
 
   it('a RequestVote with a stale term is rejected, and the reply carries the current term', async () => {
     const r = await PaperReplica.create({ state: { term: 5 } });
-    await r.deliver([voteRequest(2, 3, 10, 3)]);
-    expect(r.take()).toEqual([[2, voteResponse(1, 5, false)]]);
+    await r.deliver([voteRequest({ from: 2, term: 3, lastLogIndex: 10, lastLogTerm: 3 })]);
+    expect(r.take()).toEqual([[2, voteResponse({ from: 1, term: 5, granted: false })]]);
     expect((await r.storage.state()).votedFor).toBeUndefined();
   });
 
@@ -63,9 +63,9 @@ describe('§5.1 terms', () => {
     await r.elect();
     expect(r.status).toMatchObject({ role: 'leader', term: 2, lastLogIndex: 1 });
     // Claims index 1 from term 1: counted, it would commit the noop.
-    await r.deliver([appendResponse(2, 1, true, 1)]);
+    await r.deliver([appendResponse({ from: 2, term: 1, success: true, index: 1 })]);
     expect(r.status).toMatchObject({ role: 'leader', term: 2, commitIndex: 0 });
-    await r.deliver([appendResponse(2, 2, true, 1)]);
+    await r.deliver([appendResponse({ from: 2, term: 2, success: true, index: 1 })]);
     expect(r.status.commitIndex).toBe(1);
   });
 });
@@ -84,7 +84,7 @@ describe('§5.2 leader election', () => {
     await r.tick(150);
     expect(r.status).toMatchObject({ role: 'candidate', term: 3, leaderId: undefined });
     expect(r.raft.votedFor).toBe(1);
-    expect(r.take()).toEqual([2, 3, 4, 5].map((to) => [to, voteRequest(1, 3, 2, 2)]));
+    expect(r.take()).toEqual([2, 3, 4, 5].map((to) => [to, voteRequest({ from: 1, term: 3, lastLogIndex: 2, lastLogTerm: 2 })]));
   });
 
   // Figure 2, persistent state: "(Updated on stable storage before responding to RPCs)";
@@ -107,14 +107,14 @@ describe('§5.2 leader election', () => {
   it('a voter persists its vote before it replies granted', async () => {
     const r = await PaperReplica.create();
     r.storage.hold();
-    r.cluster.inbox.push(voteRequest(2, 1, 0, 0));
+    r.cluster.inbox.push(voteRequest({ from: 2, term: 1, lastLogIndex: 0, lastLogTerm: 0 }));
     const ticking = r.tick();
     await drainMicrotasks();
     expect(r.cluster.outbox).toEqual([]);
     r.storage.release();
     await ticking;
     expect(r.trace.slice(0, 3)).toEqual(['save hardState(term=1,vote=2)', 'durable hardState(term=1,vote=2)', 'send voteResponse to 2']);
-    expect(r.take()).toEqual([[2, voteResponse(1, 1, true)]]);
+    expect(r.take()).toEqual([[2, voteResponse({ from: 1, term: 1, granted: true })]]);
   });
 
   // "Raft uses randomized election timeouts ... election timeouts are chosen randomly from a
@@ -150,7 +150,7 @@ describe('§5.2 leader election', () => {
     const r = await PaperReplica.create({ peerIds });
     await r.campaign();
     // A refusal and a duplicated grant count for nothing.
-    await r.deliver([...peerIds.slice(0, grants).flatMap((p) => [voteResponse(p, 1, true), voteResponse(p, 1, true)]), voteResponse(peerIds.at(-1)!, 1, false)]);
+    await r.deliver([...peerIds.slice(0, grants).flatMap((p) => [voteResponse({ from: p, term: 1, granted: true }), voteResponse({ from: p, term: 1, granted: true })]), voteResponse({ from: peerIds.at(-1)!, term: 1, granted: false })]);
     expect(r.status.role).toBe(leads ? 'leader' : 'candidate');
   });
 
@@ -159,9 +159,9 @@ describe('§5.2 leader election', () => {
     await r.campaign();
     await r.campaign();
     expect(r.status).toMatchObject({ role: 'candidate', term: 2 });
-    await r.deliver([voteResponse(2, 1, true), voteResponse(3, 1, true)]);
+    await r.deliver([voteResponse({ from: 2, term: 1, granted: true }), voteResponse({ from: 3, term: 1, granted: true })]);
     expect(r.status).toMatchObject({ role: 'candidate', term: 2 });
-    await r.deliver([voteResponse(3, 2, true)]);
+    await r.deliver([voteResponse({ from: 3, term: 2, granted: true })]);
     expect(r.status).toMatchObject({ role: 'leader', term: 2 });
   });
 
@@ -170,21 +170,21 @@ describe('§5.2 leader election', () => {
   // up-to-date as receiver's log, grant vote".
   it('one vote per term: a second candidate in the same term is refused, a repeated request from the same candidate is granted again', async () => {
     const r = await PaperReplica.create({ peerIds: [2, 3, 4] });
-    await r.deliver([voteRequest(2, 1, 0, 0)]);
-    await r.deliver([voteRequest(3, 1, 0, 0)]);
-    await r.deliver([voteRequest(2, 1, 0, 0)]);
-    expect(r.take()).toEqual([[2, voteResponse(1, 1, true)], [3, voteResponse(1, 1, false)], [2, voteResponse(1, 1, true)]]);
+    await r.deliver([voteRequest({ from: 2, term: 1, lastLogIndex: 0, lastLogTerm: 0 })]);
+    await r.deliver([voteRequest({ from: 3, term: 1, lastLogIndex: 0, lastLogTerm: 0 })]);
+    await r.deliver([voteRequest({ from: 2, term: 1, lastLogIndex: 0, lastLogTerm: 0 })]);
+    expect(r.take()).toEqual([[2, voteResponse({ from: 1, term: 1, granted: true })], [3, voteResponse({ from: 1, term: 1, granted: false })], [2, voteResponse({ from: 1, term: 1, granted: true })]]);
     expect(await r.storage.state()).toMatchObject({ term: 1, votedFor: 2 });
     // A new term frees the vote.
-    await r.deliver([voteRequest(4, 2, 0, 0)]);
-    expect(r.take()).toEqual([[4, voteResponse(1, 2, true)]]);
+    await r.deliver([voteRequest({ from: 4, term: 2, lastLogIndex: 0, lastLogTerm: 0 })]);
+    expect(r.take()).toEqual([[4, voteResponse({ from: 1, term: 2, granted: true })]]);
   });
 
   it('a candidate does not vote for another candidate of its own term', async () => {
     const r = await PaperReplica.create();
     await r.campaign();
-    await r.deliver([voteRequest(2, 1, 5, 1)]);
-    expect(r.take()).toEqual([[2, voteResponse(1, 1, false)]]);
+    await r.deliver([voteRequest({ from: 2, term: 1, lastLogIndex: 5, lastLogTerm: 1 })]);
+    expect(r.take()).toEqual([[2, voteResponse({ from: 1, term: 1, granted: false })]]);
   });
 
   // "While waiting for votes, a candidate may receive an AppendEntries RPC from another server
@@ -194,9 +194,9 @@ describe('§5.2 leader election', () => {
   it('a candidate that receives AppendEntries from a leader of its own term becomes follower', async () => {
     const r = await PaperReplica.create();
     await r.campaign();
-    await r.deliver([appendRequest(2, 1, 0, 0, [], 0)]);
+    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })]);
     expect(r.status).toMatchObject({ role: 'follower', term: 1, leaderId: 2 });
-    expect(r.take()).toEqual([[2, appendResponse(1, 1, true, 0)]]);
+    expect(r.take()).toEqual([[2, appendResponse({ from: 1, term: 1, success: true, index: 0 })]]);
   });
 
   // "The third possible outcome is that a candidate neither wins nor loses the election ... each
@@ -210,7 +210,7 @@ describe('§5.2 leader election', () => {
     await r.tick(r.now + 1);
     expect(r.status).toMatchObject({ role: 'candidate', term: 2 });
     expect(await r.storage.state()).toMatchObject({ term: 2, votedFor: 1 });
-    expect(r.take()).toEqual([[2, voteRequest(1, 2, 0, 0)], [3, voteRequest(1, 2, 0, 0)]]);
+    expect(r.take()).toEqual([[2, voteRequest({ from: 1, term: 2, lastLogIndex: 0, lastLogTerm: 0 })], [3, voteRequest({ from: 1, term: 2, lastLogIndex: 0, lastLogTerm: 0 })]]);
   });
 
   // "Once a candidate wins an election, it becomes leader. It then sends heartbeat messages to
@@ -228,7 +228,7 @@ describe('§5.2 leader election', () => {
         r.cluster.inbox.push(ack(to, m));
       }
     };
-    await r.deliver([voteResponse(2, 1, true)]);
+    await r.deliver([voteResponse({ from: 2, term: 1, granted: true })]);
     expect(r.status.role).toBe('leader');
     collect();
     for (let t = 5; t <= 500; t += 5) {
@@ -245,7 +245,7 @@ describe('§5.2 leader election', () => {
   // current leader or granting vote to candidate: convert to candidate".
   it('AppendEntries from the current leader resets the election timer', async () => {
     const r = await PaperReplica.create();
-    await r.deliver([appendRequest(2, 1, 0, 0, [], 0)], 100);
+    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })], 100);
     await r.tick(249);
     expect(r.status).toMatchObject({ role: 'follower', leaderId: 2 });
     await r.tick(250);
@@ -254,7 +254,7 @@ describe('§5.2 leader election', () => {
 
   it('granting a vote resets the election timer', async () => {
     const r = await PaperReplica.create();
-    await r.deliver([voteRequest(2, 1, 0, 0)], 100);
+    await r.deliver([voteRequest({ from: 2, term: 1, lastLogIndex: 0, lastLogTerm: 0 })], 100);
     await r.tick(249);
     expect(r.status).toMatchObject({ role: 'follower', term: 1 });
     await r.tick(250);
@@ -263,8 +263,8 @@ describe('§5.2 leader election', () => {
 
   it('refusing a vote does not reset the election timer', async () => {
     const r = await PaperReplica.create({ state: { term: 1, entries: entries([1]) } });
-    await r.deliver([voteRequest(2, 2, 0, 0)], 100); // its log is behind: refused
-    expect(r.take()).toEqual([[2, voteResponse(1, 2, false)]]);
+    await r.deliver([voteRequest({ from: 2, term: 2, lastLogIndex: 0, lastLogTerm: 0 })], 100); // its log is behind: refused
+    expect(r.take()).toEqual([[2, voteResponse({ from: 1, term: 2, granted: false })]]);
     await r.tick(150);
     expect(r.status).toMatchObject({ role: 'candidate', term: 3 });
   });
@@ -273,14 +273,14 @@ describe('§5.2 leader election', () => {
   // calls registerLeader(undefined) if it knew a leader."
   it('registerLeader is called on every change of the known leader, and only then', async () => {
     const r = await PaperReplica.create();
-    await r.deliver([appendRequest(2, 1, 0, 0, [], 0)], 10);
-    await r.deliver([appendRequest(2, 1, 0, 0, [], 0)], 20);
+    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })], 10);
+    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })], 20);
     expect(r.cluster.leaders).toEqual([2]);
     await r.campaign();
     expect(r.cluster.leaders).toEqual([2, undefined]);
-    await r.deliver([voteResponse(3, 2, true)]);
+    await r.deliver([voteResponse({ from: 3, term: 2, granted: true })]);
     expect(r.cluster.leaders).toEqual([2, undefined, 1]);
-    await r.deliver([appendRequest(3, 5, 0, 0, [], 0)]);
+    await r.deliver([appendRequest({ from: 3, term: 5, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })]);
     expect(r.cluster.leaders).toEqual([2, undefined, 1, 3]);
   });
 });

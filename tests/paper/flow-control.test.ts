@@ -22,7 +22,7 @@ const chunksTo = (sent: Sent[], to: number): SnapshotRequest[] =>
 async function leader(options: Parameters<typeof PaperReplica.create>[0] = {}): Promise<PaperReplica> {
   const r = await PaperReplica.create(options);
   await r.elect();
-  await r.deliver([appendResponse(2, 1, true, 1), appendResponse(3, 1, true, 1)]);
+  await r.deliver([appendResponse({ from: 2, term: 1, success: true, index: 1 }), appendResponse({ from: 3, term: 1, success: true, index: 1 })]);
   r.take();
   return r;
 }
@@ -30,8 +30,8 @@ async function leader(options: Parameters<typeof PaperReplica.create>[0] = {}): 
 describe('flow control by bytes', () => {
   it('estimates sizes without a codec: a string counts its length', () => {
     const small = sizeOf(entry(1, 1));
-    expect(sizeOf({ index: 1, term: 1, transition: padded('a', 5000) })).toBeGreaterThan(5000);
-    expect(sizeOf({ index: 1, term: 1, transition: padded('a', 5000) })).toBeLessThan(5000 + small + 100);
+    expect(sizeOf({ index: 1, term: 1, kind: 'transition', transition: padded('a', 5000) })).toBeGreaterThan(5000);
+    expect(sizeOf({ index: 1, term: 1, kind: 'transition', transition: padded('a', 5000) })).toBeLessThan(5000 + small + 100);
   });
 
   it('an AppendEntries carries at least one entry, then as many as fit in maxBytesPerMessage', async () => {
@@ -60,7 +60,7 @@ describe('flow control by bytes', () => {
     const r = await leader({ maxBytesPerMessage: 2500 });
     r.sm.submit(...Array.from({ length: 7 }, (_, i) => padded(`t${i}`)));
     await r.tick();
-    await r.deliver([appendRequest(2, 2, 0, 0, [], 0)]); // a leader of term 2
+    await r.deliver([appendRequest({ from: 2, term: 2, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })]); // a leader of term 2
     await r.tick();
     expect(r.sm.statusesOf('t6')).toEqual(['abandoned:not-leader']);
     expect(r.status.lastLogIndex).toBeLessThan(8);
@@ -74,7 +74,7 @@ describe('flow control by bytes', () => {
     // the second three more: one message goes while under 5,000 bytes are in flight, then none.
     const sent = appendsTo(r.take(), 2);
     expect(sent.map((m) => m.entries.length)).toEqual([2, 1, 2]);
-    await r.deliver([appendResponse(2, 1, true, sent[0]!.prevLogIndex + 2)]);
+    await r.deliver([appendResponse({ from: 2, term: 1, success: true, index: sent[0]!.prevLogIndex + 2 })]);
     expect(appendsTo(r.take(), 2).map((m) => m.prevLogIndex)).toEqual([sent[2]!.prevLogIndex + 2]);
   });
 
@@ -92,7 +92,7 @@ describe('flow control by bytes', () => {
     await r.tick(r.now + 50);
     expect(appendsTo(r.take(), 2).flatMap((m) => m.entries)).toEqual([]);
     // It held the window all along (only slow): one answer moves everything on.
-    await r.deliver([appendResponse(2, 1, true, end)]);
+    await r.deliver([appendResponse({ from: 2, term: 1, success: true, index: end })]);
     const progress = r.raft.role.kind === 'leader' ? r.raft.role.progress.get(2) : undefined;
     expect(progress).toMatchObject({ state: 'replicate', match: end, next: end + 1 });
   });
@@ -105,7 +105,7 @@ describe('flow control by bytes', () => {
     await r.tick(r.now + 50);
     await r.tick(r.now + 50);
     r.take();
-    await r.deliver([appendResponse(2, 1, false, 5, 1, 1)]); // it holds only index 1
+    await r.deliver([appendResponse({ from: 2, term: 1, success: false, index: 5, hintIndex: 1, hintTerm: 1 })]); // it holds only index 1
     const probe = appendsTo(r.take(), 2);
     expect(probe.map((m) => [m.prevLogIndex, m.entries.length])).toEqual([[1, 2]]);
     // Unanswered at the next heartbeat: an empty probe, not the entries again.
@@ -125,7 +125,7 @@ function chunksOf(from: number, term: number, s: Snapshot<unknown>, size: number
   const text = JSON.stringify(data);
   const out: Msg[] = [];
   for (let at = 0; at < text.length; at += size) {
-    out.push(snapshotRequest(from, term, meta, at, text.length, text.slice(at, at + size)));
+    out.push(snapshotRequest({ from, term, snapshot: meta, offset: at, size: text.length, chunk: text.slice(at, at + size) }));
   }
   return out;
 }
@@ -140,21 +140,21 @@ describe('Figure 13: InstallSnapshot in chunks', () => {
   it('the leader sends chunks of maxBytesPerMessage, up to maxInflightBytes ahead of the follower', async () => {
     const r = await PaperReplica.create({ state, maxBytesPerMessage: 8, maxInflightBytes: 16 });
     await r.elect([3]);
-    await r.deliver([appendResponse(2, 3, false, 11, 0, 0)]); // follower 2 holds nothing
+    await r.deliver([appendResponse({ from: 2, term: 3, success: false, index: 11, hintIndex: 0, hintTerm: 0 })]); // follower 2 holds nothing
     let sent = chunksTo(r.take(), 2);
     expect(sent.map((m) => [m.offset, m.chunk])).toEqual([[0, text.slice(0, 8)], [8, text.slice(8, 16)]]);
     expect(sent[0]).toMatchObject({ size: text.length, snapshot: { lastIncludedIndex: 10, lastIncludedTerm: 1 } });
     expect('data' in sent[0]!.snapshot).toBe(false);
-    await r.deliver([snapshotResponse(2, 3, 10, 8)]);
+    await r.deliver([snapshotResponse({ from: 2, term: 3, index: 10, offset: 8 })]);
     sent = chunksTo(r.take(), 2);
     expect(sent.map((m) => m.offset)).toEqual([16]);
-    await r.deliver([snapshotResponse(2, 3, 10, 16), snapshotResponse(2, 3, 10, 24)]);
+    await r.deliver([snapshotResponse({ from: 2, term: 3, index: 10, offset: 16 }), snapshotResponse({ from: 2, term: 3, index: 10, offset: 24 })]);
     sent = chunksTo(r.take(), 2);
     expect(sent.map((m) => m.offset).at(-1)! + sent.at(-1)!.chunk.length).toBe(text.length);
     // "Reply ... once done": the follower's success moves it on to AppendEntries after the snapshot.
-    await r.deliver([appendResponse(2, 3, true, 10)]);
+    await r.deliver([appendResponse({ from: 2, term: 3, success: true, index: 10 })]);
     // One entry per message under an 8-byte budget, and one message fills a 16-byte window.
-    expect(appendsTo(r.take(), 2)).toEqual([appendRequest(1, 3, 10, 1, [entry(11, 2)], 10)]);
+    expect(appendsTo(r.take(), 2)).toEqual([appendRequest({ from: 1, term: 3, prevLogIndex: 10, prevLogTerm: 1, entries: [entry(11, 2)], leaderCommit: 10 })]);
   });
 
   // Figure 13 receiver: "2. Create new snapshot file if first chunk (offset is 0) 3. Write data into
@@ -163,17 +163,17 @@ describe('Figure 13: InstallSnapshot in chunks', () => {
     const r = await PaperReplica.create({ state: { term: 1, entries: entries([1, 1]) } });
     const [c0, c1, c2, ...rest] = chunksOf(2, 3, s, 8);
     await r.deliver([c0!]);
-    expect(r.take()).toEqual([[2, snapshotResponse(1, 3, 10, 8)]]);
+    expect(r.take()).toEqual([[2, snapshotResponse({ from: 1, term: 3, index: 10, offset: 8 })]]);
     await r.deliver([c2!]); // out of order (c1 lost): ignored, and it says where it stands
-    expect(r.take()).toEqual([[2, snapshotResponse(1, 3, 10, 8)]]);
+    expect(r.take()).toEqual([[2, snapshotResponse({ from: 1, term: 3, index: 10, offset: 8 })]]);
     await r.deliver([c1!, c1!]); // a duplicate changes nothing
-    expect(r.take()).toEqual([[2, snapshotResponse(1, 3, 10, 16)], [2, snapshotResponse(1, 3, 10, 16)]]);
+    expect(r.take()).toEqual([[2, snapshotResponse({ from: 1, term: 3, index: 10, offset: 16 })], [2, snapshotResponse({ from: 1, term: 3, index: 10, offset: 16 })]]);
     expect(r.sm.setSnapshots).toEqual([]);
     expect(r.status.commitIndex).toBe(0);
     await r.deliver([c2!, ...rest]);
     expect(r.sm.setSnapshots).toEqual([s]);
     expect(r.status).toMatchObject({ commitIndex: 10, lastApplied: 10, lastLogIndex: 10 });
-    expect(r.take().at(-1)).toEqual([2, appendResponse(1, 3, true, 10)]);
+    expect(r.take().at(-1)).toEqual([2, appendResponse({ from: 1, term: 3, success: true, index: 10 })]);
   });
 
   it('another leader\'s chunks start over at offset 0; a chunk of an unknown transfer is answered 0', async () => {
@@ -183,7 +183,7 @@ describe('Figure 13: InstallSnapshot in chunks', () => {
     r.take();
     const next = chunksOf(3, 4, s, 8);
     await r.deliver([next[1]!]);
-    expect(r.take()).toEqual([[3, snapshotResponse(1, 4, 10, 0)]]);
+    expect(r.take()).toEqual([[3, snapshotResponse({ from: 1, term: 4, index: 10, offset: 0 })]]);
     await r.deliver(next);
     expect(r.sm.setSnapshots).toEqual([s]);
   });
@@ -191,9 +191,9 @@ describe('Figure 13: InstallSnapshot in chunks', () => {
   it('after a dropped stream the leader resumes from what the follower holds, one chunk, then empty ones', async () => {
     const r = await PaperReplica.create({ state, maxBytesPerMessage: 8, maxInflightBytes: 16 });
     await r.elect([3]);
-    await r.deliver([appendResponse(2, 3, false, 11, 0, 0)]);
+    await r.deliver([appendResponse({ from: 2, term: 3, success: false, index: 11, hintIndex: 0, hintTerm: 0 })]);
     r.take();
-    await r.deliver([snapshotResponse(2, 3, 10, 8)]); // then everything in flight is lost
+    await r.deliver([snapshotResponse({ from: 2, term: 3, index: 10, offset: 8 })]); // then everything in flight is lost
     r.take();
     await r.tick(r.now + 50); // it moved since the last heartbeat
     expect(chunksTo(r.take(), 2)).toEqual([]);
@@ -201,13 +201,13 @@ describe('Figure 13: InstallSnapshot in chunks', () => {
     expect(chunksTo(r.take(), 2).map((m) => [m.offset, m.chunk.length])).toEqual([[8, 8]]);
     await r.tick(r.now + 50); // still unanswered: only ask
     expect(chunksTo(r.take(), 2).map((m) => [m.offset, m.chunk.length])).toEqual([[8, 0]]);
-    await r.deliver([snapshotResponse(2, 3, 10, 16)]); // it answers: the stream goes on from there
+    await r.deliver([snapshotResponse({ from: 2, term: 3, index: 10, offset: 16 })]); // it answers: the stream goes on from there
     expect(chunksTo(r.take(), 2).map((m) => m.offset)).toEqual([16, 24]);
   });
 
   it('a chunk whose whole text is not JSON is dropped and counted, never thrown', async () => {
     const r = await PaperReplica.create();
-    await r.deliver([snapshotRequest(2, 3, { lastIncludedIndex: 10, lastIncludedTerm: 1 }, 0, 5, '{nope')]);
+    await r.deliver([snapshotRequest({ from: 2, term: 3, snapshot: { lastIncludedIndex: 10, lastIncludedTerm: 1 }, offset: 0, size: 5, chunk: '{nope' })]);
     expect(r.replica.metrics.messagesDropped).toBe(1);
     expect(r.sm.setSnapshots).toEqual([]);
     expect(r.status.commitIndex).toBe(0);

@@ -16,7 +16,7 @@ describe('§5.3 log replication: the leader', () => {
   it('appends polled transitions in its term, and reports them queued only after the save resolved', async () => {
     const r = await PaperReplica.create();
     await r.elect();
-    await r.deliver([appendResponse(2, 1, true, 1)]);
+    await r.deliver([appendResponse({ from: 2, term: 1, success: true, index: 1 })]);
     r.take();
     r.trace.length = 0;
     r.sm.submit({ id: 'a' }, { id: 'b' });
@@ -32,7 +32,7 @@ describe('§5.3 log replication: the leader', () => {
     expect(r.trace.slice(0, 2)).toEqual(['save append=2@1,3@1', 'durable append=2@1,3@1']);
     expect(r.trace.indexOf('state a queued')).toBeGreaterThan(1);
     expect(r.sm.statusesOf('a')).toEqual(['queued']);
-    expect(appends(r.take(), 2)).toEqual([appendRequest(1, 1, 1, 1, [entry(2, 1, 'a'), entry(3, 1, 'b')], 1)]);
+    expect(appends(r.take(), 2)).toEqual([appendRequest({ from: 1, term: 1, prevLogIndex: 1, prevLogTerm: 1, entries: [entry(2, 1, 'a'), entry(3, 1, 'b')], leaderCommit: 1 })]);
   });
 
   // Figure 2, leaders: "If there exists an N such that N > commitIndex, a majority of
@@ -40,16 +40,16 @@ describe('§5.3 log replication: the leader', () => {
   it('commits an entry of its term once a majority (itself included) holds it', async () => {
     const r = await PaperReplica.create({ peerIds: [2, 3, 4, 5] });
     await r.elect([2, 3]);
-    await r.deliver([appendResponse(2, 1, true, 1)]);
+    await r.deliver([appendResponse({ from: 2, term: 1, success: true, index: 1 })]);
     expect(r.status.commitIndex).toBe(0); // 2 of 5
-    await r.deliver([appendResponse(3, 1, true, 1)]);
+    await r.deliver([appendResponse({ from: 3, term: 1, success: true, index: 1 })]);
     expect(r.status).toMatchObject({ commitIndex: 1, lastApplied: 1 }); // 3 of 5
   });
 
   it('AppendEntries carries at most maxEntriesPerMessage entries', async () => {
     const r = await PaperReplica.create({ maxEntriesPerMessage: 3 });
     await r.elect();
-    await r.deliver([appendResponse(2, 1, true, 1), appendResponse(3, 1, true, 1)]);
+    await r.deliver([appendResponse({ from: 2, term: 1, success: true, index: 1 }), appendResponse({ from: 3, term: 1, success: true, index: 1 })]);
     r.take();
     r.sm.submit(...Array.from({ length: 10 }, (_, i) => ({ id: `t${i}` })));
     await r.tick();
@@ -64,7 +64,7 @@ describe('§5.3 log replication: the AppendEntries receiver', () => {
   // prevLogIndex whose term matches prevLogTerm".
   it('rejects AppendEntries whose prevLogTerm does not match its entry at prevLogIndex', async () => {
     const r = await PaperReplica.create({ state: { term: 2, entries: entries([1, 1, 2]) } });
-    await r.deliver([appendRequest(2, 3, 3, 3, [entry(4, 3)], 4)]);
+    await r.deliver([appendRequest({ from: 2, term: 3, prevLogIndex: 3, prevLogTerm: 3, entries: [entry(4, 3)], leaderCommit: 4 })]);
     expect(r.take()).toEqual([[2, expect.objectContaining({ type: 'appendResponse', term: 3, success: false, index: 3 })]]);
     expect(r.log()).toEqual(entries([1, 1, 2]).map((e) => [e.index, e.term, e.transition.id]));
     expect(r.status.commitIndex).toBe(0);
@@ -72,7 +72,7 @@ describe('§5.3 log replication: the AppendEntries receiver', () => {
 
   it('rejects AppendEntries whose prevLogIndex is beyond its log', async () => {
     const r = await PaperReplica.create({ state: { term: 2, entries: entries([1, 1, 2]) } });
-    await r.deliver([appendRequest(2, 3, 5, 3, [entry(6, 3)], 6)]);
+    await r.deliver([appendRequest({ from: 2, term: 3, prevLogIndex: 5, prevLogTerm: 3, entries: [entry(6, 3)], leaderCommit: 6 })]);
     expect(r.take()).toEqual([[2, expect.objectContaining({ type: 'appendResponse', term: 3, success: false, index: 5 })]]);
     expect(r.status).toMatchObject({ lastLogIndex: 3, commitIndex: 0 });
   });
@@ -81,9 +81,9 @@ describe('§5.3 log replication: the AppendEntries receiver', () => {
   // existing entry and all that follow it. 4. Append any new entries not already in the log".
   it('deletes a conflicting entry and all that follow it, and appends the new ones', async () => {
     const r = await PaperReplica.create({ state: { term: 2, entries: entries([1, 1, 2, 2, 2]) } });
-    await r.deliver([appendRequest(2, 3, 2, 1, [entry(3, 3), entry(4, 3)], 0)]);
+    await r.deliver([appendRequest({ from: 2, term: 3, prevLogIndex: 2, prevLogTerm: 1, entries: [entry(3, 3), entry(4, 3)], leaderCommit: 0 })]);
     expect(r.log()).toEqual([[1, 1, 'e1t1'], [2, 1, 'e2t1'], [3, 3, 'e3t3'], [4, 3, 'e4t3']]);
-    expect(r.take()).toEqual([[2, appendResponse(1, 3, true, 4)]]);
+    expect(r.take()).toEqual([[2, appendResponse({ from: 1, term: 3, success: true, index: 4 })]]);
     expect(r.storage.batches.at(-1)).toMatchObject({ truncateFrom: 3, append: [entry(3, 3), entry(4, 3)] });
     expect((await r.storage.state()).entries).toEqual([...entries([1, 1]), entry(3, 3), entry(4, 3)]);
   });
@@ -93,21 +93,21 @@ describe('§5.3 log replication: the AppendEntries receiver', () => {
   it('does not re-append entries already present, and a late shorter duplicate truncates nothing', async () => {
     const r = await PaperReplica.create({ state: { term: 1, entries: entries([1, 1, 1]) } });
     const saves = r.storage.batches.length;
-    await r.deliver([appendRequest(2, 1, 0, 0, entries([1, 1, 1]), 0)]);
+    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: entries([1, 1, 1]), leaderCommit: 0 })]);
     expect(r.storage.batches.length).toBe(saves); // nothing new to persist
-    await r.deliver([appendRequest(2, 1, 3, 1, [entry(4, 1)], 0)]);
-    await r.deliver([appendRequest(2, 1, 0, 0, entries([1, 1]), 0), appendRequest(2, 1, 1, 1, entries([1, 1], 2), 0)]);
+    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 3, prevLogTerm: 1, entries: [entry(4, 1)], leaderCommit: 0 })]);
+    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: entries([1, 1]), leaderCommit: 0 }), appendRequest({ from: 2, term: 1, prevLogIndex: 1, prevLogTerm: 1, entries: entries([1, 1], 2), leaderCommit: 0 })]);
     expect(r.log()).toEqual([1, 2, 3, 4].map((i) => [i, 1, `e${i}t1`]));
     expect(r.raft.metrics.entriesAppended).toBe(1);
-    expect(r.take().map(([, m]) => m)).toEqual([appendResponse(1, 1, true, 3), appendResponse(1, 1, true, 4), appendResponse(1, 1, true, 2), appendResponse(1, 1, true, 3)]);
+    expect(r.take().map(([, m]) => m)).toEqual([appendResponse({ from: 1, term: 1, success: true, index: 3 }), appendResponse({ from: 1, term: 1, success: true, index: 4 }), appendResponse({ from: 1, term: 1, success: true, index: 2 }), appendResponse({ from: 1, term: 1, success: true, index: 3 })]);
   });
 
   // "5. If leaderCommit > commitIndex, set commitIndex = min(leaderCommit, index of last new entry)".
   it('sets commitIndex to min(leaderCommit, index of last new entry) and applies up to it', async () => {
     const r = await PaperReplica.create();
-    await r.deliver([appendRequest(2, 1, 0, 0, entries([1, 1]), 5)]);
+    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: entries([1, 1]), leaderCommit: 5 })]);
     expect(r.status).toMatchObject({ commitIndex: 2, lastApplied: 2 });
-    await r.deliver([appendRequest(2, 1, 2, 1, [entry(3, 1)], 1)]);
+    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 2, prevLogTerm: 1, entries: [entry(3, 1)], leaderCommit: 1 })]);
     expect(r.status).toMatchObject({ commitIndex: 2 }); // never decreases
     expect(r.sm.appliedAt).toEqual([[1, 'e1t1'], [2, 'e2t1']]);
   });
@@ -115,7 +115,7 @@ describe('§5.3 log replication: the AppendEntries receiver', () => {
   it('does not commit its own entries beyond what the AppendEntries verified', async () => {
     // Its entry 3 came from a deposed leader of term 2; the leader of term 3 holds another entry 3.
     const r = await PaperReplica.create({ state: { term: 2, entries: entries([1, 1, 2]) } });
-    await r.deliver([appendRequest(2, 3, 2, 1, [], 3)]);
+    await r.deliver([appendRequest({ from: 2, term: 3, prevLogIndex: 2, prevLogTerm: 1, entries: [], leaderCommit: 3 })]);
     expect(r.status).toMatchObject({ commitIndex: 2, lastApplied: 2, lastLogIndex: 3 });
   });
 });
@@ -136,7 +136,7 @@ describe('§5.3 fast backtracking', () => {
     net.crash(3);
     net.timeout(1);
     net.inflight = [];
-    net.step(1, voteResponse(3, 8, true));
+    net.step(1, voteResponse({ from: 3, term: 8, granted: true }));
     expect(net.raft(1).isLeader()).toBe(true);
     const rounds = net.settleAll();
     expect(net.entriesOf(2)).toEqual(net.entriesOf(1));
@@ -150,7 +150,7 @@ describe('§5.3 fast backtracking', () => {
     net.crash(3);
     net.timeout(1);
     net.inflight = [];
-    net.step(1, voteResponse(3, 6, true));
+    net.step(1, voteResponse({ from: 3, term: 6, granted: true }));
     const rounds = net.settleAll();
     expect(net.entriesOf(2)).toEqual(net.entriesOf(1));
     expect(Math.ceil(rounds / 2)).toBeLessThanOrEqual(4);
@@ -181,7 +181,7 @@ describe('Figure 7: the leader forces the followers\' logs to duplicate its own'
     net.timeout(1);
     expect(net.raft(1).term).toBe(8);
     net.inflight = [];
-    net.step(1, voteResponse(3, 8, true)); // the leader at the top comes to power in term 8
+    net.step(1, voteResponse({ from: 3, term: 8, granted: true })); // the leader at the top comes to power in term 8
     expect(net.terms(1)).toEqual([...leader, 8]);
     const rounds = net.settleAll();
     expect(net.entriesOf(2)).toEqual(net.entriesOf(1));

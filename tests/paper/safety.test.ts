@@ -22,8 +22,8 @@ describe('§5.4.1 election restriction', () => {
     ['a higher last term, even with a shorter log', 1, 3, true],
   ] as const)('a voter answers a candidate with %s (last index %i, last term %i): granted %s', async (_, lastIndex, lastTerm, granted) => {
     const r = await PaperReplica.create({ state: { term: 3, entries: entries([1, 1, 2]) } });
-    await r.deliver([voteRequest(2, 4, lastIndex, lastTerm)]);
-    expect(r.take()).toEqual([[2, voteResponse(1, 4, granted)]]);
+    await r.deliver([voteRequest({ from: 2, term: 4, lastLogIndex: lastIndex, lastLogTerm: lastTerm })]);
+    expect(r.take()).toEqual([[2, voteResponse({ from: 1, term: 4, granted })]]);
     expect((await r.storage.state()).votedFor).toBe(granted ? 2 : undefined);
   });
 });
@@ -37,7 +37,7 @@ describe('§5.4.2 committing entries from previous terms', () => {
     const r = await PaperReplica.create({ peerIds: [2, 3], state: { term: 2, entries: entries([1, 2]) } });
     await r.elect();
     expect(r.status).toMatchObject({ role: 'leader', term: 3, lastLogIndex: 3 });
-    await r.deliver([appendResponse(2, 3, true, 2)]); // index 2 of term 2 is on 2 of 3 replicas
+    await r.deliver([appendResponse({ from: 2, term: 3, success: true, index: 2 })]); // index 2 of term 2 is on 2 of 3 replicas
     expect(r.status.commitIndex).toBe(0);
     expect(r.sm.appliedAt).toEqual([]);
   });
@@ -45,8 +45,8 @@ describe('§5.4.2 committing entries from previous terms', () => {
   it('it commits them indirectly once an entry of its own term commits', async () => {
     const r = await PaperReplica.create({ peerIds: [2, 3], state: { term: 2, entries: entries([1, 2]) } });
     await r.elect();
-    await r.deliver([appendResponse(2, 3, true, 2)]);
-    await r.deliver([appendResponse(2, 3, true, 3)]); // the noop of term 3 is on 2 of 3
+    await r.deliver([appendResponse({ from: 2, term: 3, success: true, index: 2 })]);
+    await r.deliver([appendResponse({ from: 2, term: 3, success: true, index: 3 })]); // the noop of term 3 is on 2 of 3
     expect(r.status).toMatchObject({ commitIndex: 3, lastApplied: 3 });
     expect(r.sm.appliedAt).toEqual([[1, 'e1t1'], [2, 'e2t2'], [3, 'noop']]);
     expect(r.sm.statusesOf('e2t2')).toEqual(['committed', 'applied']);

@@ -17,9 +17,9 @@ describe('§7 log compaction', () => {
   // last included index". API.md: createSnapshot(i, term) with i = the last applied index.
   it('a replica with snapshotDelta compacts after that many applied entries, at its last applied index and term', async () => {
     const r = await PaperReplica.create({ snapshotDelta: 3, state: { term: 2 } });
-    await r.deliver([appendRequest(2, 2, 0, 0, entries([1, 1, 2, 2, 2, 2]), 2)]);
+    await r.deliver([appendRequest({ from: 2, term: 2, prevLogIndex: 0, prevLogTerm: 0, entries: entries([1, 1, 2, 2, 2, 2]), leaderCommit: 2 })]);
     expect(r.sm.snapshotCalls).toEqual([]); // 2 applied
-    await r.deliver([appendRequest(2, 2, 6, 2, [], 4)]);
+    await r.deliver([appendRequest({ from: 2, term: 2, prevLogIndex: 6, prevLogTerm: 2, entries: [], leaderCommit: 4 })]);
     expect(r.sm.snapshotCalls).toEqual([[4, 2]]);
     expect(r.raft.log.snapshotIndex).toBe(4);
     for (let i = 1; i <= 4; i++) expect(r.raft.log.entry(i)).toBeUndefined();
@@ -40,11 +40,11 @@ describe('§7 log compaction', () => {
     const r = await PaperReplica.create({ state: { term: 2, snapshot: snapshot(10, 1), entries: [entry(11, 2), entry(12, 2)] } });
     await r.elect([3]);
     expect(r.status).toMatchObject({ role: 'leader', term: 3, lastLogIndex: 13 });
-    await r.deliver([appendResponse(2, 3, false, 12, 0, 0)]); // follower 2's log is empty
+    await r.deliver([appendResponse({ from: 2, term: 3, success: false, index: 12, hintIndex: 0, hintTerm: 0 })]); // follower 2's log is empty
     const sent = r.take();
     expect(sent).toEqual([[2, wholeSnapshot(1, 3, snapshot(10, 1))]]);
-    await r.deliver([appendResponse(2, 3, true, 10)]);
-    expect(r.take()).toEqual([[2, appendRequest(1, 3, 10, 1, [entry(11, 2), entry(12, 2), { ...entry(13, 3, 'noop'), noop: true }], 10)]]);
+    await r.deliver([appendResponse({ from: 2, term: 3, success: true, index: 10 })]);
+    expect(r.take()).toEqual([[2, appendRequest({ from: 1, term: 3, prevLogIndex: 10, prevLogTerm: 1, entries: [entry(11, 2), entry(12, 2), { ...entry(13, 3, 'noop'), kind: 'noop' }], leaderCommit: 10 })]]);
   });
 
   // Figure 13, InstallSnapshot receiver: "5. Save snapshot file ... 7. Discard the entire log
@@ -54,11 +54,11 @@ describe('§7 log compaction', () => {
     await r.deliver([wholeSnapshot(2, 3, snapshot(10, 2))]);
     expect(r.sm.setSnapshots).toEqual([snapshot(10, 2)]);
     expect(r.status).toMatchObject({ term: 3, leaderId: 2, commitIndex: 10, lastApplied: 10, lastLogIndex: 10 });
-    expect(r.take()).toEqual([[2, appendResponse(1, 3, true, 10)]]);
+    expect(r.take()).toEqual([[2, appendResponse({ from: 1, term: 3, success: true, index: 10 })]]);
     // Saved with the configuration now in effect, so that a restart does not fall back on the options.
     expect((await r.storage.state()).snapshot).toEqual({ ...snapshot(10, 2), members: [1, 2, 3] });
     expect((await r.storage.state()).entries).toEqual([]);
-    await r.deliver([appendRequest(2, 3, 10, 2, [entry(11, 3)], 11)]);
+    await r.deliver([appendRequest({ from: 2, term: 3, prevLogIndex: 10, prevLogTerm: 2, entries: [entry(11, 3)], leaderCommit: 11 })]);
     expect(r.sm.appliedAt).toEqual([[11, 'e11t3']]);
     expect(r.sm.violations).toEqual([]);
   });
@@ -88,7 +88,7 @@ describe('§7 log compaction', () => {
   // called only with a snapshot newer than what is applied".
   it('an older snapshot never rolls a replica back', async () => {
     const r = await PaperReplica.create();
-    await r.deliver([appendRequest(2, 1, 0, 0, entries([1, 1, 1, 1, 1, 1, 1, 1, 1, 1]), 10)]);
+    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: entries([1, 1, 1, 1, 1, 1, 1, 1, 1, 1]), leaderCommit: 10 })]);
     expect(r.status).toMatchObject({ commitIndex: 10, lastApplied: 10 });
     r.take();
     await r.deliver([wholeSnapshot(2, 1, snapshot(5, 1))]);

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { appendRequest, appendResponse, voteResponse } from '../../src/core/message.js';
 import { PaperReplica, entries, entry } from '../helpers/paper-harness.js';
 
-const noop = (index: number, term: number) => ({ ...entry(index, term, 'noop'), noop: true as const });
+const noop = (index: number, term: number) => ({ ...entry(index, term, 'noop'), kind: 'noop' as const });
 
 describe('§5.3 / §8 transition states', () => {
   // Figure 2, leaders: "If command received from client: append entry to local log, respond after
@@ -15,20 +15,20 @@ describe('§5.3 / §8 transition states', () => {
   it('the leader reports queued, then committed, then applied', async () => {
     const r = await PaperReplica.create();
     await r.elect();
-    await r.deliver([appendResponse(2, 1, true, 1)]);
+    await r.deliver([appendResponse({ from: 2, term: 1, success: true, index: 1 })]);
     r.sm.submit({ id: 'a' });
     await r.tick();
     expect(r.sm.statusesOf('a')).toEqual(['queued']);
-    await r.deliver([appendResponse(3, 1, true, 2)]);
+    await r.deliver([appendResponse({ from: 3, term: 1, success: true, index: 2 })]);
     expect(r.sm.statusesOf('a')).toEqual(['queued', 'committed', 'applied']);
     expect(r.sm.appliedAt).toEqual([[1, 'noop'], [2, 'a']]);
   });
 
   it('a follower reports applied only', async () => {
     const r = await PaperReplica.create();
-    await r.deliver([appendRequest(2, 1, 0, 0, [noop(1, 1), entry(2, 1, 'a')], 1)]);
+    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [noop(1, 1), entry(2, 1, 'a')], leaderCommit: 1 })]);
     expect(r.sm.statusesOf('a')).toEqual([]);
-    await r.deliver([appendRequest(2, 1, 2, 1, [], 2)]);
+    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 2, prevLogTerm: 1, entries: [], leaderCommit: 2 })]);
     expect(r.sm.statusesOf('a')).toEqual(['applied']);
   });
 
@@ -51,11 +51,11 @@ describe('§5.3 / §8 transition states', () => {
   it('a deposed leader reports its uncommitted entry abandoned / conflict-with-leader when the new leader overwrites it', async () => {
     const r = await PaperReplica.create();
     await r.elect();
-    await r.deliver([appendResponse(2, 1, true, 1)]);
+    await r.deliver([appendResponse({ from: 2, term: 1, success: true, index: 1 })]);
     r.sm.submit({ id: 'x' });
     await r.tick();
     expect(r.status).toMatchObject({ commitIndex: 1, lastLogIndex: 2 });
-    await r.deliver([appendRequest(3, 2, 1, 1, [noop(2, 2)], 2)]);
+    await r.deliver([appendRequest({ from: 3, term: 2, prevLogIndex: 1, prevLogTerm: 1, entries: [noop(2, 2)], leaderCommit: 2 })]);
     expect(r.status).toMatchObject({ role: 'follower', term: 2, leaderId: 3 });
     expect(r.sm.statusesOf('x')).toEqual(['queued', 'abandoned:conflict-with-leader']);
     expect(r.sm.appliedIds).toEqual([]);
@@ -63,7 +63,7 @@ describe('§5.3 / §8 transition states', () => {
 
   it('a follower reports an uncommitted entry it removes abandoned / conflict-with-leader', async () => {
     const r = await PaperReplica.create({ state: { term: 1, entries: entries([1, 1]) } });
-    await r.deliver([appendRequest(3, 2, 1, 1, [noop(2, 2)], 0)]);
+    await r.deliver([appendRequest({ from: 3, term: 2, prevLogIndex: 1, prevLogTerm: 1, entries: [noop(2, 2)], leaderCommit: 0 })]);
     expect(r.sm.statusesOf('e2t1')).toEqual(['abandoned:conflict-with-leader']);
     expect(r.sm.statusesOf('e1t1')).toEqual([]);
   });
@@ -75,11 +75,11 @@ describe('§5.3 / §8 transition states', () => {
     const r = await PaperReplica.create({ state: { term: 1, entries: entries([1]) } });
     await r.campaign();
     r.sm.submit({ id: 'b' });
-    await r.deliver([voteResponse(2, 2, true)]);
+    await r.deliver([voteResponse({ from: 2, term: 2, granted: true })]);
     expect(r.log()).toEqual([[1, 1, 'e1t1'], [2, 2, 'noop'], [3, 2, 'b']]);
-    expect(r.raft.log.entry(2)!.noop).toBe(true);
+    expect(r.raft.log.entry(2)!.kind).toBe('noop');
     // Deposed, then elected again in term 4: a noop again opens the term.
-    await r.deliver([appendResponse(2, 3, false, 0)]);
+    await r.deliver([appendResponse({ from: 2, term: 3, success: false, index: 0 })]);
     await r.elect();
     expect(r.status).toMatchObject({ role: 'leader', term: 4 });
     expect(r.log().at(-1)).toEqual([4, 4, 'noop']);
@@ -88,13 +88,13 @@ describe('§5.3 / §8 transition states', () => {
   it('no state is ever reported for the noop, though it is applied', async () => {
     const r = await PaperReplica.create();
     await r.elect();
-    await r.deliver([appendResponse(2, 1, true, 1)]);
+    await r.deliver([appendResponse({ from: 2, term: 1, success: true, index: 1 })]);
     expect(r.sm.appliedAt).toEqual([[1, 'noop']]);
     expect(r.sm.states.has('noop')).toBe(false);
     expect(r.sm.violations).toEqual([]);
     const f = await PaperReplica.create({ id: 2 });
-    await f.deliver([appendRequest(1, 1, 0, 0, [noop(1, 1)], 1)]);
-    await f.deliver([appendRequest(3, 2, 0, 0, [noop(1, 2)], 0)]); // a noop removed by a conflict
+    await f.deliver([appendRequest({ from: 1, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [noop(1, 1)], leaderCommit: 1 })]);
+    await f.deliver([appendRequest({ from: 3, term: 2, prevLogIndex: 0, prevLogTerm: 0, entries: [noop(1, 2)], leaderCommit: 0 })]); // a noop removed by a conflict
     expect(f.sm.states.has('noop')).toBe(false);
   });
 });

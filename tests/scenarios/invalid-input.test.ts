@@ -34,6 +34,11 @@ describe('invalid options', () => {
     ['negative heartbeat', { heartbeatTimeout: -5 }, /heartbeatTimeout must be a positive/],
     ['NaN heartbeat', { heartbeatTimeout: Number.NaN }, /heartbeatTimeout/],
     ['inverted range', { electionTimeoutRange: [300, 150] }, /inverted/],
+    ['zero catchUpTimeout', { catchUpTimeout: 0 }, /catchUpTimeout must be a positive/],
+    ['negative catchUpTimeout', { catchUpTimeout: -1 }, /catchUpTimeout must be a positive/],
+    ['NaN catchUpTimeout', { catchUpTimeout: Number.NaN }, /catchUpTimeout must be a positive/],
+    ['infinite catchUpTimeout', { catchUpTimeout: Infinity }, /catchUpTimeout must be a positive/],
+    ['catchUpTimeout not a number', { catchUpTimeout: '1000' as never }, /catchUpTimeout must be a positive/],
     ['range[0] equal to heartbeat', { heartbeatTimeout: 150, electionTimeoutRange: [150, 300] }, /electionTimeoutRange\[0\].*above heartbeatTimeout/],
     ['range[0] below heartbeat', { heartbeatTimeout: 200, electionTimeoutRange: [150, 300] }, /electionTimeoutRange\[0\].*above heartbeatTimeout/],
     ['one-element range', { electionTimeoutRange: [150] as unknown as [number, number] }, /electionTimeoutRange/],
@@ -183,7 +188,7 @@ describe('malformed and hostile messages', () => {
       expect(r.log.term(1)).toBeGreaterThan(0);
       sim.inject(follower, {
         type: 'append', from: leader.id, term: r.term, prevLogIndex: 0, prevLogTerm: 0,
-        entries: [{ index: 1, term: 0, transition: { id: 'rewrite' } }], leaderCommit: r.commitIndex, round: 0,
+        entries: [{ index: 1, term: 0, kind: 'transition', transition: { id: 'rewrite' } }], leaderCommit: r.commitIndex, round: 0,
       } satisfies TestMessage);
       await f.replica.tick();
       expect(f.replica.metrics.messagesDropped - m0.messagesDropped).toBe(1);
@@ -333,7 +338,7 @@ describe('impossible persisted state', () => {
     new Replica<TestTransition, TestSnapshotData>({ ...base(), stateMachine: new RecordingStateMachine(1), storage: storageOf(state), clock: () => 0, random: () => 0.5 });
 
   it('a consistent state loads', async () => {
-    const r = replicaOn({ term: 3, votedFor: 2, snapshot: { lastIncludedIndex: 2, lastIncludedTerm: 1, data: { count: 2, hash: 7 } }, entries: [{ index: 3, term: 1, transition: t('a') }, { index: 4, term: 3, transition: t('b') }] });
+    const r = replicaOn({ term: 3, votedFor: 2, snapshot: { lastIncludedIndex: 2, lastIncludedTerm: 1, data: { count: 2, hash: 7 } }, entries: [{ index: 3, term: 1, kind: 'transition', transition: t('a') }, { index: 4, term: 3, kind: 'transition', transition: t('b') }] });
     await expect(r.tick()).resolves.toBeUndefined();
     expect(r.status).toMatchObject({ term: 3, lastLogIndex: 4, commitIndex: 2, lastApplied: 2 });
   });
@@ -342,14 +347,14 @@ describe('impossible persisted state', () => {
     term: 2, votedFor: undefined, snapshot: undefined, entries: [],
   };
   const cases: [string, PersistentState<TestTransition, TestSnapshotData>][] = [
-    ['a gap', { term: 2, votedFor: undefined, snapshot: undefined, entries: [{ index: 1, term: 1, transition: t('a') }, { index: 3, term: 1, transition: t('b') }] }],
-    ['not starting at 1', { term: 2, votedFor: undefined, snapshot: undefined, entries: [{ index: 2, term: 1, transition: t('a') }] }],
-    ['terms going back', { term: 3, votedFor: undefined, snapshot: undefined, entries: [{ index: 1, term: 2, transition: t('a') }, { index: 2, term: 1, transition: t('b') }] }],
-    ['an entry above the current term', { term: 1, votedFor: undefined, snapshot: undefined, entries: [{ index: 1, term: 2, transition: t('a') }] }],
+    ['a gap', { term: 2, votedFor: undefined, snapshot: undefined, entries: [{ index: 1, term: 1, kind: 'transition', transition: t('a') }, { index: 3, term: 1, kind: 'transition', transition: t('b') }] }],
+    ['not starting at 1', { term: 2, votedFor: undefined, snapshot: undefined, entries: [{ index: 2, term: 1, kind: 'transition', transition: t('a') }] }],
+    ['terms going back', { term: 3, votedFor: undefined, snapshot: undefined, entries: [{ index: 1, term: 2, kind: 'transition', transition: t('a') }, { index: 2, term: 1, kind: 'transition', transition: t('b') }] }],
+    ['an entry above the current term', { term: 1, votedFor: undefined, snapshot: undefined, entries: [{ index: 1, term: 2, kind: 'transition', transition: t('a') }] }],
     ['a negative term', { term: -1, votedFor: undefined, snapshot: undefined, entries: [] }],
     ['a fractional term', { term: 1.5, votedFor: undefined, snapshot: undefined, entries: [] }],
-    ['entries overlapping the snapshot', { term: 2, votedFor: undefined, snapshot: { lastIncludedIndex: 5, lastIncludedTerm: 1, data: { count: 0, hash: 0 } }, entries: [{ index: 5, term: 1, transition: t('a') }] }],
-    ['entries below the snapshot term', { term: 2, votedFor: undefined, snapshot: { lastIncludedIndex: 5, lastIncludedTerm: 2, data: { count: 0, hash: 0 } }, entries: [{ index: 6, term: 1, transition: t('a') }] }],
+    ['entries overlapping the snapshot', { term: 2, votedFor: undefined, snapshot: { lastIncludedIndex: 5, lastIncludedTerm: 1, data: { count: 0, hash: 0 } }, entries: [{ index: 5, term: 1, kind: 'transition', transition: t('a') }] }],
+    ['entries below the snapshot term', { term: 2, votedFor: undefined, snapshot: { lastIncludedIndex: 5, lastIncludedTerm: 2, data: { count: 0, hash: 0 } }, entries: [{ index: 6, term: 1, kind: 'transition', transition: t('a') }] }],
     ['a snapshot above the current term', { term: 1, votedFor: undefined, snapshot: { lastIncludedIndex: 5, lastIncludedTerm: 2, data: { count: 0, hash: 0 } }, entries: [] }],
     // Garbage from a user-written Storage: a CorruptStateError, not a TypeError from deep inside.
     ['undefined', undefined as never],
@@ -357,8 +362,8 @@ describe('impossible persisted state', () => {
     ['entries: null', { ...empty, entries: null as never }],
     ['a null entry', { ...empty, entries: [null as never] }],
     ['an entry without a transition', { ...empty, entries: [{ index: 1, term: 1 } as never] }],
-    ['an entry whose id is an object', { ...empty, entries: [{ index: 1, term: 1, transition: { id: {} } } as never] }],
-    ['a string term on an entry', { ...empty, entries: [{ index: 1, term: '1', transition: t('a') } as never] }],
+    ['an entry whose id is an object', { ...empty, entries: [{ index: 1, term: 1, kind: 'transition', transition: { id: {} } } as never] }],
+    ['a string term on an entry', { ...empty, entries: [{ index: 1, term: '1', kind: 'transition', transition: t('a') } as never] }],
     ['votedFor "x"', { ...empty, votedFor: 'x' as never }],
     ['votedFor 1.5', { ...empty, votedFor: 1.5 }],
     ['a snapshot of null', { ...empty, snapshot: null as never }],
@@ -367,7 +372,7 @@ describe('impossible persisted state', () => {
     ['a term above MAX_TERM_OR_INDEX', { ...empty, term: MAX_TERM_OR_INDEX + 1 }],
   ];
   it('a term at MAX_TERM_OR_INDEX loads (the bound itself is valid)', async () => {
-    const last = { index: 1, term: MAX_TERM_OR_INDEX, transition: t('a') };
+    const last = { index: 1, term: MAX_TERM_OR_INDEX, kind: 'transition' as const, transition: t('a') };
     const r = replicaOn({ ...empty, term: MAX_TERM_OR_INDEX, entries: [last] });
     await expect(r.tick()).resolves.toBeUndefined();
     expect(r.status.term).toBe(MAX_TERM_OR_INDEX);

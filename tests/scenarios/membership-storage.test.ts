@@ -47,7 +47,7 @@ describe('membership survives restarts through the storage', () => {
 
   it('a snapshot installed without members is saved with the configuration it leaves in effect', async () => {
     // A leader's seeded snapshot (getSnapshot) carries no members; it covers our configuration entry.
-    const config: Entry<T> = { ...entry(2, 1, 'noop'), noop: true, config: [1, 2, 3, 4] };
+    const config: Entry<T> = { ...entry(2, 1, 'noop'), kind: 'config', config: [1, 2, 3, 4] };
     const r = await PaperReplica.create({ state: { term: 1, entries: [entry(1, 1), config] } });
     expect(r.raft.membership.voters).toEqual([1, 2, 3, 4]);
     const seeded = { lastIncludedIndex: 5, lastIncludedTerm: 1, data: { count: 5, hash: 5 } };
@@ -67,9 +67,10 @@ describe('the loaded-state check covers the membership fields', () => {
     ['an empty member list', { snapshot: snap([]) }],
     ['snapshot members that are not a list', { snapshot: snap({ 0: 1 }) }],
     ['a fractional member id', { snapshot: snap([1, 2.5]) }],
-    ['a configuration entry without members', { entries: [{ ...entry(1, 1), config: [] }] }],
-    ['a configuration not of ids', { entries: [{ ...entry(1, 1), config: [1, null] as unknown as number[] }] }],
-    ['a noop flag other than true', { entries: [{ ...entry(1, 1), noop: false as unknown as true }] }],
+    ['a configuration entry without members', { entries: [{ ...entry(1, 1), kind: 'config', config: [] }] }],
+    ['a configuration not of ids', { entries: [{ ...entry(1, 1), kind: 'config', config: [1, null] as unknown as number[] }] }],
+    ['members on an entry that is not a configuration', { entries: [{ ...entry(1, 1), config: [1] } as never] }],
+    ['an unknown entry kind', { entries: [{ ...entry(1, 1), kind: 'nop' as 'noop' }] }],
   ];
   it.each(cases)('refuses %s with CorruptStateError', async (_, state) => {
     const storage = new RecordingStorage();

@@ -107,13 +107,13 @@ describe('LocalNetwork delivery', () => {
   it('copies a message when it is sent', () => {
     const net = new LocalNetwork<Cmd>();
     const to = net.cluster(2);
-    const sent = { type: 'append' as const, from: 1, term: 1, prevLogIndex: 0, prevLogTerm: 0, leaderCommit: 0, round: 0, entries: [{ index: 1, term: 1, transition: { id: 7 } }] };
+    const sent = { type: 'append' as const, from: 1, term: 1, prevLogIndex: 0, prevLogTerm: 0, leaderCommit: 0, round: 0, entries: [{ index: 1, term: 1, kind: 'transition' as const, transition: { id: 7 } }] };
     net.cluster(1).sendMessage(2, sent);
     sent.entries[0]!.transition = { id: 99 };
-    sent.entries.push({ index: 2, term: 1, transition: { id: 8 } });
+    sent.entries.push({ index: 2, term: 1, kind: 'transition', transition: { id: 8 } });
     net.advance(100);
     const [got] = receive(to);
-    expect(got).toEqual({ ...sent, entries: [{ index: 1, term: 1, transition: { id: 7 } }] });
+    expect(got).toEqual({ ...sent, entries: [{ index: 1, term: 1, kind: 'transition', transition: { id: 7 } }] });
   });
 
   it('holds messages for a node until it polls, and counts every message', () => {

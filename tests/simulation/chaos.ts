@@ -143,7 +143,7 @@ export async function chaosRun(seed: number, size: number): Promise<ChaosResult>
   }
   expect(voters().length, `seed ${seed}: removed replicas were not brought back`).toBe(size);
   // A leadership transfer still under way would abandon new commands: let it finish (it is bounded).
-  await sim.runUntil(() => [...sim.nodes.values()].every((n) => raftOf(n.replica)?.transfer === undefined), 2_000, 'transfers to finish');
+  await sim.runUntil(() => [...sim.nodes.values()].every((n) => (raftOf(n.replica) as unknown as { transfer?: unknown } | undefined)?.transfer === undefined), 2_000, 'transfers to finish');
   const leader = await sim.stableLeader(10_000);
   const fresh = Array.from({ length: 5 }, (_, i) => ({ id: `final${i}` }));
   leader.sm.submit(...fresh);

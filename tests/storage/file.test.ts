@@ -340,7 +340,7 @@ describe('FileStorage on disk', () => {
       const s = w.open();
       const state = await s.load();
       expect(state.term).toBe(7);
-      expect(state.entries).toEqual([{ index: 1, term: 7, transition: { id: 'held' } }]);
+      expect(state.entries).toEqual([{ index: 1, term: 7, kind: 'transition', transition: { id: 'held' } }]);
     });
 
     it('takes over a lock naming this pid but not held here (pid reused after a restart), and an unreadable one', async () => {

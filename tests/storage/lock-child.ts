@@ -14,7 +14,7 @@ try {
   process.exit(0);
 }
 if (mode === 'hold') {
-  await storage.save({ hardState: { term: 7, votedFor: 1 }, append: [{ index: 1, term: 7, transition: { id: 'held' } }] });
+  await storage.save({ hardState: { term: 7, votedFor: 1 }, append: [{ index: 1, term: 7, kind: 'transition', transition: { id: 'held' } }] });
   process.stdout.write('locked\n');
   // Held until killed; never outlive the parent (stdin closes when it dies), nor run for long.
   process.stdin.on('end', () => process.exit(2)).resume();

@@ -1,6 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CoreSnapshot, Entry } from '../../src/core/message.js';
-import type { LogEntry } from '../../src/core/types.js';
 import type { Storage } from '../../src/core/storage.js';
 import { entries, ModelStorage, prng, randomBatch, type Tr } from './workload.js';
 
@@ -136,10 +135,10 @@ export function storageSuite(name: string, make: () => Promise<StorageHarness>):
       const h = await open();
       await h.storage.load();
       const odd = [
-        { index: 1, term: 1, transition: { id: 'noop' }, noop: true },
-        { index: 2, term: 1, transition: { id: 7, nested: { list: [1, 'two', null, { deep: true }] }, text: 'ünïcødé \u2028 "quoted"' } },
-        { index: 3, term: 1, transition: { id: 'cfg' }, noop: true, config: [1, 2, 3] },
-      ] as LogEntry<Tr>[];
+        { index: 1, term: 1, kind: 'noop', transition: { id: 'noop' } },
+        { index: 2, term: 1, kind: 'transition', transition: { id: 7, nested: { list: [1, 'two', null, { deep: true }] }, text: 'ünïcødé \u2028 "quoted"' } },
+        { index: 3, term: 1, kind: 'config', transition: { id: 'cfg' }, config: [1, 2, 3] },
+      ] as Entry<Tr>[];
       await h.storage.save({ append: odd });
       expect((await (await h.reopen()).load()).entries).toEqual(odd);
     });
@@ -149,12 +148,12 @@ export function storageSuite(name: string, make: () => Promise<StorageHarness>):
       await h.storage.load();
       const noop = { id: 'noop' };
       const log: Entry<Tr>[] = [
-        { index: 1, term: 1, transition: noop, noop: true },
-        { index: 2, term: 1, transition: { id: 'a' } },
-        { index: 3, term: 1, transition: noop, noop: true, config: [1, 2, 3, 4] },
-        { index: 4, term: 2, transition: noop, noop: true },
-        { index: 5, term: 2, transition: noop, noop: true, config: [1, 2, 3, 4, 5] },
-        { index: 6, term: 2, transition: { id: 'b' } },
+        { index: 1, term: 1, kind: 'noop', transition: noop },
+        { index: 2, term: 1, kind: 'transition', transition: { id: 'a' } },
+        { index: 3, term: 1, kind: 'config', transition: noop, config: [1, 2, 3, 4] },
+        { index: 4, term: 2, kind: 'noop', transition: noop },
+        { index: 5, term: 2, kind: 'config', transition: noop, config: [1, 2, 3, 4, 5] },
+        { index: 6, term: 2, kind: 'transition', transition: { id: 'b' } },
       ];
       await h.storage.save({ hardState: { term: 2, votedFor: 1 }, append: log });
       expect((await (await h.reopen()).load()).entries).toStrictEqual(log);
@@ -172,8 +171,8 @@ export function storageSuite(name: string, make: () => Promise<StorageHarness>):
       s = await h.reopen();
       await s.load();
       const more: Entry<Tr>[] = [
-        { index: 7, term: 2, transition: { id: 'c' } },
-        { index: 8, term: 2, transition: noop, noop: true, config: [2, 3, 4, 5] },
+        { index: 7, term: 2, kind: 'transition', transition: { id: 'c' } },
+        { index: 8, term: 2, kind: 'config', transition: noop, config: [2, 3, 4, 5] },
       ];
       const second: CoreSnapshot<unknown> = {
         lastIncludedIndex: 7, lastIncludedTerm: 2, data: null, members: [1, 2, 3, 4, 5],

@@ -1,4 +1,5 @@
-import type { LogEntry, Snapshot } from '../../src/core/types.js';
+import type { Snapshot } from '../../src/core/types.js';
+import type { Entry } from '../../src/core/message.js';
 import type { PersistentState, StorageBatch } from '../../src/core/storage.js';
 import { seededRandom } from '../../src/sim/random.js';
 
@@ -10,12 +11,12 @@ export interface Tr {
   [key: string]: unknown;
 }
 
-export function entry(index: number, term: number, extra: Record<string, unknown> = {}): LogEntry<Tr> {
-  return { index, term, transition: { id: `t${index}.${term}` }, ...extra };
+export function entry(index: number, term: number, extra: Record<string, unknown> = {}): Entry<Tr> {
+  return { index, term, kind: 'transition', transition: { id: `t${index}.${term}` }, ...extra } as Entry<Tr>;
 }
 
-export function entries(from: number, to: number, term: number): LogEntry<Tr>[] {
-  const out: LogEntry<Tr>[] = [];
+export function entries(from: number, to: number, term: number): Entry<Tr>[] {
+  const out: Entry<Tr>[] = [];
   for (let i = from; i <= to; i++) out.push(entry(i, term));
   return out;
 }
@@ -31,7 +32,7 @@ export class ModelStorage {
   term = 0;
   votedFor: number | undefined = undefined;
   snapshot: Snapshot<unknown> | undefined = undefined;
-  log: LogEntry<Tr>[] = [];
+  log: Entry<Tr>[] = [];
 
   apply(batch: StorageBatch<Tr, unknown>): void {
     if (batch.hardState) ({ term: this.term, votedFor: this.votedFor } = batch.hardState);
@@ -72,10 +73,10 @@ export function randomBatch(model: ModelStorage, rand: () => number, seq: number
     batch.append = [];
     for (let i = 1; i <= n; i++)
       batch.append.push({
-        index: last + i, term: seq, transition: { id: `${seq}:${i}`, pad: 'x'.repeat(Math.floor(rand() * 40)) },
+        index: last + i, term: seq, kind: 'transition', transition: { id: `${seq}:${i}`, pad: 'x'.repeat(Math.floor(rand() * 40)) },
         // Now and then a configuration entry, whose fields a storage must keep as well.
-        ...(rand() < 0.05 ? { noop: true, config: [1, 2, 3 + (seq % 5)] } : {}),
-      } as LogEntry<Tr>);
+        ...(rand() < 0.05 ? { kind: 'config', config: [1, 2, 3 + (seq % 5)] } : {}),
+      } as Entry<Tr>);
     last += n;
   }
   if (rand() < 0.08 && last > snapIndex) {

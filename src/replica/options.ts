@@ -1,9 +1,10 @@
-import type { Cluster } from './cluster.js';
-import { InvalidOptionsError } from './errors.js';
-import type { StateMachine } from './state-machine.js';
-import type { Storage } from './storage.js';
-import type { ReplicaId, StateMachineTransition } from './types.js';
-import { isTransition } from './validate.js';
+import type { Cluster } from '../core/cluster.js';
+import type { RaftConfig } from '../core/config.js';
+import { InvalidOptionsError } from '../core/errors.js';
+import type { StateMachine } from '../core/state-machine.js';
+import type { Storage } from '../core/storage.js';
+import type { ReplicaId, StateMachineTransition } from '../core/types.js';
+import { isTransition } from '../core/validate.js';
 
 /** How a {@link Replica} is built. Invalid options make the constructor throw {@link InvalidOptionsError}. */
 export interface ReplicaOptions<T extends StateMachineTransition, D = unknown> {
@@ -29,6 +30,13 @@ export interface ReplicaOptions<T extends StateMachineTransition, D = unknown> {
    * wider than the network's round trip.
    */
   electionTimeoutRange: [number, number];
+  /**
+   * Milliseconds a new member has to catch up with the leader's log (as a non-voter) before
+   * {@link Replica.addMember} gives up and rejects with {@link CatchUpTimeoutError}. Raise it for
+   * a large state or a slow link.
+   * @defaultValue 10 × `electionTimeoutRange[1]`
+   */
+  catchUpTimeout?: number;
   /**
    * Compact the log into a snapshot after this many applied entries; 0 never compacts and
    * needs no snapshot hooks.
@@ -105,14 +113,20 @@ export interface ReplicaOptions<T extends StateMachineTransition, D = unknown> {
   join?: boolean;
 }
 
-/** Options with every default filled in, as the core reads them. */
-export type Config<T extends StateMachineTransition, D> = Required<Omit<ReplicaOptions<T, D>, 'storage'>> & { storage: Storage<T, D> | undefined };
+/** Options with every default filled in, as the driver reads them. */
+export type Config<T extends StateMachineTransition, D> = Required<Omit<ReplicaOptions<T, D>, 'storage'>> & {
+  storage: Storage<T, D> | undefined;
+};
 
-const fail = (what: string): never => { throw new InvalidOptionsError(`invalid replica options: ${what}`); };
+const fail = (what: string): never => {
+  throw new InvalidOptionsError(`invalid replica options: ${what}`);
+};
 const isId = (v: unknown): boolean => Number.isSafeInteger(v);
 const positive = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v > 0;
 const hasMethods = (o: unknown, names: string[]): boolean =>
   typeof o === 'object' && o !== null && names.every((n) => typeof (o as Record<string, unknown>)[n] === 'function');
+const CLUSTER = ['sendMessage', 'receiveMessages', 'halt', 'registerLeader'];
+const STATE_MACHINE = ['registerTransitionState', 'applyTransition', 'getPendingTransitions'];
 
 /** Checks every option and fills in defaults; throws {@link InvalidOptionsError} naming the first problem. */
 export function validateOptions<T extends StateMachineTransition, D>(o: ReplicaOptions<T, D>): Config<T, D> {
@@ -121,31 +135,59 @@ export function validateOptions<T extends StateMachineTransition, D>(o: ReplicaO
   if (!Array.isArray(o.peerIds) || !o.peerIds.every(isId)) fail('peerIds must be an array of integer ids');
   if (o.peerIds.includes(o.id)) fail(`peerIds must not include the replica's own id ${o.id}`);
   if (new Set(o.peerIds).size !== o.peerIds.length) fail('peerIds must not repeat an id');
-  if (!hasMethods(o.cluster, ['sendMessage', 'receiveMessages', 'halt', 'registerLeader'])) fail('cluster must implement sendMessage, receiveMessages, halt and registerLeader');
-  if (!hasMethods(o.stateMachine, ['registerTransitionState', 'applyTransition', 'getPendingTransitions'])) fail('stateMachine must implement registerTransitionState, applyTransition and getPendingTransitions');
+  if (!hasMethods(o.cluster, CLUSTER)) fail(`cluster must implement ${CLUSTER.join(', ')}`);
+  if (!hasMethods(o.stateMachine, STATE_MACHINE)) fail(`stateMachine must implement ${STATE_MACHINE.join(', ')}`);
   if (!isTransition(o.noopTransition)) fail('noopTransition must be an object with a string or number id');
-  if (!positive(o.heartbeatTimeout)) fail(`heartbeatTimeout must be a positive number of ms, got ${String(o.heartbeatTimeout)}`);
+  const heartbeat = o.heartbeatTimeout;
+  if (!positive(heartbeat)) fail(`heartbeatTimeout must be a positive number of ms, got ${String(heartbeat)}`);
   const range = o.electionTimeoutRange;
-  if (!Array.isArray(range) || range.length !== 2 || !positive(range[0]) || !positive(range[1])) fail('electionTimeoutRange must be two positive numbers of ms');
+  if (!Array.isArray(range) || range.length !== 2 || !positive(range[0]) || !positive(range[1])) {
+    fail('electionTimeoutRange must be two positive numbers of ms');
+  }
   if (range[0] > range[1]) fail(`electionTimeoutRange is inverted: [${range[0]}, ${range[1]}]`);
-  if (range[0] <= o.heartbeatTimeout) fail(`electionTimeoutRange[0] (${range[0]}) must be above heartbeatTimeout (${o.heartbeatTimeout})`);
+  if (range[0] <= heartbeat) {
+    fail(`electionTimeoutRange[0] (${range[0]}) must be above heartbeatTimeout (${heartbeat})`);
+  }
+  const catchUpTimeout = o.catchUpTimeout ?? 10 * range[1];
+  if (!positive(catchUpTimeout)) fail(`catchUpTimeout must be a positive number of ms, got ${String(catchUpTimeout)}`);
   const snapshotDelta = o.snapshotDelta ?? 0;
-  if (!Number.isSafeInteger(snapshotDelta) || snapshotDelta < 0) fail(`snapshotDelta must be a non-negative integer, got ${String(o.snapshotDelta)}`);
-  if (snapshotDelta > 0 && !hasMethods(o.stateMachine, ['createSnapshot', 'setSnapshot'])) fail('snapshotDelta > 0 needs stateMachine.createSnapshot and stateMachine.setSnapshot');
+  if (!Number.isSafeInteger(snapshotDelta) || snapshotDelta < 0) {
+    fail(`snapshotDelta must be a non-negative integer, got ${String(o.snapshotDelta)}`);
+  }
+  if (snapshotDelta > 0 && !hasMethods(o.stateMachine, ['createSnapshot', 'setSnapshot'])) {
+    fail('snapshotDelta > 0 needs stateMachine.createSnapshot and stateMachine.setSnapshot');
+  }
   if (o.storage !== undefined && !hasMethods(o.storage, ['load', 'save'])) fail('storage must implement load and save');
   const tickInterval = o.tickInterval ?? 5;
-  if (typeof tickInterval !== 'number' || !(tickInterval >= 0) || !Number.isFinite(tickInterval)) fail('tickInterval must be a non-negative number of ms');
-  for (const f of ['clock', 'random'] as const) if (o[f] !== undefined && typeof o[f] !== 'function') fail(`${f} must be a function`);
+  if (typeof tickInterval !== 'number' || !(tickInterval >= 0) || !Number.isFinite(tickInterval)) {
+    fail('tickInterval must be a non-negative number of ms');
+  }
+  for (const f of ['clock', 'random'] as const) {
+    if (o[f] !== undefined && typeof o[f] !== 'function') fail(`${f} must be a function`);
+  }
   const counts = {
     maxEntriesPerMessage: o.maxEntriesPerMessage ?? 512, maxInflightMessages: o.maxInflightMessages ?? 32,
     maxBytesPerMessage: o.maxBytesPerMessage ?? 1 << 20, maxInflightBytes: o.maxInflightBytes ?? 8 << 20,
   };
   for (const [f, v] of Object.entries(counts)) if (!isId(v) || v < 1) fail(`${f} must be a positive integer`);
-  for (const f of ['preVote', 'checkQuorum', 'join'] as const) if (o[f] !== undefined && typeof o[f] !== 'boolean') fail(`${f} must be a boolean`);
+  for (const f of ['preVote', 'checkQuorum', 'join'] as const) {
+    if (o[f] !== undefined && typeof o[f] !== 'boolean') fail(`${f} must be a boolean`);
+  }
   return {
-    ...o, snapshotDelta, tickInterval, ...counts, storage: o.storage,
+    ...o, catchUpTimeout, snapshotDelta, tickInterval, ...counts, storage: o.storage,
     preVote: o.preVote ?? true, checkQuorum: o.checkQuorum ?? true, join: o.join ?? false,
-    // The defaults are the only place the core touches a real clock or real randomness.
+    // The defaults are the only place the library touches a real clock or real randomness.
     clock: o.clock ?? Date.now, random: o.random ?? Math.random,
+  };
+}
+
+/** The settings the algorithm uses, and nothing else: not the cluster, the state machine, the storage, the clock. */
+export function raftConfig<T extends StateMachineTransition, D>(c: Config<T, D>): RaftConfig<T> {
+  const { id, peerIds, noopTransition, heartbeatTimeout, electionTimeoutRange, catchUpTimeout, snapshotDelta } = c;
+  const { maxEntriesPerMessage, maxInflightMessages, maxBytesPerMessage, maxInflightBytes } = c;
+  return {
+    id, peerIds, noopTransition, heartbeatTimeout, electionTimeoutRange, catchUpTimeout, snapshotDelta,
+    maxEntriesPerMessage, maxInflightMessages, maxBytesPerMessage, maxInflightBytes,
+    preVote: c.preVote, checkQuorum: c.checkQuorum, join: c.join, random: c.random,
   };
 }
