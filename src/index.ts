@@ -10,7 +10,7 @@
  */
 export type { ReplicaId, TransitionId, StateMachineTransition, AbandonedReason, TransitionState, LogEntry, Snapshot } from './core/types.js';
 export { MAX_TERM_OR_INDEX } from './core/types.js';
-export type { StateMachine } from './core/state-machine.js';
+export type { StateMachine } from './replica/state-machine.js';
 export type { Cluster } from './core/cluster.js';
 export type { Storage, StorageBatch, PersistentState } from './core/storage.js';
 export type {
@@ -22,10 +22,10 @@ export type { ReplicaOptions } from './replica/options.js';
 export type { ReplicaMetrics } from './core/raft.js';
 export { Replica, type ReplicaStatus } from './replica/replica.js';
 export {
-  InvalidOptionsError, NotLeaderError, CorruptStateError, ReplicaStoppedError, InvalidArgumentError,
-  InvalidTransitionError, MembershipChangeInProgressError, TransferInProgressError, CatchUpTimeoutError,
-  TransferTimeoutError, NotVoterError,
+  NotLeaderError, CorruptStateError, InvalidArgumentError, MembershipChangeInProgressError, TransferInProgressError,
+  CatchUpTimeoutError, TransferTimeoutError, NotVoterError,
 } from './core/errors.js';
+export { InvalidOptionsError, ReplicaStoppedError, InvalidTransitionError } from './replica/errors.js';
 export { MemoryStorage } from './storage/memory.js';
 export type { Codec } from './core/codec.js';
 // Kept at the root for compatibility; each also has a subpath of its own (tickraft/testing,

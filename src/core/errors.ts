@@ -1,11 +1,5 @@
 import type { ReplicaId } from './types.js';
 
-/** Thrown by the {@link Replica} constructor when an option is invalid; the message names the option. */
-export class InvalidOptionsError extends TypeError {
-  /** Always `'InvalidOptionsError'`. */
-  override readonly name = 'InvalidOptionsError';
-}
-
 /** Rejects a leader-only request made to a replica that does not lead. */
 export class NotLeaderError extends Error {
   /** Always `'NotLeaderError'`. */
@@ -25,37 +19,12 @@ export class CorruptStateError extends Error {
 }
 
 /**
- * Rejects every request to a replica that has stopped for good: after {@link Replica.stop}, or
- * once {@link Replica.start} returned because `cluster.halt()` said so. Nothing was done.
- */
-export class ReplicaStoppedError extends Error {
-  /** Always `'ReplicaStoppedError'`. */
-  override readonly name = 'ReplicaStoppedError';
-}
-
-/**
  * Rejects a replica method called with an argument it can never accept: a member id that is
  * not an integer, or a transfer to a replica that is not a voting member. Retrying cannot help.
  */
 export class InvalidArgumentError extends TypeError {
   /** `'InvalidArgumentError'`, or the name of a more precise kind ({@link NotVoterError}). */
   override readonly name: string = 'InvalidArgumentError';
-}
-
-/**
- * Rejects a tick whose `getPendingTransitions()` returned items that are not transitions (an
- * object whose `id` is a string or a finite number). Those items were dropped before reaching
- * the log; the valid transitions of the same poll were handled as usual, and the tick finished.
- */
-export class InvalidTransitionError extends TypeError {
-  /** Always `'InvalidTransitionError'`. */
-  override readonly name = 'InvalidTransitionError';
-  /** The items dropped, as the state machine returned them. */
-  readonly transitions: readonly unknown[];
-  constructor(message: string, transitions: unknown[]) {
-    super(message);
-    this.transitions = transitions;
-  }
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Cluster } from '../core/cluster.js';
 import type { RaftConfig } from '../core/config.js';
-import { InvalidOptionsError } from '../core/errors.js';
-import type { StateMachine } from '../core/state-machine.js';
+import { InvalidOptionsError } from './errors.js';
+import type { StateMachine } from './state-machine.js';
 import type { Storage } from '../core/storage.js';
 import type { ReplicaId, StateMachineTransition } from '../core/types.js';
 import { isTransition } from '../core/validate.js';

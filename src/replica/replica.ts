@@ -1,11 +1,9 @@
 import { inspect } from 'node:util';
 import { Mutex } from 'async-mutex';
 import { MemoryStorage } from '../storage/memory.js';
-import {
-  InvalidArgumentError, InvalidOptionsError, InvalidTransitionError, NotLeaderError, ReplicaStoppedError,
-} from '../core/errors.js';
-import { checkPersistentState } from './check-state.js';
-import { isTransition } from '../core/validate.js';
+import { InvalidArgumentError, NotLeaderError } from '../core/errors.js';
+import { InvalidOptionsError, InvalidTransitionError, ReplicaStoppedError } from './errors.js';
+import { checkPersistentState, isTransition } from '../core/validate.js';
 import type { Entry } from '../core/message.js';
 import { Raft, type Pending, type ReplicaMetrics, type SnapshotToInstall } from '../core/raft.js';
 import { raftConfig, validateOptions, type Config, type ReplicaOptions } from './options.js';

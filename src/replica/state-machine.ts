@@ -1,4 +1,4 @@
-import type { Snapshot, StateMachineTransition, TransitionId, TransitionState } from './types.js';
+import type { Snapshot, StateMachineTransition, TransitionId, TransitionState } from '../core/types.js';
 
 /**
  * The application's replicated state, implemented by the user.
