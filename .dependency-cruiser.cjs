@@ -66,6 +66,15 @@ module.exports = {
       },
     },
     {
+      name: 'proposals-import-core',
+      comment:
+        'src/proposals, the propose helper, is built on the public contract: it takes types and errors ' +
+        'from src/core and reaches the replica only through the small ProposalHost interface.',
+      severity: 'error',
+      from: { path: '^src/proposals/' },
+      to: { pathNot: '^src/(core|proposals)/' },
+    },
+    {
       name: 'sim-imports-core',
       comment: 'src/sim, the seeded in-process simulator, is pure like the core: src/core and itself only.',
       severity: 'error',

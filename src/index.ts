@@ -25,6 +25,12 @@ export {
   InvalidOptionsError, NotLeaderError, CorruptStateError, ReplicaStoppedError, InvalidArgumentError,
   InvalidTransitionError,
 } from './core/errors.js';
+// The recommended way to propose: await a transition's applied value (docs/guide.md#proposing).
+export {
+  ProposalQueue, type ProposalStateMachine, type ProposalHost, type ProposalHostStatus,
+  type ProposalQueueOptions, type ProposeOptions,
+} from './proposals/queue.js';
+export { ConflictError, ProposalTimeoutError } from './proposals/errors.js';
 export { MemoryStorage } from './storage/memory.js';
 export type { Codec } from './core/codec.js';
 // Kept at the root for compatibility; each also has a subpath of its own (tickraft/testing,
