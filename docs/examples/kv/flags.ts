@@ -47,9 +47,10 @@ optional:
   --quiet                  log only errors
   -h, --help               print this help
 
-HTTP API: PUT /kv/<key> (body = value), GET /kv/<key> (a linearizable read by read index),
-DELETE /kv/<key>, GET /status, GET /debug/dump (local state, not linearizable). Headers
-x-client-id and x-client-seq make writes safe to retry: applied once per (client, seq).
+HTTP API: PUT /kv/<key> (body = value, at most 1 MiB: 413 beyond), GET /kv/<key> (a linearizable
+read by read index), DELETE /kv/<key>, GET /status, GET /debug/dump (local state, not
+linearizable). Headers x-client-id and x-client-seq make writes safe to retry: applied once per
+(client, seq); a different command under a seq already applied, or an older seq, gets 409.
 Membership, on the leader: POST /members with {"id":4,"raft":"host:port","http":"host:port"},
 DELETE /members/<id>, POST /transfer/<id> (hand leadership to <id>).`;
 

@@ -17,12 +17,16 @@ import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 
-import { FileStorage, InvalidArgumentError, NotLeaderError, Replica, ReplicaStoppedError, type Storage } from 'tickraft';
+import {
+  ConflictError, FileStorage, InvalidArgumentError, NotLeaderError, ProposalQueue, ProposalTimeoutError, Replica,
+  ReplicaStoppedError, type Storage,
+} from 'tickraft';
 import { TcpCluster } from 'tickraft/tcp';
 import { USAGE, UsageError, httpOrigin, parseFlags, type ServerFlags } from './flags.js';
 import { kvRequestListener } from './http.js';
 import {
-  KV_NOOP, KvConflict, KvInvalid, KvNotLeader, KvStopping, KvTimeout, KvStateMachine, type KvCommand, type KvSnapshot,
+  KV_NOOP, KvConflict, KvInvalid, KvNotFound, KvNotLeader, KvStopping, KvTimeout, KvStateMachine, type KvCommand,
+  type KvResult, type KvSnapshot,
 } from './state-machine.js';
 
 let flags: ServerFlags | 'help';
@@ -39,9 +43,12 @@ if (flags === 'help') {
 }
 const f = flags;
 const log = (what: string): void => { if (!f.quiet) process.stderr.write(`[kv ${f.id}] ${new Date().toISOString()} ${what}\n`); };
-const fail = (what: string): void => { process.stderr.write(`[kv ${f.id}] ERROR ${what}\n`); };
+const fail = (what: string): void => { process.stderr.write(`[kv ${f.id}] ${new Date().toISOString()} ERROR ${what}\n`); };
 
 const kv = new KvStateMachine();
+// Proposals go through tickraft's ProposalQueue: each resolves with what kv.applyTransition
+// returned for its own entry, or rejects with a typed error.
+const proposals = new ProposalQueue<KvCommand, KvSnapshot, KvResult>(kv);
 const storage = new FileStorage<KvCommand, KvSnapshot>(f.data, { fsync: f.fsync, onWarning: (m) => log(`storage: ${m}`) });
 // What can hold up the replica's tick, shown in GET /status: the longest save, and the longest
 // time the event loop was blocked (encoding, decoding, applying), in ms.
@@ -65,7 +72,7 @@ const cluster = new TcpCluster<KvCommand, KvSnapshot>({
   },
 });
 const replica = new Replica<KvCommand, KvSnapshot>({
-  id: f.id, peerIds: [...f.peers.keys()].filter((id) => id !== f.id), cluster, stateMachine: kv, noopTransition: KV_NOOP,
+  id: f.id, peerIds: [...f.peers.keys()].filter((id) => id !== f.id), cluster, stateMachine: proposals, noopTransition: KV_NOOP,
   heartbeatTimeout: f.heartbeat, electionTimeoutRange: f.election, snapshotDelta: f.snapshotDelta, join: f.join,
   storage: timedStorage,
 });
@@ -75,35 +82,41 @@ kv.onMemberAddress = (member, a) => {
   f.http.set(member, a.http);
 };
 
-/** Queues a command under the replica's lock and waits until it is applied here. */
-async function submit(command: KvCommand): Promise<KvResultOf> {
-  // The state machine is shared with the replica loop: queue under its lock, then wake it.
-  // The promise is boxed so that the lock is released at once, not held until it is applied.
-  const { applied } = await replica.runExclusive(() => ({ applied: kv.submit(command) }));
-  replica.wake();
-  // Once the HTTP answer has timed out, stop holding the waiter so memory stays bounded.
-  const giveUp = setTimeout(() => void replica.runExclusive(() => kv.forget(command.id)), f.timeout);
-  try {
-    return await applied;
-  } finally {
-    clearTimeout(giveUp);
-  }
-}
-type KvResultOf = Awaited<ReturnType<KvStateMachine['submit']>>;
+proposals.attach(replica);
 
-/** Maps the replica's refusals to what the HTTP layer understands. */
+/** Proposes a command and waits until it is applied here (at most --timeout ms). */
+function submit(command: KvCommand): Promise<KvResult> {
+  return leaderOp(proposals.propose(command, { timeoutMs: f.timeout }));
+}
+
+/** Maps the replica's refusals, told apart by class, to what the HTTP layer understands. */
 async function leaderOp<R>(p: Promise<R>): Promise<R> {
   try {
     return await p;
   } catch (error) {
     if (error instanceof NotLeaderError) throw new KvNotLeader(error.message, error.leaderId);
+    if (error instanceof ConflictError) throw new KvNotLeader(error.message);
+    if (error instanceof ProposalTimeoutError) throw new KvTimeout(error.message);
     if (error instanceof InvalidArgumentError) throw new KvInvalid(error.message);
-    if (error instanceof ReplicaStoppedError) throw new KvStopping('the server is shutting down');
-    // The core rejects these with plain Errors: recognized by their messages.
-    if (error instanceof Error && /in progress/.test(error.message)) throw new KvConflict(error.message);
-    if (error instanceof Error && /did not (catch up|take over)/.test(error.message)) throw new KvTimeout(error.message);
+    if (error instanceof ReplicaStoppedError || error instanceof KvStopping) throw new KvStopping('the server is shutting down');
+    const refusal = membershipRefusal(error);
+    if (refusal === 'busy') throw new KvConflict((error as Error).message);
+    if (refusal === 'timeout') throw new KvTimeout((error as Error).message);
     throw error;
   }
+}
+
+/**
+ * The core's refusals of a membership change or transfer that have no class of their own yet:
+ * 'busy' stands for MembershipChangeInProgressError and TransferInProgressError (HTTP 409),
+ * 'timeout' for CatchUpTimeoutError and TransferTimeoutError (HTTP 504). Recognized by message
+ * here alone, so that one `instanceof` per class can replace each test.
+ */
+function membershipRefusal(error: unknown): 'busy' | 'timeout' | undefined {
+  if (!(error instanceof Error)) return undefined;
+  if (/in progress/.test(error.message)) return 'busy';
+  if (/did not (catch up|take over)/.test(error.message)) return 'timeout';
+  return undefined;
 }
 
 const http = createServer({ keepAliveTimeout: 10_000 }, kvRequestListener({
@@ -129,6 +142,9 @@ const http = createServer({ keepAliveTimeout: 10_000 }, kvRequestListener({
     log(`member ${id} added`);
   },
   async removeMember(id) {
+    // Removing a non-member would succeed at once, doing nothing: say so instead.
+    const members = cluster.membership;
+    if (members !== undefined && !members.includes(id)) throw new KvNotFound(`replica ${id} is not a member`);
     log(`removing member ${id}`);
     await leaderOp(replica.removeMember(id));
     log(`member ${id} removed`);
@@ -169,7 +185,7 @@ function shutdown(code: number, why: string): Promise<void> {
     http.close();
     http.closeIdleConnections();
     await replica.stop().catch((error: unknown) => fail(`closing the storage: ${String(error)}`));
-    await replica.runExclusive(() => kv.abandonAll(new KvStopping('the server is shutting down')));
+    await replica.runExclusive(() => proposals.rejectAll(new KvStopping('the server is shutting down')));
     await loop.catch(() => undefined);
     await cluster.close();
     // Let the 503s just written reach their clients before the connections go.
