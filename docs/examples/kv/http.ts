@@ -39,6 +39,8 @@ export interface KvBackend {
   transferLeadership(id: number): Promise<void>;
   /** The JSON of `GET /status`. */
   status(): unknown;
+  /** The body of `GET /metrics` (the Prometheus text format) and its content type. */
+  metrics?(): Promise<{ contentType: string; body: string }>;
   /** The JSON of `GET /debug/dump`: local state, read without the log. */
   dump(): Promise<unknown>;
   /** Ms before an unapplied command is answered 504. */
@@ -74,13 +76,18 @@ async function handle(backend: KvBackend, req: IncomingMessage, res: ServerRespo
     if (method !== 'GET') throw new HttpError(405, 'use GET', { Allow: 'GET' });
     return sendJson(res, 200, backend.status());
   }
+  if (url.pathname === '/metrics' && backend.metrics) {
+    if (method !== 'GET') throw new HttpError(405, 'use GET', { Allow: 'GET' });
+    const { contentType, body } = await backend.metrics();
+    return send(res, 200, body, { 'Content-Type': contentType });
+  }
   if (url.pathname === '/debug/dump') {
     if (method !== 'GET') throw new HttpError(405, 'use GET', { Allow: 'GET' });
     return sendJson(res, 200, await backend.dump());
   }
   if (url.pathname === '/members' || url.pathname.startsWith('/members/') || url.pathname.startsWith('/transfer/')) return membership(backend, url.pathname, method, req, res);
   const m = /^\/kv\/(.+)$/.exec(url.pathname);
-  if (!m) throw new HttpError(404, 'not found: use /kv/<key>, /members, /transfer/<id>, /status or /debug/dump');
+  if (!m) throw new HttpError(404, 'not found: use /kv/<key>, /members, /transfer/<id>, /status, /metrics or /debug/dump');
   let key: string;
   try {
     key = decodeURIComponent(m[1]!);

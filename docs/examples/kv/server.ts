@@ -14,8 +14,11 @@
 // every replica applies (each adds the address to its TcpCluster and HTTP map, so whoever leads
 // next can reach the new member), then adds it (it catches up as a non-voter, then votes).
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { dirname, join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 
 import {
   ConflictError, FileStorage, InvalidArgumentError, NotLeaderError, ProposalQueue, ProposalTimeoutError, Replica,
@@ -24,26 +27,47 @@ import {
 import { TcpCluster } from 'tickraft/tcp';
 import { USAGE, UsageError, httpOrigin, parseFlags, type ServerFlags } from './flags.js';
 import { kvRequestListener } from './http.js';
+import { kvLogger } from './log.js';
+import { kvMetrics, type ProposalOutcome } from './metrics.js';
+import { statusCommand } from './status.js';
 import {
   KV_NOOP, KvConflict, KvInvalid, KvNotFound, KvNotLeader, KvStopping, KvTimeout, KvStateMachine, type KvCommand,
   type KvResult, type KvSnapshot,
 } from './state-machine.js';
 
-let flags: ServerFlags | 'help';
+/** The version in the package.json of the tickraft package this file belongs to. */
+function version(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    try {
+      const p = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (p.name === 'tickraft') return p.version ?? 'unknown';
+    } catch { /* not here: look further up */ }
+    if (dirname(dir) === dir) return 'unknown';
+  }
+}
+
+let flags: ServerFlags | 'help' | 'version';
 try {
+  if (process.argv[2] === 'status') process.exit(await statusCommand(process.argv.slice(3)));
   flags = parseFlags(process.argv.slice(2), process.env);
 } catch (error) {
   if (!(error instanceof UsageError)) throw error;
   process.stderr.write(`tickraft-kv: ${error.message}\n\n${USAGE}\n`);
   process.exit(2);
 }
-if (flags === 'help') {
-  process.stdout.write(`${USAGE}\n`);
+if (flags === 'help' || flags === 'version') {
+  process.stdout.write(flags === 'help' ? `${USAGE}\n` : `tickraft-kv ${version()}\n`);
   process.exit(0);
 }
 const f = flags;
-const log = (what: string): void => { if (!f.quiet) process.stderr.write(`[kv ${f.id}] ${new Date().toISOString()} ${what}\n`); };
-const fail = (what: string): void => { process.stderr.write(`[kv ${f.id}] ${new Date().toISOString()} ERROR ${what}\n`); };
+const logger = kvLogger(f.id, f.logLevel);
+const log = (what: string): void => logger.info(what);
+const fail = (what: string): void => logger.error(what);
+/** A fatal startup error: one line on stderr (and in the log), then the exit code. */
+const fatal = (what: string): void => {
+  logger.fatal(what);
+  process.stderr.write(`[kv ${f.id}] ${new Date().toISOString()} ERROR ${what}\n`);
+};
 
 const kv = new KvStateMachine();
 // Proposals go through tickraft's ProposalQueue: each resolves with what kv.applyTransition
@@ -60,14 +84,17 @@ const timedStorage: Storage<KvCommand, KvSnapshot> = {
   async save(batch) {
     const start = performance.now();
     await storage.save(batch);
-    longestSaveMs = Math.max(longestSaveMs, performance.now() - start);
+    const ms = performance.now() - start;
+    longestSaveMs = Math.max(longestSaveMs, ms);
+    metrics.save(ms / 1000);
   },
 };
 const peers = Object.fromEntries([...f.peers].filter(([id]) => id !== f.id));
 const cluster = new TcpCluster<KvCommand, KvSnapshot>({
   id: f.id, listen: f.peers.get(f.id)!, peers, secret: f.secret,
   onEvent: (e) => {
-    if (e.type === 'connected' || e.type === 'disconnected') log(`raft peer ${e.peer} ${e.type}`);
+    if (e.type === 'dropped') metrics.dropped(e.peer);
+    else if (e.type === 'connected' || e.type === 'disconnected') log(`raft peer ${e.peer} ${e.type}`);
     else if (e.type === 'authFailure') fail(`raft connection from ${e.remote} refused: ${e.reason}`);
   },
 });
@@ -83,10 +110,40 @@ kv.onMemberAddress = (member, a) => {
 };
 
 proposals.attach(replica);
+const metrics = kvMetrics(f.id, {
+  status: () => replica.status,
+  metrics: () => replica.metrics,
+  tcp: () => cluster.stats,
+  peers: () => [...cluster.peerAddresses.keys()].filter((id) => !cluster.retiredPeers.includes(id))
+    .map((id) => ({ id, connected: cluster.connectedPeers.includes(id) })),
+});
+// Every leader change the replica reports goes through the cluster: count it on the way.
+const registerLeader = cluster.registerLeader.bind(cluster);
+cluster.registerLeader = (id) => {
+  metrics.leaderChanged();
+  registerLeader(id);
+};
 
-/** Proposes a command and waits until it is applied here (at most --timeout ms). */
-function submit(command: KvCommand): Promise<KvResult> {
-  return leaderOp(proposals.propose(command, { timeoutMs: f.timeout }));
+/** Proposes a command and waits until it is applied here (at most --timeout ms); counted and timed. */
+async function submit(command: KvCommand): Promise<KvResult> {
+  const start = performance.now();
+  let result: KvResult;
+  try {
+    result = await proposals.propose(command, { timeoutMs: f.timeout });
+  } catch (error) {
+    metrics.proposal(outcomeOf(error));
+    return leaderOp(Promise.reject(error));
+  }
+  metrics.proposal(result.ok ? 'applied' : 'refused', (performance.now() - start) / 1000);
+  return result;
+}
+
+function outcomeOf(error: unknown): ProposalOutcome {
+  if (error instanceof NotLeaderError) return 'not_leader';
+  if (error instanceof ConflictError) return 'conflict';
+  if (error instanceof ProposalTimeoutError) return 'timeout';
+  if (error instanceof KvStopping || error instanceof ReplicaStoppedError) return 'stopped';
+  return 'error';
 }
 
 /** Maps the replica's refusals, told apart by class, to what the HTTP layer understands. */
@@ -161,8 +218,10 @@ const http = createServer({ keepAliveTimeout: 10_000 }, kvRequestListener({
       membership: cluster.membership ?? null, tcp: cluster.stats, connectedPeers: cluster.connectedPeers, retiredPeers: cluster.retiredPeers,
       peers: Object.fromEntries([...cluster.peerAddresses].map(([id, a]) => [id, `${a.host}:${a.port}`])), pid: process.pid,
       longest: { saveMs: Math.round(longestSaveMs), eventLoopBlockMs: Math.round(loopDelay.max / 1e6) },
+      httpAddresses: Object.fromEntries([...f.http].map(([id, a]) => [id, httpOrigin(a)])),
     };
   },
+  metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
   dump: () => replica.runExclusive(() => ({
     id: f.id, appliedIndex: kv.appliedIndex, lastApplied: replica.status.lastApplied,
     snapshotsInstalled: replica.metrics.snapshotsInstalled, data: Object.fromEntries(kv.data),
@@ -205,22 +264,27 @@ try {
   await replica.tick();
 } catch (error) {
   if (!stopping) {
-    fail(`cannot use --data ${f.data}: ${(error as Error)?.message ?? String(error)}`);
+    fatal(`cannot use --data ${f.data}: ${(error as Error)?.message ?? String(error)}`);
     await cluster.close();
     process.exit(1);
   }
 }
 if (stopping) await stopping; // a signal came during startup: the shutdown exits the process
 
+// Which flag named the address that cannot be used: said in the one line, with the address.
+let listening = `--peers ${f.id}=${f.peers.get(f.id)!.host}:${f.peers.get(f.id)!.port} (raft)`;
 try {
   await cluster.listen();
+  const a = f.http.get(f.id)!;
+  listening = `--http ${f.id}=${a.host}:${a.port}`;
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
-    const a = f.http.get(f.id)!;
     http.listen(a.port, a.host, () => { http.off('error', reject); resolve(); });
   });
 } catch (error) {
-  fail(`cannot listen: ${(error as Error).message}`);
+  const code = (error as NodeJS.ErrnoException).code;
+  const why = code === 'EADDRINUSE' ? 'the port is in use' : (error as Error).message;
+  fatal(`cannot listen on ${listening}: ${why}`);
   await cluster.close();
   process.exit(1);
 }
