@@ -10,7 +10,9 @@ const SEED = Number(process.env.SEED ?? 7);
 const network = new LocalNetwork<KvCommand, KvSnapshot>({ seed: SEED, loss: 0.02, minDelay: 1, maxDelay: 10 });
 
 interface Member {
-  replica: Replica<KvCommand, KvSnapshot>; kv: KvStateMachine; proposals: ProposalQueue<KvCommand, KvSnapshot, KvResult>;
+  replica: Replica<KvCommand, KvSnapshot>;
+  kv: KvStateMachine;
+  proposals: ProposalQueue<KvCommand, KvSnapshot, KvResult>;
   storage: MemoryStorage<KvCommand, KvSnapshot>; up: boolean; starts: number;
 }
 const members = new Map<number, Member>();
@@ -60,7 +62,8 @@ async function put(key: string, value: string): Promise<void> {
   for (;;) {
     await runUntil(() => currentLeader() !== undefined, 5_000);
     let settled: KvResult | Error | null = null;
-    currentLeader()!.proposals.propose(command, { timeoutMs: 500 }).then((r) => { settled = r; }, (e: Error) => { settled = e; });
+    currentLeader()!.proposals.propose(command, { timeoutMs: 500 })
+      .then((r) => { settled = r; }, (e: Error) => { settled = e; });
     await runUntil(() => settled !== null, 500);
     if (settled !== null && !((settled as unknown) instanceof Error)) return;
   }

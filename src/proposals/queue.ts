@@ -120,7 +120,10 @@ export class ProposalQueue<T extends StateMachineTransition, D = unknown, R = un
    * @param stateMachine - Your state machine; its `applyTransition` results resolve the proposals.
    * @param options - See {@link ProposalQueueOptions}.
    */
-  constructor(readonly stateMachine: ProposalStateMachine<T, D, R>, options: ProposalQueueOptions = {}) {
+  constructor(
+    readonly stateMachine: ProposalStateMachine<T, D, R>,
+    options: ProposalQueueOptions = {},
+  ) {
     this.clock = options.clock;
     if (stateMachine.getSnapshot) this.getSnapshot = () => stateMachine.getSnapshot!();
     if (stateMachine.createSnapshot) this.createSnapshot = (i, term) => stateMachine.createSnapshot!(i, term);
@@ -141,7 +144,8 @@ export class ProposalQueue<T extends StateMachineTransition, D = unknown, R = un
   /**
    * Proposes `transition` and resolves with what `applyTransition` returned for its entry once it
    * is applied on this replica; see the class comment for the rejections and the retry rules.
-   * @throws TypeError (rejects) if no replica is attached.
+   * @throws TypeError (rejects) if no replica is attached, or `transition` has no valid id;
+   * RangeError if `timeoutMs` is negative or not finite; `signal.reason` if already aborted.
    */
   async propose(transition: T, options: ProposeOptions = {}): Promise<R> {
     const host = this.host;
@@ -149,6 +153,13 @@ export class ProposalQueue<T extends StateMachineTransition, D = unknown, R = un
     const { timeoutMs, signal } = options;
     if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs >= 0)) {
       throw new RangeError(`timeoutMs must be a finite number >= 0, got ${String(timeoutMs)}`);
+    }
+    const id: unknown = (transition as { id?: unknown } | null)?.id;
+    // The replica drops a polled item that is not a transition without a report: refuse it here.
+    if (!(typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)))) {
+      throw new TypeError(
+        `propose: a transition is an object whose id is a string or a finite number, got ${String(id)}`,
+      );
     }
     signal?.throwIfAborted();
     let attempt!: Attempt<T, R>;
@@ -173,7 +184,9 @@ export class ProposalQueue<T extends StateMachineTransition, D = unknown, R = un
         cleanups.push(() => signal.removeEventListener('abort', onAbort));
         if (signal.aborted) onAbort();
       }
-      attempt.cleanup = () => { for (const c of cleanups) c(); };
+      attempt.cleanup = () => {
+        for (const c of cleanups) c();
+      };
       attempt.timeoutMs = timeoutMs;
     });
     host.wake();

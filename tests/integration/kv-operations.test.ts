@@ -46,14 +46,18 @@ describe('operating a 3-process tickraft-kv cluster', () => {
     await cluster?.destroy();
   }, WAIT);
 
-  it('GET /metrics serves the Prometheus text format; the leader\'s series say it leads', async () => {
-    const texts = await Promise.all(cluster.ids.map(async (id) => {
-      const a = await httpRequest(`${cluster.origin(id)}/metrics`);
-      expect(a.status).toBe(200);
-      expect(String(a.headers['content-type'])).toMatch(/^text\/plain; version=0\.0\.4/);
-      return [id, a.body] as const;
-    }));
-    const leaders = texts.filter(([id, t]) => sample(t, 'tickraft_role', { replica: String(id), role: 'leader' }) === 1);
+  it("GET /metrics serves the Prometheus text format; the leader's series say it leads", async () => {
+    const texts = await Promise.all(
+      cluster.ids.map(async (id) => {
+        const a = await httpRequest(`${cluster.origin(id)}/metrics`);
+        expect(a.status).toBe(200);
+        expect(String(a.headers['content-type'])).toMatch(/^text\/plain; version=0\.0\.4/);
+        return [id, a.body] as const;
+      }),
+    );
+    const leaders = texts.filter(
+      ([id, t]) => sample(t, 'tickraft_role', { replica: String(id), role: 'leader' }) === 1,
+    );
     expect(leaders.map(([id]) => id)).toEqual([leader.id]);
     const [, text] = leaders[0]!;
     const status = (await cluster.status(leader.id))!.status;
@@ -77,7 +81,9 @@ describe('operating a 3-process tickraft-kv cluster', () => {
 
   it('`tickraft-kv status` prints one row per member, the leader among them', async () => {
     const address = new URL(cluster.origin(cluster.ids.find((id) => id !== leader.id)!)).host;
-    const r = await new Promise<ReturnType<typeof run>>((resolve) => setImmediate(() => resolve(run(['status', '--http', address]))));
+    const r = await new Promise<ReturnType<typeof run>>((resolve) =>
+      setImmediate(() => resolve(run(['status', '--http', address]))),
+    );
     expect(r.status, r.stderr).toBe(0);
     const rows = r.stdout.trim().split('\n');
     expect(rows[0]).toMatch(/^ID\s+ROLE\s+TERM\s+LEADER\s+COMMIT\s+APPLIED\s+LAST-LOG\s+LAG\s+HTTP$/);
@@ -87,8 +93,15 @@ describe('operating a 3-process tickraft-kv cluster', () => {
   });
 
   it('logs JSON lines on stdout, each with time, level, replica and msg', async () => {
-    await waitFor('a leader line in the log', () => (cluster.logTail(leader.id).includes('leader of term') ? true : undefined), WAIT);
-    const line = cluster.logTail(leader.id).split('\n').find((l) => l.includes('leader of term'))!;
+    await waitFor(
+      'a leader line in the log',
+      () => (cluster.logTail(leader.id).includes('leader of term') ? true : undefined),
+      WAIT,
+    );
+    const line = cluster
+      .logTail(leader.id)
+      .split('\n')
+      .find((l) => l.includes('leader of term'))!;
     const entry = JSON.parse(line) as Record<string, unknown>;
     expect(entry).toMatchObject({ level: 30, replica: leader.id });
     expect(entry.msg).toMatch(/^leader of term \d+$/);
@@ -105,8 +118,26 @@ describe('tickraft-kv on the command line', () => {
 
   it('--help lists every flag and an example', () => {
     const r = run(['--help']);
-    for (const flag of ['--id', '--data', '--peers', '--http', '--secret', '--heartbeat', '--election', '--snapshot-delta',
-      '--fsync', '--timeout', '--join', '--log-level', '--quiet', '--help', '--version', 'status --http', 'example', '1 MiB']) {
+    for (const flag of [
+      '--id',
+      '--data',
+      '--peers',
+      '--http',
+      '--secret',
+      '--heartbeat',
+      '--election',
+      '--snapshot-delta',
+      '--fsync',
+      '--timeout',
+      '--join',
+      '--log-level',
+      '--quiet',
+      '--help',
+      '--version',
+      'status --http',
+      'example',
+      '1 MiB',
+    ]) {
       expect(r.stdout).toContain(flag);
     }
   });
@@ -126,14 +157,30 @@ describe('tickraft-kv on the command line', () => {
     const { join } = await import('node:path');
     const dir = mkdtempSync(join(tmpdir(), 'tickraft-ops-'));
     try {
-      const r = await new Promise<ReturnType<typeof run>>((resolve) => setImmediate(() => resolve(run([
-        '--id', '1', '--data', dir, '--peers', `1=127.0.0.1:${port}`, '--http', '1=127.0.0.1:1',
-        '--secret', 'a long shared secret for tests',
-      ]))));
+      const r = await new Promise<ReturnType<typeof run>>((resolve) =>
+        setImmediate(() =>
+          resolve(
+            run([
+              '--id',
+              '1',
+              '--data',
+              dir,
+              '--peers',
+              `1=127.0.0.1:${port}`,
+              '--http',
+              '1=127.0.0.1:1',
+              '--secret',
+              'a long shared secret for tests',
+            ]),
+          ),
+        ),
+      );
       expect(r.status, r.stderr).toBe(1);
       const lines = r.stderr.trim().split('\n');
       expect(lines, r.stderr).toHaveLength(1);
-      expect(lines[0]).toMatch(new RegExp(`ERROR cannot listen on --peers 1=127\\.0\\.0\\.1:${port} \\(raft\\): the port is in use$`));
+      expect(lines[0]).toMatch(
+        new RegExp(`ERROR cannot listen on --peers 1=127\\.0\\.0\\.1:${port} \\(raft\\): the port is in use$`),
+      );
     } finally {
       busy.close();
       rmSync(dir, { recursive: true, force: true });

@@ -14,7 +14,9 @@ describe('the README quick start', () => {
     const code = block![1]!;
     expect(code).toContain("from 'tickraft'");
     const child = spawnSync(process.execPath, ['--input-type=module', '-e', code], {
-      cwd: process.cwd(), encoding: 'utf8', timeout: 30_000,
+      cwd: process.cwd(),
+      encoding: 'utf8',
+      timeout: 30_000,
     });
     expect(child.status, child.stderr).toBe(0);
     const lines = child.stdout.split('\n');

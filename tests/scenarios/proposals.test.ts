@@ -4,10 +4,19 @@
 // reported as done.
 import { describe, expect, it } from 'vitest';
 import {
-  ConflictError, LocalNetwork, NotLeaderError, ProposalQueue, ProposalTimeoutError, Replica, seededRandom,
+  ConflictError,
+  LocalNetwork,
+  NotLeaderError,
+  ProposalQueue,
+  ProposalTimeoutError,
+  Replica,
+  seededRandom,
 } from '../../src/index.js';
 
-interface Add { readonly id: string; readonly amount: number }
+interface Add {
+  readonly id: string;
+  readonly amount: number;
+}
 const NOOP: Add = { id: 'noop', amount: 0 };
 
 /** A counter whose applyTransition returns `<id>@<index>`: each entry's value is its own. */
@@ -21,11 +30,18 @@ class Counter {
   }
 }
 
-interface Outcome { settled: boolean; value?: string; error?: unknown }
+interface Outcome {
+  settled: boolean;
+  value?: string;
+  error?: unknown;
+}
 
 function track(p: Promise<string>): Outcome {
   const o: Outcome = { settled: false };
-  p.then((v) => Object.assign(o, { settled: true, value: v }), (e: unknown) => Object.assign(o, { settled: true, error: e }));
+  p.then(
+    (v) => Object.assign(o, { settled: true, value: v }),
+    (e: unknown) => Object.assign(o, { settled: true, error: e }),
+  );
   return o;
 }
 
@@ -37,8 +53,15 @@ function cluster(seed: number) {
     const counter = new Counter();
     const queue = new ProposalQueue<Add, unknown, string>(counter, { clock: net.clock });
     const replica = new Replica<Add>({
-      id, peerIds: ids.filter((p) => p !== id), cluster: net.cluster(id), stateMachine: queue, noopTransition: NOOP,
-      heartbeatTimeout: 50, electionTimeoutRange: [150, 300], clock: net.clock, random: seededRandom(seed * 10 + id),
+      id,
+      peerIds: ids.filter((p) => p !== id),
+      cluster: net.cluster(id),
+      stateMachine: queue,
+      noopTransition: NOOP,
+      heartbeatTimeout: 50,
+      electionTimeoutRange: [150, 300],
+      clock: net.clock,
+      random: seededRandom(seed * 10 + id),
     });
     queue.attach(replica);
     return { id, counter, queue, replica };
@@ -60,14 +83,18 @@ function cluster(seed: number) {
   const elected = async () => {
     await until('a leader that has applied its noop', () => {
       const l = leader();
-      return l !== undefined && l.replica.status.lastApplied >= 1 && l.replica.status.commitIndex === l.replica.status.lastLogIndex;
+      return (
+        l !== undefined &&
+        l.replica.status.lastApplied >= 1 &&
+        l.replica.status.commitIndex === l.replica.status.lastLogIndex
+      );
     });
     return leader()!;
   };
   return { net, nodes, node, step, until, elected, paused };
 }
 
-describe('ProposalQueue: await propose(t)', () => {
+describe('ProposalQueue: await propose(t)', { timeout: 15_000 }, () => {
   it('resolves with the value applyTransition returned for its entry, once applied on this replica', async () => {
     const c = cluster(1);
     const l = await c.elected();
@@ -112,7 +139,10 @@ describe('ProposalQueue: await propose(t)', () => {
     const old = await c.elected();
     c.net.isolate(old.id);
     const o = track(old.queue.propose({ id: 'lost', amount: 7 }));
-    await c.until('queued in the old leader\'s log only', () => old.replica.status.lastLogIndex > old.replica.status.commitIndex);
+    await c.until(
+      "queued in the old leader's log only",
+      () => old.replica.status.lastLogIndex > old.replica.status.commitIndex,
+    );
     await c.until('a new leader', () => c.nodes.some((n) => n !== old && n.replica.status.role === 'leader'));
     c.net.heal();
     await c.until('the proposal settles', () => o.settled);
@@ -120,7 +150,7 @@ describe('ProposalQueue: await propose(t)', () => {
     for (const n of c.nodes) expect(n.counter.applied).not.toContain(expect.stringMatching(/^lost@/));
   });
 
-  it('rejects with the signal\'s reason when aborted, and never proposes it if not yet polled', async () => {
+  it("rejects with the signal's reason when aborted, and never proposes it if not yet polled", async () => {
     const c = cluster(5);
     const l = await c.elected();
     const ac = new AbortController();
@@ -133,6 +163,14 @@ describe('ProposalQueue: await propose(t)', () => {
     for (let i = 0; i < 200; i++) await c.step();
     expect(l.counter.applied).not.toContain(expect.stringMatching(/^x@/));
     await expect(l.queue.propose({ id: 'y', amount: 1 }, { signal: AbortSignal.abort() })).rejects.toThrow();
+    expect(l.queue.size).toBe(0);
+  });
+
+  it('refuses at once what the replica would drop without a report: no id, a bad timeoutMs', async () => {
+    const c = cluster(9);
+    const l = c.node(1); // no tick needed: refused before anything is queued
+    await expect(l.queue.propose({ amount: 1 } as unknown as Add)).rejects.toThrow(TypeError);
+    await expect(l.queue.propose({ id: 'z', amount: 1 }, { timeoutMs: -1 })).rejects.toThrow(RangeError);
     expect(l.queue.size).toBe(0);
   });
 
@@ -149,7 +187,7 @@ describe('ProposalQueue: await propose(t)', () => {
     expect(l.queue.size).toBe(0);
   });
 
-  it('a retry resolves with its own entry\'s value, never with the superseded attempt\'s', async () => {
+  it("a retry resolves with its own entry's value, never with the superseded attempt's", async () => {
     const c = cluster(7);
     const l = await c.elected();
     c.net.isolate(l.id); // it still leads (check-quorum waits 300 ms) but cannot commit

@@ -1,13 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { LocalNetwork, MemoryStorage, ProposalQueue, Replica, deriveSeed, seededRandom } from '../../src/index.js';
-import { KV_NOOP, KvStateMachine, type KvCommand, type KvResult, type KvSnapshot } from '../../docs/examples/kv/state-machine.js';
+import {
+  KV_NOOP, KvStateMachine, type KvCommand, type KvResult, type KvSnapshot,
+} from '../../docs/examples/kv/state-machine.js';
 import { checkLinearizable, type HistoryOp, type KvOp } from '../helpers/linearizability.js';
 import { describeSeeds, replayable, seedsToRun } from './chaos.js';
 
 const FILE = 'tests/simulation/linearizability.test.ts';
 
 interface Member {
-  replica: Replica<KvCommand, KvSnapshot>; kv: KvStateMachine; proposals: ProposalQueue<KvCommand, KvSnapshot, KvResult>;
+  replica: Replica<KvCommand, KvSnapshot>;
+  kv: KvStateMachine;
+  proposals: ProposalQueue<KvCommand, KvSnapshot, KvResult>;
   storage: MemoryStorage<KvCommand, KvSnapshot>; up: boolean; starts: number;
 }
 

@@ -103,7 +103,9 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = {}): ServerF
   const str = (name: string): string | undefined => values[name] as string | undefined;
   const quiet = values.quiet === true;
   const logLevel = str('log-level') ?? (quiet ? 'error' : 'info');
-  if (!isLogLevel(logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
+  if (!isLogLevel(logLevel)) {
+    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
+  }
   const required = (name: string): string => {
     const v = str(name);
     if (v === undefined || v === '') throw new UsageError(`--${name} is required`);
@@ -128,8 +130,8 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = {}): ServerF
   if (fsyncFlag !== 'on' && fsyncFlag !== 'off') throw new UsageError(`--fsync must be on or off, got ${JSON.stringify(fsyncFlag)}`);
   const timeout = integer('--timeout', str('timeout') ?? '5000', 1);
   return {
-    id, data, peers, http, secret, heartbeat, election, snapshotDelta, fsync: fsyncFlag === 'on', timeout, quiet, logLevel,
-    join: values.join === true,
+    id, data, peers, http, secret, heartbeat, election, snapshotDelta, fsync: fsyncFlag === 'on', timeout, quiet,
+    logLevel, join: values.join === true,
   };
 }
 

@@ -87,7 +87,8 @@ async function handle(backend: KvBackend, req: IncomingMessage, res: ServerRespo
   }
   if (url.pathname === '/members' || url.pathname.startsWith('/members/') || url.pathname.startsWith('/transfer/')) return membership(backend, url.pathname, method, req, res);
   const m = /^\/kv\/(.+)$/.exec(url.pathname);
-  if (!m) throw new HttpError(404, 'not found: use /kv/<key>, /members, /transfer/<id>, /status, /metrics or /debug/dump');
+  const paths = '/kv/<key>, /members, /transfer/<id>, /status, /metrics or /debug/dump';
+  if (!m) throw new HttpError(404, `not found: use ${paths}`);
   let key: string;
   try {
     key = decodeURIComponent(m[1]!);

@@ -22,7 +22,15 @@ const NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40
 function readable(out: NodeJS.WriteStream): DestinationStream {
   return {
     write(line: string): void {
-      const { time, level, replica, msg, pid: _pid, hostname: _host, ...rest } = JSON.parse(line) as Record<string, unknown>;
+      const {
+        time,
+        level,
+        replica,
+        msg,
+        pid: _pid,
+        hostname: _host,
+        ...rest
+      } = JSON.parse(line) as Record<string, unknown>;
       const extra = Object.keys(rest).length > 0 ? ` ${JSON.stringify(rest)}` : '';
       const name = (NAMES[level as number] ?? String(level)).padEnd(5);
       out.write(`${String(time)} ${name} [kv ${String(replica)}] ${String(msg)}${extra}\n`);

@@ -40,7 +40,14 @@ export function kvMetrics(id: number, source: KvMetricsSource): KvMetrics {
   registry.setDefaultLabels({ replica: String(id) });
   collectDefaultMetrics({ register: registry });
   const gauge = (name: string, help: string, read: (s: ReplicaStatus) => number): void => {
-    new Gauge({ name, help, registers: [registry], collect() { this.set(read(source.status())); } });
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read(source.status()));
+      },
+    });
   };
   gauge('tickraft_term', 'Current Raft term.', (s) => s.term);
   gauge('tickraft_commit_index', 'Highest log index known committed.', (s) => s.commitIndex);
@@ -48,7 +55,9 @@ export function kvMetrics(id: number, source: KvMetricsSource): KvMetrics {
   gauge('tickraft_last_log_index', 'Index of the last entry in the log.', (s) => s.lastLogIndex);
   gauge('tickraft_leader_id', 'The leader this replica knows of; 0 when none is known.', (s) => s.leaderId ?? 0);
   new Gauge({
-    name: 'tickraft_role', help: '1 for the role this replica has now, 0 for the others.', labelNames: ['role'],
+    name: 'tickraft_role',
+    help: '1 for the role this replica has now, 0 for the others.',
+    labelNames: ['role'],
     registers: [registry],
     collect() {
       const role = source.status().role;
@@ -57,7 +66,15 @@ export function kvMetrics(id: number, source: KvMetricsSource): KvMetrics {
   });
   // Counters kept by the replica and the cluster: copied at scrape time.
   const copied = (name: string, help: string, read: () => number): void => {
-    new Counter({ name, help, registers: [registry], collect() { this.reset(); this.inc(read()); } });
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
   };
   const m = (k: keyof ReplicaMetrics) => () => source.metrics()[k];
   copied('tickraft_messages_in_total', 'Raft messages received, valid or not.', m('messagesIn'));
@@ -67,7 +84,11 @@ export function kvMetrics(id: number, source: KvMetricsSource): KvMetrics {
   copied('tickraft_entries_appended_total', 'Entries appended to the log.', m('entriesAppended'));
   copied('tickraft_snapshots_created_total', 'Snapshots taken of the state machine.', m('snapshotsCreated'));
   copied('tickraft_snapshots_installed_total', 'Snapshots received from a leader and loaded.', m('snapshotsInstalled'));
-  copied('tickraft_snapshots_refused_total', 'Snapshots from a leader this version could not load.', m('snapshotsRefused'));
+  copied(
+    'tickraft_snapshots_refused_total',
+    'Snapshots from a leader this version could not load.',
+    m('snapshotsRefused'),
+  );
   const t = (k: keyof TcpStats) => () => source.tcp()[k];
   copied('tickraft_tcp_bytes_in_total', 'Bytes read from peer connections.', t('bytesIn'));
   copied('tickraft_tcp_bytes_out_total', 'Bytes written to peer connections.', t('bytesOut'));
@@ -75,7 +96,9 @@ export function kvMetrics(id: number, source: KvMetricsSource): KvMetrics {
   copied('tickraft_tcp_bad_frames_total', 'Peer connections closed for a bad frame.', t('badFrames'));
   copied('tickraft_tcp_reconnects_total', 'Connections re-established with a peer.', t('reconnects'));
   new Gauge({
-    name: 'tickraft_peer_connected', help: '1 while the peer has an authenticated connection.', labelNames: ['peer'],
+    name: 'tickraft_peer_connected',
+    help: '1 while the peer has an authenticated connection.',
+    labelNames: ['peer'],
     registers: [registry],
     collect() {
       this.reset();
@@ -83,24 +106,33 @@ export function kvMetrics(id: number, source: KvMetricsSource): KvMetrics {
     },
   });
   const drops = new Counter({
-    name: 'tickraft_peer_messages_dropped_total', help: 'Messages the transport dropped, by peer (queue full, ...).',
-    labelNames: ['peer'], registers: [registry],
+    name: 'tickraft_peer_messages_dropped_total',
+    help: 'Messages the transport dropped, by peer (queue full, ...).',
+    labelNames: ['peer'],
+    registers: [registry],
   });
   const leaderChanges = new Counter({
-    name: 'tickraft_leader_changes_total', help: 'Leader changes seen by this replica (a leader lost counts).',
+    name: 'tickraft_leader_changes_total',
+    help: 'Leader changes seen by this replica (a leader lost counts).',
     registers: [registry],
   });
   const proposals = new Counter({
-    name: 'tickraft_proposals_total', help: 'Writes proposed through this replica, by outcome.', labelNames: ['outcome'],
+    name: 'tickraft_proposals_total',
+    help: 'Writes proposed through this replica, by outcome.',
+    labelNames: ['outcome'],
     registers: [registry],
   });
   const commit = new Histogram({
-    name: 'tickraft_commit_latency_seconds', help: 'From propose() to applied on this replica, for applied writes.',
-    buckets: BUCKETS, registers: [registry],
+    name: 'tickraft_commit_latency_seconds',
+    help: 'From propose() to applied on this replica, for applied writes.',
+    buckets: BUCKETS,
+    registers: [registry],
   });
   const fsync = new Histogram({
-    name: 'tickraft_storage_save_seconds', help: 'One storage save, its fsync included (--fsync on).',
-    buckets: BUCKETS, registers: [registry],
+    name: 'tickraft_storage_save_seconds',
+    help: 'One storage save, its fsync included (--fsync on).',
+    buckets: BUCKETS,
+    registers: [registry],
   });
   return {
     registry,

@@ -99,7 +99,8 @@ const cluster = new TcpCluster<KvCommand, KvSnapshot>({
   },
 });
 const replica = new Replica<KvCommand, KvSnapshot>({
-  id: f.id, peerIds: [...f.peers.keys()].filter((id) => id !== f.id), cluster, stateMachine: proposals, noopTransition: KV_NOOP,
+  id: f.id, peerIds: [...f.peers.keys()].filter((id) => id !== f.id), cluster, stateMachine: proposals,
+  noopTransition: KV_NOOP,
   heartbeatTimeout: f.heartbeat, electionTimeoutRange: f.election, snapshotDelta: f.snapshotDelta, join: f.join,
   storage: timedStorage,
 });
@@ -155,7 +156,9 @@ async function leaderOp<R>(p: Promise<R>): Promise<R> {
     if (error instanceof ConflictError) throw new KvNotLeader(error.message);
     if (error instanceof ProposalTimeoutError) throw new KvTimeout(error.message);
     if (error instanceof InvalidArgumentError) throw new KvInvalid(error.message);
-    if (error instanceof ReplicaStoppedError || error instanceof KvStopping) throw new KvStopping('the server is shutting down');
+    if (error instanceof ReplicaStoppedError || error instanceof KvStopping) {
+      throw new KvStopping('the server is shutting down');
+    }
     const refusal = membershipRefusal(error);
     if (refusal === 'busy') throw new KvConflict((error as Error).message);
     if (refusal === 'timeout') throw new KvTimeout((error as Error).message);

@@ -6,7 +6,15 @@ import { parseArgs } from 'node:util';
 import { UsageError } from './flags.js';
 
 interface StatusJson {
-  status: { id: number; role: string; term: number; leaderId?: number; commitIndex: number; lastApplied: number; lastLogIndex: number };
+  status: {
+    id: number;
+    role: string;
+    term: number;
+    leaderId?: number;
+    commitIndex: number;
+    lastApplied: number;
+    lastLogIndex: number;
+  };
   membership: number[] | null;
   httpAddresses?: Record<string, string>;
 }
@@ -15,14 +23,18 @@ interface StatusJson {
 export async function statusCommand(argv: string[], out: NodeJS.WritableStream = process.stdout): Promise<number> {
   let http: string | undefined;
   try {
-    ({ values: { http } } = parseArgs({ args: argv, strict: true, options: { http: { type: 'string' } } }));
+    ({
+      values: { http },
+    } = parseArgs({ args: argv, strict: true, options: { http: { type: 'string' } } }));
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
-  if (http === undefined || http === '') throw new UsageError('status needs --http <host:port,...> of at least one member');
+  if (http === undefined || http === '')
+    throw new UsageError('status needs --http <host:port,...> of at least one member');
   const given = http.split(',').map((item) => {
     const address = item.trim().replace(/^\d+=/, '');
-    if (!/^(\[[^\]]+\]|[^:[\]/]+):\d+$/.test(address)) throw new UsageError(`--http: expected host:port, got ${JSON.stringify(item)}`);
+    if (!/^(\[[^\]]+\]|[^:[\]/]+):\d+$/.test(address))
+      throw new UsageError(`--http: expected host:port, got ${JSON.stringify(item)}`);
     return `http://${address}`;
   });
   let members: Map<number, string> | undefined;
@@ -47,12 +59,25 @@ export async function statusCommand(argv: string[], out: NodeJS.WritableStream =
     if (!s) return rows.push([String(id), 'unreachable', '-', '-', '-', '-', '-', '-', origin]);
     const voter = all[i]!.membership === null || all[i]!.membership!.includes(id);
     rows.push([
-      String(id), voter ? s.role : `${s.role} (not a voter)`, String(s.term), String(s.leaderId ?? '-'),
-      String(s.commitIndex), String(s.lastApplied), String(s.lastLogIndex), String(commit - s.lastApplied), origin,
+      String(id),
+      voter ? s.role : `${s.role} (not a voter)`,
+      String(s.term),
+      String(s.leaderId ?? '-'),
+      String(s.commitIndex),
+      String(s.lastApplied),
+      String(s.lastLogIndex),
+      String(commit - s.lastApplied),
+      origin,
     ]);
   });
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  for (const r of rows) out.write(`${r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()}\n`);
+  for (const r of rows)
+    out.write(
+      `${r
+        .map((cell, c) => cell.padEnd(widths[c]!))
+        .join('  ')
+        .trimEnd()}\n`,
+    );
   return all.some((s) => s === undefined) ? 1 : 0;
 }
 
