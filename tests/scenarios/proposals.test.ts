@@ -187,6 +187,20 @@ describe('ProposalQueue: await propose(t)', { timeout: 15_000 }, () => {
     expect(l.queue.size).toBe(0);
   });
 
+  it('without a clock, a timer rejects at the deadline even when the replica does not tick', async () => {
+    const host = {
+      wake() {},
+      runExclusive: <X>(fn: () => X | Promise<X>) => Promise.resolve(fn()),
+      status: { id: 1, leaderId: undefined },
+    };
+    const queue = new ProposalQueue<Add, unknown, string>(new Counter()).attach(host);
+    await expect(queue.propose({ id: 'idle', amount: 1 }, { timeoutMs: 10 })).rejects.toBeInstanceOf(
+      ProposalTimeoutError,
+    );
+    expect(queue.size).toBe(0);
+    expect(queue.getPendingTransitions()).toEqual([]); // what timed out before the poll is never proposed
+  });
+
   it("a retry resolves with its own entry's value, never with the superseded attempt's", async () => {
     const c = cluster(7);
     const l = await c.elected();
