@@ -66,6 +66,16 @@ module.exports = {
       },
     },
     {
+      name: 'proposals-import-core',
+      comment:
+        'src/proposals, the propose helper, is built on the public contract: it takes types and errors ' +
+        'from src/core, the StateMachine interface it wraps, and reaches the replica only through the ' +
+        'small ProposalHost interface.',
+      severity: 'error',
+      from: { path: '^src/proposals/' },
+      to: { pathNot: ['^src/(core|proposals)/', '^src/replica/state-machine\\.ts$'] },
+    },
+    {
       name: 'sim-imports-core',
       comment: 'src/sim, the seeded in-process simulator, is pure like the core: src/core and itself only.',
       severity: 'error',

@@ -26,6 +26,12 @@ export {
   CatchUpTimeoutError, TransferTimeoutError, NotVoterError,
 } from './core/errors.js';
 export { InvalidOptionsError, ReplicaStoppedError, InvalidTransitionError } from './replica/errors.js';
+// The recommended way to propose: await a transition's applied value (docs/guide.md#proposing).
+export {
+  ProposalQueue, type ProposalStateMachine, type ProposalHost, type ProposalHostStatus,
+  type ProposalQueueOptions, type ProposeOptions,
+} from './proposals/queue.js';
+export { ConflictError, ProposalTimeoutError } from './proposals/errors.js';
 export { MemoryStorage } from './storage/memory.js';
 export type { Codec } from './core/codec.js';
 // Kept at the root for compatibility; each also has a subpath of its own (tickraft/testing,

@@ -1,7 +1,7 @@
 // The in-process demo (`npm run demo:sim`): five replicas of a key-value store on an in-process network with loss and
 // delays, in virtual time, through an election, a leader crash, a restart, a partition and
 // its heal, ending with a check that every replica holds the same data.
-import { MemoryStorage, Replica } from 'tickraft';
+import { MemoryStorage, ProposalQueue, Replica } from 'tickraft';
 import { LocalNetwork, deriveSeed, seededRandom, type LocalCluster } from 'tickraft/testing';
 import { KV_NOOP, KvStateMachine, type KvCommand, type KvResult, type KvSnapshot } from './kv/state-machine.js';
 
@@ -9,17 +9,24 @@ const IDS = [1, 2, 3, 4, 5];
 const SEED = Number(process.env.SEED ?? 7);
 const network = new LocalNetwork<KvCommand, KvSnapshot>({ seed: SEED, loss: 0.02, minDelay: 1, maxDelay: 10 });
 
-interface Member { replica: Replica<KvCommand, KvSnapshot>; kv: KvStateMachine; storage: MemoryStorage<KvCommand, KvSnapshot>; up: boolean; starts: number }
+interface Member {
+  replica: Replica<KvCommand, KvSnapshot>;
+  kv: KvStateMachine;
+  proposals: ProposalQueue<KvCommand, KvSnapshot, KvResult>;
+  storage: MemoryStorage<KvCommand, KvSnapshot>; up: boolean; starts: number;
+}
 const members = new Map<number, Member>();
 
 function boot(id: number, cluster: LocalCluster<KvCommand, KvSnapshot>, storage = new MemoryStorage<KvCommand, KvSnapshot>(), starts = 0): void {
   const kv = new KvStateMachine();
+  const proposals = new ProposalQueue(kv, { clock: network.clock });
   const replica = new Replica<KvCommand, KvSnapshot>({
-    id, peerIds: IDS.filter((p) => p !== id), cluster, stateMachine: kv, noopTransition: KV_NOOP,
+    id, peerIds: IDS.filter((p) => p !== id), cluster, stateMachine: proposals, noopTransition: KV_NOOP,
     heartbeatTimeout: 50, electionTimeoutRange: [150, 300], snapshotDelta: 100, storage,
     clock: network.clock, random: seededRandom(deriveSeed(SEED, id * 100 + starts)),
   });
-  members.set(id, { replica, kv, storage, up: true, starts });
+  proposals.attach(replica);
+  members.set(id, { replica, kv, proposals, storage, up: true, starts });
 }
 for (const id of IDS) boot(id, network.cluster(id));
 
@@ -55,7 +62,8 @@ async function put(key: string, value: string): Promise<void> {
   for (;;) {
     await runUntil(() => currentLeader() !== undefined, 5_000);
     let settled: KvResult | Error | null = null;
-    currentLeader()!.kv.submit(command).then((r) => { settled = r ?? 'ok'; }, (e: Error) => { settled = e; });
+    currentLeader()!.proposals.propose(command, { timeoutMs: 500 })
+      .then((r) => { settled = r; }, (e: Error) => { settled = e; });
     await runUntil(() => settled !== null, 500);
     if (settled !== null && !((settled as unknown) instanceof Error)) return;
   }
@@ -101,7 +109,7 @@ network.partition([minority, majority]);
 log(`PARTITION {${minority.join(', ')}} | {${majority.join(', ')}}: the old leader is cut off from the majority`);
 const stranded = members.get(leaderNow)!;
 let strandedOutcome = 'pending';
-stranded.kv.submit({ id: 'stranded:1', client: 'stranded', seq: 1, op: 'put', key: 'lost', value: 'never' })
+stranded.proposals.propose({ id: 'stranded:1', client: 'stranded', seq: 1, op: 'put', key: 'lost', value: 'never' })
   .then(() => { strandedOutcome = 'applied'; }, (e: Error) => { strandedOutcome = e.message; });
 await runUntil(() => { const l = currentLeader(); return l !== undefined && majority.includes(l.replica.status.id); }, 5_000);
 await writeKeys(200, 50);

@@ -121,8 +121,12 @@ describe('a 3-process tickraft-kv cluster', () => {
   it('applies a retried write once (same client and sequence number)', async () => {
     const c = new KvClient({ origins: cluster.origins, clientId: 'test-dedup', agent });
     await c.command('PUT', 'dedup', 'first', 1);
+    expect((await c.command('PUT', 'dedup', 'first', 1)).status).toBe(204); // a retry: the same answer
+    // The same seq with another body is not a retry: refused, nothing applied.
+    await expect(c.command('PUT', 'dedup', 'other', 1)).rejects.toThrow(/HTTP 409 .*different command/);
     await c.command('PUT', 'dedup', 'second', 2);
-    await c.command('PUT', 'dedup', 'first', 1); // a late retry of seq 1: must not overwrite
+    // A late retry of seq 1 must not overwrite, nor claim success for what it did not apply.
+    await expect(c.command('PUT', 'dedup', 'first', 1)).rejects.toThrow(/HTTP 409 .*seq 1 is old/);
     expect(await c.command('GET', 'dedup', undefined, 3).then((a) => a.body)).toBe('second');
     expect(await c.command('DELETE', 'dedup', undefined, 4).then((a) => a.status)).toBe(204);
     expect(await c.command('DELETE', 'dedup', undefined, 4).then((a) => a.status)).toBe(204); // retry: same answer

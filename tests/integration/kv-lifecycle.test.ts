@@ -18,16 +18,18 @@ const WAIT = 20_000;
 const SECRET = 'kv-lifecycle-secret-0123456789';
 
 /** Runs one server to its exit (SIGKILL after `WAIT`); `afterStart` may signal it. */
-interface Exit { code: number | null; signal: string | null; stderr: string }
+interface Exit { code: number | null; signal: string | null; stderr: string; stdout: string }
 
 function runServer(args: string[], afterStart?: (pid: number) => void): Promise<Exit> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [serverJs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
+    let stdout = '';
     child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+    child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
     const timer = setTimeout(() => child.kill('SIGKILL'), WAIT);
     child.on('error', reject);
-    child.on('exit', (code, signal) => { clearTimeout(timer); resolve({ code, signal, stderr }); });
+    child.on('exit', (code, signal) => { clearTimeout(timer); resolve({ code, signal, stderr, stdout }); });
     afterStart?.(child.pid!);
   });
 }
@@ -102,7 +104,7 @@ describe('tickraft-kv startup', () => {
     }
     const r = await first;
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/stopped/);
+    expect(r.stdout).toMatch(/"msg":"stopped"/); // the log: JSON lines on stdout
   });
 });
 

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KvClient } from '../../docs/examples/kv/client.js';
+import { KvClient, httpRequest } from '../../docs/examples/kv/client.js';
 import { KvProcesses, waitFor } from '../../docs/examples/kv/processes.js';
 
 const serverJs = fileURLToPath(new URL('../../dist/docs/examples/kv/server.js', import.meta.url));
@@ -107,6 +107,10 @@ describe('a tickraft-kv cluster grows from 3 to 5 processes and shrinks to 3 und
       expect(await cluster.kill(id, 'SIGTERM')).toBe(0);
       cluster.forget(id);
     }
+    // Removing a replica that is not a member is a 404, not a "removed" that did nothing.
+    const leader = await cluster.waitForLeader(voters, WAIT);
+    const none = await httpRequest(`${cluster.origin(leader.id)}/members/99`, { method: 'DELETE' });
+    expect(none.status, none.body).toBe(404);
     await waitForWrites(50);
     writing = false;
     await writer;

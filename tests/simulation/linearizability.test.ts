@@ -1,12 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { LocalNetwork, MemoryStorage, Replica, deriveSeed, seededRandom } from '../../src/index.js';
-import { KV_NOOP, KvStateMachine, type KvCommand, type KvSnapshot } from '../../docs/examples/kv/state-machine.js';
+import { LocalNetwork, MemoryStorage, ProposalQueue, Replica, deriveSeed, seededRandom } from '../../src/index.js';
+import {
+  KV_NOOP, KvStateMachine, type KvCommand, type KvResult, type KvSnapshot,
+} from '../../docs/examples/kv/state-machine.js';
 import { checkLinearizable, type HistoryOp, type KvOp } from '../helpers/linearizability.js';
 import { describeSeeds, replayable, seedsToRun } from './chaos.js';
 
 const FILE = 'tests/simulation/linearizability.test.ts';
 
-interface Member { replica: Replica<KvCommand, KvSnapshot>; kv: KvStateMachine; storage: MemoryStorage<KvCommand, KvSnapshot>; up: boolean; starts: number }
+interface Member {
+  replica: Replica<KvCommand, KvSnapshot>;
+  kv: KvStateMachine;
+  proposals: ProposalQueue<KvCommand, KvSnapshot, KvResult>;
+  storage: MemoryStorage<KvCommand, KvSnapshot>; up: boolean; starts: number;
+}
 
 interface Client {
   id: number;
@@ -29,13 +36,15 @@ async function linearizabilityRun(seed: number): Promise<{ ops: number; unknown:
   const members = new Map<number, Member>();
   const boot = (id: number, storage = new MemoryStorage<KvCommand, KvSnapshot>(), starts = 0): void => {
     const kv = new KvStateMachine();
+    const proposals = new ProposalQueue(kv);
     const cluster = starts === 0 ? network.cluster(id) : network.restart(id);
     const replica = new Replica<KvCommand, KvSnapshot>({
-      id, peerIds: ids.filter((p) => p !== id), cluster, stateMachine: kv, noopTransition: KV_NOOP,
+      id, peerIds: ids.filter((p) => p !== id), cluster, stateMachine: proposals, noopTransition: KV_NOOP,
       heartbeatTimeout: 50, electionTimeoutRange: [150, 300], snapshotDelta: 15, storage,
       clock: network.clock, random: seededRandom(deriveSeed(seed, 100 + id * 10 + starts)),
     });
-    members.set(id, { replica, kv, storage, up: true, starts });
+    proposals.attach(replica);
+    members.set(id, { replica, kv, proposals, storage, up: true, starts });
   };
   for (const id of ids) boot(id);
   const leader = (): Member | undefined => {
@@ -47,6 +56,7 @@ async function linearizabilityRun(seed: number): Promise<{ ops: number; unknown:
   const clients: Client[] = Array.from({ length: 4 }, (_, i) => ({ id: i, seq: 0, lastAttempt: 0, settled: true }));
   const keys = ['x', 'y'];
   let writes = 0;
+  const refused: string[] = [];
 
   const attempt = (c: Client): void => {
     const target = leader() ?? members.get(ids[Math.floor(random() * ids.length)]!)!;
@@ -68,10 +78,12 @@ async function linearizabilityRun(seed: number): Promise<{ ops: number; unknown:
       }, () => { /* not the leader: the client retries below */ });
       return;
     }
-    target.kv.submit(c.command!).then((result) => {
+    target.proposals.propose(c.command!).then((result) => {
       if (c.op !== op || c.settled) return;
+      // A retry repeats its command exactly, one at a time: nothing may be refused.
+      if (!result.ok) refused.push(result.refused);
       op.ret = network.now();
-      if (op.op.kind === 'get') op.output = result;
+      if (op.op.kind === 'get' && result.ok) op.output = result.previous;
       c.settled = true;
     }, () => { /* abandoned: the client retries below */ });
   };
@@ -125,6 +137,7 @@ async function linearizabilityRun(seed: number): Promise<{ ops: number; unknown:
   for (const [id, m] of members) if (!m.up) boot(id, m.storage, m.starts + 1);
   for (let t = 0; t < 2_000 && clients.some((c) => !c.settled); t++) await step(false);
 
+  if (refused.length > 0) throw new Error(`seed ${seed}: a retried command was refused: ${refused[0]}`);
   const result = checkLinearizable(history);
   if (!result.ok) throw new Error(`seed ${seed}: not linearizable: ${result.explanation}`);
   return { ops: history.length, unknown: history.filter((h) => h.ret === undefined).length, states: result.statesExplored };

@@ -2,6 +2,8 @@
 // message per mistake. Nothing here touches the network or the disk.
 import { parseArgs } from 'node:util';
 
+import { isLogLevel, LOG_LEVELS, type LogLevel } from './log.js';
+
 /** Where something listens. */
 export interface Address { host: string; port: number }
 
@@ -20,13 +22,24 @@ export interface ServerFlags {
   fsync: boolean;
   timeout: number;
   quiet: boolean;
+  /** What to log (JSON on stdout, readable on a terminal); --quiet means `error`. */
+  logLevel: LogLevel;
   /** Joining a running cluster: --peers and --http list its current members plus this one. */
   join: boolean;
 }
 
 export const USAGE = `usage: tickraft-kv --id <n> --data <dir> --peers <id=host:port,...> --http <id=host:port,...> [options]
+       tickraft-kv status --http <host:port,...>
+       tickraft-kv --help | --version
 
-A replicated key-value store: one Raft replica with its HTTP API.
+A replicated key-value store: one Raft replica with its HTTP API. \`status\` asks the members
+(found through any one of the given HTTP addresses) for their GET /status and prints a table.
+
+example (one of three; start 2 and 3 the same way with their own --id and --data):
+  TICKRAFT_SECRET='a long shared secret' tickraft-kv --id 1 --data ./data/1 \\
+    --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 \\
+    --http 1=127.0.0.1:8001,2=127.0.0.1:8002,3=127.0.0.1:8003
+  tickraft-kv status --http 127.0.0.1:8001
 
 required:
   --id <n>                 this replica's id (a positive integer listed in --peers and --http)
@@ -45,22 +58,30 @@ optional:
   --join                   join a running cluster: --peers/--http list its current members and
                            this replica, which waits (as a non-voter) until a leader adds it
                            with POST /members
-  --quiet                  log only errors
+  --log-level <level>      ${LOG_LEVELS.join(', ')} (default info); logs are JSON lines on
+                           stdout, readable lines when stdout is a terminal
+  --quiet                  log only errors (--log-level error)
   -h, --help               print this help
+  -v, --version            print the version
 
-HTTP API: PUT /kv/<key> (body = value), GET /kv/<key> (a linearizable read by read index),
-DELETE /kv/<key>, GET /status, GET /debug/dump (local state, not linearizable). Headers
-x-client-id and x-client-seq make writes safe to retry: applied once per (client, seq).
+Fatal errors (a bad flag, a data directory that cannot be used or is locked by another process,
+a port in use) are one line on stderr, and the exit code is not 0: 2 for a bad flag, else 1.
+
+HTTP API: PUT /kv/<key> (body = value, at most 1 MiB: 413 beyond), GET /kv/<key> (a linearizable
+read by read index), DELETE /kv/<key>, GET /status, GET /debug/dump (local state, not
+linearizable). Headers x-client-id and x-client-seq make writes safe to retry: applied once per
+(client, seq); a different command under a seq already applied, or an older seq, gets 409.
 Membership, on the leader: POST /members with {"id":4,"raft":"host:port","http":"host:port"},
-DELETE /members/<id>, POST /transfer/<id> (hand leadership to <id>).`;
+DELETE /members/<id>, POST /transfer/<id> (hand leadership to <id>). GET /metrics: the
+Prometheus text format.`;
 
 /** A mistake on the command line; the message says which flag and why. */
 export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-/** Parses `argv` (without node and the script); throws {@link UsageError}, or returns 'help'. */
-export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = {}): ServerFlags | 'help' {
+/** Parses `argv` (without node and the script); throws {@link UsageError}, or returns 'help' or 'version'. */
+export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = {}): ServerFlags | 'help' | 'version' {
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({
@@ -72,13 +93,20 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = {}): ServerF
         secret: { type: 'string' }, heartbeat: { type: 'string' }, election: { type: 'string' },
         'snapshot-delta': { type: 'string' }, fsync: { type: 'string' }, timeout: { type: 'string' },
         quiet: { type: 'boolean' }, join: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        'log-level': { type: 'string' }, version: { type: 'boolean', short: 'v' },
       },
     }));
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
   if (values.help) return 'help';
+  if (values.version) return 'version';
   const str = (name: string): string | undefined => values[name] as string | undefined;
+  const quiet = values.quiet === true;
+  const logLevel = str('log-level') ?? (quiet ? 'error' : 'info');
+  if (!isLogLevel(logLevel)) {
+    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
+  }
   const required = (name: string): string => {
     const v = str(name);
     if (v === undefined || v === '') throw new UsageError(`--${name} is required`);
@@ -102,7 +130,10 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = {}): ServerF
   const fsyncFlag = str('fsync') ?? 'on';
   if (fsyncFlag !== 'on' && fsyncFlag !== 'off') throw new UsageError(`--fsync must be on or off, got ${JSON.stringify(fsyncFlag)}`);
   const timeout = integer('--timeout', str('timeout') ?? '5000', 1);
-  return { id, data, peers, http, secret, heartbeat, election, snapshotDelta, fsync: fsyncFlag === 'on', timeout, quiet: values.quiet === true, join: values.join === true };
+  return {
+    id, data, peers, http, secret, heartbeat, election, snapshotDelta, fsync: fsyncFlag === 'on', timeout, quiet,
+    logLevel, join: values.join === true,
+  };
 }
 
 function integer(flag: string, text: string, min: number): number {

@@ -6,7 +6,8 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { UsageError, addressList } from './flags.js';
 import {
-  KvConflict, KvInvalid, KvNotLeader, KvStopping, KvTimeout, type KvCommand, type KvResult, type MemberAddresses,
+  KvConflict, KvInvalid, KvNotFound, KvNotLeader, KvStopping, KvTimeout, type KvCommand, type KvResult,
+  type MemberAddresses,
 } from './state-machine.js';
 
 /** What the HTTP layer needs from the replica. */
@@ -20,7 +21,7 @@ export interface KvBackend {
    * `leaderId` if given (from a {@link KvNotLeader}), else the one the replica knows now.
    */
   leaderOrigin(leaderId?: number): string | undefined;
-  /** Queues the command (under the replica's lock) and resolves with its result once applied here. */
+  /** Proposes the command and resolves with what applying it returned here (it may be a refusal). */
   submit(command: KvCommand): Promise<KvResult>;
   /** A linearizable read without a log write (read index); rejects with {@link KvNotLeader} off the leader. */
   read(key: string): Promise<string | undefined>;
@@ -29,12 +30,17 @@ export interface KvBackend {
    * including it is committed. Rejects with {@link KvNotLeader} or {@link KvConflict}.
    */
   addMember(id: number, addresses: MemberAddresses): Promise<void>;
-  /** Removes a member; resolves once the change is committed. Rejects like {@link addMember}. */
+  /**
+   * Removes a member; resolves once the change is committed. Rejects like {@link addMember}, and
+   * with {@link KvNotFound} if `id` is not a member.
+   */
   removeMember(id: number): Promise<void>;
   /** Hands leadership to `id`; resolves once it leads. */
   transferLeadership(id: number): Promise<void>;
   /** The JSON of `GET /status`. */
   status(): unknown;
+  /** The body of `GET /metrics` (the Prometheus text format) and its content type. */
+  metrics?(): Promise<{ contentType: string; body: string }>;
   /** The JSON of `GET /debug/dump`: local state, read without the log. */
   dump(): Promise<unknown>;
   /** Ms before an unapplied command is answered 504. */
@@ -43,7 +49,8 @@ export interface KvBackend {
   isStopping?(): boolean;
 }
 
-const MAX_BODY = 1024 * 1024;
+/** The largest body accepted (a PUT's value, a POST /members): 1 MiB; `--help` says so. */
+export const MAX_BODY = 1024 * 1024;
 /** How much of an oversized body is read (and dropped) so the client sees the 413; past it the connection closes. */
 const MAX_DRAIN = 16 * MAX_BODY;
 
@@ -69,13 +76,19 @@ async function handle(backend: KvBackend, req: IncomingMessage, res: ServerRespo
     if (method !== 'GET') throw new HttpError(405, 'use GET', { Allow: 'GET' });
     return sendJson(res, 200, backend.status());
   }
+  if (url.pathname === '/metrics' && backend.metrics) {
+    if (method !== 'GET') throw new HttpError(405, 'use GET', { Allow: 'GET' });
+    const { contentType, body } = await backend.metrics();
+    return send(res, 200, body, { 'Content-Type': contentType });
+  }
   if (url.pathname === '/debug/dump') {
     if (method !== 'GET') throw new HttpError(405, 'use GET', { Allow: 'GET' });
     return sendJson(res, 200, await backend.dump());
   }
   if (url.pathname === '/members' || url.pathname.startsWith('/members/') || url.pathname.startsWith('/transfer/')) return membership(backend, url.pathname, method, req, res);
   const m = /^\/kv\/(.+)$/.exec(url.pathname);
-  if (!m) throw new HttpError(404, 'not found: use /kv/<key>, /members, /transfer/<id>, /status or /debug/dump');
+  const paths = '/kv/<key>, /members, /transfer/<id>, /status, /metrics or /debug/dump';
+  if (!m) throw new HttpError(404, `not found: use ${paths}`);
   let key: string;
   try {
     key = decodeURIComponent(m[1]!);
@@ -96,8 +109,10 @@ async function handle(backend: KvBackend, req: IncomingMessage, res: ServerRespo
   const base = { id: `${client}:${seq}`, client, seq, key };
   const command: KvCommand = method === 'PUT' ? { ...base, op: 'put', value: body } : { ...base, op: 'delete' };
   const result = await leaderOnly(backend, backend.submit(command));
+  // A (client, seq) pair reused with another command, or an old seq: nothing was applied.
+  if (!result.ok) return send(res, 409, `refused: ${result.refused}\n`);
   if (method === 'PUT') return send(res, 204, '');
-  if (result === undefined) return send(res, 404, 'no such key (nothing deleted)\n');
+  if (result.previous === undefined) return send(res, 404, 'no such key (nothing deleted)\n');
   return send(res, 204, '');
 }
 
@@ -109,8 +124,8 @@ class KvStoppingHttp extends HttpError {
 }
 
 /**
- * Waits for a leader-only operation, mapping its failures to 307/503 (not the leader), 409
- * (busy), 422 (can never succeed as sent), 503 (shutting down) and 504 (timeout).
+ * Waits for a leader-only operation, mapping its failures to 307/503 (not the leader), 404 (no
+ * such member), 409 (busy), 422 (can never succeed as sent), 503 (shutting down) and 504 (timeout).
  */
 async function leaderOnly<R>(backend: KvBackend, p: Promise<R>): Promise<R> {
   try {
@@ -120,6 +135,7 @@ async function leaderOnly<R>(backend: KvBackend, p: Promise<R>): Promise<R> {
     if (error instanceof KvConflict) throw new HttpError(409, `${error.message}; retry later`, { 'Retry-After': '1' });
     if (error instanceof KvTimeout) throw new HttpError(504, `${error.message}; retry`);
     if (error instanceof KvInvalid) throw new HttpError(422, error.message);
+    if (error instanceof KvNotFound) throw new HttpError(404, error.message);
     if (error instanceof KvStopping) throw new KvStoppingHttp(error.message);
     throw error;
   }

@@ -14,34 +14,66 @@
 // every replica applies (each adds the address to its TcpCluster and HTTP map, so whoever leads
 // next can reach the new member), then adds it (it catches up as a non-voter, then votes).
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { dirname, join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 
-import { FileStorage, InvalidArgumentError, NotLeaderError, Replica, ReplicaStoppedError, type Storage } from 'tickraft';
+import {
+  CatchUpTimeoutError, ConflictError, FileStorage, InvalidArgumentError, MembershipChangeInProgressError, NotLeaderError,
+  ProposalQueue, ProposalTimeoutError, Replica, ReplicaStoppedError, TransferInProgressError, TransferTimeoutError,
+  type Storage,
+} from 'tickraft';
 import { TcpCluster } from 'tickraft/tcp';
 import { USAGE, UsageError, httpOrigin, parseFlags, type ServerFlags } from './flags.js';
 import { kvRequestListener } from './http.js';
+import { kvLogger } from './log.js';
+import { kvMetrics, type ProposalOutcome } from './metrics.js';
+import { statusCommand } from './status.js';
 import {
-  KV_NOOP, KvConflict, KvInvalid, KvNotLeader, KvStopping, KvTimeout, KvStateMachine, type KvCommand, type KvSnapshot,
+  KV_NOOP, KvConflict, KvInvalid, KvNotFound, KvNotLeader, KvStopping, KvTimeout, KvStateMachine, type KvCommand,
+  type KvResult, type KvSnapshot,
 } from './state-machine.js';
 
-let flags: ServerFlags | 'help';
+/** The version in the package.json of the tickraft package this file belongs to. */
+function version(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    try {
+      const p = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (p.name === 'tickraft') return p.version ?? 'unknown';
+    } catch { /* not here: look further up */ }
+    if (dirname(dir) === dir) return 'unknown';
+  }
+}
+
+let flags: ServerFlags | 'help' | 'version';
 try {
+  if (process.argv[2] === 'status') process.exit(await statusCommand(process.argv.slice(3)));
   flags = parseFlags(process.argv.slice(2), process.env);
 } catch (error) {
   if (!(error instanceof UsageError)) throw error;
   process.stderr.write(`tickraft-kv: ${error.message}\n\n${USAGE}\n`);
   process.exit(2);
 }
-if (flags === 'help') {
-  process.stdout.write(`${USAGE}\n`);
+if (flags === 'help' || flags === 'version') {
+  process.stdout.write(flags === 'help' ? `${USAGE}\n` : `tickraft-kv ${version()}\n`);
   process.exit(0);
 }
 const f = flags;
-const log = (what: string): void => { if (!f.quiet) process.stderr.write(`[kv ${f.id}] ${new Date().toISOString()} ${what}\n`); };
-const fail = (what: string): void => { process.stderr.write(`[kv ${f.id}] ERROR ${what}\n`); };
+const logger = kvLogger(f.id, f.logLevel);
+const log = (what: string): void => logger.info(what);
+const fail = (what: string): void => logger.error(what);
+/** A fatal startup error: one line on stderr (and in the log), then the exit code. */
+const fatal = (what: string): void => {
+  logger.fatal(what);
+  process.stderr.write(`[kv ${f.id}] ${new Date().toISOString()} ERROR ${what}\n`);
+};
 
 const kv = new KvStateMachine();
+// Proposals go through tickraft's ProposalQueue: each resolves with what kv.applyTransition
+// returned for its own entry, or rejects with a typed error.
+const proposals = new ProposalQueue<KvCommand, KvSnapshot, KvResult>(kv);
 const storage = new FileStorage<KvCommand, KvSnapshot>(f.data, { fsync: f.fsync, onWarning: (m) => log(`storage: ${m}`) });
 // What can hold up the replica's tick, shown in GET /status: the longest save, and the longest
 // time the event loop was blocked (encoding, decoding, applying), in ms.
@@ -53,14 +85,17 @@ const timedStorage: Storage<KvCommand, KvSnapshot> = {
   async save(batch) {
     const start = performance.now();
     await storage.save(batch);
-    longestSaveMs = Math.max(longestSaveMs, performance.now() - start);
+    const ms = performance.now() - start;
+    longestSaveMs = Math.max(longestSaveMs, ms);
+    metrics.save(ms / 1000);
   },
 };
 const peers = Object.fromEntries([...f.peers].filter(([id]) => id !== f.id));
 const cluster = new TcpCluster<KvCommand, KvSnapshot>({
   id: f.id, listen: f.peers.get(f.id)!, peers, secret: f.secret,
   onEvent: (e) => {
-    if (e.type === 'connected' || e.type === 'disconnected') log(`raft peer ${e.peer} ${e.type}`);
+    if (e.type === 'dropped') metrics.dropped(e.peer);
+    else if (e.type === 'connected' || e.type === 'disconnected') log(`raft peer ${e.peer} ${e.type}`);
     else if (e.type === 'authFailure') fail(`raft connection from ${e.remote} refused: ${e.reason}`);
     else if (e.type === 'identityConflict' && e.outbound === true) {
       // Another live process holds this id: running on would make two replicas with one identity.
@@ -72,7 +107,8 @@ const cluster = new TcpCluster<KvCommand, KvSnapshot>({
   },
 });
 const replica = new Replica<KvCommand, KvSnapshot>({
-  id: f.id, peerIds: [...f.peers.keys()].filter((id) => id !== f.id), cluster, stateMachine: kv, noopTransition: KV_NOOP,
+  id: f.id, peerIds: [...f.peers.keys()].filter((id) => id !== f.id), cluster, stateMachine: proposals,
+  noopTransition: KV_NOOP,
   heartbeatTimeout: f.heartbeat, electionTimeoutRange: f.election, snapshotDelta: f.snapshotDelta, join: f.join,
   storage: timedStorage,
 });
@@ -82,36 +118,63 @@ kv.onMemberAddress = (member, a) => {
   f.http.set(member, a.http);
 };
 
-/** Queues a command under the replica's lock and waits until it is applied here. */
-async function submit(command: KvCommand): Promise<KvResultOf> {
-  // The state machine is shared with the replica loop: queue under its lock, then wake it.
-  // The promise is boxed so that the lock is released at once, not held until it is applied.
-  const { applied } = await replica.runExclusive(() => ({ applied: kv.submit(command) }));
-  replica.wake();
-  // Once the HTTP answer has timed out, stop holding the waiter so memory stays bounded.
-  const giveUp = setTimeout(() => void replica.runExclusive(() => kv.forget(command.id)), f.timeout);
-  try {
-    return await applied;
-  } finally {
-    clearTimeout(giveUp);
-  }
-}
-type KvResultOf = Awaited<ReturnType<KvStateMachine['submit']>>;
+proposals.attach(replica);
+const metrics = kvMetrics(f.id, {
+  status: () => replica.status,
+  metrics: () => replica.metrics,
+  tcp: () => cluster.stats,
+  peers: () => [...cluster.peerAddresses.keys()].filter((id) => !cluster.retiredPeers.includes(id))
+    .map((id) => ({ id, connected: cluster.connectedPeers.includes(id) })),
+});
+// Every leader change the replica reports goes through the cluster: count it on the way.
+const registerLeader = cluster.registerLeader.bind(cluster);
+cluster.registerLeader = (id) => {
+  metrics.leaderChanged();
+  registerLeader(id);
+};
 
-/** Maps the replica's refusals to what the HTTP layer understands. */
+/** Proposes a command and waits until it is applied here (at most --timeout ms); counted and timed. */
+async function submit(command: KvCommand): Promise<KvResult> {
+  const start = performance.now();
+  let result: KvResult;
+  try {
+    result = await proposals.propose(command, { timeoutMs: f.timeout });
+  } catch (error) {
+    metrics.proposal(outcomeOf(error));
+    return leaderOp(Promise.reject(error));
+  }
+  metrics.proposal(result.ok ? 'applied' : 'refused', (performance.now() - start) / 1000);
+  return result;
+}
+
+function outcomeOf(error: unknown): ProposalOutcome {
+  if (error instanceof NotLeaderError) return 'not_leader';
+  if (error instanceof ConflictError) return 'conflict';
+  if (error instanceof ProposalTimeoutError) return 'timeout';
+  if (error instanceof KvStopping || error instanceof ReplicaStoppedError) return 'stopped';
+  return 'error';
+}
+
+/** Maps the replica's refusals, told apart by class, to what the HTTP layer understands. */
 async function leaderOp<R>(p: Promise<R>): Promise<R> {
   try {
     return await p;
   } catch (error) {
     if (error instanceof NotLeaderError) throw new KvNotLeader(error.message, error.leaderId);
+    if (error instanceof ConflictError) throw new KvNotLeader(error.message);
+    if (error instanceof ProposalTimeoutError) throw new KvTimeout(error.message);
     if (error instanceof InvalidArgumentError) throw new KvInvalid(error.message);
-    if (error instanceof ReplicaStoppedError) throw new KvStopping('the server is shutting down');
-    // The core rejects these with plain Errors: recognized by their messages.
-    if (error instanceof Error && /in progress/.test(error.message)) throw new KvConflict(error.message);
-    if (error instanceof Error && /did not (catch up|take over)/.test(error.message)) throw new KvTimeout(error.message);
+    if (error instanceof ReplicaStoppedError || error instanceof KvStopping) {
+      throw new KvStopping('the server is shutting down');
+    }
+    const busy = error instanceof MembershipChangeInProgressError || error instanceof TransferInProgressError;
+    if (busy) throw new KvConflict(error.message);
+    const late = error instanceof CatchUpTimeoutError || error instanceof TransferTimeoutError;
+    if (late) throw new KvTimeout(error.message);
     throw error;
   }
 }
+
 
 const http = createServer({ keepAliveTimeout: 10_000 }, kvRequestListener({
   id: f.id,
@@ -136,6 +199,9 @@ const http = createServer({ keepAliveTimeout: 10_000 }, kvRequestListener({
     log(`member ${id} added`);
   },
   async removeMember(id) {
+    // Removing a non-member would succeed at once, doing nothing: say so instead.
+    const members = cluster.membership;
+    if (members !== undefined && !members.includes(id)) throw new KvNotFound(`replica ${id} is not a member`);
     log(`removing member ${id}`);
     await leaderOp(replica.removeMember(id));
     log(`member ${id} removed`);
@@ -152,8 +218,10 @@ const http = createServer({ keepAliveTimeout: 10_000 }, kvRequestListener({
       membership: cluster.membership ?? null, tcp: cluster.stats, connectedPeers: cluster.connectedPeers, retiredPeers: cluster.retiredPeers,
       peers: Object.fromEntries([...cluster.peerAddresses].map(([id, a]) => [id, `${a.host}:${a.port}`])), pid: process.pid,
       longest: { saveMs: Math.round(longestSaveMs), eventLoopBlockMs: Math.round(loopDelay.max / 1e6) },
+      httpAddresses: Object.fromEntries([...f.http].map(([id, a]) => [id, httpOrigin(a)])),
     };
   },
+  metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
   dump: () => replica.runExclusive(() => ({
     id: f.id, appliedIndex: kv.appliedIndex, lastApplied: replica.status.lastApplied,
     snapshotsInstalled: replica.metrics.snapshotsInstalled, data: Object.fromEntries(kv.data),
@@ -176,7 +244,7 @@ function shutdown(code: number, why: string): Promise<void> {
     http.close();
     http.closeIdleConnections();
     await replica.stop().catch((error: unknown) => fail(`closing the storage: ${String(error)}`));
-    await replica.runExclusive(() => kv.abandonAll(new KvStopping('the server is shutting down')));
+    await replica.runExclusive(() => proposals.rejectAll(new KvStopping('the server is shutting down')));
     await loop.catch(() => undefined);
     await cluster.close();
     // Let the 503s just written reach their clients before the connections go.
@@ -196,22 +264,27 @@ try {
   await replica.tick();
 } catch (error) {
   if (!stopping) {
-    fail(`cannot use --data ${f.data}: ${(error as Error)?.message ?? String(error)}`);
+    fatal(`cannot use --data ${f.data}: ${(error as Error)?.message ?? String(error)}`);
     await cluster.close();
     process.exit(1);
   }
 }
 if (stopping) await stopping; // a signal came during startup: the shutdown exits the process
 
+// Which flag named the address that cannot be used: said in the one line, with the address.
+let listening = `--peers ${f.id}=${f.peers.get(f.id)!.host}:${f.peers.get(f.id)!.port} (raft)`;
 try {
   await cluster.listen();
+  const a = f.http.get(f.id)!;
+  listening = `--http ${f.id}=${a.host}:${a.port}`;
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
-    const a = f.http.get(f.id)!;
     http.listen(a.port, a.host, () => { http.off('error', reject); resolve(); });
   });
 } catch (error) {
-  fail(`cannot listen: ${(error as Error).message}`);
+  const code = (error as NodeJS.ErrnoException).code;
+  const why = code === 'EADDRINUSE' ? 'the port is in use' : (error as Error).message;
+  fatal(`cannot listen on ${listening}: ${why}`);
   await cluster.close();
   process.exit(1);
 }

@@ -1,4 +1,6 @@
-import type { Snapshot, StateMachine, TransitionId, TransitionState } from 'tickraft';
+import { createHash } from 'node:crypto';
+
+import type { ProposalStateMachine, Snapshot } from 'tickraft';
 
 /** Where a member listens: host and port. */
 export interface KvAddress { host: string; port: number }
@@ -18,13 +20,21 @@ export type KvCommand =
   | { id: string; op: 'member-address'; member: number; raft: KvAddress; http: KvAddress }
   | { id: 'noop'; op: 'noop' };
 
-/** What a command returns: the value read (get), or the previous value (put, delete). */
-export type KvResult = string | undefined;
+/**
+ * What a command returns. `ok`: applied now or before (a retry gets the first application's
+ * answer): `previous` is the value read (get) or replaced (put, delete). Refused: the command
+ * reuses a (client, seq) pair already applied with a different body, or an older seq; nothing
+ * changed.
+ */
+export type KvResult = { ok: true; previous: string | undefined } | { ok: false; refused: string };
+
+/** A client's last applied command: its seq, its answer, and a digest of it to tell a retry from a reuse. */
+export interface KvSession { seq: number; result: string | undefined; digest?: string }
 
 /** The replicated state of a snapshot: the map and each client's last applied command. */
 export interface KvSnapshot {
   entries: [string, string][];
-  sessions: [string, { seq: number; result: KvResult }][];
+  sessions: [string, KvSession][];
   /** Member addresses learned through the log (absent in snapshots of older versions). */
   addresses?: [number, MemberAddresses][];
 }
@@ -32,7 +42,7 @@ export interface KvSnapshot {
 /** The noop a new leader appends; it changes nothing. */
 export const KV_NOOP: KvCommand = { id: 'noop', op: 'noop' };
 
-/** Why a submitted command failed: this replica does not lead, or it lost its place in the log. */
+/** Why a submitted command failed: this replica does not lead, or it lost its place in the log (HTTP 307 or 503). */
 export class KvNotLeader extends Error {
   /** `leaderId`: the leader the replica knows of, when the error says so. */
   constructor(readonly reason: string, readonly leaderId?: number) { super(`not applied: ${reason}`); }
@@ -47,73 +57,56 @@ export class KvTimeout extends Error {}
 /** A request that can never succeed as sent, e.g. a transfer to a replica that is not a member (HTTP 422). */
 export class KvInvalid extends Error {}
 
+/** There is no such thing to act on, e.g. removing a replica that is not a member (HTTP 404). */
+export class KvNotFound extends Error {}
+
 /** The server is shutting down: the request was not answered, and may be retried elsewhere (HTTP 503). */
 export class KvStopping extends Error {}
 
 /**
- * A replicated key-value map. Writes go through the log; reads are served from the local map
- * after `replica.readIndex()` (see http.ts), so every answer is linearizable. Each client numbers its commands; a command retried after a timeout (same
- * client and seq) is applied once, and the retry gets the first application's result.
+ * A replicated key-value map. Writes go through the log (proposed with tickraft's
+ * `ProposalQueue`, which hands each caller what `applyTransition` returned for its entry);
+ * reads are served from the local map after `replica.readIndex()` (see http.ts), so every
+ * answer is linearizable. Each client numbers its commands; a command retried after a timeout
+ * (same client, seq and body) is applied once, and the retry gets the first application's
+ * answer. A different body under a seq already applied, or an older seq, is refused.
  */
-export class KvStateMachine implements StateMachine<KvCommand, KvSnapshot> {
+export class KvStateMachine implements ProposalStateMachine<KvCommand, KvSnapshot, KvResult> {
   readonly data = new Map<string, string>();
   /** Member addresses applied from the log (or a snapshot). */
   readonly addresses = new Map<number, MemberAddresses>();
   /** Called for each member address applied (or loaded from a snapshot), on every replica. */
   onMemberAddress: ((member: number, addresses: MemberAddresses) => void) | undefined;
-  private readonly sessions = new Map<string, { seq: number; result: KvResult }>();
-  private pending: KvCommand[] = [];
-  private readonly waiting = new Map<TransitionId, { resolve: (r: KvResult) => void; reject: (e: Error) => void }>();
-  private lastResult: KvResult = undefined;
+  private readonly sessions = new Map<string, KvSession>();
   appliedIndex = 0;
 
-  /** Queues a command; resolves with its result once applied here, rejects if abandoned. */
-  submit(command: KvCommand): Promise<KvResult> {
-    this.pending.push(command);
-    // A retry with the same id supersedes the earlier wait: its answer goes to the latest caller.
-    this.waiting.get(command.id)?.reject(new KvNotLeader('superseded by a retry'));
-    return new Promise((resolve, reject) => this.waiting.set(command.id, { resolve, reject }));
-  }
-
-  getPendingTransitions(): KvCommand[] {
-    const p = this.pending;
-    this.pending = [];
-    return p;
-  }
-
-  applyTransition(c: KvCommand, index: number): void {
+  applyTransition(c: KvCommand, index: number): KvResult {
     this.appliedIndex = index;
-    if (c.op === 'noop') return;
+    if (c.op === 'noop') return { ok: true, previous: undefined };
     if (c.op === 'member-address') {
       const a = { raft: c.raft, http: c.http };
       this.addresses.set(c.member, a);
-      this.lastResult = undefined;
       this.onMemberAddress?.(c.member, a);
-      return;
+      return { ok: true, previous: undefined };
     }
+    const digest = digestOf(c);
     const session = this.sessions.get(c.client);
-    if (session && session.seq >= c.seq) {
-      // A retry of a command already applied: answer as the first time, change nothing.
-      this.lastResult = session.seq === c.seq ? session.result : undefined;
-      return;
+    if (session && session.seq > c.seq) {
+      return { ok: false, refused: `client ${c.client} is already at seq ${session.seq}; seq ${c.seq} is old` };
+    }
+    if (session?.seq === c.seq) {
+      // A retry of a command already applied: answer as the first time, change nothing. The
+      // digest is missing only in snapshots of older versions: then the retry is trusted.
+      if (session.digest !== undefined && session.digest !== digest) {
+        return { ok: false, refused: `seq ${c.seq} of client ${c.client} was applied with a different command` };
+      }
+      return { ok: true, previous: session.result };
     }
     const before = this.data.get(c.key);
     if (c.op === 'put') this.data.set(c.key, c.value);
     else if (c.op === 'delete') this.data.delete(c.key);
-    this.lastResult = before;
-    this.sessions.set(c.client, { seq: c.seq, result: before });
-  }
-
-  registerTransitionState(id: TransitionId, state: TransitionState): void {
-    const waiter = this.waiting.get(id);
-    if (!waiter) return;
-    if (state.status === 'applied') {
-      this.waiting.delete(id);
-      waiter.resolve(this.lastResult);
-    } else if (state.status === 'abandoned') {
-      this.waiting.delete(id);
-      waiter.reject(new KvNotLeader(state.reason));
-    }
+    this.sessions.set(c.client, { seq: c.seq, result: before, digest });
+    return { ok: true, previous: before };
   }
 
   createSnapshot(lastIncludedIndex: number, lastIncludedTerm: number): Snapshot<KvSnapshot> {
@@ -137,18 +130,12 @@ export class KvStateMachine implements StateMachine<KvCommand, KvSnapshot> {
     }
     this.appliedIndex = s.lastIncludedIndex;
   }
+}
 
-  /** Stops waiting for one command (its caller gave up); the command may still be applied. */
-  forget(id: TransitionId): void {
-    this.waiting.get(id)?.reject(new KvNotLeader('the caller stopped waiting'));
-    this.waiting.delete(id);
-  }
-
-  /** Rejects every command still waiting with `error`: call when the replica stops. */
-  abandonAll(error: Error): void {
-    for (const w of this.waiting.values()) w.reject(error);
-    this.waiting.clear();
-  }
+/** What a retry must repeat exactly: the operation, the key and the value. */
+function digestOf(c: KvCommand & { key: string }): string {
+  const value = c.op === 'put' ? c.value : null;
+  return createHash('sha256').update(JSON.stringify([c.op, c.key, value])).digest('base64url');
 }
 
 const isString = (v: unknown): v is string => typeof v === 'string';
@@ -159,9 +146,9 @@ const isAddress = (v: unknown): boolean => {
   return typeof a === 'object' && a !== null && isString(a.host) && Number.isSafeInteger(a.port);
 };
 const isSession = (v: unknown): boolean => {
-  const s = v as { seq?: unknown; result?: unknown } | null;
+  const s = v as { seq?: unknown; result?: unknown; digest?: unknown } | null;
   return typeof s === 'object' && s !== null && Number.isSafeInteger(s.seq)
-    && (s.result === undefined || isString(s.result));
+    && (s.result === undefined || isString(s.result)) && (s.digest === undefined || isString(s.digest));
 };
 const isMember = (v: unknown): boolean => {
   const m = v as Partial<MemberAddresses> | null;
