@@ -42,19 +42,22 @@ describe('a second process with a running member id', () => {
       '--peers', `1=127.0.0.1:${raft},2=127.0.0.1:${m(2).raftPort},3=127.0.0.1:${m(3).raftPort}`,
       '--http', `1=127.0.0.1:${web},2=127.0.0.1:${m(2).httpPort},3=127.0.0.1:${m(3).httpPort}`,
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    twin.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
-    twin.stdout.resume();
+    // The log is JSON lines on stdout (pino); anything else on stderr is kept too.
+    let output = '';
+    twin.stderr.on('data', (c: Buffer) => { output += c.toString(); });
+    twin.stdout.on('data', (c: Buffer) => { output += c.toString(); });
     const killer = setTimeout(() => twin.kill('SIGKILL'), WAIT);
     const code = await new Promise<number | null>((resolve) => twin.once('exit', resolve));
     clearTimeout(killer);
 
-    expect(code, stderr).toBe(1);
-    const errors = stderr.split('\n').filter((l) => l.includes('ERROR'));
-    expect(errors, stderr).toHaveLength(1);
+    expect(code, output).toBe(1);
+    const entries = output.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: number; msg: string });
+    // pino levels: 50 is error, 60 fatal.
+    const errors = entries.filter((e) => e.level >= 50).map((e) => e.msg);
+    expect(errors, output).toHaveLength(1);
     expect(errors[0]).toMatch(/another process is running as replica 1 \(replica [23] refused this replica's id 1: /);
     expect(errors[0]).toMatch(/replica 1 is already connected from .* and answering\); exiting$/);
-    expect(stderr).not.toMatch(/raft peer \d connected/);
+    expect(output).not.toMatch(/raft peer \d connected/);
     // The members said why, and never let go of the real member 1.
     const refusal = /refused a second process claiming replica 1/;
     const refusals = (): number => lines(2, refusal) + lines(3, refusal);
