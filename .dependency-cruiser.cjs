@@ -83,6 +83,26 @@ module.exports = {
       to: { pathNot: '^src/(core|sim)/' },
     },
     {
+      name: 'testing-imports-core-types',
+      comment:
+        'src/testing, the Storage conformance suite, ships in the package and runs in any test runner: ' +
+        'it knows a Storage by the core types, draws from the seeded PRNG of src/sim/random.ts (pure) and ' +
+        'uses node builtins; no test framework, no npm package.',
+      severity: 'error',
+      from: { path: '^src/testing/' },
+      to: {
+        pathNot: ['^src/testing/', '^src/sim/random\\.ts$'],
+        dependencyTypesNot: ['core', 'type-only'],
+      },
+    },
+    {
+      name: 'testing-imports-no-other-layer',
+      comment: 'Even its types the conformance suite takes from src/core only.',
+      severity: 'error',
+      from: { path: '^src/testing/' },
+      to: { path: '^src/', pathNot: ['^src/(core|testing)/', '^src/sim/random\\.ts$'] },
+    },
+    {
       name: 'root-loads-no-transport',
       comment:
         'The root entry (and tickraft/file, tickraft/testing) must not load node:net, node:tls or msgpackr: ' +

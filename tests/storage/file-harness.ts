@@ -5,7 +5,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FileStorage, type FileStorageOptions } from '../../src/file.js';
-import type { StorageHarness, Tr } from './storage-suite.js';
+import type { StorageUnderTest } from '../../src/testing.js';
+import type { Tr } from './workload.js';
 
 /** A fresh temporary directory, removed by the returned function. */
 export async function tempDir(tag = 'tickraft-storage-'): Promise<{ dir: string; remove: () => Promise<void> }> {
@@ -13,24 +14,14 @@ export async function tempDir(tag = 'tickraft-storage-'): Promise<{ dir: string;
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
 }
 
-/** A FileStorage in a temp dir whose reopen() closes the current instance and opens a new one. */
-export async function fileHarness(options: FileStorageOptions = {}): Promise<StorageHarness & { dir: string; current: () => FileStorage<Tr, unknown> }> {
+/**
+ * A fresh FileStorage directory for the Storage conformance suite: each open() is a new
+ * FileStorage on the same directory (the suite closes the one before), as a restarted process
+ * would open it.
+ */
+export async function fileHarness(options: FileStorageOptions = {}): Promise<StorageUnderTest> {
   const { dir, remove } = await tempDir();
-  let current = new FileStorage<Tr, unknown>(dir, options);
-  return {
-    dir,
-    storage: current,
-    current: () => current,
-    async reopen() {
-      await current.close();
-      current = new FileStorage<Tr, unknown>(dir, options);
-      return current;
-    },
-    async cleanup() {
-      await current.close();
-      await remove();
-    },
-  };
+  return { open: () => new FileStorage<Tr, unknown>(dir, options), cleanup: remove };
 }
 
 /** The compiled form of a test helper program (tests are compiled to dist/ before they run). */

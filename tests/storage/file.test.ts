@@ -8,11 +8,17 @@ import {
 } from '../../src/file.js';
 import { msgpackCodec } from '../../src/transport/codec.js';
 import { compiled, fileHarness, runNode, tempDir } from './file-harness.js';
-import { entries, storageSuite, type Tr } from './storage-suite.js';
+import { storageConformanceChecks } from '../../src/testing.js';
+import { entries, type Tr } from './workload.js';
 
-storageSuite('FileStorage', () => fileHarness());
-storageSuite('FileStorage with 256-byte segments', () => fileHarness({ segmentBytes: 256 }));
-storageSuite('FileStorage with the transport\'s msgpackCodec', () => fileHarness({ codec: msgpackCodec }));
+const variants: Array<[string, FileStorageOptions]> = [
+  ['FileStorage', {}],
+  ['FileStorage with 256-byte segments', { segmentBytes: 256 }],
+  ["FileStorage with the transport's msgpackCodec", { codec: msgpackCodec }],
+];
+describe.each(variants)('Storage contract: %s', (_, options) => {
+  for (const check of storageConformanceChecks(() => fileHarness(options))) it(check.name, check.run);
+});
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {

@@ -1,7 +1,12 @@
+import { describe, it } from 'vitest';
 import { MemoryStorage } from '../../src/storage/memory.js';
-import { storageSuite, type Tr } from './storage-suite.js';
+import { storageConformanceChecks } from '../../src/testing.js';
 
-storageSuite('MemoryStorage', async () => {
-  const storage = new MemoryStorage<Tr, unknown>();
-  return { storage, reopen: async () => storage, cleanup: async () => {} };
+describe('Storage contract: MemoryStorage', () => {
+  const checks = storageConformanceChecks(() => {
+    // In memory, the storage a restarted replica finds is the same instance.
+    const storage = new MemoryStorage();
+    return { open: () => storage };
+  });
+  for (const check of checks) it(check.name, check.run);
 });
