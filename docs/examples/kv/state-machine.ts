@@ -32,10 +32,18 @@ export interface KvSnapshot {
 /** The noop a new leader appends; it changes nothing. */
 export const KV_NOOP: KvCommand = { id: 'noop', op: 'noop' };
 
-/** Why a submitted command failed: this replica does not lead, or it lost its place in the log. */
+/**
+ * Why a submitted command failed: this replica does not lead, or it lost its place in the log.
+ * `definite` (the default) means this submission will never be applied: Raft abandoned it, or
+ * it was refused before reaching the log. It is false when only the wait ended (the caller
+ * stopped waiting, a retry took over the wait, the server is stopping): the command may still
+ * be applied.
+ */
 export class KvNotLeader extends Error {
   /** `leaderId`: the leader the replica knows of, when the error says so. */
-  constructor(readonly reason: string, readonly leaderId?: number) { super(`not applied: ${reason}`); }
+  constructor(readonly reason: string, readonly leaderId?: number, readonly definite = true) {
+    super(`${definite ? 'not applied' : 'outcome unknown'}: ${reason}`);
+  }
 }
 
 /** A membership change was refused because another one is in progress (HTTP 409). */
@@ -65,7 +73,7 @@ export class KvStateMachine implements StateMachine<KvCommand, KvSnapshot> {
   submit(command: KvCommand): Promise<KvResult> {
     this.pending.push(command);
     // A retry with the same id supersedes the earlier wait: its answer goes to the latest caller.
-    this.waiting.get(command.id)?.reject(new KvNotLeader('superseded by a retry'));
+    this.waiting.get(command.id)?.reject(new KvNotLeader('superseded by a retry', undefined, false));
     return new Promise((resolve, reject) => this.waiting.set(command.id, { resolve, reject }));
   }
 
@@ -129,13 +137,13 @@ export class KvStateMachine implements StateMachine<KvCommand, KvSnapshot> {
 
   /** Stops waiting for one command (its caller gave up); the command may still be applied. */
   forget(id: TransitionId): void {
-    this.waiting.get(id)?.reject(new KvNotLeader('the caller stopped waiting'));
+    this.waiting.get(id)?.reject(new KvNotLeader('the caller stopped waiting', undefined, false));
     this.waiting.delete(id);
   }
 
   /** Rejects every command still waiting: call when the replica stops. */
   abandonAll(reason: string): void {
-    for (const w of this.waiting.values()) w.reject(new KvNotLeader(reason));
+    for (const w of this.waiting.values()) w.reject(new KvNotLeader(reason, undefined, false));
     this.waiting.clear();
   }
 }
