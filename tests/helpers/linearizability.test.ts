@@ -42,7 +42,7 @@ const prng = seededRandom;
  * linearization point inside it; ops are applied to a real map in point order.
  * Some ops get an unknown outcome; half of those never take effect.
  */
-function generateHistory(seed: number, clients: number, opsPerClient: number, keys: string[]): HistoryOp[] {
+function generateHistory(seed: number, clients: number, opsPerClient: number, keys: string[], deleteAnswers = false): HistoryOp[] {
   const rand = prng(seed);
   const randInt = (n: number): number => Math.floor(rand() * n);
   const recs: Array<{ h: HistoryOp; at: number; applied: boolean }> = [];
@@ -72,8 +72,10 @@ function generateHistory(seed: number, clients: number, opsPerClient: number, ke
   for (const { h, applied } of recs) {
     if (!applied) continue;
     if (h.op.kind === 'put') map.set(h.op.key, h.op.value);
-    else if (h.op.kind === 'delete') map.delete(h.op.key);
-    else h.output = map.get(h.op.key);
+    else if (h.op.kind === 'delete') {
+      if (deleteAnswers && h.ret !== undefined) h.existed = map.has(h.op.key);
+      map.delete(h.op.key);
+    } else h.output = map.get(h.op.key);
   }
   return recs.map((r) => r.h);
 }
@@ -252,6 +254,13 @@ describe('checkLinearizable', () => {
       const r = checkLinearizable(generateHistory(seed, 6, 60, ['k']));
       expect(r.explanation).toBeUndefined();
       expect(r.ok).toBe(true);
+    }
+  });
+
+  it('passes generated histories where deletes report whether they found the key', () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      const r = checkLinearizable(generateHistory(seed, 6, 40, ['k'], true));
+      expect({ seed, explanation: r.explanation }).toEqual({ seed, explanation: undefined });
     }
   });
 

@@ -191,6 +191,7 @@ function checkKey(key: string, all: HistoryOp[], budget: { used: number; max: nu
     if (h.op.kind === 'delete' && h.ret !== undefined && h.existed !== undefined) observed.add(0);
   }
 
+  const deleteAnswers = all.some((h) => h.op.kind === 'delete' && h.ret !== undefined && h.existed !== undefined);
   const presenceObserved = all.some((h) => h.op.kind === 'delete' && h.ret !== undefined && h.existed === true);
   // Values no completed get returns (absent included) are indistinguishable
   // for the rest of the history: they all map to UNREAD, which merges
@@ -355,11 +356,12 @@ function checkKey(key: string, all: HistoryOp[], budget: { used: number; max: nu
       // write of an UNREAD value while the value is already UNREAD) can be moved
       // to the front of any linearization of the remaining ops (no remaining op
       // must precede it), so it is taken without branching; if that fails, this
-      // configuration is dead.
+      // configuration is dead. Not the write when deletes report whether they
+      // found the key: moved, it could turn "absent" into "present" under one.
       let forcedGet: EventNode | null = null;
       for (let e = head.next; e !== null && e.isCall; e = e.next) {
         const o = ops[e.opIdx] as KeyOp;
-        if (o.kind === 'get' ? o.val === state : o.val === UNREAD && state === UNREAD) {
+        if (o.kind === 'get' ? o.val === state : !deleteAnswers && o.val === UNREAD && state === UNREAD) {
           forcedGet = e;
           break;
         }

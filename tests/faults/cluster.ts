@@ -1,0 +1,237 @@
+// A tickraft-kv cluster under the suite's control: member processes on loopback with
+// FileStorage (fsync on unless a run says otherwise), every Raft link through the suite's
+// proxies (see proxy.ts), and the levers the nemeses pull: SIGKILL, SIGSTOP/SIGCONT, restart,
+// wipe, join.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, rm } from 'node:fs/promises';
+import { Agent } from 'node:http';
+import { join } from 'node:path';
+import { httpRequest, sleep, type HttpAnswer } from '../../docs/examples/kv/client.js';
+import { freePorts, type NodeDump, type NodeStatus } from '../../docs/examples/kv/processes.js';
+import { Network, type Rng } from './proxy.js';
+
+/** One member process. */
+export interface Member {
+  readonly id: number;
+  readonly raftPort: number;
+  readonly httpPort: number;
+  /** Its data directory (may be a tmpfs mount point for the disk-full run). */
+  dataDir: string;
+  child: ChildProcess | undefined;
+  exited: Promise<number | null> | undefined;
+  /** Exit code (or signal name) of the last process, once it exited. */
+  lastExit: string | undefined;
+  paused: boolean;
+  /** Start with --join (a re-added member). */
+  join: boolean;
+  /** Extra environment for its process (fault injection). */
+  env: Record<string, string>;
+  /** The last lines it printed. */
+  log: string[];
+}
+
+/** How the members run. */
+export interface ClusterOptions {
+  serverJs: string;
+  /** Root of the data directories. */
+  dir: string;
+  ids: number[];
+  /** Extra tickraft-kv flags (e.g. --snapshot-delta, --fsync off). */
+  args: string[];
+  /** Node flags for every member process (e.g. --import of a fault layer). */
+  nodeArgs: string[];
+  rng: Rng;
+}
+
+const LOG_LINES = 300;
+
+/** The cluster. {@link FaultCluster.create}, then {@link start}. */
+export class FaultCluster {
+  readonly members = new Map<number, Member>();
+  readonly net: Network;
+  readonly secret = 'faults-suite-secret-0123456789';
+  /** Keep-alive agent for the suite's own control requests. */
+  readonly agent = new Agent({ keepAlive: true, maxSockets: 16 });
+
+  private constructor(readonly o: ClusterOptions) {
+    this.net = new Network((id) => this.member(id).raftPort, o.rng);
+  }
+
+  static async create(o: ClusterOptions): Promise<FaultCluster> {
+    const c = new FaultCluster(o);
+    const ports = await freePorts(o.ids.length * 2);
+    o.ids.forEach((id, i) => c.members.set(id, {
+      id, raftPort: ports[2 * i]!, httpPort: ports[2 * i + 1]!, dataDir: join(o.dir, `m${id}`),
+      child: undefined, exited: undefined, lastExit: undefined, paused: false, join: false, env: {}, log: [],
+    }));
+    await c.net.start(o.ids);
+    return c;
+  }
+
+  get ids(): number[] { return [...this.members.keys()]; }
+  origin(id: number): string { return `http://127.0.0.1:${this.member(id).httpPort}`; }
+
+  member(id: number): Member {
+    const m = this.members.get(id);
+    if (!m) throw new Error(`no member ${id}`);
+    return m;
+  }
+
+  /** Whether member `id`'s process is alive (paused counts as alive). */
+  running(id: number): boolean {
+    const c = this.member(id).child;
+    return c !== undefined && c.exitCode === null && c.signalCode === null;
+  }
+
+  /** Members whose process runs and is not paused. */
+  get up(): number[] { return this.ids.filter((id) => this.running(id) && !this.member(id).paused); }
+
+  /** tickraft-kv's command line for member `id`: its own real port, every other member through a proxy. */
+  args(id: number): string[] {
+    const m = this.member(id);
+    const peers = this.ids.map((j) => `${j}=127.0.0.1:${j === id ? m.raftPort : this.net.portFor(id, j)}`).join(',');
+    const http = this.ids.map((j) => `${j}=127.0.0.1:${this.member(j).httpPort}`).join(',');
+    return ['--id', String(id), '--data', m.dataDir, '--peers', peers, '--http', http, '--secret', this.secret,
+      '--heartbeat', '50', '--election', '300-600', '--timeout', '3000', ...(m.join ? ['--join'] : []), ...this.o.args];
+  }
+
+  start(): void {
+    for (const id of this.ids) this.spawn(id);
+  }
+
+  /** Starts member `id` (again: same ports, same data directory). */
+  spawn(id: number): void {
+    const m = this.member(id);
+    if (this.running(id)) throw new Error(`member ${id} is running`);
+    const child = spawn(process.execPath, [...this.o.nodeArgs, this.o.serverJs, ...this.args(id)], {
+      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...m.env },
+    });
+    m.child = child;
+    m.paused = false;
+    m.lastExit = undefined;
+    const keep = (chunk: Buffer): void => {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) m.log.push(line);
+      if (m.log.length > LOG_LINES) m.log.splice(0, m.log.length - LOG_LINES);
+    };
+    child.stdout!.on('data', keep);
+    child.stderr!.on('data', keep);
+    m.exited = new Promise((resolve) => child.once('exit', (code, signal) => {
+      m.lastExit = code !== null ? `exit ${code}` : `signal ${signal}`;
+      m.log.push(`[suite] process ${child.pid} ended: ${m.lastExit}`);
+      resolve(code);
+    }));
+  }
+
+  /** Sends `signal` (SIGKILL by default) and waits for the process to end. */
+  async kill(id: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const m = this.member(id);
+    if (!this.running(id)) return;
+    m.log.push(`[suite] ${signal}`);
+    m.child!.kill(signal);
+    if (m.paused && signal !== 'SIGKILL') m.child!.kill('SIGCONT');
+    const timer = setTimeout(() => m.child?.kill('SIGKILL'), 10_000);
+    try {
+      await m.exited;
+    } finally {
+      clearTimeout(timer);
+      m.paused = false;
+    }
+  }
+
+  /** SIGSTOP: the process freezes with its sockets open, as in a long GC pause or a VM stall. */
+  pause(id: number): void {
+    const m = this.member(id);
+    if (!this.running(id) || m.paused) return;
+    m.log.push('[suite] SIGSTOP');
+    m.child!.kill('SIGSTOP');
+    m.paused = true;
+  }
+
+  resume(id: number): void {
+    const m = this.member(id);
+    if (!this.running(id) || !m.paused) return;
+    m.log.push('[suite] SIGCONT');
+    m.child!.kill('SIGCONT');
+    m.paused = false;
+  }
+
+  /** Deletes member `id`'s data directory (the process must be stopped). */
+  async wipe(id: number): Promise<void> {
+    if (this.running(id)) throw new Error(`member ${id} is running`);
+    await rm(this.member(id).dataDir, { recursive: true, force: true });
+    await mkdir(this.member(id).dataDir, { recursive: true });
+  }
+
+  /** `GET /status` of member `id`, or undefined if it does not answer in time. */
+  async status(id: number, timeout = 1500): Promise<NodeStatus | undefined> {
+    if (!this.running(id) || this.member(id).paused) return undefined;
+    try {
+      const a = await httpRequest(`${this.origin(id)}/status`, { timeout, agent: this.agent });
+      return a.status === 200 ? (JSON.parse(a.body) as NodeStatus) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** `GET /debug/dump` of member `id`: its local state. */
+  async dump(id: number): Promise<NodeDump> {
+    const a = await httpRequest(`${this.origin(id)}/debug/dump`, { timeout: 5000, agent: this.agent });
+    if (a.status !== 200) throw new Error(`dump of ${id}: HTTP ${a.status}`);
+    return JSON.parse(a.body) as NodeDump;
+  }
+
+  /** The leader with the highest term among the members that answer, if any. */
+  async leader(): Promise<number | undefined> {
+    const all = await Promise.all(this.up.map((id) => this.status(id)));
+    let best: { id: number; term: number } | undefined;
+    for (const s of all) if (s?.status.role === 'leader' && (!best || s.status.term > best.term)) best = { id: s.status.id, term: s.status.term };
+    return best?.id;
+  }
+
+  /**
+   * Sends a leader-only request (POST /members, DELETE /members/<id>, POST /transfer/<id>) to
+   * the leader, retrying on 307, 409, 503, 504 and dead connections until 2xx or `timeout` ms.
+   * Returns the last answer or error text when it never succeeded.
+   */
+  async leaderRequest(method: string, path: string, body: string | undefined, timeout: number): Promise<{ ok: boolean; last: string }> {
+    const end = Date.now() + timeout;
+    let last = 'no leader';
+    while (Date.now() < end) {
+      const leader = await this.leader();
+      if (leader === undefined) { await sleep(50); continue; }
+      let a: HttpAnswer;
+      try {
+        a = await httpRequest(`${this.origin(leader)}${path}`, {
+          method, body, agent: this.agent, timeout: Math.max(500, Math.min(10_000, end - Date.now())),
+          headers: body ? { 'Content-Type': 'application/json' } : {},
+        });
+      } catch (error) {
+        last = (error as Error).message;
+        await sleep(50);
+        continue;
+      }
+      if (a.status >= 200 && a.status < 300) return { ok: true, last: a.body.trim() };
+      last = `HTTP ${a.status} ${a.body.trim()}`;
+      if (![307, 409, 503, 504].includes(a.status)) return { ok: false, last };
+      await sleep(50);
+    }
+    return { ok: false, last };
+  }
+
+  /** The last lines member `id` printed. */
+  logTail(id: number, lines = 40): string {
+    return this.member(id).log.slice(-lines).join('\n');
+  }
+
+  /** Synchronous last resort (process 'exit'): SIGKILL every member. */
+  killAllNow(): void {
+    for (const id of this.ids) if (this.running(id)) this.member(id).child!.kill('SIGKILL');
+  }
+
+  /** Kills every member, closes the proxies and the agent. */
+  async destroy(): Promise<void> {
+    await Promise.all(this.ids.map((id) => this.kill(id)));
+    await this.net.close();
+    this.agent.destroy();
+  }
+}
