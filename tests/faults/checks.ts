@@ -34,7 +34,7 @@ export interface Verdict {
 const MAX_STATES = 20_000_000;
 
 /** Checks the history; on failure shrinks it (for at most `shrinkMs`) and explains the result. */
-export function verify(history: HistoryOp[], shrinkMs = 60_000): Verdict {
+export function verify(history: HistoryOp[], shrinkMs = 30_000): Verdict {
   let r;
   try {
     r = checkLinearizable(history, { maxStates: MAX_STATES });
@@ -56,43 +56,87 @@ export function verify(history: HistoryOp[], shrinkMs = 60_000): Verdict {
 }
 
 /**
- * Delta debugging over one key's ops. The only steps are sound ones: drop a get, or weaken a
- * completed write to an unknown outcome (then drop it if nothing reads its value). Each step only
- * adds possible linearizations, so a history that still fails proves the original fails.
+ * Shrinks one key's failing ops. The only steps are sound ones: forget a delete's answer, drop a
+ * get, or weaken a completed write to an unknown outcome (then leave it out where the checker
+ * would). Each step only adds possible linearizations, so a history that still fails proves the
+ * original fails. First the window: everything invoked after some time E, and everything done
+ * before some time S, is relaxed that way (E and S by bisection); then delta debugging inside.
  */
 export function shrink(ops: HistoryOp[], deadline: number): HistoryOp[] {
   const fails = (h: HistoryOp[]): boolean => {
     try {
-      return !checkLinearizable(h, { maxStates: 2_000_000 }).ok;
+      return !checkLinearizable(h, { maxStates: 20_000 }).ok;
     } catch {
       return false;
     }
   };
-  const weaken = (h: HistoryOp): HistoryOp | undefined => {
-    if (h.op.kind === 'get' || h.ret === undefined) return undefined;
+  /** The op made as weak as it can be: undefined for a get (dropped). */
+  const relax = (h: HistoryOp): HistoryOp | undefined => {
+    if (h.op.kind === 'get') return undefined;
     const { ret: _r, existed: _e, ...rest } = h;
     return rest;
   };
+  const relaxWhere = (h: HistoryOp[], pred: (o: HistoryOp) => boolean): HistoryOp[] =>
+    h.flatMap((o) => {
+      if (!pred(o)) return [o];
+      const r = relax(o);
+      return r ? [r] : [];
+    });
   let cur = ops.map((h) => ({ ...h })).sort((a, b) => a.call - b.call);
-  for (let chunk = Math.max(1, Math.floor(cur.length / 2)); chunk >= 1 && Date.now() < deadline; chunk = Math.floor(chunk / 2)) {
+  // Without any delete that found the key, the checker can leave out every unknown write whose
+  // value nobody reads, which keeps the steps below fast: so first try without the answers.
+  const unanswered = cur.map((h) => {
+    const { existed: _e, ...rest } = h;
+    return rest;
+  });
+  if (fails(unanswered)) cur = unanswered;
+  // The window's end: the earliest E such that the ops invoked up to E still fail, once the ops
+  // invoked later are relaxed, or left out if invoked after every kept op completed (any
+  // linearization orders those after all of them, so leaving them out keeps it valid).
+  const cut = (h: HistoryOp[], e: number): HistoryOp[] => {
+    const last = h.reduce((m, o) => (o.call <= e && o.ret !== undefined ? Math.max(m, o.ret) : m), e);
+    return relaxWhere(h.filter((o) => o.call <= last), (o) => o.call > e);
+  };
+  const calls = [...new Set(cur.map((h) => h.call))].sort((a, b) => a - b);
+  let lo = 0;
+  let hi = calls.length - 1;
+  while (lo < hi && Date.now() < deadline) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (fails(cut(cur, calls[mid]!))) hi = mid;
+    else lo = mid + 1;
+  }
+  if (fails(cut(cur, calls[hi]!))) cur = cut(cur, calls[hi]!);
+  // The window's start: the latest S such that relaxing every op done before S still fails.
+  const rets = [...new Set(cur.filter((h) => h.ret !== undefined).map((h) => h.ret!))].sort((a, b) => a - b);
+  lo = 0;
+  hi = rets.length;
+  while (lo < hi && Date.now() < deadline) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (fails(relaxWhere(cur, (o) => o.ret !== undefined && o.ret <= rets[mid - 1]!))) lo = mid;
+    else hi = mid - 1;
+  }
+  if (lo > 0) cur = relaxWhere(cur, (o) => o.ret !== undefined && o.ret <= rets[lo - 1]!);
+  // Inside the window, op by op in halving chunks.
+  for (let chunk = Math.max(1, Math.floor(cur.length / 2)); Date.now() < deadline; chunk = Math.floor(chunk / 2)) {
     for (let at = 0; at < cur.length && Date.now() < deadline;) {
-      // Try removing the chunk's gets and weakening its completed writes. (An unknown write is
-      // kept: dropping one is not sound, as a read may need it.)
-      const next: HistoryOp[] = [];
-      let changed = false;
-      cur.forEach((h, i) => {
-        if (i < at || i >= at + chunk) { next.push(h); return; }
-        if (h.op.kind === 'get') { changed = true; return; }
-        const w = weaken(h);
-        if (w) changed = true;
-        next.push(w ?? h);
-      });
+      const slice = cur.slice(at, at + chunk);
+      const next = [...cur.slice(0, at), ...slice.flatMap((o) => (o.op.kind === 'get' ? [] : o.ret === undefined ? [o] : [relax(o)!])),
+        ...cur.slice(at + chunk)];
+      const changed = slice.some((o) => o.op.kind === 'get' || o.ret !== undefined);
       if (changed && fails(next)) cur = next;
       else at += chunk;
     }
-    if (chunk === 1) break;
+    if (chunk <= 1) break;
   }
-  // Unknown writes the checker itself drops as unobservable (same rule) only clutter the picture.
+  // Then the deletes' answers that are left.
+  for (let i = 0; i < cur.length && Date.now() < deadline; i++) {
+    if (cur[i]!.existed === undefined) continue;
+    const { existed: _e, ...rest } = cur[i]!;
+    const next = [...cur];
+    next[i] = rest;
+    if (fails(next)) cur = next;
+  }
+  // Unknown writes the checker itself leaves out as unobservable (same rule) only clutter the picture.
   const done = cur.filter((h) => h.ret !== undefined);
   const read = new Set(done.filter((h) => h.op.kind === 'get').map((h) => h.output));
   const presence = done.some((h) => h.op.kind === 'delete' && h.existed === true);

@@ -152,7 +152,7 @@ async function runOne(nem: Nemesis, index: number): Promise<Outcome> {
     },
   };
   const workload = new Workload({
-    origins: () => cluster.ids.map((id) => cluster.origin(id)), keys: KEYS, clients, attemptTimeout: 4000, opDeadline: 6000,
+    origins: () => cluster.ids.map((id) => cluster.origin(id)), keys: KEYS, clients, attemptTimeout: 4000, quickTimeout: 700, opDeadline: 6000,
     now, faulty: () => phase === 'fault', rng: (client) => seededRandom(deriveSeed(runSeed, 100 + client)),
     padding: nem.name === 'disk-full' ? 2000 : 0,
   });

@@ -28,8 +28,14 @@ export interface WorkloadOptions {
   origins: () => string[];
   keys: string[];
   clients: number;
-  /** Ms one attempt may wait for its answer. Longer than a pause, so a woken leader's answers are seen. */
+  /**
+   * Ms one attempt may wait for its answer, for the patient clients (odd numbers): longer than a
+   * pause, so a woken leader's answers are seen. The others give up after {@link quickTimeout}
+   * and move on to another member, so someone writes through the new leader meanwhile: a stale
+   * read needs both.
+   */
   attemptTimeout: number;
+  quickTimeout: number;
   /** Ms an operation may take, retries included, before it is given up. */
   opDeadline: number;
   /** Ms since the run started: the history's clock. */
@@ -70,22 +76,26 @@ export class Workload {
     let seq = 0;
     let n = 0;
     const state = { leader: undefined as string | undefined };
+    // Patient clients mostly read and stay with the leader they know; quick ones mostly write.
+    const patient = c % 2 === 1;
+    const reads = patient ? 0.8 : 0.3;
+    const timeout = patient ? this.o.attemptTimeout : this.o.quickTimeout;
     while (!this.stopped) {
       const key = this.o.keys[Math.floor(rng() * this.o.keys.length)]!;
       const r = rng();
       n++;
-      const op: KvOp = r < 0.5 ? { kind: 'get', key }
-        : r < 0.85 ? { kind: 'put', key, value: `${c}.${n}` }
+      const op: KvOp = r < reads ? { kind: 'get', key }
+        : r < reads + (1 - reads) * 0.7 ? { kind: 'put', key, value: `${c}.${n}` }
           : { kind: 'delete', key };
       const write = op.kind !== 'get' ? { clientId, seq: ++seq } : undefined;
-      const rec = await this.perform(c, op, write, agent, state, rng);
+      const rec = await this.perform(c, op, write, agent, state, rng, timeout);
       this.history.push(rec);
     }
   }
 
   /** Runs one operation to a definite answer or its deadline. */
   private async perform(c: number, op: KvOp, write: { clientId: string; seq: number } | undefined, agent: Agent,
-    state: { leader: string | undefined }, rng: Rng): Promise<Recorded> {
+    state: { leader: string | undefined }, rng: Rng, attemptTimeout: number): Promise<Recorded> {
     const call = this.o.now();
     const rec: Recorded = { client: c, op, call, outcome: 'fail', duringFault: this.o.faulty() };
     const end = call + this.o.opDeadline;
@@ -99,7 +109,7 @@ export class Workload {
       let a: HttpAnswer;
       try {
         a = await httpRequest(`${origin}/kv/${encodeURIComponent(op.key)}`, {
-          method, headers, body, agent, timeout: Math.max(200, Math.min(this.o.attemptTimeout, end - this.o.now())),
+          method, headers, body, agent, timeout: Math.max(200, Math.min(attemptTimeout, end - this.o.now())),
         });
       } catch (error) {
         // A refused connection never reached the server; anything else may have.
