@@ -28,6 +28,8 @@ export interface Member {
   env: Record<string, string>;
   /** The last lines it printed. */
   log: string[];
+  /** Torn tails its storage cut at start, over every process of this member. */
+  tornTails: number;
 }
 
 /** How the members run. */
@@ -62,7 +64,7 @@ export class FaultCluster {
     const ports = await freePorts(o.ids.length * 2);
     o.ids.forEach((id, i) => c.members.set(id, {
       id, raftPort: ports[2 * i]!, httpPort: ports[2 * i + 1]!, dataDir: join(o.dir, `m${id}`),
-      child: undefined, exited: undefined, lastExit: undefined, paused: false, join: false, env: {}, log: [],
+      child: undefined, exited: undefined, lastExit: undefined, paused: false, join: false, env: {}, log: [], tornTails: 0,
     }));
     await c.net.start(o.ids);
     return c;
@@ -110,7 +112,11 @@ export class FaultCluster {
     m.paused = false;
     m.lastExit = undefined;
     const keep = (chunk: Buffer): void => {
-      for (const line of chunk.toString('utf8').split('\n')) if (line) m.log.push(line);
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (!line) continue;
+        m.log.push(line);
+        if (line.includes('cut a torn tail')) m.tornTails++;
+      }
       if (m.log.length > LOG_LINES) m.log.splice(0, m.log.length - LOG_LINES);
     };
     child.stdout!.on('data', keep);

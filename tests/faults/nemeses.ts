@@ -3,8 +3,10 @@
 // resumed, dead members restarted); a nemesis with more to undo does it in its own `heal`.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { sleep } from '../../docs/examples/kv/client.js';
 import type { FaultCluster } from './cluster.js';
+import { losePower } from './power-loss.js';
 import type { Rng } from './proxy.js';
 
 /** What a nemesis works with. */
@@ -234,17 +236,28 @@ const pause: Nemesis = {
   },
 };
 
+const powerLossLayer = fileURLToPath(new URL('./power-loss.js', import.meta.url));
+const journal = (ctx: RunContext, id: number): string => `${ctx.cluster.member(id).dataDir}.journal`;
+
 const killAll: Nemesis = {
   name: 'kill-all',
-  about: 'SIGKILL of every member at once, restarted after 0.2-1 s; every acknowledged write must survive',
+  about: 'power loss: SIGKILL of every member at once, their unflushed writes lost (power-loss.ts), restarted after 0.2-1 s',
+  async prepare(ctx) {
+    for (const id of ctx.cluster.ids) {
+      ctx.cluster.member(id).env = { NODE_OPTIONS: `--import=${powerLossLayer}`, FAULTS_POWERLOSS_JOURNAL: journal(ctx, id) };
+    }
+  },
   async run(ctx) {
     while (more(ctx)) {
       await hold(ctx, between(ctx.rng, 1000, 3000));
       if (!more(ctx)) break;
       await Promise.all(ctx.cluster.ids.map((id) => ctx.cluster.kill(id)));
-      ctx.log('kill all');
+      let lost = 0;
+      for (const id of ctx.cluster.ids) lost += await losePower(journal(ctx, id));
+      ctx.log(`kill all; ${lost} unflushed bytes lost`);
       count(ctx, 'kill-alls');
       count(ctx, 'kills', ctx.cluster.ids.length);
+      count(ctx, 'unflushed bytes lost', lost);
       await sleep(between(ctx.rng, 200, 1000));
       await restartDead(ctx);
     }
@@ -322,11 +335,15 @@ const transfer: Nemesis = {
 
 // ---- disk ----
 
-/** Kills members at random instants while they save and snapshot (a snapshot every 20 entries). */
+/**
+ * Kills members at random instants while they save and snapshot (a snapshot every 20 entries),
+ * each kill a machine crash: what the member had not flushed is lost (power-loss.ts).
+ */
 const diskKill: Nemesis = {
   name: 'disk-kill',
-  about: 'SIGKILL of random members every 0.1-0.5 s while they save and snapshot (--snapshot-delta 20)',
+  about: 'SIGKILL of random members every 0.1-0.5 s while they save and snapshot (--snapshot-delta 20), unflushed writes lost',
   args: ['--snapshot-delta', '20'],
+  prepare: killAll.prepare!,
   async run(ctx) {
     const c = ctx.cluster;
     while (more(ctx)) {
@@ -336,8 +353,9 @@ const diskKill: Nemesis = {
         const victim = ctx.rng() < 0.4 ? ((await c.leader()) ?? pick(ctx.rng, alive)) : pick(ctx.rng, alive);
         await c.kill(victim);
         count(ctx, 'kills');
-        // Evidence of where the kill landed: a snapshot half written.
+        // Evidence of where the kill landed: a snapshot half written, a save not yet flushed.
         if (existsSync(join(c.member(victim).dataDir, 'snapshot.tmp'))) count(ctx, 'kills mid-snapshot');
+        if ((await losePower(journal(ctx, victim))) > 0) count(ctx, 'kills mid-save');
         setTimeout(() => { if (!c.running(victim)) c.spawn(victim); }, between(ctx.rng, 100, 500));
       }
       await hold(ctx, between(ctx.rng, 100, 500));
@@ -345,8 +363,7 @@ const diskKill: Nemesis = {
     await sleep(600);
   },
   async check(ctx) {
-    const torn = ctx.cluster.ids.reduce((n, id) => n + ctx.cluster.member(id).log.filter((l) => l.includes('cut a torn tail')).length, 0);
-    count(ctx, 'torn tails cut (last log lines)', torn);
+    count(ctx, 'torn tails cut', ctx.cluster.ids.reduce((n, id) => n + ctx.cluster.member(id).tornTails, 0));
   },
 };
 
