@@ -7,7 +7,9 @@ import { mkdir, rm } from 'node:fs/promises';
 import { Agent } from 'node:http';
 import { join } from 'node:path';
 import { httpRequest, sleep, type HttpAnswer } from '../../docs/examples/kv/client.js';
-import { freePorts, type NodeDump, type NodeStatus } from '../../docs/examples/kv/processes.js';
+import { createServer } from 'node:net';
+import { readFile } from 'node:fs/promises';
+import type { NodeDump, NodeStatus } from '../../docs/examples/kv/processes.js';
 import { Network, type Rng } from './proxy.js';
 
 /** One member process. */
@@ -47,6 +49,29 @@ export interface ClusterOptions {
 
 const LOG_LINES = 300;
 
+/**
+ * `n` free ports below the kernel's ephemeral range. A member listens on the same port after
+ * every restart; a port from the ephemeral range could meanwhile be taken as the source port of
+ * some outgoing connection, and the restart would fail with EADDRINUSE.
+ */
+export async function stablePorts(n: number): Promise<number[]> {
+  const range = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(() => '32768 60999');
+  const low = Math.min(Number(range.trim().split(/\s+/)[0]) || 32768, 32768);
+  const out: number[] = [];
+  for (let tries = 0; out.length < n && tries < n * 50; tries++) {
+    const port = 10_000 + Math.floor(Math.random() * (low - 10_000));
+    if (out.includes(port)) continue;
+    const free = await new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    if (free) out.push(port);
+  }
+  if (out.length < n) throw new Error(`could not find ${n} free ports below ${low}`);
+  return out;
+}
+
 /** The cluster. {@link FaultCluster.create}, then {@link start}. */
 export class FaultCluster {
   readonly members = new Map<number, Member>();
@@ -61,12 +86,12 @@ export class FaultCluster {
 
   static async create(o: ClusterOptions): Promise<FaultCluster> {
     const c = new FaultCluster(o);
-    const ports = await freePorts(o.ids.length * 2);
+    const ports = await stablePorts(o.ids.length * 2);
     o.ids.forEach((id, i) => c.members.set(id, {
       id, raftPort: ports[2 * i]!, httpPort: ports[2 * i + 1]!, dataDir: join(o.dir, `m${id}`),
       child: undefined, exited: undefined, lastExit: undefined, paused: false, join: false, env: {}, log: [], tornTails: 0,
     }));
-    await c.net.start(o.ids);
+    await c.net.start(o.ids, stablePorts);
     return c;
   }
 

@@ -26,7 +26,7 @@ import { checkable, finalReads, verify } from './checks.js';
 import { FaultCluster } from './cluster.js';
 import { diskFull } from './disk-full.js';
 import { BASIC, mixed, type Nemesis, type RunContext } from './nemeses.js';
-import { stripPadding, Workload } from './workload.js';
+import { stripPadding, Workload, type Recorded } from './workload.js';
 
 const serverJs = fileURLToPath(new URL('../../docs/examples/kv/server.js', import.meta.url));
 const NEMESES: Nemesis[] = [...BASIC, diskFull, mixed];
@@ -73,6 +73,8 @@ interface Outcome {
   availability: number;
   /** Ms from the heal to the first acknowledged write. */
   recovery: number | undefined;
+  /** The longest stretch of the fault phase (ms) in which no write was acknowledged. */
+  gap: number;
   stats: Record<string, number>;
   failures: string[];
 }
@@ -158,6 +160,8 @@ async function runOne(nem: Nemesis, index: number): Promise<Outcome> {
   });
   let recovery: number | undefined;
   let report: string | undefined;
+  let faultStart = 0;
+  let faultEnd = 0;
   try {
     await nem.prepare?.(ctx);
     cluster.start();
@@ -166,13 +170,15 @@ async function runOne(nem: Nemesis, index: number): Promise<Outcome> {
     workload.start();
     await sleep(1000);
     phase = 'fault';
-    ctx.until = now() + faultMs;
+    faultStart = now();
+    ctx.until = faultStart + faultMs;
     try {
       await nem.run(ctx);
     } catch (error) {
       ctx.failures.push(`the nemesis failed: ${(error as Error).stack ?? String(error)}`);
     }
     phase = 'heal';
+    faultEnd = now();
     ctx.log('heal');
     const healed = Date.now();
     await nem.heal?.(ctx);
@@ -241,14 +247,24 @@ async function runOne(nem: Nemesis, index: number): Promise<Outcome> {
     ok: h.filter((r) => r.outcome === 'ok').length, failed: h.filter((r) => r.outcome === 'fail').length,
     unknown: h.filter((r) => r.outcome === 'unknown').length,
     availability: during.length === 0 ? 1 : during.filter((r) => r.outcome === 'ok').length / during.length,
-    recovery, stats: ctx.stats, failures: ctx.failures,
+    recovery, gap: longestGap(h, faultStart, faultEnd), stats: ctx.stats, failures: ctx.failures,
   };
+}
+
+/** The longest time within [from, to] with no write acknowledged. */
+function longestGap(h: Recorded[], from: number, to: number): number {
+  const acks = h.filter((r) => r.outcome === 'ok' && r.op.kind !== 'get' && r.ret! >= from && r.ret! <= to).map((r) => r.ret!);
+  const points = [from, ...acks.sort((a, b) => a - b), to];
+  let gap = 0;
+  for (let i = 1; i < points.length; i++) gap = Math.max(gap, points[i]! - points[i - 1]!);
+  return to > from ? gap : 0;
 }
 
 function line(o: Outcome): string {
   const stats = Object.entries(o.stats).map(([k, v]) => `${k} ${v}`).join(', ');
   return `${o.pass ? 'PASS' : 'FAIL'} ${o.name}: ${o.ops} ops (ok ${o.ok}, failed ${o.failed}, unknown ${o.unknown}), ` +
-    `availability ${(o.availability * 100).toFixed(1)}%, recovery ${o.recovery === undefined ? '-' : `${(o.recovery / 1000).toFixed(2)} s`}` +
+    `availability ${(o.availability * 100).toFixed(1)}% (longest without a write ${(o.gap / 1000).toFixed(1)} s), ` +
+    `recovery ${o.recovery === undefined ? '-' : `${(o.recovery / 1000).toFixed(2)} s`}` +
     (stats ? ` [${stats}]` : '');
 }
 

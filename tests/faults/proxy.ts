@@ -139,16 +139,19 @@ export class Network {
 
   constructor(private readonly realPort: (id: number) => number, private readonly rng: Rng) {}
 
-  /** Creates the proxies of every pair among `ids`. */
-  async start(ids: number[]): Promise<void> {
-    for (const i of ids) for (const j of ids) if (i < j) await this.addPair(i, j);
+  /** Creates the proxies of every pair among `ids`; `ports(n)` picks the ports they listen on. */
+  async start(ids: number[], ports: (n: number) => Promise<number[]>): Promise<void> {
+    this.ports = ports;
+    const pairs = ids.flatMap((i) => ids.filter((j) => i < j).map((j) => [i, j] as const));
+    const free = await ports(pairs.length);
+    for (const [k, [i, j]] of pairs.entries()) {
+      const p = new LinkProxy(i, j, () => this.realPort(j), this.rng);
+      await p.listen(free[k]!);
+      this.pairs.set(`${i}-${j}`, p);
+    }
   }
 
-  private async addPair(i: number, j: number): Promise<void> {
-    const p = new LinkProxy(i, j, () => this.realPort(j), this.rng);
-    await p.listen();
-    this.pairs.set(`${i}-${j}`, p);
-  }
+  private ports: (n: number) => Promise<number[]> = async (n) => new Array<number>(n).fill(0);
 
   /** The address (port) replica `from` is told replica `to` lives at. */
   portFor(from: number, to: number): number {
@@ -163,7 +166,7 @@ export class Network {
     let p = this.fanIns.get(to);
     if (!p) {
       p = new LinkProxy(0, to, () => this.realPort(to), this.rng);
-      await p.listen();
+      await p.listen((await this.ports(1))[0]);
       this.fanIns.set(to, p);
       this.apply();
     }
