@@ -1,9 +1,7 @@
 // A tickraft-kv cluster under the suite's control: member processes on loopback with
 // FileStorage (fsync on unless a run says otherwise), every Raft link through the suite's
-// proxies (see proxy.ts), and the levers the nemeses pull: SIGKILL, SIGSTOP/SIGCONT, restart,
-// wipe, join.
+// proxies (see proxy.ts), and the levers the nemeses pull: SIGKILL, SIGSTOP/SIGCONT, restart.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, rm } from 'node:fs/promises';
 import { Agent } from 'node:http';
 import { join } from 'node:path';
 import { httpRequest, sleep, type HttpAnswer } from '../../docs/examples/kv/client.js';
@@ -24,8 +22,6 @@ export interface Member {
   /** Exit code (or signal name) of the last process, once it exited. */
   lastExit: string | undefined;
   paused: boolean;
-  /** Start with --join (a re-added member). */
-  join: boolean;
   /** Extra environment for its process (fault injection). */
   env: Record<string, string>;
   /** The last lines it printed. */
@@ -89,7 +85,7 @@ export class FaultCluster {
     const ports = await stablePorts(o.ids.length * 2);
     o.ids.forEach((id, i) => c.members.set(id, {
       id, raftPort: ports[2 * i]!, httpPort: ports[2 * i + 1]!, dataDir: join(o.dir, `m${id}`),
-      child: undefined, exited: undefined, lastExit: undefined, paused: false, join: false, env: {}, log: [], tornTails: 0,
+      child: undefined, exited: undefined, lastExit: undefined, paused: false, env: {}, log: [], tornTails: 0,
     }));
     await c.net.start(o.ids, stablePorts);
     return c;
@@ -119,7 +115,7 @@ export class FaultCluster {
     const peers = this.ids.map((j) => `${j}=127.0.0.1:${j === id ? m.raftPort : this.net.portFor(id, j)}`).join(',');
     const http = this.ids.map((j) => `${j}=127.0.0.1:${this.member(j).httpPort}`).join(',');
     return ['--id', String(id), '--data', m.dataDir, '--peers', peers, '--http', http, '--secret', this.secret,
-      '--heartbeat', '50', '--election', '300-600', '--timeout', '3000', ...(m.join ? ['--join'] : []), ...this.o.args];
+      '--heartbeat', '50', '--election', '300-600', '--timeout', '3000', ...this.o.args];
   }
 
   start(): void {
@@ -184,13 +180,6 @@ export class FaultCluster {
     m.log.push('[suite] SIGCONT');
     m.child!.kill('SIGCONT');
     m.paused = false;
-  }
-
-  /** Deletes member `id`'s data directory (the process must be stopped). */
-  async wipe(id: number): Promise<void> {
-    if (this.running(id)) throw new Error(`member ${id} is running`);
-    await rm(this.member(id).dataDir, { recursive: true, force: true });
-    await mkdir(this.member(id).dataDir, { recursive: true });
   }
 
   /** `GET /status` of member `id`, or undefined if it does not answer in time. */

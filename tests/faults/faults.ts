@@ -212,7 +212,9 @@ async function runOne(nem: Nemesis, index: number): Promise<Outcome> {
       ctx.failures.push(`members hold different data: ${states.join('; ')}`);
     }
     const checked = [...checkable(workload.history), ...finals];
+    const checking = Date.now();
     const verdict = verify(checked);
+    ctx.log(`checked ${checked.length} ops in ${Date.now() - checking} ms (${verdict.states} search states)`);
     if (!verdict.ok) {
       report = verdict.report;
       const file = join(tmpdir(), `tickraft-faults-${nem.name}-${seed}.json`);
