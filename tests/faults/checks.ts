@@ -59,8 +59,8 @@ export function verify(history: HistoryOp[], shrinkMs = 30_000): Verdict {
  * Shrinks one key's failing ops. The only steps are sound ones: forget a delete's answer, drop a
  * get, or weaken a completed write to an unknown outcome (then leave it out where the checker
  * would). Each step only adds possible linearizations, so a history that still fails proves the
- * original fails. First the window: everything invoked after some time E, and everything done
- * before some time S, is relaxed that way (E and S by bisection); then delta debugging inside.
+ * original fails. First the window: everything invoked after some time E is relaxed that way,
+ * and every read done before some time S dropped (E and S by bisection); then delta debugging.
  */
 export function shrink(ops: HistoryOp[], deadline: number): HistoryOp[] {
   const fails = (h: HistoryOp[]): boolean => {
@@ -106,16 +106,19 @@ export function shrink(ops: HistoryOp[], deadline: number): HistoryOp[] {
     else lo = mid + 1;
   }
   if (fails(cut(cur, calls[hi]!))) cur = cut(cur, calls[hi]!);
-  // The window's start: the latest S such that relaxing every op done before S still fails.
-  const rets = [...new Set(cur.filter((h) => h.ret !== undefined).map((h) => h.ret!))].sort((a, b) => a - b);
+  // The window's start: the latest S such that dropping every read done before S still fails.
+  // (Writes before it are kept as they are: weakened, they could float up to the failure, and
+  // the checker would have to try them everywhere.)
+  const rets = [...new Set(cur.filter((h) => h.op.kind === 'get' && h.ret !== undefined).map((h) => h.ret!))].sort((a, b) => a - b);
+  const before = (h: HistoryOp[], s: number): HistoryOp[] => h.filter((o) => !(o.op.kind === 'get' && o.ret! <= s));
   lo = 0;
   hi = rets.length;
   while (lo < hi && Date.now() < deadline) {
     const mid = Math.ceil((lo + hi) / 2);
-    if (fails(relaxWhere(cur, (o) => o.ret !== undefined && o.ret <= rets[mid - 1]!))) lo = mid;
+    if (fails(before(cur, rets[mid - 1]!))) lo = mid;
     else hi = mid - 1;
   }
-  if (lo > 0) cur = relaxWhere(cur, (o) => o.ret !== undefined && o.ret <= rets[lo - 1]!);
+  if (lo > 0) cur = before(cur, rets[lo - 1]!);
   // Inside the window, in halving chunks: first drop reads (fewer values observed lets the checker
   // leave out more unknown writes), then weaken writes.
   for (const pass of ['get', 'write'] as const) {

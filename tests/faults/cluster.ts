@@ -109,13 +109,20 @@ export class FaultCluster {
   /** Members whose process runs and is not paused. */
   get up(): number[] { return this.ids.filter((id) => this.running(id) && !this.member(id).paused); }
 
-  /** tickraft-kv's command line for member `id`: its own real port, every other member through a proxy. */
+  /**
+   * tickraft-kv's command line for member `id`: its own real port, every other member through a
+   * proxy. The election timeout range is wide on purpose: a majority elects near its low end
+   * (the first of four timers), while a cut-off leader keeps believing it leads until
+   * check-quorum, which runs on the high end. That leaves a stale leader up for a second or
+   * more while the new one serves writes: the window in which a read that skipped the read
+   * index would be caught.
+   */
   args(id: number): string[] {
     const m = this.member(id);
     const peers = this.ids.map((j) => `${j}=127.0.0.1:${j === id ? m.raftPort : this.net.portFor(id, j)}`).join(',');
     const http = this.ids.map((j) => `${j}=127.0.0.1:${this.member(j).httpPort}`).join(',');
     return ['--id', String(id), '--data', m.dataDir, '--peers', peers, '--http', http, '--secret', this.secret,
-      '--heartbeat', '50', '--election', '300-600', '--timeout', '3000', ...this.o.args];
+      '--heartbeat', '50', '--election', '300-2000', '--timeout', '3000', ...this.o.args];
   }
 
   start(): void {

@@ -13,7 +13,8 @@
 //   npm run faults -- --quick              every nemesis, short (CI)
 //   npm run faults -- --minutes 10         the long run: 10 minutes of faults per nemesis
 //   options: --seed N (replay), --only a,b (some nemeses), --clients N, --verbose,
-//            --kv-args '<flags>' (extra tickraft-kv flags for every member), --keep (data of failed runs)
+//            --kv-args='<flags>' (extra tickraft-kv flags for every member), --keep (data of failed runs),
+//            --save (write every run's history to a file, not only a failing one's)
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,12 +42,12 @@ const { values: flags } = parseArgs({
   options: {
     quick: { type: 'boolean' }, minutes: { type: 'string' }, seconds: { type: 'string' }, seed: { type: 'string' },
     only: { type: 'string' }, clients: { type: 'string' }, verbose: { type: 'boolean' }, 'kv-args': { type: 'string' },
-    keep: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    keep: { type: 'boolean' }, save: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   },
 });
 if (flags.help) {
   console.log(`usage: npm run faults -- [--quick | --minutes N | --seconds N] [--seed N] [--only ${NEMESES.map((n) => n.name).join(',')}]
-       [--clients N] [--kv-args '<tickraft-kv flags>'] [--verbose] [--keep]`);
+       [--clients N] [--kv-args='<tickraft-kv flags>'] [--verbose] [--keep] [--save]`);
   process.exit(0);
 }
 const faultMs = flags.minutes !== undefined ? Number(flags.minutes) * 60_000
@@ -154,7 +155,7 @@ async function runOne(nem: Nemesis, index: number): Promise<Outcome> {
     },
   };
   const workload = new Workload({
-    origins: () => cluster.ids.map((id) => cluster.origin(id)), keys: KEYS, clients, attemptTimeout: 4000, quickTimeout: 700, opDeadline: 6000,
+    origins: () => cluster.ids.map((id) => cluster.origin(id)), keys: KEYS, clients, attemptTimeout: 4000, quickTimeout: 500, opDeadline: 6000,
     now, faulty: () => phase === 'fault', rng: (client) => seededRandom(deriveSeed(runSeed, 100 + client)),
     padding: nem.name === 'disk-full' ? 2000 : 0,
   });
@@ -215,10 +216,11 @@ async function runOne(nem: Nemesis, index: number): Promise<Outcome> {
     const checking = Date.now();
     const verdict = verify(checked);
     ctx.log(`checked ${checked.length} ops in ${Date.now() - checking} ms (${verdict.states} search states)`);
+    const file = join(tmpdir(), `tickraft-faults-${nem.name}-${seed}.json`);
+    if (!verdict.ok || flags.save) await writeFile(file, JSON.stringify({ seed, runSeed, story, history: workload.history, finals }));
+    if (flags.save) ctx.log(`history saved: ${file}`);
     if (!verdict.ok) {
       report = verdict.report;
-      const file = join(tmpdir(), `tickraft-faults-${nem.name}-${seed}.json`);
-      await writeFile(file, JSON.stringify({ seed, runSeed, history: workload.history, finals }));
       ctx.failures.push(`the history is not linearizable (the whole history: ${file})`);
     }
     await nem.check?.(ctx);

@@ -29,10 +29,10 @@ export interface WorkloadOptions {
   keys: string[];
   clients: number;
   /**
-   * Ms one attempt may wait for its answer, for the patient clients (odd numbers): longer than a
-   * pause, so a woken leader's answers are seen. The others give up after {@link quickTimeout}
-   * and move on to another member, so someone writes through the new leader meanwhile: a stale
-   * read needs both.
+   * Ms one attempt may wait for its answer, for the patient clients (odd numbers, readers):
+   * longer than a pause, so a woken leader's answers are seen. The others give up after
+   * {@link quickTimeout} and move on to another member, so someone writes through the new
+   * leader meanwhile while a reader stays with the old one: a stale read needs both.
    */
   attemptTimeout: number;
   quickTimeout: number;
@@ -76,9 +76,10 @@ export class Workload {
     let seq = 0;
     let n = 0;
     const state = { leader: undefined as string | undefined };
-    // Patient clients mostly read and stay with the leader they know; quick ones mostly write.
+    // Patient clients only read (a write caught on a cut-off leader would take them away from
+    // it) and stay with the leader they know; quick ones mostly write.
     const patient = c % 2 === 1;
-    const reads = patient ? 0.8 : 0.3;
+    const reads = patient ? 1 : 0.3;
     const timeout = patient ? this.o.attemptTimeout : this.o.quickTimeout;
     while (!this.stopped) {
       const key = this.o.keys[Math.floor(rng() * this.o.keys.length)]!;
@@ -90,6 +91,8 @@ export class Workload {
       const write = op.kind !== 'get' ? { clientId, seq: ++seq } : undefined;
       const rec = await this.perform(c, op, write, agent, state, rng, timeout);
       this.history.push(rec);
+      // A little think time, so readers do not flood the machine (and the history).
+      await sleep(Math.floor(rng() * (patient ? 20 : 5)));
     }
   }
 
