@@ -16,7 +16,9 @@ export function checkable(history: Recorded[]): HistoryOp[] {
  * Final reads: member `id`'s value of every key, as a get at `at` (after every operation), so an
  * acknowledged write missing on any member makes the history non-linearizable.
  */
-export function finalReads(id: number, data: Record<string, string>, keys: string[], at: number, strip: (v: string) => string): HistoryOp[] {
+export function finalReads(
+  id: number, data: Record<string, string>, keys: string[], at: number, strip: (v: string) => string,
+): HistoryOp[] {
   return keys.map((key) => ({
     client: 1000 + id, op: { kind: 'get', key }, call: at, ret: at,
     output: data[key] === undefined ? undefined : strip(data[key]!),
@@ -109,7 +111,8 @@ export function shrink(ops: HistoryOp[], deadline: number): HistoryOp[] {
   // The window's start: the latest S such that dropping every read done before S still fails.
   // (Writes before it are kept as they are: weakened, they could float up to the failure, and
   // the checker would have to try them everywhere.)
-  const rets = [...new Set(cur.filter((h) => h.op.kind === 'get' && h.ret !== undefined).map((h) => h.ret!))].sort((a, b) => a - b);
+  const readAt = cur.filter((h) => h.op.kind === 'get' && h.ret !== undefined).map((h) => h.ret!);
+  const rets = [...new Set(readAt)].sort((a, b) => a - b);
   const before = (h: HistoryOp[], s: number): HistoryOp[] => h.filter((o) => !(o.op.kind === 'get' && o.ret! <= s));
   lo = 0;
   hi = rets.length;
@@ -122,12 +125,14 @@ export function shrink(ops: HistoryOp[], deadline: number): HistoryOp[] {
   // Inside the window, in halving chunks: first drop reads (fewer values observed lets the checker
   // leave out more unknown writes), then weaken writes.
   for (const pass of ['get', 'write'] as const) {
-    const target = (o: HistoryOp): boolean => (pass === 'get' ? o.op.kind === 'get' : o.op.kind !== 'get' && o.ret !== undefined);
+    const target = (o: HistoryOp): boolean =>
+      (pass === 'get' ? o.op.kind === 'get' : o.op.kind !== 'get' && o.ret !== undefined);
     for (let chunk = Math.max(1, Math.floor(cur.length / 2)); Date.now() < deadline; chunk = Math.floor(chunk / 2)) {
       for (let at = 0; at < cur.length && Date.now() < deadline;) {
         const slice = cur.slice(at, at + chunk);
         if (!slice.some(target)) { at += chunk; continue; }
-        const next = [...cur.slice(0, at), ...slice.flatMap((o) => (!target(o) ? [o] : pass === 'get' ? [] : [relax(o)!])), ...cur.slice(at + chunk)];
+        const changed = slice.flatMap((o) => (!target(o) ? [o] : pass === 'get' ? [] : [relax(o)!]));
+        const next = [...cur.slice(0, at), ...changed, ...cur.slice(at + chunk)];
         if (fails(next)) cur = next;
         else at += chunk;
       }
@@ -147,6 +152,7 @@ export function shrink(ops: HistoryOp[], deadline: number): HistoryOp[] {
   const read = new Set(done.filter((h) => h.op.kind === 'get').map((h) => h.output));
   const presence = done.some((h) => h.op.kind === 'delete' && h.existed === true);
   const absence = read.has(undefined) || done.some((h) => h.op.kind === 'delete' && h.existed !== undefined);
-  const tidy = cur.filter((h) => h.ret !== undefined || (h.op.kind === 'put' ? presence || read.has(h.op.value) : absence));
+  const tidy = cur.filter((h) =>
+    h.ret !== undefined || (h.op.kind === 'put' ? presence || read.has(h.op.value) : absence));
   return fails(tidy) ? tidy : cur;
 }

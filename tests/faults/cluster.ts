@@ -211,7 +211,10 @@ export class FaultCluster {
   async leader(): Promise<number | undefined> {
     const all = await Promise.all(this.up.map((id) => this.status(id)));
     let best: { id: number; term: number } | undefined;
-    for (const s of all) if (s?.status.role === 'leader' && (!best || s.status.term > best.term)) best = { id: s.status.id, term: s.status.term };
+    for (const s of all) {
+      const st = s?.status;
+      if (st?.role === 'leader' && (!best || st.term > best.term)) best = { id: st.id, term: st.term };
+    }
     return best?.id;
   }
 
@@ -220,7 +223,9 @@ export class FaultCluster {
    * the leader, retrying on 307, 409, 503, 504 and dead connections until 2xx or `timeout` ms.
    * Returns the last answer or error text when it never succeeded.
    */
-  async leaderRequest(method: string, path: string, body: string | undefined, timeout: number): Promise<{ ok: boolean; last: string }> {
+  async leaderRequest(
+    method: string, path: string, body: string | undefined, timeout: number,
+  ): Promise<{ ok: boolean; last: string }> {
     const end = Date.now() + timeout;
     let last = 'no leader';
     while (Date.now() < end) {

@@ -24,7 +24,8 @@ const states = new WeakMap<RunContext['cluster'], DiskState>();
 
 export const diskFull: Nemesis = {
   name: 'disk-full',
-  about: 'one member on a full disk (4 MiB tmpfs, or an ENOSPC-injecting layer without root): it stops with a clear error, the others go on',
+  about: 'one member on a full disk (4 MiB tmpfs, or an ENOSPC-injecting layer without root): it stops with a clear ' +
+    'error, the others go on',
   async prepare(ctx) {
     const c = ctx.cluster;
     const victim = c.ids[Math.floor(ctx.rng() * c.ids.length)]!;
@@ -60,13 +61,14 @@ export const diskFull: Nemesis = {
     const start = Date.now();
     while (ctx.now() < ctx.until && c.running(state.victim)) await sleep(50);
     if (c.running(state.victim)) {
-      ctx.failures.push(`member ${state.victim} still runs after its disk filled (${((Date.now() - start) / 1000).toFixed(1)} s)`);
+      const s = ((Date.now() - start) / 1000).toFixed(1);
+      ctx.failures.push(`member ${state.victim} still runs after its disk filled (${s} s)`);
       return;
     }
     state.stopped = true;
     ctx.stats['stopped after s'] = Math.round((Date.now() - start) / 100) / 10;
     const why = m.log.find((l) => /ERROR.*(ENOSPC|no space left)/i.test(l));
-    if (!why) ctx.failures.push(`member ${state.victim} stopped (${m.lastExit}) without a clear ENOSPC error in its log`);
+    if (!why) ctx.failures.push(`member ${state.victim} stopped (${m.lastExit}) without a clear ENOSPC error`);
     else ctx.log(`member ${state.victim} stopped (${m.lastExit}): ${why.slice(0, 200)}`);
     if (m.lastExit === 'exit 0') ctx.failures.push(`member ${state.victim} exited 0 on a full disk`);
     // The others carry on: the rest of the phase measures their availability.

@@ -46,8 +46,9 @@ const { values: flags } = parseArgs({
   },
 });
 if (flags.help) {
-  console.log(`usage: npm run faults -- [--quick | --minutes N | --seconds N] [--seed N] [--only ${NEMESES.map((n) => n.name).join(',')}]
-       [--clients N] [--kv-args='<tickraft-kv flags>'] [--verbose] [--keep] [--save]`);
+  console.log(`usage: npm run faults -- [--quick | --minutes N | --seconds N] [--seed N] [--only a,b]
+       [--clients N] [--kv-args='<tickraft-kv flags>'] [--verbose] [--keep] [--save]
+nemeses: ${NEMESES.map((n) => n.name).join(', ')}`);
   process.exit(0);
 }
 const faultMs = flags.minutes !== undefined ? Number(flags.minutes) * 60_000
@@ -60,7 +61,9 @@ const clients = Number(flags.clients ?? 6);
 const kvArgs = flags['kv-args']?.split(/\s+/).filter(Boolean) ?? [];
 const only = flags.only?.split(',');
 const chosen = only ? NEMESES.filter((n) => only.includes(n.name)) : NEMESES;
-if (only && chosen.length !== only.length) throw new Error(`unknown nemesis in --only; known: ${NEMESES.map((n) => n.name).join(', ')}`);
+if (only && chosen.length !== only.length) {
+  throw new Error(`unknown nemesis in --only; known: ${NEMESES.map((n) => n.name).join(', ')}`);
+}
 
 /** One nemesis' figures and verdict. */
 interface Outcome {
@@ -108,7 +111,9 @@ async function probeWrite(c: FaultCluster, n: number, timeout: number): Promise<
     const leader = await c.leader();
     if (leader === undefined) return undefined;
     try {
-      const a = await httpRequest(`${c.origin(leader)}/kv/probe`, { method: 'PUT', body: String(n), headers, agent: c.agent, timeout: 3000 });
+      const a = await httpRequest(`${c.origin(leader)}/kv/probe`, {
+        method: 'PUT', body: String(n), headers, agent: c.agent, timeout: 3000,
+      });
       return a.status === 204 ? Date.now() - start : undefined;
     } catch {
       return undefined;
@@ -127,7 +132,8 @@ async function converge(c: FaultCluster): Promise<string | undefined> {
     const commit = Math.max(...all.map((s) => s!.status.commitIndex));
     const leader = all.find((s) => s!.status.role === 'leader');
     const voters = leader?.membership ?? [];
-    last = `applied ${applied.join(',')} of ${commit}; leader ${leader?.status.id ?? 'none'}; voters ${voters.join(',')}`;
+    last = `applied ${applied.join(',')} of ${commit}; leader ${leader?.status.id ?? 'none'}; ` +
+      `voters ${voters.join(',')}`;
     return applied.every((a) => a === commit) && c.ids.every((id) => voters.includes(id)) ? true : undefined;
   }, 200);
   return done ? undefined : `members did not converge within ${SETTLE} ms (${last})`;
@@ -141,7 +147,8 @@ async function runOne(nem: Nemesis, index: number): Promise<Outcome> {
   const story: string[] = [];
   const dir = await mkdtemp(join(tmpdir(), `tickraft-faults-${nem.name}-`));
   const cluster = await FaultCluster.create({
-    serverJs, dir, ids: IDS, args: [...(nem.args ?? []), ...kvArgs], nodeArgs: [], rng: seededRandom(deriveSeed(runSeed, 1)),
+    serverJs, dir, ids: IDS, args: [...(nem.args ?? []), ...kvArgs], nodeArgs: [],
+    rng: seededRandom(deriveSeed(runSeed, 1)),
   });
   current = cluster;
   let phase: 'start' | 'fault' | 'heal' = 'start';
@@ -155,7 +162,8 @@ async function runOne(nem: Nemesis, index: number): Promise<Outcome> {
     },
   };
   const workload = new Workload({
-    origins: () => cluster.ids.map((id) => cluster.origin(id)), keys: KEYS, clients, attemptTimeout: 4000, quickTimeout: 500, opDeadline: 6000,
+    origins: () => cluster.ids.map((id) => cluster.origin(id)), keys: KEYS, clients,
+    attemptTimeout: 4000, quickTimeout: 500, opDeadline: 6000,
     now, faulty: () => phase === 'fault', rng: (client) => seededRandom(deriveSeed(runSeed, 100 + client)),
     padding: nem.name === 'disk-full' ? 2000 : 0,
   });
@@ -166,7 +174,9 @@ async function runOne(nem: Nemesis, index: number): Promise<Outcome> {
   try {
     await nem.prepare?.(ctx);
     cluster.start();
-    if ((await until(SETTLE, () => cluster.leader())) === undefined) throw new Error(`no leader within ${SETTLE} ms of the start`);
+    if ((await until(SETTLE, () => cluster.leader())) === undefined) {
+      throw new Error(`no leader within ${SETTLE} ms of the start`);
+    }
     ctx.log('leader elected; clients start');
     workload.start();
     await sleep(1000);
@@ -217,7 +227,9 @@ async function runOne(nem: Nemesis, index: number): Promise<Outcome> {
     const verdict = verify(checked);
     ctx.log(`checked ${checked.length} ops in ${Date.now() - checking} ms (${verdict.states} search states)`);
     const file = join(tmpdir(), `tickraft-faults-${nem.name}-${seed}.json`);
-    if (!verdict.ok || flags.save) await writeFile(file, JSON.stringify({ seed, runSeed, story, history: workload.history, finals }));
+    if (!verdict.ok || flags.save) {
+      await writeFile(file, JSON.stringify({ seed, runSeed, story, history: workload.history, finals }));
+    }
     if (flags.save) ctx.log(`history saved: ${file}`);
     if (!verdict.ok) {
       report = verdict.report;
@@ -228,12 +240,14 @@ async function runOne(nem: Nemesis, index: number): Promise<Outcome> {
     ctx.failures.push((error as Error).stack ?? String(error));
     await workload.stop().catch(() => undefined);
   } finally {
-    const logs = ctx.failures.length > 0 ? cluster.ids.map((id) => `--- member ${id} (last lines) ---\n${cluster.logTail(id)}`) : [];
+    const logs = ctx.failures.length === 0 ? []
+      : cluster.ids.map((id) => `--- member ${id} (last lines) ---\n${cluster.logTail(id)}`);
     await cluster.destroy();
     await nem.cleanup?.(ctx).catch((e: unknown) => ctx.failures.push(`cleanup: ${(e as Error).message}`));
     current = undefined;
     if (ctx.failures.length > 0) {
-      console.log(`--- ${nem.name} failed (seed ${seed}, run seed ${runSeed}); replay: npm run faults -- --seed ${seed} --only ${nem.name}` +
+      console.log(`--- ${nem.name} failed (seed ${seed}, run seed ${runSeed}); ` +
+        `replay: npm run faults -- --seed ${seed} --only ${nem.name}` +
         ` ${flags.quick ? '--quick' : `--seconds ${faultMs / 1000}`}`);
       for (const f of ctx.failures) console.log(`  ${f}`);
       if (report) console.log(report);
@@ -257,7 +271,8 @@ async function runOne(nem: Nemesis, index: number): Promise<Outcome> {
 
 /** The longest time within [from, to] with no write acknowledged. */
 function longestGap(h: Recorded[], from: number, to: number): number {
-  const acks = h.filter((r) => r.outcome === 'ok' && r.op.kind !== 'get' && r.ret! >= from && r.ret! <= to).map((r) => r.ret!);
+  const acks = h.filter((r) => r.outcome === 'ok' && r.op.kind !== 'get' && r.ret! >= from && r.ret! <= to)
+    .map((r) => r.ret!);
   const points = [from, ...acks.sort((a, b) => a - b), to];
   let gap = 0;
   for (let i = 1; i < points.length; i++) gap = Math.max(gap, points[i]! - points[i - 1]!);
@@ -266,13 +281,15 @@ function longestGap(h: Recorded[], from: number, to: number): number {
 
 function line(o: Outcome): string {
   const stats = Object.entries(o.stats).map(([k, v]) => `${k} ${v}`).join(', ');
-  return `${o.pass ? 'PASS' : 'FAIL'} ${o.name}: ${o.ops} ops (ok ${o.ok}, failed ${o.failed}, unknown ${o.unknown}), ` +
+  return `${o.pass ? 'PASS' : 'FAIL'} ${o.name}: ${o.ops} ops ` +
+    `(ok ${o.ok}, failed ${o.failed}, unknown ${o.unknown}), ` +
     `availability ${(o.availability * 100).toFixed(1)}% (longest without a write ${(o.gap / 1000).toFixed(1)} s), ` +
     `recovery ${o.recovery === undefined ? '-' : `${(o.recovery / 1000).toFixed(2)} s`}` +
     (stats ? ` [${stats}]` : '');
 }
 
-console.log(`faults: seed ${seed}, ${chosen.length} nemeses, ${faultMs / 1000} s of faults each, ${clients} clients on keys ${KEYS.join(',')}`);
+console.log(`faults: seed ${seed}, ${chosen.length} nemeses, ${faultMs / 1000} s of faults each, ` +
+  `${clients} clients on keys ${KEYS.join(',')}`);
 const started = Date.now();
 const outcomes: Outcome[] = [];
 for (const nem of chosen) {

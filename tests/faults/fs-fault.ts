@@ -13,7 +13,9 @@ if (Number.isFinite(budget)) {
   await probe.close();
   let written = 0;
   const enospc = (): NodeJS.ErrnoException =>
-    Object.assign(new Error('ENOSPC: no space left on device, write (injected by the fault suite)'), { code: 'ENOSPC', errno: -28, syscall: 'write' });
+    Object.assign(new Error('ENOSPC: no space left on device, write (injected by the fault suite)'), {
+      code: 'ENOSPC', errno: -28, syscall: 'write',
+    });
   for (const name of ['write', 'writev', 'writeFile', 'appendFile']) {
     const original = proto[name];
     if (typeof original !== 'function') continue;

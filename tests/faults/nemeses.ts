@@ -241,10 +241,13 @@ const journal = (ctx: RunContext, id: number): string => `${ctx.cluster.member(i
 
 const killAll: Nemesis = {
   name: 'kill-all',
-  about: 'power loss: SIGKILL of every member at once, their unflushed writes lost (power-loss.ts), restarted after 0.2-1 s',
+  about: 'power loss: SIGKILL of every member at once, their unflushed writes lost (power-loss.ts), ' +
+    'restarted after 0.2-1 s',
   async prepare(ctx) {
     for (const id of ctx.cluster.ids) {
-      ctx.cluster.member(id).env = { NODE_OPTIONS: `--import=${powerLossLayer}`, FAULTS_POWERLOSS_JOURNAL: journal(ctx, id) };
+      ctx.cluster.member(id).env = {
+        NODE_OPTIONS: `--import=${powerLossLayer}`, FAULTS_POWERLOSS_JOURNAL: journal(ctx, id),
+      };
     }
   },
   async run(ctx) {
@@ -289,7 +292,8 @@ async function removeAndReadd(ctx: RunContext, victim: number): Promise<boolean>
 async function readd(ctx: RunContext, victim: number): Promise<boolean> {
   const c = ctx.cluster;
   const port = await c.net.fanIn(victim);
-  const body = JSON.stringify({ id: victim, raft: `127.0.0.1:${port}`, http: `127.0.0.1:${c.member(victim).httpPort}` });
+  const http = `127.0.0.1:${c.member(victim).httpPort}`;
+  const body = JSON.stringify({ id: victim, raft: `127.0.0.1:${port}`, http });
   const added = await c.leaderRequest('POST', '/members', body, 20_000);
   if (!added.ok) { ctx.log(`re-add ${victim} did not finish: ${added.last}`); return false; }
   ctx.log(`re-added ${victim}`);
@@ -346,7 +350,8 @@ const transfer: Nemesis = {
  */
 const diskKill: Nemesis = {
   name: 'disk-kill',
-  about: 'SIGKILL of random members every 0.1-0.5 s while they save and snapshot (--snapshot-delta 20), unflushed writes lost',
+  about: 'SIGKILL of random members every 0.1-0.5 s while they save and snapshot (--snapshot-delta 20), ' +
+    'unflushed writes lost',
   args: ['--snapshot-delta', '20'],
   prepare: killAll.prepare!,
   async run(ctx) {
@@ -373,12 +378,15 @@ const diskKill: Nemesis = {
 };
 
 /** Every nemesis except the disk-full one (which needs a mount) and mixed (built from these). */
-export const BASIC: Nemesis[] = [partition, bridge, isolate, flap, slow, kill, killLeader, pause, killAll, membership, transfer, diskKill];
+export const BASIC: Nemesis[] = [
+  partition, bridge, isolate, flap, slow, kill, killLeader, pause, killAll, membership, transfer, diskKill,
+];
 
 /** A mix: each step a random fault from the others (network, kills, pauses, transfers, membership). */
 export const mixed: Nemesis = {
   name: 'mixed',
-  about: 'all of the above at random: partitions, isolation, flapping, delays, kills, pauses, transfers, removal and re-addition',
+  about: 'all of the above at random: partitions, isolation, flapping, delays, kills, pauses, transfers, ' +
+    'removal and re-addition',
   async run(ctx) {
     const c = ctx.cluster;
     const out = new Set<number>();

@@ -35,7 +35,8 @@ if (journal !== undefined && process.platform === 'linux') {
     }
     return { ino: st.ino, size: st.size, entry };
   };
-  const note = (ino: number, e: { path: string; durable: number }): void => appendFileSync(journal, `${ino}\t${e.durable}\t${e.path}\n`);
+  const note = (ino: number, e: { path: string; durable: number }): void =>
+    appendFileSync(journal, `${ino}\t${e.durable}\t${e.path}\n`);
   const dsync = (fd: number): boolean => {
     const m = /^flags:\s*([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
     return m !== null && (parseInt(m[1]!, 8) & O_DSYNC) !== 0;

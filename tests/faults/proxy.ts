@@ -49,7 +49,9 @@ export class LinkProxy {
   /** Bytes discarded by cuts, for the report. */
   dropped = 0;
 
-  constructor(readonly from: number, readonly to: number, private readonly target: () => number, private readonly rng: Rng) {}
+  constructor(
+    readonly from: number, readonly to: number, private readonly target: () => number, private readonly rng: Rng,
+  ) {}
 
   /** Listens on `port` (0: any free one); resolves with the port. */
   async listen(port = 0): Promise<number> {
@@ -182,7 +184,9 @@ export class Network {
 
   /** Cuts every link between the groups, both ways; links inside a group stay up. */
   partition(groups: number[][]): void {
-    for (const a of groups) for (const b of groups) if (a !== b) for (const x of a) for (const y of b) this.cuts.add(`${x}>${y}`);
+    for (const a of groups) {
+      for (const b of groups) if (a !== b) for (const x of a) for (const y of b) this.cuts.add(`${x}>${y}`);
+    }
     this.apply();
   }
 

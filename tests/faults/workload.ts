@@ -105,7 +105,8 @@ export class Workload {
     let maybeApplied = false;
     const method = op.kind === 'get' ? 'GET' : op.kind === 'put' ? 'PUT' : 'DELETE';
     const body = op.kind === 'put' ? op.value + (this.o.padding ? '.'.repeat(this.o.padding) : '') : undefined;
-    const headers: Record<string, string> = write ? { 'x-client-id': write.clientId, 'x-client-seq': String(write.seq) } : {};
+    const headers: Record<string, string> =
+      write ? { 'x-client-id': write.clientId, 'x-client-seq': String(write.seq) } : {};
     while (this.o.now() < end) {
       const origins = this.o.origins();
       const origin = state.leader ?? origins[Math.floor(rng() * origins.length)]!;

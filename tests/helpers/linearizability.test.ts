@@ -42,7 +42,9 @@ const prng = seededRandom;
  * linearization point inside it; ops are applied to a real map in point order.
  * Some ops get an unknown outcome; half of those never take effect.
  */
-function generateHistory(seed: number, clients: number, opsPerClient: number, keys: string[], deleteAnswers = false): HistoryOp[] {
+function generateHistory(
+  seed: number, clients: number, opsPerClient: number, keys: string[], deleteAnswers = false,
+): HistoryOp[] {
   const rand = prng(seed);
   const randInt = (n: number): number => Math.floor(rand() * n);
   const recs: Array<{ h: HistoryOp; at: number; applied: boolean }> = [];
@@ -195,7 +197,10 @@ describe('checkLinearizable', () => {
     // An unknown-outcome put (never read) explains a delete that found the key.
     expectOk([put(1, 'x', 'a', 0), delSaw(2, 'x', true, 5, 6)]);
     // A value no get returns still counts as present.
-    expectViolation([put(1, 'x', 'a', 0, 1), put(1, 'x', 'b', 2, 3), get(2, 'x', 'b', 4, 5), put(1, 'x', 'c', 6, 7), delSaw(2, 'x', false, 8, 9)]);
+    expectViolation([
+      put(1, 'x', 'a', 0, 1), put(1, 'x', 'b', 2, 3), get(2, 'x', 'b', 4, 5), put(1, 'x', 'c', 6, 7),
+      delSaw(2, 'x', false, 8, 9),
+    ]);
     // An unknown-outcome delete's answer is not known, so it is not checked.
     expectOk([put(1, 'x', 'a', 0, 1), { client: 2, op: { kind: 'delete', key: 'x' }, call: 2, existed: false }]);
   });

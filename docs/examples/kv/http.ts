@@ -102,7 +102,9 @@ async function leaderOnly<R>(backend: KvBackend, p: Promise<R>, kv = false): Pro
   try {
     return await withTimeout(p, backend.timeout);
   } catch (error) {
-    if (error instanceof KvNotLeader) throw notLeader(backend, { why: error.message, leaderId: error.leaderId, definite: kv && error.definite });
+    if (error instanceof KvNotLeader) {
+      throw notLeader(backend, { why: error.message, leaderId: error.leaderId, definite: kv && error.definite });
+    }
     if (error instanceof KvConflict) throw new HttpError(409, `${error.message}; retry later`, { 'Retry-After': '1' });
     if (error instanceof KvTimeout) throw new HttpError(504, `${error.message}; retry`);
     throw error;
@@ -172,7 +174,9 @@ function header(req: IncomingMessage, name: string): string | undefined {
  * by the header `X-Kv-Outcome: not-applied`; without it the outcome of a write is unknown (an
  * earlier attempt with the same x-client-id and x-client-seq may be applied in any case).
  */
-function notLeader(backend: KvBackend, o: { why?: string; leaderId?: number | undefined; definite?: boolean } = {}): HttpError {
+function notLeader(
+  backend: KvBackend, o: { why?: string; leaderId?: number | undefined; definite?: boolean } = {},
+): HttpError {
   const why = o.why ?? 'this replica does not lead';
   const origin = backend.leaderOrigin(o.leaderId);
   const definite: Record<string, string> = o.definite ? { 'X-Kv-Outcome': 'not-applied' } : {};
