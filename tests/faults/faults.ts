@@ -165,7 +165,7 @@ async function runOne(nem: Nemesis, index: number): Promise<Outcome> {
     origins: () => cluster.ids.map((id) => cluster.origin(id)), keys: KEYS, clients,
     attemptTimeout: 4000, quickTimeout: 500, opDeadline: 6000,
     now, faulty: () => phase === 'fault', rng: (client) => seededRandom(deriveSeed(runSeed, 100 + client)),
-    padding: nem.name === 'disk-full' ? 2000 : 0,
+    padding: nem.name === 'disk-full' ? 4000 : 0,
   });
   let recovery: number | undefined;
   let report: string | undefined;
