@@ -45,18 +45,21 @@ export interface ClusterOptions {
 
 const LOG_LINES = 300;
 
+const handedOut = new Set<number>();
+
 /**
  * `n` free ports below the kernel's ephemeral range. A member listens on the same port after
  * every restart; a port from the ephemeral range could meanwhile be taken as the source port of
  * some outgoing connection, and the restart would fail with EADDRINUSE.
  */
 export async function stablePorts(n: number): Promise<number[]> {
+  // Ports handed out are not free while their owner is down, so they are never handed out twice.
   const range = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(() => '32768 60999');
   const low = Math.min(Number(range.trim().split(/\s+/)[0]) || 32768, 32768);
   const out: number[] = [];
   for (let tries = 0; out.length < n && tries < n * 50; tries++) {
     const port = 10_000 + Math.floor(Math.random() * (low - 10_000));
-    if (out.includes(port)) continue;
+    if (out.includes(port) || handedOut.has(port)) continue;
     const free = await new Promise<boolean>((resolve) => {
       const s = createServer();
       s.once('error', () => resolve(false));
@@ -65,6 +68,7 @@ export async function stablePorts(n: number): Promise<number[]> {
     if (free) out.push(port);
   }
   if (out.length < n) throw new Error(`could not find ${n} free ports below ${low}`);
+  for (const p of out) handedOut.add(p);
   return out;
 }
 
