@@ -1,8 +1,8 @@
 // The full-disk nemesis. One member's data directory lives on a small tmpfs (4 MiB) that the
 // suite fills with a ballast file, leaving a few hundred KiB; clients write large values, so the
 // member soon fails to save. It must stop with a clear error (ENOSPC in its log, a non-zero
-// exit) while the other four go on serving; on heal the ballast goes, the member restarts from
-// what it had written (a torn tail is cut) and catches up.
+// exit) while the other four go on serving; on heal the ballast goes and the disk grows, the
+// member restarts from what it had written (a torn tail is cut) and catches up.
 //
 // Mounting needs root (as in CI). Elsewhere the suite falls back to a fault-injecting layer
 // loaded into that member's process (fs-fault.ts: its file writes fail with ENOSPC after a byte
@@ -78,6 +78,9 @@ export const diskFull: Nemesis = {
   async heal(ctx) {
     const state = states.get(ctx.cluster)!;
     if (state.ballast) await rm(state.ballast, { force: true });
+    // The rest of the cluster went on writing: what the member must catch up on may not fit in
+    // 4 MiB either. A bigger disk, as an operator would give it.
+    if (state.mount) await run('mount', ['-o', 'remount,size=512m', state.mount]);
     ctx.cluster.member(state.victim).env = {};
   },
   async cleanup(ctx) {
