@@ -12,9 +12,10 @@
 //
 //   npm run faults -- --quick              every nemesis, short (CI)
 //   npm run faults -- --minutes 10         the long run: 10 minutes of faults per nemesis
-//   options: --seed N (replay), --only a,b (some nemeses), --clients N, --verbose,
-//            --kv-args='<flags>' (extra tickraft-kv flags for every member), --keep (data of failed runs),
-//            --save (write every run's history to a file, not only a failing one's)
+//   npm run faults                         1 minute per nemesis
+//   options: --seconds N, --seed N (replay), --only a,b (some nemeses), --clients N, --verbose,
+//            --kv-args='<flags>' (extra tickraft-kv flags for every member),
+//            --keep (data of failed runs), --save (every run's history to a file, not only a failing one's)
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,10 +55,10 @@ nemeses: ${NEMESES.map((n) => n.name).join(', ')}`);
 const faultMs = flags.minutes !== undefined ? Number(flags.minutes) * 60_000
   : flags.seconds !== undefined ? Number(flags.seconds) * 1000 : flags.quick ? 8000 : 60_000;
 if (!(faultMs > 0)) throw new Error('--minutes/--seconds must be positive');
-const long = faultMs >= 60_000;
 const seed = flags.seed !== undefined ? Number(flags.seed) : Math.floor(Math.random() * 2 ** 31);
 if (!Number.isSafeInteger(seed)) throw new Error('--seed must be an integer');
 const clients = Number(flags.clients ?? 6);
+if (!Number.isSafeInteger(clients) || clients < 2) throw new Error('--clients must be an integer >= 2');
 const kvArgs = flags['kv-args']?.split(/\s+/).filter(Boolean) ?? [];
 const only = flags.only?.split(',');
 const chosen = only ? NEMESES.filter((n) => only.includes(n.name)) : NEMESES;
@@ -153,7 +154,7 @@ async function runOne(nem: Nemesis, index: number): Promise<Outcome> {
   current = cluster;
   let phase: 'start' | 'fault' | 'heal' = 'start';
   const ctx: RunContext = {
-    cluster, rng, now, until: Infinity, stats: {}, failures: [], long,
+    cluster, rng, now, until: Infinity, stats: {}, failures: [],
     log: (what) => {
       const line = `[${(now() / 1000).toFixed(2).padStart(7)} s] ${what}`;
       story.push(line);

@@ -23,8 +23,6 @@ export interface RunContext {
   stats: Record<string, number>;
   /** Failures the nemesis found itself (e.g. a member that did not stop on a full disk). */
   failures: string[];
-  /** Whether this is the long mode (the nemesis may pace itself differently). */
-  long: boolean;
 }
 
 /** One nemesis. */
