@@ -35,6 +35,8 @@ export const diskFull: Nemesis = {
     const state: DiskState = { victim };
     states.set(c, state);
     try {
+      // FAULTS_NO_MOUNT=1 tries the fallback where mounting would work.
+      if (process.env.FAULTS_NO_MOUNT === '1') throw new Error('FAULTS_NO_MOUNT=1');
       await run('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mount]);
       state.mount = mount;
       m.dataDir = join(mount, 'data');
