@@ -11,6 +11,10 @@ function put(client: number, key: string, value: string, call: number, ret?: num
 function del(client: number, key: string, call: number, ret?: number): HistoryOp {
   return ret === undefined ? { client, op: { kind: 'delete', key }, call } : { client, op: { kind: 'delete', key }, call, ret };
 }
+/** A completed delete that reports whether the key existed (HTTP 204 vs 404 in tickraft-kv). */
+function delSaw(client: number, key: string, existed: boolean, call: number, ret: number): HistoryOp {
+  return { client, op: { kind: 'delete', key }, call, ret, existed };
+}
 function get(client: number, key: string, output: string | undefined, call: number, ret?: number): HistoryOp {
   return ret === undefined
     ? { client, op: { kind: 'get', key }, call }
@@ -38,7 +42,9 @@ const prng = seededRandom;
  * linearization point inside it; ops are applied to a real map in point order.
  * Some ops get an unknown outcome; half of those never take effect.
  */
-function generateHistory(seed: number, clients: number, opsPerClient: number, keys: string[]): HistoryOp[] {
+function generateHistory(
+  seed: number, clients: number, opsPerClient: number, keys: string[], deleteAnswers = false,
+): HistoryOp[] {
   const rand = prng(seed);
   const randInt = (n: number): number => Math.floor(rand() * n);
   const recs: Array<{ h: HistoryOp; at: number; applied: boolean }> = [];
@@ -68,8 +74,10 @@ function generateHistory(seed: number, clients: number, opsPerClient: number, ke
   for (const { h, applied } of recs) {
     if (!applied) continue;
     if (h.op.kind === 'put') map.set(h.op.key, h.op.value);
-    else if (h.op.kind === 'delete') map.delete(h.op.key);
-    else h.output = map.get(h.op.key);
+    else if (h.op.kind === 'delete') {
+      if (deleteAnswers && h.ret !== undefined) h.existed = map.has(h.op.key);
+      map.delete(h.op.key);
+    } else h.output = map.get(h.op.key);
   }
   return recs.map((r) => r.h);
 }
@@ -86,8 +94,10 @@ function bruteForce(history: HistoryOp[]): boolean {
         const h = order[i] as HistoryOp;
         for (let j = i + 1; j < order.length; j++) if (precedes(order[j] as HistoryOp, h)) return false;
         if (h.op.kind === 'put') map.set(h.op.key, h.op.value);
-        else if (h.op.kind === 'delete') map.delete(h.op.key);
-        else if (map.get(h.op.key) !== h.output) return false;
+        else if (h.op.kind === 'delete') {
+          if (h.ret !== undefined && h.existed !== undefined && h.existed !== map.has(h.op.key)) return false;
+          map.delete(h.op.key);
+        } else if (map.get(h.op.key) !== h.output) return false;
       }
       return true;
     }
@@ -172,6 +182,29 @@ describe('checkLinearizable', () => {
     expectViolation([put(1, 'x', 'a', 0, 1), get(2, 'x', undefined, 2, 3), del(1, 'x', 4)]);
   });
 
+  it('checks whether a delete found the key', () => {
+    expectOk([put(1, 'x', 'a', 0, 1), delSaw(1, 'x', true, 2, 3), delSaw(2, 'x', false, 4, 5)]);
+    // A delete that finds nothing after a completed put: the put was lost.
+    const why = expectViolation([put(1, 'x', 'a', 0, 1), delSaw(2, 'x', false, 2, 3)]);
+    expect(why).toContain('c2 delete("x") -> absent [2, 3]: finds the key absent');
+    // One that finds a key nobody wrote.
+    expectViolation([delSaw(1, 'x', true, 0, 1)]);
+    // Two sequential deletes cannot both find it.
+    expectViolation([put(1, 'x', 'a', 0, 1), delSaw(1, 'x', true, 2, 3), delSaw(2, 'x', true, 4, 5)]);
+    // Concurrent with the put: either answer.
+    expectOk([put(1, 'x', 'a', 0, 4), delSaw(2, 'x', false, 1, 2)]);
+    expectOk([put(1, 'x', 'a', 0, 4), delSaw(2, 'x', true, 1, 2)]);
+    // An unknown-outcome put (never read) explains a delete that found the key.
+    expectOk([put(1, 'x', 'a', 0), delSaw(2, 'x', true, 5, 6)]);
+    // A value no get returns still counts as present.
+    expectViolation([
+      put(1, 'x', 'a', 0, 1), put(1, 'x', 'b', 2, 3), get(2, 'x', 'b', 4, 5), put(1, 'x', 'c', 6, 7),
+      delSaw(2, 'x', false, 8, 9),
+    ]);
+    // An unknown-outcome delete's answer is not known, so it is not checked.
+    expectOk([put(1, 'x', 'a', 0, 1), { client: 2, op: { kind: 'delete', key: 'x' }, call: 2, existed: false }]);
+  });
+
   it('accepts an unknown-outcome put that later appears in a get', () => {
     expectOk([put(1, 'x', 'a', 0, 1), put(1, 'x', 'b', 2), get(2, 'x', 'b', 50, 51)]);
     // Even if it "takes effect" long after the client gave up.
@@ -229,6 +262,13 @@ describe('checkLinearizable', () => {
     }
   });
 
+  it('passes generated histories where deletes report whether they found the key', () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      const r = checkLinearizable(generateHistory(seed, 6, 40, ['k'], true));
+      expect({ seed, explanation: r.explanation }).toEqual({ seed, explanation: undefined });
+    }
+  });
+
   it('rejects a generated history with one corrupted read', () => {
     const history = generateHistory(777, 8, 300, ['a', 'b', 'c']);
     const victim = history.find((h) => h.op.kind === 'get' && h.ret !== undefined && h.op.key === 'b' && h.call > 500);
@@ -258,7 +298,9 @@ describe('checkLinearizable', () => {
             ? put(i, key, rand() < 0.5 ? 'a' : 'b', call, ret)
             : r < 0.55
               ? del(i, key, call, ret)
-              : get(i, key, values[randInt(3)], call, ret),
+              : r < 0.65 && ret !== undefined
+                ? delSaw(i, key, rand() < 0.5, call, ret)
+                : get(i, key, values[randInt(3)], call, ret),
         );
       }
       const expected = bruteForce(history);

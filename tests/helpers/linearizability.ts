@@ -44,6 +44,11 @@ export interface HistoryOp {
   ret?: number;
   /** For a completed `get`: the value read (`undefined` = absent). Ignored for put/delete. */
   output?: string | undefined;
+  /**
+   * For a completed `delete`: whether the key was present (`undefined` = not observed, any
+   * state will do). Ignored for put/get and for an unknown outcome.
+   */
+  existed?: boolean;
 }
 
 /** Result of {@link checkLinearizable}. */
@@ -79,6 +84,8 @@ interface KeyOp {
   readonly kind: KvOp['kind'];
   /** Interned value: written value for put, read value for get, 0 (absent) for delete. */
   readonly val: number;
+  /** For a delete that observed it: whether the key must be present (true) or absent (false) before it. */
+  readonly existed: boolean | undefined;
 }
 
 /** Node of the doubly linked list of call/return events (Porcupine-style). */
@@ -118,7 +125,10 @@ const UNREAD = -1;
  *   every completed op is linearized, so it may also be left out.
  * - A put/delete with unknown outcome whose written value (absent for delete)
  *   is never returned by a completed `get` on that key is dropped up front:
- *   omitting it can never make a linearization invalid.
+ *   omitting it can never make a linearization invalid (unless a delete found
+ *   the key present: then unknown puts are kept, as they may explain it).
+ * - A completed delete with `existed` set must find the key present (true) or
+ *   absent (false) at its linearization point.
  *
  * @param history - All ops of the run, in any order.
  * @param options - See {@link LinearizabilityOptions}.
@@ -177,8 +187,12 @@ function checkKey(key: string, all: HistoryOp[], budget: { used: number; max: nu
   const observed = new Set<number>();
   for (const h of all) {
     if (h.op.kind === 'get' && h.ret !== undefined) observed.add(intern(h.output));
+    // A delete that says whether the key existed observes "absent" (against every present value).
+    if (h.op.kind === 'delete' && h.ret !== undefined && h.existed !== undefined) observed.add(0);
   }
 
+  const deleteAnswers = all.some((h) => h.op.kind === 'delete' && h.ret !== undefined && h.existed !== undefined);
+  const presenceObserved = all.some((h) => h.op.kind === 'delete' && h.ret !== undefined && h.existed === true);
   // Values no completed get returns (absent included) are indistinguishable
   // for the rest of the history: they all map to UNREAD, which merges
   // equivalent search configurations.
@@ -197,13 +211,15 @@ function checkKey(key: string, all: HistoryOp[], budget: { used: number; max: nu
       val = intern(h.output);
     } else {
       val = canon(h.op.kind === 'put' ? intern(h.op.value) : 0);
-      if (!known && val === UNREAD) {
-        // Never observable, so it can always be treated as never having happened.
+      if (!known && val === UNREAD && !presenceObserved) {
+        // Never observable, so it can always be treated as never having happened. (A delete
+        // that found the key present may need it: then it is kept.)
         dropped++;
         continue;
       }
     }
-    ops.push({ h, call: h.call, ret: h.ret ?? Infinity, kind: h.op.kind, val });
+    const existed = h.op.kind === 'delete' && known ? h.existed : undefined;
+    ops.push({ h, call: h.call, ret: h.ret ?? Infinity, kind: h.op.kind, val, existed });
   }
   ops.sort((a, b) => a.call - b.call || a.ret - b.ret);
   const n = ops.length;
@@ -340,11 +356,12 @@ function checkKey(key: string, all: HistoryOp[], budget: { used: number; max: nu
       // write of an UNREAD value while the value is already UNREAD) can be moved
       // to the front of any linearization of the remaining ops (no remaining op
       // must precede it), so it is taken without branching; if that fails, this
-      // configuration is dead.
+      // configuration is dead. Not the write when deletes report whether they
+      // found the key: moved, it could turn "absent" into "present" under one.
       let forcedGet: EventNode | null = null;
       for (let e = head.next; e !== null && e.isCall; e = e.next) {
         const o = ops[e.opIdx] as KeyOp;
-        if (o.kind === 'get' ? o.val === state : o.val === UNREAD && state === UNREAD) {
+        if (o.kind === 'get' ? o.val === state : !deleteAnswers && o.val === UNREAD && state === UNREAD) {
           forcedGet = e;
           break;
         }
@@ -383,7 +400,10 @@ function checkKey(key: string, all: HistoryOp[], budget: { used: number; max: nu
 function step(state: number, o: KeyOp): number | undefined {
   switch (o.kind) {
     case 'put':
+      return o.val;
     case 'delete':
+      // With "absent" observed, state 0 is exactly absent (UNREAD values are all present).
+      if (o.existed !== undefined && o.existed !== (state !== 0)) return undefined;
       return o.val;
     case 'get':
       return o.val === state ? state : undefined;
@@ -401,8 +421,10 @@ function describeOp(h: HistoryOp): string {
   switch (h.op.kind) {
     case 'put':
       return `c${h.client} put(${k}, ${JSON.stringify(h.op.value)}) ${span}`;
-    case 'delete':
-      return `c${h.client} delete(${k}) ${span}`;
+    case 'delete': {
+      const out = h.ret === undefined || h.existed === undefined ? '' : h.existed ? ' -> existed' : ' -> absent';
+      return `c${h.client} delete(${k})${out} ${span}`;
+    }
     case 'get':
       return `c${h.client} get(${k}) -> ${h.ret === undefined ? '?' : describeValue(h.output)} ${span}`;
   }
@@ -449,7 +471,9 @@ function explain(
       const o = ops[i] as KeyOp;
       const why =
         step(state, o) === undefined
-          ? `reads ${valueName(o.val)} but the value is ${valueName(state)}`
+          ? o.kind === 'delete'
+            ? `finds the key ${o.existed ? 'present' : 'absent'} but the value is ${valueName(state)}`
+            : `reads ${valueName(o.val)} but the value is ${valueName(state)}`
           : 'applies, but every continuation fails';
       return `${describeOp(o.h)}: ${why}`;
     }),

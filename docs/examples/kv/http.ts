@@ -99,16 +99,16 @@ async function handle(backend: KvBackend, req: IncomingMessage, res: ServerRespo
   if (method === 'GET') {
     // A linearizable read without a log write: the leader confirms it still leads, waits until
     // it has applied everything committed before the request, then reads its own map.
-    if (!backend.isLeader()) throw notLeader(backend);
-    const value = await leaderOnly(backend, backend.read(key));
+    if (!backend.isLeader()) throw notLeader(backend, { definite: true });
+    const value = await leaderOnly(backend, backend.read(key), true);
     return value === undefined ? send(res, 404, 'no such key\n') : send(res, 200, value);
   }
   const body = method === 'PUT' ? await readBody(req) : '';
   const { client, seq } = session(backend.id, req);
-  if (!backend.isLeader()) throw notLeader(backend);
+  if (!backend.isLeader()) throw notLeader(backend, { definite: true });
   const base = { id: `${client}:${seq}`, client, seq, key };
   const command: KvCommand = method === 'PUT' ? { ...base, op: 'put', value: body } : { ...base, op: 'delete' };
-  const result = await leaderOnly(backend, backend.submit(command));
+  const result = await leaderOnly(backend, backend.submit(command), true);
   // A (client, seq) pair reused with another command, or an old seq: nothing was applied.
   if (!result.ok) return send(res, 409, `refused: ${result.refused}\n`);
   if (method === 'PUT') return send(res, 204, '');
@@ -126,12 +126,15 @@ class KvStoppingHttp extends HttpError {
 /**
  * Waits for a leader-only operation, mapping its failures to 307/503 (not the leader), 404 (no
  * such member), 409 (busy), 422 (can never succeed as sent), 503 (shutting down) and 504 (timeout).
+ * `kv`: a /kv request, whose definite refusals say so in a header.
  */
-async function leaderOnly<R>(backend: KvBackend, p: Promise<R>): Promise<R> {
+async function leaderOnly<R>(backend: KvBackend, p: Promise<R>, kv = false): Promise<R> {
   try {
     return await withTimeout(p, backend.timeout);
   } catch (error) {
-    if (error instanceof KvNotLeader) throw notLeader(backend, error.message, error.leaderId);
+    if (error instanceof KvNotLeader) {
+      throw notLeader(backend, { why: error.message, leaderId: error.leaderId, definite: kv && error.definite });
+    }
     if (error instanceof KvConflict) throw new HttpError(409, `${error.message}; retry later`, { 'Retry-After': '1' });
     if (error instanceof KvTimeout) throw new HttpError(504, `${error.message}; retry`);
     if (error instanceof KvInvalid) throw new HttpError(422, error.message);
@@ -198,12 +201,21 @@ function header(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** 307 to the leader when one is known, else 503 with Retry-After. */
-function notLeader(backend: KvBackend, why = 'this replica does not lead', leaderId?: number): HttpError {
-  const origin = backend.leaderOrigin(leaderId);
+/**
+ * 307 to the leader when one is known, else 503 with Retry-After. `definite`: this request
+ * certainly changed nothing (refused before the log, or abandoned by Raft), said to the client
+ * by the header `X-Kv-Outcome: not-applied`; without it the outcome of a write is unknown (an
+ * earlier attempt with the same x-client-id and x-client-seq may be applied in any case).
+ */
+function notLeader(
+  backend: KvBackend, o: { why?: string; leaderId?: number | undefined; definite?: boolean } = {},
+): HttpError {
+  const why = o.why ?? 'this replica does not lead';
+  const origin = backend.leaderOrigin(o.leaderId);
+  const definite: Record<string, string> = o.definite ? { 'X-Kv-Outcome': 'not-applied' } : {};
   return origin === undefined
-    ? new HttpError(503, `${why}; no leader known, retry later`, { 'Retry-After': '1' })
-    : new HttpError(307, `${why}; the leader is ${origin}`, { Location: origin });
+    ? new HttpError(503, `${why}; no leader known, retry later`, { 'Retry-After': '1', ...definite })
+    : new HttpError(307, `${why}; the leader is ${origin}`, { Location: origin, ...definite });
 }
 
 function withTimeout<R>(p: Promise<R>, ms: number): Promise<R> {

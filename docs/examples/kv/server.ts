@@ -161,7 +161,8 @@ async function leaderOp<R>(p: Promise<R>): Promise<R> {
     return await p;
   } catch (error) {
     if (error instanceof NotLeaderError) throw new KvNotLeader(error.message, error.leaderId);
-    if (error instanceof ConflictError) throw new KvNotLeader(error.message);
+    // A conflict settles the latest attempt under the id, which need not be the entry removed: unknown.
+    if (error instanceof ConflictError) throw new KvNotLeader(error.message, undefined, false);
     if (error instanceof ProposalTimeoutError) throw new KvTimeout(error.message);
     if (error instanceof InvalidArgumentError) throw new KvInvalid(error.message);
     if (error instanceof ReplicaStoppedError || error instanceof KvStopping) {

@@ -42,10 +42,18 @@ export interface KvSnapshot {
 /** The noop a new leader appends; it changes nothing. */
 export const KV_NOOP: KvCommand = { id: 'noop', op: 'noop' };
 
-/** Why a submitted command failed: this replica does not lead, or it lost its place in the log (HTTP 307 or 503). */
+/**
+ * Why a submitted command failed: this replica does not lead, or it lost its place in the log.
+ * `definite` (the default) means this submission will never be applied: Raft abandoned it, or
+ * it was refused before reaching the log. It is false when only the wait ended (the caller
+ * stopped waiting, the server is stopping): the command may still
+ * be applied.
+ */
 export class KvNotLeader extends Error {
   /** `leaderId`: the leader the replica knows of, when the error says so. */
-  constructor(readonly reason: string, readonly leaderId?: number) { super(`not applied: ${reason}`); }
+  constructor(readonly reason: string, readonly leaderId?: number, readonly definite = true) {
+    super(`${definite ? 'not applied' : 'outcome unknown'}: ${reason}`);
+  }
 }
 
 /** A membership change was refused because another one is in progress (HTTP 409). */
