@@ -1,10 +1,12 @@
-// No line over 120 characters in the sources, the tests and the examples: prettier keeps code
-// within its printWidth, but not a long string or comment, which this check catches.
+// No line over 120 characters in the library's sources: prettier keeps code within its printWidth
+// but not a long string or comment, and src/core and src/replica are formatted by hand (their line
+// budgets count them as written). Tests and examples are held to prettier's layout alone:
+// `node .ci/line-width.mjs --all` lists their long strings and comments too.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const WIDTH = 120;
-const DIRS = ['src', 'tests', 'docs/examples'];
+const DIRS = process.argv.includes('--all') ? ['src', 'tests', 'docs/examples'] : ['src'];
 const root = new URL('..', import.meta.url).pathname;
 
 function* files(dir) {

@@ -8,28 +8,56 @@
  * @packageDocumentation
  * @mergeModuleWith <project>
  */
-export type { ReplicaId, TransitionId, StateMachineTransition, AbandonedReason, TransitionState, LogEntry, Snapshot } from './core/types.js';
+export type {
+  ReplicaId,
+  TransitionId,
+  StateMachineTransition,
+  AbandonedReason,
+  TransitionState,
+  LogEntry,
+  Snapshot,
+} from './core/types.js';
 export { MAX_TERM_OR_INDEX } from './core/types.js';
 export type { StateMachine } from './replica/state-machine.js';
 export type { Cluster } from './core/cluster.js';
 export type { Storage, StorageBatch, PersistentState } from './core/storage.js';
 export type {
-  Message, MessageBase, Entry, CoreSnapshot, VoteRequest, VoteResponse, AppendRequest, AppendResponse,
-  SnapshotRequest, SnapshotMeta, SnapshotResponse, TimeoutNow,
+  Message,
+  MessageBase,
+  Entry,
+  CoreSnapshot,
+  VoteRequest,
+  VoteResponse,
+  AppendRequest,
+  AppendResponse,
+  SnapshotRequest,
+  SnapshotMeta,
+  SnapshotResponse,
+  TimeoutNow,
 } from './core/message.js';
 export { isValidMessage } from './core/validate.js';
 export type { ReplicaOptions } from './replica/options.js';
 export type { ReplicaMetrics } from './core/raft.js';
 export { Replica, type ReplicaStatus } from './replica/replica.js';
 export {
-  NotLeaderError, CorruptStateError, InvalidArgumentError, MembershipChangeInProgressError, TransferInProgressError,
-  CatchUpTimeoutError, TransferTimeoutError, NotVoterError,
+  NotLeaderError,
+  CorruptStateError,
+  InvalidArgumentError,
+  MembershipChangeInProgressError,
+  TransferInProgressError,
+  CatchUpTimeoutError,
+  TransferTimeoutError,
+  NotVoterError,
 } from './core/errors.js';
 export { InvalidOptionsError, ReplicaStoppedError, InvalidTransitionError } from './replica/errors.js';
 // The recommended way to propose: await a transition's applied value (docs/guide.md#proposing).
 export {
-  ProposalQueue, type ProposalStateMachine, type ProposalHost, type ProposalHostStatus,
-  type ProposalQueueOptions, type ProposeOptions,
+  ProposalQueue,
+  type ProposalStateMachine,
+  type ProposalHost,
+  type ProposalHostStatus,
+  type ProposalQueueOptions,
+  type ProposeOptions,
 } from './proposals/queue.js';
 export { ConflictError, ProposalTimeoutError } from './proposals/errors.js';
 export { MemoryStorage } from './storage/memory.js';

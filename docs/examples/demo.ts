@@ -13,17 +13,32 @@ interface Member {
   replica: Replica<KvCommand, KvSnapshot>;
   kv: KvStateMachine;
   proposals: ProposalQueue<KvCommand, KvSnapshot, KvResult>;
-  storage: MemoryStorage<KvCommand, KvSnapshot>; up: boolean; starts: number;
+  storage: MemoryStorage<KvCommand, KvSnapshot>;
+  up: boolean;
+  starts: number;
 }
 const members = new Map<number, Member>();
 
-function boot(id: number, cluster: LocalCluster<KvCommand, KvSnapshot>, storage = new MemoryStorage<KvCommand, KvSnapshot>(), starts = 0): void {
+function boot(
+  id: number,
+  cluster: LocalCluster<KvCommand, KvSnapshot>,
+  storage = new MemoryStorage<KvCommand, KvSnapshot>(),
+  starts = 0,
+): void {
   const kv = new KvStateMachine();
   const proposals = new ProposalQueue(kv, { clock: network.clock });
   const replica = new Replica<KvCommand, KvSnapshot>({
-    id, peerIds: IDS.filter((p) => p !== id), cluster, stateMachine: proposals, noopTransition: KV_NOOP,
-    heartbeatTimeout: 50, electionTimeoutRange: [150, 300], snapshotDelta: 100, storage,
-    clock: network.clock, random: seededRandom(deriveSeed(SEED, id * 100 + starts)),
+    id,
+    peerIds: IDS.filter((p) => p !== id),
+    cluster,
+    stateMachine: proposals,
+    noopTransition: KV_NOOP,
+    heartbeatTimeout: 50,
+    electionTimeoutRange: [150, 300],
+    snapshotDelta: 100,
+    storage,
+    clock: network.clock,
+    random: seededRandom(deriveSeed(SEED, id * 100 + starts)),
   });
   proposals.attach(replica);
   members.set(id, { replica, kv, proposals, storage, up: true, starts });
@@ -39,13 +54,16 @@ async function step(): Promise<void> {
   for (const m of members.values()) if (m.up) await m.replica.tick();
   const leader = currentLeader();
   const key = leader ? `${leader.replica.status.id}@${leader.replica.status.term}` : undefined;
-  if (leader && key !== knownLeader) log(`replica ${leader.replica.status.id} elected leader of term ${leader.replica.status.term}`);
+  if (leader && key !== knownLeader)
+    log(`replica ${leader.replica.status.id} elected leader of term ${leader.replica.status.term}`);
   knownLeader = key ?? knownLeader;
 }
 
 function currentLeader(): Member | undefined {
   let best: Member | undefined;
-  for (const m of members.values()) if (m.up && m.replica.status.role === 'leader' && (!best || m.replica.status.term > best.replica.status.term)) best = m;
+  for (const m of members.values())
+    if (m.up && m.replica.status.role === 'leader' && (!best || m.replica.status.term > best.replica.status.term))
+      best = m;
   return best;
 }
 
@@ -62,8 +80,16 @@ async function put(key: string, value: string): Promise<void> {
   for (;;) {
     await runUntil(() => currentLeader() !== undefined, 5_000);
     let settled: KvResult | Error | null = null;
-    currentLeader()!.proposals.propose(command, { timeoutMs: 500 })
-      .then((r) => { settled = r; }, (e: Error) => { settled = e; });
+    currentLeader()!
+      .proposals.propose(command, { timeoutMs: 500 })
+      .then(
+        (r) => {
+          settled = r;
+        },
+        (e: Error) => {
+          settled = e;
+        },
+      );
     await runUntil(() => settled !== null, 500);
     if (settled !== null && !((settled as unknown) instanceof Error)) return;
   }
@@ -86,7 +112,9 @@ function restart(id: number): void {
   log(`RESTART replica ${id} from its storage`);
 }
 
-console.log(`tickraft demo: ${IDS.length} replicas of a key-value store, in-process network with 2% loss and 1-10 ms delays, virtual time, seed ${SEED}\n`);
+console.log(
+  `tickraft demo: ${IDS.length} replicas of a key-value store, in-process network with 2% loss and 1-10 ms delays, virtual time, seed ${SEED}\n`,
+);
 await runUntil(() => currentLeader() !== undefined, 5_000);
 await writeKeys(0, 100);
 
@@ -100,7 +128,9 @@ await writeKeys(100, 100);
 restart(first);
 const target = currentLeader()!.replica.status.commitIndex;
 await runUntil(() => members.get(first)!.replica.status.lastApplied >= target, 5_000);
-log(`replica ${first} caught up to index ${members.get(first)!.replica.status.lastApplied} (snapshots installed: ${members.get(first)!.replica.metrics.snapshotsInstalled})`);
+log(
+  `replica ${first} caught up to index ${members.get(first)!.replica.status.lastApplied} (snapshots installed: ${members.get(first)!.replica.metrics.snapshotsInstalled})`,
+);
 
 const leaderNow = currentLeader()!.replica.status.id;
 const minority = [leaderNow, IDS.find((id) => id !== leaderNow)!];
@@ -109,9 +139,20 @@ network.partition([minority, majority]);
 log(`PARTITION {${minority.join(', ')}} | {${majority.join(', ')}}: the old leader is cut off from the majority`);
 const stranded = members.get(leaderNow)!;
 let strandedOutcome = 'pending';
-stranded.proposals.propose({ id: 'stranded:1', client: 'stranded', seq: 1, op: 'put', key: 'lost', value: 'never' })
-  .then(() => { strandedOutcome = 'applied'; }, (e: Error) => { strandedOutcome = e.message; });
-await runUntil(() => { const l = currentLeader(); return l !== undefined && majority.includes(l.replica.status.id); }, 5_000);
+stranded.proposals
+  .propose({ id: 'stranded:1', client: 'stranded', seq: 1, op: 'put', key: 'lost', value: 'never' })
+  .then(
+    () => {
+      strandedOutcome = 'applied';
+    },
+    (e: Error) => {
+      strandedOutcome = e.message;
+    },
+  );
+await runUntil(() => {
+  const l = currentLeader();
+  return l !== undefined && majority.includes(l.replica.status.id);
+}, 5_000);
 await writeKeys(200, 50);
 network.heal();
 log('HEAL: the partition is gone');
@@ -120,10 +161,17 @@ log(`the write sent to the cut-off leader: ${strandedOutcome}`);
 
 const finalIndex = currentLeader()!.replica.status.commitIndex;
 await runUntil(() => [...members.values()].every((m) => m.replica.status.lastApplied >= finalIndex), 5_000);
-const dumps = [...members.entries()].map(([id, m]) => ({ id, dump: JSON.stringify([...m.kv.data].sort()), size: m.kv.data.size, applied: m.replica.status.lastApplied }));
+const dumps = [...members.entries()].map(([id, m]) => ({
+  id,
+  dump: JSON.stringify([...m.kv.data].sort()),
+  size: m.kv.data.size,
+  applied: m.replica.status.lastApplied,
+}));
 const agree = dumps.every((d) => d.dump === dumps[0]!.dump);
 console.log('');
 for (const d of dumps) console.log(`  replica ${d.id}: ${d.size} keys, applied through index ${d.applied}`);
-console.log(`\n${agree && dumps[0]!.size === 250 ? 'OK' : 'FAILED'}: all ${IDS.length} replicas hold the same ${dumps[0]!.size} keys; ${network.stats.sent} messages sent, ${network.stats.dropped} dropped, ${network.now().toFixed(0)} ms of virtual time`);
+console.log(
+  `\n${agree && dumps[0]!.size === 250 ? 'OK' : 'FAILED'}: all ${IDS.length} replicas hold the same ${dumps[0]!.size} keys; ${network.stats.sent} messages sent, ${network.stats.dropped} dropped, ${network.now().toFixed(0)} ms of virtual time`,
+);
 network.stop();
 if (!agree || dumps[0]!.size !== 250) process.exit(1);

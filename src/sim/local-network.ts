@@ -4,7 +4,10 @@ import type { ReplicaId, StateMachineTransition } from '../core/types.js';
 import { Inbox } from './inbox.js';
 import { seededRandom } from './random.js';
 
-/** The fault rates and delays of a {@link LocalNetwork}, changeable during a run with {@link LocalNetwork.setFaults}. */
+/**
+ * The fault rates and delays of a {@link LocalNetwork}, changeable during a run with
+ * {@link LocalNetwork.setFaults}.
+ */
 export interface FaultOptions {
   /**
    * Probability in [0, 1] that a sent message is lost.
@@ -42,7 +45,10 @@ export interface LocalNetworkOptions extends FaultOptions {
   startTime?: number;
 }
 
-/** Counts of what a {@link LocalNetwork} did. At any time, `sent + duplicated = delivered + dropped + (messages in flight)`. */
+/**
+ * Counts of what a {@link LocalNetwork} did. At any time,
+ * `sent + duplicated = delivered + dropped + (messages in flight)`.
+ */
 export interface NetworkStats {
   /** Calls to `sendMessage`, on any cluster. */
   readonly sent: number;
@@ -79,14 +85,28 @@ class Endpoint<T extends StateMachineTransition, D> implements LocalCluster<T, D
   leaderId: ReplicaId | undefined = undefined;
   memberIds: readonly ReplicaId[] | undefined = undefined;
 
-  constructor(readonly id: ReplicaId, private readonly net: LocalNetwork<T, D>, private readonly wire: Wire<T, D>) {}
+  constructor(
+    readonly id: ReplicaId,
+    private readonly net: LocalNetwork<T, D>,
+    private readonly wire: Wire<T, D>,
+  ) {}
 
-  sendMessage(toId: ReplicaId, message: Message<T, D>): void { this.wire.send(this, toId, message); }
-  receiveMessages(): Message<T, D>[] { return this.wire.receive(this); }
-  halt(): boolean { return this.retired || this.net.stopped; }
+  sendMessage(toId: ReplicaId, message: Message<T, D>): void {
+    this.wire.send(this, toId, message);
+  }
+  receiveMessages(): Message<T, D>[] {
+    return this.wire.receive(this);
+  }
+  halt(): boolean {
+    return this.retired || this.net.stopped;
+  }
   // A replica still running on a retired cluster must not overwrite the views of its successor.
-  registerLeader(leaderId: ReplicaId | undefined): void { if (!this.retired) this.leaderId = leaderId; }
-  registerMembership(memberIds: ReplicaId[]): void { if (!this.retired) this.memberIds = [...memberIds]; }
+  registerLeader(leaderId: ReplicaId | undefined): void {
+    if (!this.retired) this.leaderId = leaderId;
+  }
+  registerMembership(memberIds: ReplicaId[]): void {
+    if (!this.retired) this.memberIds = [...memberIds];
+  }
 }
 
 /** What an {@link Endpoint} needs from the network; kept off the public class. */
@@ -95,14 +115,18 @@ interface Wire<T extends StateMachineTransition, D> {
   receive(at: Endpoint<T, D>): Message<T, D>[];
 }
 
-const fail = (what: string): never => { throw new TypeError(`invalid LocalNetwork options: ${what}`); };
+const fail = (what: string): never => {
+  throw new TypeError(`invalid LocalNetwork options: ${what}`);
+};
 
 function checkFaults(f: Required<FaultOptions>): void {
   for (const k of ['loss', 'duplication'] as const) {
-    if (typeof f[k] !== 'number' || !(f[k] >= 0 && f[k] <= 1)) fail(`${k} must be a probability in [0, 1], got ${String(f[k])}`);
+    if (typeof f[k] !== 'number' || !(f[k] >= 0 && f[k] <= 1))
+      fail(`${k} must be a probability in [0, 1], got ${String(f[k])}`);
   }
   for (const k of ['minDelay', 'maxDelay'] as const) {
-    if (typeof f[k] !== 'number' || !Number.isFinite(f[k]) || f[k] < 0) fail(`${k} must be a finite number of ms >= 0, got ${String(f[k])}`);
+    if (typeof f[k] !== 'number' || !Number.isFinite(f[k]) || f[k] < 0)
+      fail(`${k} must be a finite number of ms >= 0, got ${String(f[k])}`);
   }
   if (f.minDelay > f.maxDelay) fail(`minDelay (${f.minDelay}) must not exceed maxDelay (${f.maxDelay})`);
 }
@@ -174,22 +198,31 @@ export class LocalNetwork<T extends StateMachineTransition, D = unknown> {
     const seed = options.seed ?? 1;
     if (!Number.isSafeInteger(seed)) fail(`seed must be a safe integer, got ${String(seed)}`);
     const startTime = options.startTime ?? 0;
-    if (typeof startTime !== 'number' || !Number.isFinite(startTime)) fail(`startTime must be a finite number, got ${String(startTime)}`);
-    this.faults = { loss: options.loss ?? 0, duplication: options.duplication ?? 0, minDelay: options.minDelay ?? 1, maxDelay: options.maxDelay ?? 5 };
+    if (typeof startTime !== 'number' || !Number.isFinite(startTime))
+      fail(`startTime must be a finite number, got ${String(startTime)}`);
+    this.faults = {
+      loss: options.loss ?? 0,
+      duplication: options.duplication ?? 0,
+      minDelay: options.minDelay ?? 1,
+      maxDelay: options.maxDelay ?? 5,
+    };
     checkFaults(this.faults);
     this.time = startTime;
     this.random = seededRandom(seed);
   }
 
   /** The virtual time, in milliseconds. */
-  now(): number { return this.time; }
+  now(): number {
+    return this.time;
+  }
 
   /**
    * Moves the clock forward by `ms`.
    * @throws RangeError if `ms` is negative or not finite: virtual time never goes back.
    */
   advance(ms: number): void {
-    if (!(Number.isFinite(ms) && ms >= 0)) throw new RangeError(`advance(ms) needs a finite ms >= 0, got ${String(ms)}`);
+    if (!(Number.isFinite(ms) && ms >= 0))
+      throw new RangeError(`advance(ms) needs a finite ms >= 0, got ${String(ms)}`);
     this.time += ms;
   }
 
@@ -198,7 +231,8 @@ export class LocalNetwork<T extends StateMachineTransition, D = unknown> {
    * @throws RangeError if `t` is before now or not finite: virtual time never goes back.
    */
   advanceTo(t: number): void {
-    if (!(Number.isFinite(t) && t >= this.time)) throw new RangeError(`advanceTo(${String(t)}) would move time back from ${this.time}`);
+    if (!(Number.isFinite(t) && t >= this.time))
+      throw new RangeError(`advanceTo(${String(t)}) would move time back from ${this.time}`);
     this.time = t;
   }
 
@@ -253,7 +287,8 @@ export class LocalNetwork<T extends StateMachineTransition, D = unknown> {
    */
   setFaults(faults: FaultOptions): void {
     const next = { ...this.faults };
-    for (const k of ['loss', 'duplication', 'minDelay', 'maxDelay'] as const) if (faults[k] !== undefined) next[k] = faults[k];
+    for (const k of ['loss', 'duplication', 'minDelay', 'maxDelay'] as const)
+      if (faults[k] !== undefined) next[k] = faults[k];
     checkFaults(next);
     this.faults = next;
   }

@@ -26,7 +26,8 @@ export class MemoryStorage<T, D> implements Storage<T, D> {
   /** Applies the batch; in memory it is "durable" at once. */
   async save(batch: StorageBatch<T, D>): Promise<void> {
     if (batch.hardState) ({ term: this.term, votedFor: this.votedFor } = batch.hardState);
-    if (batch.truncateFrom !== undefined) this.entries.length = Math.max(0, Math.min(this.entries.length, batch.truncateFrom - this.first));
+    if (batch.truncateFrom !== undefined)
+      this.entries.length = Math.max(0, Math.min(this.entries.length, batch.truncateFrom - this.first));
     if (batch.append && batch.append.length > 0) {
       const offset = batch.append[0]!.index - this.first;
       // A gap is allowed only when this batch's snapshot covers it: start the list afresh there.

@@ -20,8 +20,13 @@ export interface Difference {
 /** Values compared by node's own deep equality rather than walked key by key. */
 function isSpecial(v: object): boolean {
   return (
-    v instanceof Date || v instanceof RegExp || v instanceof Map || v instanceof Set ||
-    v instanceof Error || ArrayBuffer.isView(v) || v instanceof ArrayBuffer
+    v instanceof Date ||
+    v instanceof RegExp ||
+    v instanceof Map ||
+    v instanceof Set ||
+    v instanceof Error ||
+    ArrayBuffer.isView(v) ||
+    v instanceof ArrayBuffer
   );
 }
 
@@ -50,7 +55,7 @@ function walk(actual: unknown, expected: unknown, strict: boolean, path: string)
     }
     for (let i = 0; i < actual.length; i++) {
       // A hole on one side only.
-      if (strict && (i in actual) !== (i in expected)) {
+      if (strict && i in actual !== i in expected) {
         return { path: join(path, i), actual: actual[i], expected: expected[i] };
       }
       const d = walk(actual[i], expected[i], strict, join(path, i));

@@ -81,7 +81,12 @@ export class StorageConformanceError extends Error {
    * @param options - `cause`: what the storage threw, if it threw.
    */
   constructor(
-    check: string, what: string, path: string, expected: unknown, actual: unknown, options?: { cause?: unknown },
+    check: string,
+    what: string,
+    path: string,
+    expected: unknown,
+    actual: unknown,
+    options?: { cause?: unknown },
   ) {
     super(describe(check, what, path, expected, actual, options), options);
     this.check = check;
@@ -93,7 +98,12 @@ export class StorageConformanceError extends Error {
 }
 
 function describe(
-  check: string, what: string, path: string, expected: unknown, actual: unknown, options?: { cause?: unknown },
+  check: string,
+  what: string,
+  path: string,
+  expected: unknown,
+  actual: unknown,
+  options?: { cause?: unknown },
 ): string {
   const show = (v: unknown): string =>
     inspect(v, { depth: 4, breakLength: Infinity, maxArrayLength: 12, maxStringLength: 80 });
@@ -165,172 +175,218 @@ type CheckBody = (s: Session) => Promise<void>;
 /** The rules, each with its name. `options` are already validated. */
 function rules(options: Required<StorageConformanceOptions>): Array<[string, CheckBody]> {
   return [
-    ['loads an empty state', async (s) => {
-      s.equal(await s.storage.load(), { term: 0, votedFor: undefined, snapshot: undefined, entries: [] }, 'load()');
-    }],
+    [
+      'loads an empty state',
+      async (s) => {
+        s.equal(await s.storage.load(), { term: 0, votedFor: undefined, snapshot: undefined, entries: [] }, 'load()');
+      },
+    ],
 
-    ['round-trips the hard state, with and without a vote', async (s) => {
-      await s.storage.load();
-      await s.storage.save({ hardState: { term: 3, votedFor: 2 } });
-      const first = await s.reload();
-      s.equal([first.term, first.votedFor], [3, 2], 'load() after a reopen: [term, votedFor]');
-      const again = await s.reopen();
-      await again.load();
-      await again.save({ hardState: { term: 4, votedFor: undefined } });
-      const second = await s.reload();
-      s.strictEqual(second.term, 4, 'load() after a reopen', 'term');
-      s.strictEqual(second.votedFor, undefined, 'load() after a reopen', 'votedFor');
-      s.equal(second.entries, [], 'load() after a reopen', 'entries');
-    }],
+    [
+      'round-trips the hard state, with and without a vote',
+      async (s) => {
+        await s.storage.load();
+        await s.storage.save({ hardState: { term: 3, votedFor: 2 } });
+        const first = await s.reload();
+        s.equal([first.term, first.votedFor], [3, 2], 'load() after a reopen: [term, votedFor]');
+        const again = await s.reopen();
+        await again.load();
+        await again.save({ hardState: { term: 4, votedFor: undefined } });
+        const second = await s.reload();
+        s.strictEqual(second.term, 4, 'load() after a reopen', 'term');
+        s.strictEqual(second.votedFor, undefined, 'load() after a reopen', 'votedFor');
+        s.equal(second.entries, [], 'load() after a reopen', 'entries');
+      },
+    ],
 
-    ['appends entries across batches', async (s) => {
-      await s.storage.load();
-      await s.storage.save({ append: entries(1, 3, 1) });
-      await s.storage.save({ append: entries(4, 5, 1) });
-      s.equal((await s.reload()).entries, entries(1, 5, 1), 'load() after a reopen', 'entries');
-    }],
+    [
+      'appends entries across batches',
+      async (s) => {
+        await s.storage.load();
+        await s.storage.save({ append: entries(1, 3, 1) });
+        await s.storage.save({ append: entries(4, 5, 1) });
+        s.equal((await s.reload()).entries, entries(1, 5, 1), 'load() after a reopen', 'entries');
+      },
+    ],
 
-    ['applies hardState, truncateFrom and append of one batch in that order', async (s) => {
-      await s.storage.load();
-      await s.storage.save({ hardState: { term: 1, votedFor: 1 }, append: entries(1, 5, 1) });
-      await s.storage.save({ hardState: { term: 2, votedFor: 3 }, truncateFrom: 3, append: entries(3, 4, 2) });
-      const want = { term: 2, votedFor: 3, snapshot: undefined, entries: [...entries(1, 2, 1), ...entries(3, 4, 2)] };
-      s.equal(await s.reload(), want, 'load() after a reopen');
-    }],
+    [
+      'applies hardState, truncateFrom and append of one batch in that order',
+      async (s) => {
+        await s.storage.load();
+        await s.storage.save({ hardState: { term: 1, votedFor: 1 }, append: entries(1, 5, 1) });
+        await s.storage.save({ hardState: { term: 2, votedFor: 3 }, truncateFrom: 3, append: entries(3, 4, 2) });
+        const want = { term: 2, votedFor: 3, snapshot: undefined, entries: [...entries(1, 2, 1), ...entries(3, 4, 2)] };
+        s.equal(await s.reload(), want, 'load() after a reopen');
+      },
+    ],
 
-    ['truncates without appending, and truncating everything works', async (s) => {
-      await s.storage.load();
-      await s.storage.save({ append: entries(1, 5, 1) });
-      await s.storage.save({ truncateFrom: 4 });
-      s.equal((await s.reload()).entries, entries(1, 3, 1), 'load() after truncateFrom: 4 and a reopen', 'entries');
-      const r = await s.reopen();
-      await r.load();
-      await r.save({ truncateFrom: 1, append: entries(1, 1, 2) });
-      s.equal((await s.reload()).entries, entries(1, 1, 2), 'load() after truncateFrom: 1 and a reopen', 'entries');
-    }],
-
-    ['keeps a snapshot and returns only the entries after it', async (s) => {
-      await s.storage.load();
-      await s.storage.save({ append: entries(1, 10, 1) });
-      const snap = { lastIncludedIndex: 4, lastIncludedTerm: 1, data: { sum: 10, list: [1, 2, 3, 4] } };
-      await s.storage.save({ snapshot: snap });
-      let state = await s.reload();
-      s.equal(state.snapshot, snap, 'load() after a reopen', 'snapshot');
-      s.equal(state.entries, entries(5, 10, 1), 'load() after a reopen', 'entries');
-      // Then the log goes on after the snapshot.
-      const r = await s.reopen();
-      await r.load();
-      await r.save({ append: entries(11, 12, 2) });
-      state = await s.reload();
-      const all = [...entries(5, 10, 1), ...entries(11, 12, 2)];
-      s.equal(state.entries, all, 'load() after appending after the snapshot', 'entries');
-    }],
-
-    ['applies the snapshot after the append of the same batch', async (s) => {
-      await s.storage.load();
-      await s.storage.save({ append: entries(1, 3, 1) });
-      const snapshot = { lastIncludedIndex: 4, lastIncludedTerm: 2, data: 'four' };
-      await s.storage.save({ truncateFrom: 2, append: entries(2, 6, 2), snapshot });
-      const state = await s.reload();
-      const want = { lastIncludedIndex: 4, lastIncludedTerm: 2, data: 'four' };
-      s.equal(state.snapshot, want, 'load() after a reopen', 'snapshot');
-      s.equal(state.entries, entries(5, 6, 2), 'load() after a reopen', 'entries');
-    }],
-
-    ['accepts a snapshot beyond the end of the log (installed from a leader)', async (s) => {
-      await s.storage.load();
-      await s.storage.save({ append: entries(1, 3, 1) });
-      const snapshot = { lastIncludedIndex: 20, lastIncludedTerm: 4, data: null };
-      await s.storage.save({ hardState: { term: 5, votedFor: undefined }, snapshot });
-      let state = await s.reload();
-      s.equal(state.entries, [], 'load() after a reopen', 'entries');
-      s.strictEqual(state.snapshot?.lastIncludedIndex, 20, 'load() after a reopen', 'snapshot.lastIncludedIndex');
-      const r = await s.reopen();
-      await r.load();
-      await r.save({ append: entries(21, 22, 5) });
-      state = await s.reload();
-      s.equal(state.entries, entries(21, 22, 5), 'load() after appending after the snapshot', 'entries');
-    }],
-
-    ['keeps a snapshot whose data is undefined or falsy', async (s) => {
-      await s.storage.load();
-      for (const data of [undefined, null, 0, '', false]) {
+    [
+      'truncates without appending, and truncating everything works',
+      async (s) => {
+        await s.storage.load();
+        await s.storage.save({ append: entries(1, 5, 1) });
+        await s.storage.save({ truncateFrom: 4 });
+        s.equal((await s.reload()).entries, entries(1, 3, 1), 'load() after truncateFrom: 4 and a reopen', 'entries');
         const r = await s.reopen();
         await r.load();
-        await r.save({ snapshot: { lastIncludedIndex: 1, lastIncludedTerm: 1, data } });
+        await r.save({ truncateFrom: 1, append: entries(1, 1, 2) });
+        s.equal((await s.reload()).entries, entries(1, 1, 2), 'load() after truncateFrom: 1 and a reopen', 'entries');
+      },
+    ],
+
+    [
+      'keeps a snapshot and returns only the entries after it',
+      async (s) => {
+        await s.storage.load();
+        await s.storage.save({ append: entries(1, 10, 1) });
+        const snap = { lastIncludedIndex: 4, lastIncludedTerm: 1, data: { sum: 10, list: [1, 2, 3, 4] } };
+        await s.storage.save({ snapshot: snap });
+        let state = await s.reload();
+        s.equal(state.snapshot, snap, 'load() after a reopen', 'snapshot');
+        s.equal(state.entries, entries(5, 10, 1), 'load() after a reopen', 'entries');
+        // Then the log goes on after the snapshot.
+        const r = await s.reopen();
+        await r.load();
+        await r.save({ append: entries(11, 12, 2) });
+        state = await s.reload();
+        const all = [...entries(5, 10, 1), ...entries(11, 12, 2)];
+        s.equal(state.entries, all, 'load() after appending after the snapshot', 'entries');
+      },
+    ],
+
+    [
+      'applies the snapshot after the append of the same batch',
+      async (s) => {
+        await s.storage.load();
+        await s.storage.save({ append: entries(1, 3, 1) });
+        const snapshot = { lastIncludedIndex: 4, lastIncludedTerm: 2, data: 'four' };
+        await s.storage.save({ truncateFrom: 2, append: entries(2, 6, 2), snapshot });
         const state = await s.reload();
-        const want = { lastIncludedIndex: 1, lastIncludedTerm: 1, data };
-        s.strictEqual(state.snapshot, want, `load() after saving data ${inspect(data)} and a reopen`, 'snapshot');
-      }
-    }],
+        const want = { lastIncludedIndex: 4, lastIncludedTerm: 2, data: 'four' };
+        s.equal(state.snapshot, want, 'load() after a reopen', 'snapshot');
+        s.equal(state.entries, entries(5, 6, 2), 'load() after a reopen', 'entries');
+      },
+    ],
 
-    ['stores every field of an entry as given', async (s) => {
-      await s.storage.load();
-      const nested = { list: [1, 'two', null, { deep: true }] };
-      const odd = [
-        { index: 1, term: 1, kind: 'noop', transition: { id: 'noop' } },
-        { index: 2, term: 1, kind: 'transition', transition: { id: 7, nested, text: 'ünïcødé \u2028 "quoted"' } },
-        { index: 3, term: 1, kind: 'config', transition: { id: 'cfg' }, config: [1, 2, 3] },
-      ] as Entry<Tr>[];
-      await s.storage.save({ append: odd });
-      s.equal((await s.reload()).entries, odd, 'load() after a reopen', 'entries');
-    }],
+    [
+      'accepts a snapshot beyond the end of the log (installed from a leader)',
+      async (s) => {
+        await s.storage.load();
+        await s.storage.save({ append: entries(1, 3, 1) });
+        const snapshot = { lastIncludedIndex: 20, lastIncludedTerm: 4, data: null };
+        await s.storage.save({ hardState: { term: 5, votedFor: undefined }, snapshot });
+        let state = await s.reload();
+        s.equal(state.entries, [], 'load() after a reopen', 'entries');
+        s.strictEqual(state.snapshot?.lastIncludedIndex, 20, 'load() after a reopen', 'snapshot.lastIncludedIndex');
+        const r = await s.reopen();
+        await r.load();
+        await r.save({ append: entries(21, 22, 5) });
+        state = await s.reload();
+        s.equal(state.entries, entries(21, 22, 5), 'load() after appending after the snapshot', 'entries');
+      },
+    ],
 
-    ['keeps every field the Storage types name (noop, config, members) through compactions and reopens', async (s) => {
-      await s.storage.load();
-      const noop = { id: 'noop' };
-      const log: Entry<Tr>[] = [
-        { index: 1, term: 1, kind: 'noop', transition: noop },
-        { index: 2, term: 1, kind: 'transition', transition: { id: 'a' } },
-        { index: 3, term: 1, kind: 'config', transition: noop, config: [1, 2, 3, 4] },
-        { index: 4, term: 2, kind: 'noop', transition: noop },
-        { index: 5, term: 2, kind: 'config', transition: noop, config: [1, 2, 3, 4, 5] },
-        { index: 6, term: 2, kind: 'transition', transition: { id: 'b' } },
-      ];
-      await s.storage.save({ hardState: { term: 2, votedFor: 1 }, append: log });
-      s.strictEqual((await s.reload()).entries, log, 'load() after a reopen', 'entries');
-      // A compaction covers the first configuration entry: the snapshot carries its members.
-      let r = await s.reopen();
-      await r.load();
-      const first: CoreSnapshot<unknown> = {
-        lastIncludedIndex: 4, lastIncludedTerm: 2, data: { upTo: 4 }, members: [1, 2, 3, 4],
-      };
-      await r.save({ snapshot: first });
-      let state = await s.reload();
-      s.strictEqual(state.snapshot, first, 'load() after a compaction and a reopen', 'snapshot');
-      s.strictEqual(state.entries, log.slice(4), 'load() after a compaction and a reopen', 'entries');
-      // One batch appends a configuration entry and compacts past the one before it.
-      r = await s.reopen();
-      await r.load();
-      const more: Entry<Tr>[] = [
-        { index: 7, term: 2, kind: 'transition', transition: { id: 'c' } },
-        { index: 8, term: 2, kind: 'config', transition: noop, config: [2, 3, 4, 5] },
-      ];
-      const second: CoreSnapshot<unknown> = {
-        lastIncludedIndex: 7, lastIncludedTerm: 2, data: null, members: [1, 2, 3, 4, 5],
-      };
-      await r.save({ append: more, snapshot: second });
-      state = await s.reload();
-      const want = { term: 2, votedFor: 1, snapshot: second, entries: [more[1]] };
-      s.strictEqual(state, want, 'load() after appending and compacting in one batch, and a reopen');
-    }],
-
-    ['matches the reference model over many random batches, before and after reopening', async (s) => {
-      await s.storage.load();
-      const model = new ModelStorage();
-      const rand = seededRandom(options.seed);
-      let storage = s.storage;
-      for (let seq = 1; seq <= options.batches; seq++) {
-        const batch = randomBatch(model, rand, seq);
-        model.apply(batch);
-        await storage.save(batch);
-        if (seq % 100 === 0) {
-          storage = await s.reopen();
-          s.equal(await storage.load(), model.state(), `load() after batch ${seq} (seed ${options.seed}) and a reopen`);
+    [
+      'keeps a snapshot whose data is undefined or falsy',
+      async (s) => {
+        await s.storage.load();
+        for (const data of [undefined, null, 0, '', false]) {
+          const r = await s.reopen();
+          await r.load();
+          await r.save({ snapshot: { lastIncludedIndex: 1, lastIncludedTerm: 1, data } });
+          const state = await s.reload();
+          const want = { lastIncludedIndex: 1, lastIncludedTerm: 1, data };
+          s.strictEqual(state.snapshot, want, `load() after saving data ${inspect(data)} and a reopen`, 'snapshot');
         }
-      }
-      s.equal(await s.reload(), model.state(), `load() after all ${options.batches} batches (seed ${options.seed})`);
-    }],
+      },
+    ],
+
+    [
+      'stores every field of an entry as given',
+      async (s) => {
+        await s.storage.load();
+        const nested = { list: [1, 'two', null, { deep: true }] };
+        const odd = [
+          { index: 1, term: 1, kind: 'noop', transition: { id: 'noop' } },
+          { index: 2, term: 1, kind: 'transition', transition: { id: 7, nested, text: 'ünïcødé \u2028 "quoted"' } },
+          { index: 3, term: 1, kind: 'config', transition: { id: 'cfg' }, config: [1, 2, 3] },
+        ] as Entry<Tr>[];
+        await s.storage.save({ append: odd });
+        s.equal((await s.reload()).entries, odd, 'load() after a reopen', 'entries');
+      },
+    ],
+
+    [
+      'keeps every field the Storage types name (noop, config, members) through compactions and reopens',
+      async (s) => {
+        await s.storage.load();
+        const noop = { id: 'noop' };
+        const log: Entry<Tr>[] = [
+          { index: 1, term: 1, kind: 'noop', transition: noop },
+          { index: 2, term: 1, kind: 'transition', transition: { id: 'a' } },
+          { index: 3, term: 1, kind: 'config', transition: noop, config: [1, 2, 3, 4] },
+          { index: 4, term: 2, kind: 'noop', transition: noop },
+          { index: 5, term: 2, kind: 'config', transition: noop, config: [1, 2, 3, 4, 5] },
+          { index: 6, term: 2, kind: 'transition', transition: { id: 'b' } },
+        ];
+        await s.storage.save({ hardState: { term: 2, votedFor: 1 }, append: log });
+        s.strictEqual((await s.reload()).entries, log, 'load() after a reopen', 'entries');
+        // A compaction covers the first configuration entry: the snapshot carries its members.
+        let r = await s.reopen();
+        await r.load();
+        const first: CoreSnapshot<unknown> = {
+          lastIncludedIndex: 4,
+          lastIncludedTerm: 2,
+          data: { upTo: 4 },
+          members: [1, 2, 3, 4],
+        };
+        await r.save({ snapshot: first });
+        let state = await s.reload();
+        s.strictEqual(state.snapshot, first, 'load() after a compaction and a reopen', 'snapshot');
+        s.strictEqual(state.entries, log.slice(4), 'load() after a compaction and a reopen', 'entries');
+        // One batch appends a configuration entry and compacts past the one before it.
+        r = await s.reopen();
+        await r.load();
+        const more: Entry<Tr>[] = [
+          { index: 7, term: 2, kind: 'transition', transition: { id: 'c' } },
+          { index: 8, term: 2, kind: 'config', transition: noop, config: [2, 3, 4, 5] },
+        ];
+        const second: CoreSnapshot<unknown> = {
+          lastIncludedIndex: 7,
+          lastIncludedTerm: 2,
+          data: null,
+          members: [1, 2, 3, 4, 5],
+        };
+        await r.save({ append: more, snapshot: second });
+        state = await s.reload();
+        const want = { term: 2, votedFor: 1, snapshot: second, entries: [more[1]] };
+        s.strictEqual(state, want, 'load() after appending and compacting in one batch, and a reopen');
+      },
+    ],
+
+    [
+      'matches the reference model over many random batches, before and after reopening',
+      async (s) => {
+        await s.storage.load();
+        const model = new ModelStorage();
+        const rand = seededRandom(options.seed);
+        let storage = s.storage;
+        for (let seq = 1; seq <= options.batches; seq++) {
+          const batch = randomBatch(model, rand, seq);
+          model.apply(batch);
+          await storage.save(batch);
+          if (seq % 100 === 0) {
+            storage = await s.reopen();
+            s.equal(
+              await storage.load(),
+              model.state(),
+              `load() after batch ${seq} (seed ${options.seed}) and a reopen`,
+            );
+          }
+        }
+        s.equal(await s.reload(), model.state(), `load() after all ${options.batches} batches (seed ${options.seed})`);
+      },
+    ],
   ];
 }
 
@@ -352,9 +408,10 @@ async function runCheck(name: string, body: CheckBody, fresh: () => StorageUnder
     await body(session);
   } catch (e) {
     const cause = { cause: e };
-    failure = e instanceof StorageConformanceError
-      ? e
-      : new StorageConformanceError(name, 'the storage', '', undefined, undefined, cause);
+    failure =
+      e instanceof StorageConformanceError
+        ? e
+        : new StorageConformanceError(name, 'the storage', '', undefined, undefined, cause);
   }
   // Release everything, and report the first problem: the check's own, else closing or cleaning up.
   try {

@@ -13,7 +13,10 @@ const EMPTY = Buffer.alloc(0);
 /** A header stated a payload longer than the decoder's limit. */
 export class FrameTooLargeError extends Error {
   override readonly name = 'FrameTooLargeError';
-  constructor(readonly length: number, readonly limit: number) {
+  constructor(
+    readonly length: number,
+    readonly limit: number,
+  ) {
     super(`frame of ${length} bytes exceeds the limit of ${limit} bytes`);
   }
 }

@@ -84,7 +84,8 @@ export function decodeHello(frame: Buffer): Hello | undefined {
   let at = MAGIC.length;
   if (frame[at++] !== VERSION) return undefined;
   const roleByte = frame[at++];
-  const role: HandshakeRole | undefined = roleByte === ROLE_BYTE.dialer ? 'dialer' : roleByte === ROLE_BYTE.acceptor ? 'acceptor' : undefined;
+  const role: HandshakeRole | undefined =
+    roleByte === ROLE_BYTE.dialer ? 'dialer' : roleByte === ROLE_BYTE.acceptor ? 'acceptor' : undefined;
   const sender = frame.readDoubleBE(at);
   const receiver = frame.readDoubleBE(at + 8);
   at += 16;

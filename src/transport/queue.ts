@@ -15,7 +15,8 @@ export class BoundedQueue<T> {
     readonly maxBytes = Infinity,
     private readonly sizeOf: (item: T) => number = () => 0,
   ) {
-    if (!Number.isSafeInteger(capacity) || capacity < 1) throw new TypeError(`capacity must be a positive integer, got ${String(capacity)}`);
+    if (!Number.isSafeInteger(capacity) || capacity < 1)
+      throw new TypeError(`capacity must be a positive integer, got ${String(capacity)}`);
     if (!(maxBytes >= 1)) throw new TypeError(`maxBytes must be at least 1, got ${String(maxBytes)}`);
     // Grows on demand up to `capacity`, so a large bound costs nothing until it is used.
     this.items = new Array<T | undefined>(Math.min(capacity, 16));

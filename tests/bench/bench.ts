@@ -350,9 +350,7 @@ function renderScaling(s: BenchResult['scaling']): string[] {
     ['no compaction', s.noCompaction],
   ] as const) {
     lines.push(
-      row(`**${name}**: entries in the window`, 
-        ...run.entries.map((e, i) => `${fmt(e)} → ${fmt(run.windowEnd[i]!)}`),
-      ),
+      row(`**${name}**: entries in the window`, ...run.entries.map((e, i) => `${fmt(e)} → ${fmt(run.windowEnd[i]!)}`)),
     );
     lines.push(`| commits/s | ${run.commitsPerSec.map(fmt).join(' | ')} |`);
     lines.push(`| CPU µs per entry (3 replicas) | ${run.cpuUsPerEntry.map((x) => x.toFixed(2)).join(' | ')} |`);

@@ -6,13 +6,24 @@ import { appendRequest, type Message } from '../../src/core/message.js';
 import type { Codec } from '../../src/core/codec.js';
 import { jsonCodec, msgpackCodec } from '../../src/transport/codec.js';
 
-interface Kv { id: number; k: string; v: string }
+interface Kv {
+  id: number;
+  k: string;
+  v: string;
+}
 
 const message = (n: number): Message<Kv> =>
   appendRequest<Kv>({
-    from: 1, term: 7, prevLogIndex: 1000, prevLogTerm: 7, leaderCommit: 999,
+    from: 1,
+    term: 7,
+    prevLogIndex: 1000,
+    prevLogTerm: 7,
+    leaderCommit: 999,
     entries: Array.from({ length: n }, (_, i) => ({
-      index: 1001 + i, term: 7, kind: 'transition' as const, transition: { id: 100_000 + i, k: `k${i % 100}`, v: `v${i}` },
+      index: 1001 + i,
+      term: 7,
+      kind: 'transition' as const,
+      transition: { id: 100_000 + i, k: `k${i % 100}`, v: `v${i}` },
     })),
   });
 
@@ -36,6 +47,8 @@ for (const n of [1, 64, 512]) {
   const codecs = [jsonCodec, msgpackCodec];
   const results = compare(codecs, message(n), Math.max(100, Math.floor(100_000 / (n * 2 + 1))));
   results.forEach(({ us, bytes }, k) => {
-    console.log(`${String(n).padStart(7)}  ${(codecs[k]?.name ?? '').padEnd(8)}  ${us.toFixed(2).padStart(12)}  ${String(bytes).padStart(20)}`);
+    console.log(
+      `${String(n).padStart(7)}  ${(codecs[k]?.name ?? '').padEnd(8)}  ${us.toFixed(2).padStart(12)}  ${String(bytes).padStart(20)}`,
+    );
   });
 }

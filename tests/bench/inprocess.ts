@@ -28,9 +28,13 @@ class Endpoint implements Cluster<BenchTx, BenchSnap> {
     this.inbox = [];
     return r;
   }
-  halt(): boolean { return this.net.stopped; }
+  halt(): boolean {
+    return this.net.stopped;
+  }
   registerLeader(): void {}
-  registerWakeup(wake: () => void): void { this.wake = wake; }
+  registerWakeup(wake: () => void): void {
+    this.wake = wake;
+  }
 }
 
 export class InProcessNetwork {
@@ -54,13 +58,26 @@ export async function startInProcess(snapshotDelta = 0): Promise<InProcessCluste
   const net = new InProcessNetwork();
   const ids = [1, 2, 3];
   const machines = ids.map(() => new BenchMachine());
-  const replicas = ids.map((id, i) => new Replica<BenchTx, BenchSnap>({
-    id, peerIds: ids.filter((p) => p !== id), cluster: net.endpoint(id), stateMachine: machines[i]!, noopTransition: NOOP,
-    heartbeatTimeout: 50, electionTimeoutRange: [150, 300], snapshotDelta, storage: new MemoryStorage(),
-  }));
+  const replicas = ids.map(
+    (id, i) =>
+      new Replica<BenchTx, BenchSnap>({
+        id,
+        peerIds: ids.filter((p) => p !== id),
+        cluster: net.endpoint(id),
+        stateMachine: machines[i]!,
+        noopTransition: NOOP,
+        heartbeatTimeout: 50,
+        electionTimeoutRange: [150, 300],
+        snapshotDelta,
+        storage: new MemoryStorage(),
+      }),
+  );
   const running = replicas.map((r) => r.start());
   let failed: unknown;
-  for (const p of running) p.catch((e: unknown) => { failed ??= e; });
+  for (const p of running)
+    p.catch((e: unknown) => {
+      failed ??= e;
+    });
   const stop = async (): Promise<void> => {
     net.stopped = true;
     for (const r of replicas) r.wake();
@@ -81,16 +98,32 @@ export async function startInProcess(snapshotDelta = 0): Promise<InProcessCluste
 }
 
 /** Every replica applied exactly what the leader applied: same count, same sum of ids. Throws otherwise. */
-export async function verifyAllApplied(what: string, machines: BenchMachine[], leader: number, timeoutMs = 10_000): Promise<void> {
+export async function verifyAllApplied(
+  what: string,
+  machines: BenchMachine[],
+  leader: number,
+  timeoutMs = 10_000,
+): Promise<void> {
   const l = machines[leader]!;
   try {
-    await waitFor(`${what}: every replica to apply all ${l.applied} transitions`, () => (machines.every((m) => m.applied === l.applied && m.sum === l.sum) ? true : undefined), timeoutMs, 2);
+    await waitFor(
+      `${what}: every replica to apply all ${l.applied} transitions`,
+      () => (machines.every((m) => m.applied === l.applied && m.sum === l.sum) ? true : undefined),
+      timeoutMs,
+      2,
+    );
   } catch {
-    throw new Error(`BENCH FAILURE (${what}): replicas disagree on what they applied: ${machines.map((m, i) => `#${i + 1} applied ${m.applied} (sum ${m.sum})`).join(', ')}`);
+    throw new Error(
+      `BENCH FAILURE (${what}): replicas disagree on what they applied: ${machines.map((m, i) => `#${i + 1} applied ${m.applied} (sum ${m.sum})`).join(', ')}`,
+    );
   }
 }
 
-export interface Figures { commitsPerSec: number; p50Us: number; p99Us: number }
+export interface Figures {
+  commitsPerSec: number;
+  p50Us: number;
+  p99Us: number;
+}
 
 /** One in-process run of `clients` closed-loop clients: warm up, measure, drain, verify. */
 export async function runInProcess(clients: number, warmupMs: number, measureMs: number): Promise<Figures> {
@@ -106,7 +139,8 @@ export async function runInProcess(clients: number, warmupMs: number, measureMs:
     await sleep(measureMs);
     load.endMeasure();
     await load.stop();
-    if (replica.status.role !== 'leader') throw new Error('bench: the in-process leader lost its leadership during the run');
+    if (replica.status.role !== 'leader')
+      throw new Error('bench: the in-process leader lost its leadership during the run');
     await verifyAllApplied(`inprocess c${clients}`, c.machines, c.leader);
     return load.result();
   } finally {
@@ -135,7 +169,10 @@ export interface Scaling {
  * `snapshotDelta` 0 nothing is compacted and the log holds every entry.
  */
 export async function runScaling(
-  checkpoints: number[], clients: number, snapshotDelta: number, windowMs: number,
+  checkpoints: number[],
+  clients: number,
+  snapshotDelta: number,
+  windowMs: number,
 ): Promise<Scaling> {
   const c = await startInProcess(snapshotDelta);
   try {

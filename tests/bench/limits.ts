@@ -36,7 +36,11 @@ export interface LimitDetails {
 
 /** Plain-JS replication rounds with `clients` closed-loop proposals; returns rounds/s and mean batch. */
 async function jsRounds(clients: number, ms: number): Promise<{ rounds: number; batch: number }> {
-  interface Node { inbox: unknown[][]; log: unknown[]; scheduled: boolean }
+  interface Node {
+    inbox: unknown[][];
+    log: unknown[];
+    scheduled: boolean;
+  }
   const nodes: Node[] = [0, 1, 2].map(() => ({ inbox: [], log: [], scheduled: false }));
   let pending: { id: number }[] = [];
   let nextId = 0;
@@ -50,7 +54,10 @@ async function jsRounds(clients: number, ms: number): Promise<{ rounds: number; 
     const n = nodes[i]!;
     if (n.scheduled) return;
     n.scheduled = true;
-    setImmediate(() => { n.scheduled = false; tick(i); });
+    setImmediate(() => {
+      n.scheduled = false;
+      tick(i);
+    });
   };
   const tick = (i: number): void => {
     const n = nodes[i]!;
@@ -69,10 +76,16 @@ async function jsRounds(clients: number, ms: number): Promise<{ rounds: number; 
       if (!inRound && pending.length > 0) {
         const batch = pending;
         pending = [];
-        for (const e of batch) { n.log.push(e); inflight.push(e); }
+        for (const e of batch) {
+          n.log.push(e);
+          inflight.push(e);
+        }
         inRound = true;
         acks = 0;
-        for (const f of [1, 2]) { nodes[f]!.inbox.push(batch); wake(f); }
+        for (const f of [1, 2]) {
+          nodes[f]!.inbox.push(batch);
+          wake(f);
+        }
       }
       if (!stop && (inRound || pending.length > 0)) wake(0);
     } else {
@@ -133,7 +146,10 @@ async function tcpLimits(pings: number, streamMs: number): Promise<{ rttP50Us: n
     });
     const socket = net.connect({ host: '127.0.0.1', port });
     socket.setNoDelay(true);
-    await new Promise<void>((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject); });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
     const decoder = new FrameDecoder(1 << 20);
     let onReply: ((count: number) => void) | undefined;
     socket.on('data', (chunk: Buffer) => {
@@ -141,7 +157,11 @@ async function tcpLimits(pings: number, streamMs: number): Promise<{ rttP50Us: n
       for (let f = decoder.next(); f !== undefined; f = decoder.next()) onReply?.(f.readDoubleLE(1));
     });
     const ping = encodeFrames([Buffer.from([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])]);
-    const roundTrip = (): Promise<number> => new Promise((resolve) => { onReply = resolve; socket.write(ping); });
+    const roundTrip = (): Promise<number> =>
+      new Promise((resolve) => {
+        onReply = resolve;
+        socket.write(ping);
+      });
     const rtts = new Float64Array(pings);
     for (let i = 0; i < 200; i++) await roundTrip();
     for (let i = 0; i < pings; i++) {
@@ -210,8 +230,10 @@ export async function measureLimits(quick: boolean): Promise<{ limits: Limits; d
   const fs = fsyncLimits(ms);
   return {
     limits: {
-      inprocessRoundsPerSec: Math.round(c64.rounds), tcpRoundTripP50Us: tcp.rttP50Us,
-      tcpFramesPerSec: tcp.framesPerSec, fsyncGroupCommitRecordsPerSec: fs.recordsPerSec,
+      inprocessRoundsPerSec: Math.round(c64.rounds),
+      tcpRoundTripP50Us: tcp.rttP50Us,
+      tcpFramesPerSec: tcp.framesPerSec,
+      fsyncGroupCommitRecordsPerSec: fs.recordsPerSec,
     },
     details: { inprocessBatch: Math.round(c64.batch * 10) / 10, fsyncP50Us: fs.fsyncP50Us },
   };

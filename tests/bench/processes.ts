@@ -20,7 +20,9 @@ const EXEC_ARGV = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', 
 
 /** Every child this process started and that may still run: killed on exit, whatever happens. */
 const live = new Set<ChildProcess>();
-process.on('exit', () => { for (const c of live) c.kill('SIGKILL'); });
+process.on('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+});
 
 export function track(child: ChildProcess): ChildProcess {
   live.add(child);
@@ -28,28 +30,47 @@ export function track(child: ChildProcess): ChildProcess {
   return child;
 }
 
-interface Status { role: string; term: number; commitIndex: number; lastApplied: number; applied: number; sum: number }
+interface Status {
+  role: string;
+  term: number;
+  commitIndex: number;
+  lastApplied: number;
+  applied: number;
+  sum: number;
+}
 type Distributive<T> = T extends unknown ? Omit<T, 'rid'> : never;
 
 class Member {
   child: ChildProcess | undefined;
   private rid = 0;
-  private readonly waiting = new Map<number, { resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void }>();
+  private readonly waiting = new Map<
+    number,
+    { resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void }
+  >();
   exited: Promise<void> = Promise.resolve();
   onEvent: ((m: Record<string, unknown>) => void) | undefined;
 
   constructor(readonly cfg: ServerConfig) {}
 
   spawn(): Promise<void> {
-    const child = track(fork(SERVER_JS, [JSON.stringify(this.cfg)], { execArgv: EXEC_ARGV, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+    const child = track(
+      fork(SERVER_JS, [JSON.stringify(this.cfg)], {
+        execArgv: EXEC_ARGV,
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      }),
+    );
     this.child = child;
-    this.exited = new Promise((resolve) => child.once('exit', () => {
-      for (const w of this.waiting.values()) w.reject(new Error(`bench replica ${this.cfg.id} exited`));
-      this.waiting.clear();
-      resolve();
-    }));
+    this.exited = new Promise((resolve) =>
+      child.once('exit', () => {
+        for (const w of this.waiting.values()) w.reject(new Error(`bench replica ${this.cfg.id} exited`));
+        this.waiting.clear();
+        resolve();
+      }),
+    );
     return new Promise((resolve, reject) => {
-      child.once('exit', (code, signal) => reject(new Error(`bench replica ${this.cfg.id} exited (${code ?? signal}) before it was ready`)));
+      child.once('exit', (code, signal) =>
+        reject(new Error(`bench replica ${this.cfg.id} exited (${code ?? signal}) before it was ready`)),
+      );
       child.on('message', (raw) => {
         const m = raw as Record<string, unknown>;
         if (m.type === 'ready') return resolve();
@@ -67,13 +88,23 @@ class Member {
 
   request<R = Record<string, unknown>>(req: Distributive<Request>, timeoutMs = 60_000): Promise<R> {
     const child = this.child;
-    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return Promise.reject(new Error(`bench replica ${this.cfg.id} is not running`));
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null)
+      return Promise.reject(new Error(`bench replica ${this.cfg.id} is not running`));
     const rid = ++this.rid;
     return new Promise<R>((resolve, reject) => {
-      const timer = setTimeout(() => { this.waiting.delete(rid); reject(new Error(`bench replica ${this.cfg.id}: no answer to ${req.type} in ${timeoutMs} ms`)); }, timeoutMs);
+      const timer = setTimeout(() => {
+        this.waiting.delete(rid);
+        reject(new Error(`bench replica ${this.cfg.id}: no answer to ${req.type} in ${timeoutMs} ms`));
+      }, timeoutMs);
       this.waiting.set(rid, {
-        resolve: (v) => { clearTimeout(timer); resolve(v as R); },
-        reject: (e) => { clearTimeout(timer); reject(e); },
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v as R);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
       });
       child.send({ ...req, rid });
     });
@@ -94,14 +125,23 @@ class Member {
 }
 
 export class BenchProcesses {
-  private constructor(readonly members: Member[], readonly dir: string) {}
+  private constructor(
+    readonly members: Member[],
+    readonly dir: string,
+  ) {}
 
-  static async start(storage: 'memory' | 'file', heartbeat = 50, election: [number, number] = [150, 300]): Promise<BenchProcesses> {
+  static async start(
+    storage: 'memory' | 'file',
+    heartbeat = 50,
+    election: [number, number] = [150, 300],
+  ): Promise<BenchProcesses> {
     const dir = benchTemp('tickraft-bench-');
     const ports = await freePorts(3);
     const secret = randomBytes(24).toString('hex');
     const portMap = Object.fromEntries(ports.map((p, i) => [i + 1, p]));
-    const members = [1, 2, 3].map((id) => new Member({ id, ports: portMap, secret, storage, dir: join(dir, String(id)), heartbeat, election }));
+    const members = [1, 2, 3].map(
+      (id) => new Member({ id, ports: portMap, secret, storage, dir: join(dir, String(id)), heartbeat, election }),
+    );
     const c = new BenchProcesses(members, dir);
     try {
       await Promise.all(members.map((m) => m.spawn()));
@@ -114,14 +154,19 @@ export class BenchProcesses {
 
   /** The index (in members) of the leader of the highest term that has committed its noop. */
   async leader(timeoutMs = 10_000): Promise<number> {
-    return waitFor('a leader among the bench processes', async () => {
-      const all = await Promise.all(this.members.map((m) => (m.running ? m.status() : undefined)));
-      let best: number | undefined;
-      all.forEach((s, i) => {
-        if (s?.role === 'leader' && s.commitIndex > 0 && (best === undefined || s.term > all[best]!.term)) best = i;
-      });
-      return best;
-    }, timeoutMs, 10);
+    return waitFor(
+      'a leader among the bench processes',
+      async () => {
+        const all = await Promise.all(this.members.map((m) => (m.running ? m.status() : undefined)));
+        let best: number | undefined;
+        all.forEach((s, i) => {
+          if (s?.role === 'leader' && s.commitIndex > 0 && (best === undefined || s.term > all[best]!.term)) best = i;
+        });
+        return best;
+      },
+      timeoutMs,
+      10,
+    );
   }
 
   /** Every running replica applied what the leader applied; throws otherwise. */
@@ -130,31 +175,48 @@ export class BenchProcesses {
     if (!l) throw new Error(`BENCH FAILURE (${what}): the leader does not answer`);
     let last: (Status | undefined)[] = [];
     try {
-      await waitFor(`${what}: every replica to apply all transitions`, async () => {
-        last = await Promise.all(this.members.map((m) => m.status()));
-        return last.every((s) => s !== undefined && s.applied === l.applied && s.sum === l.sum) ? true : undefined;
-      }, 20_000, 20);
+      await waitFor(
+        `${what}: every replica to apply all transitions`,
+        async () => {
+          last = await Promise.all(this.members.map((m) => m.status()));
+          return last.every((s) => s !== undefined && s.applied === l.applied && s.sum === l.sum) ? true : undefined;
+        },
+        20_000,
+        20,
+      );
     } catch {
-      throw new Error(`BENCH FAILURE (${what}): replicas disagree: leader applied ${l.applied} (sum ${l.sum}); ${last.map((s, i) => `#${i + 1} ${s ? `${s.applied} (sum ${s.sum})` : 'no answer'}`).join(', ')}`);
+      throw new Error(
+        `BENCH FAILURE (${what}): replicas disagree: leader applied ${l.applied} (sum ${l.sum}); ${last.map((s, i) => `#${i + 1} ${s ? `${s.applied} (sum ${s.sum})` : 'no answer'}`).join(', ')}`,
+      );
     }
   }
 
   async destroy(): Promise<void> {
-    await Promise.all(this.members.map(async (m) => {
-      if (m.running) await m.request({ type: 'stop' }, 3000).catch(() => undefined);
-      await atMost(m.exited, 2000);
-      await m.kill();
-    }));
+    await Promise.all(
+      this.members.map(async (m) => {
+        if (m.running) await m.request({ type: 'stop' }, 3000).catch(() => undefined);
+        await atMost(m.exited, 2000);
+        await m.kill();
+      }),
+    );
     await rm(this.dir, { recursive: true, force: true });
   }
 }
 
 /** One tcp / tcpFsync run per client count, each on a fresh cluster. */
-export async function runTcp(storage: 'memory' | 'file', clients: number, warmupMs: number, measureMs: number): Promise<Figures> {
+export async function runTcp(
+  storage: 'memory' | 'file',
+  clients: number,
+  warmupMs: number,
+  measureMs: number,
+): Promise<Figures> {
   const c = await BenchProcesses.start(storage);
   try {
     const leader = await c.leader();
-    const r = await c.members[leader]!.request<Figures & { total: number }>({ type: 'load', clients, warmupMs, measureMs }, warmupMs + measureMs + 60_000);
+    const r = await c.members[leader]!.request<Figures & { total: number }>(
+      { type: 'load', clients, warmupMs, measureMs },
+      warmupMs + measureMs + 60_000,
+    );
     await c.verify(`${storage === 'file' ? 'tcpFsync' : 'tcp'} c${clients}`, leader);
     return { commitsPerSec: r.commitsPerSec, p50Us: r.p50Us, p99Us: r.p99Us };
   } finally {
@@ -162,7 +224,12 @@ export async function runTcp(storage: 'memory' | 'file', clients: number, warmup
   }
 }
 
-export interface Failover { trials: number; medianMs: number; p90Ms: number; samples: number[] }
+export interface Failover {
+  trials: number;
+  medianMs: number;
+  p90Ms: number;
+  samples: number[];
+}
 
 /**
  * SIGKILL the leader under light load (one proposal in flight); the time from the kill to the
@@ -174,7 +241,10 @@ export async function runFailover(trials: number): Promise<Failover> {
   const samples: number[] = [];
   try {
     const commits: { id: number; term: number; at: number }[] = [];
-    for (const m of c.members) m.onEvent = (e) => { if (e.type === 'firstCommit') commits.push(e as unknown as { id: number; term: number; at: number }); };
+    for (const m of c.members)
+      m.onEvent = (e) => {
+        if (e.type === 'firstCommit') commits.push(e as unknown as { id: number; term: number; at: number });
+      };
     await Promise.all(c.members.map((m) => m.request({ type: 'light', on: true })));
     for (let t = 0; t < trials; t++) {
       const leader = await c.leader();
@@ -184,15 +254,25 @@ export async function runFailover(trials: number): Promise<Failover> {
       await sleep(150);
       const killedAt = wallNow();
       await victim.kill();
-      const first = await waitFor(`a new leader's first commit (trial ${t + 1})`, () => commits.find((x) => x.term > term && x.id !== victim.cfg.id && x.at > killedAt), 30_000, 2);
+      const first = await waitFor(
+        `a new leader's first commit (trial ${t + 1})`,
+        () => commits.find((x) => x.term > term && x.id !== victim.cfg.id && x.at > killedAt),
+        30_000,
+        2,
+      );
       samples.push(first.at - killedAt);
       await victim.spawn();
       await victim.request({ type: 'light', on: true });
       // Let the restarted replica catch up before the next trial.
-      await waitFor('the restarted replica to catch up', async () => {
-        const [a, b] = await Promise.all([victim.status(), c.members.find((m) => m.cfg.id === first.id)!.status()]);
-        return a && b && a.lastApplied >= b.commitIndex - 50 ? true : undefined;
-      }, 10_000, 20);
+      await waitFor(
+        'the restarted replica to catch up',
+        async () => {
+          const [a, b] = await Promise.all([victim.status(), c.members.find((m) => m.cfg.id === first.id)!.status()]);
+          return a && b && a.lastApplied >= b.commitIndex - 50 ? true : undefined;
+        },
+        10_000,
+        20,
+      );
       await sleep(200);
     }
     await Promise.all(c.members.map((m) => m.request({ type: 'light', on: false })));
@@ -213,7 +293,9 @@ export function runScalingChild(config: ScalingConfig): Promise<Scaling> {
   return new Promise((resolve, reject) => {
     let result: Scaling | undefined;
     const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
-    child.on('message', (m) => { result = (m as { result: Scaling }).result; });
+    child.on('message', (m) => {
+      result = (m as { result: Scaling }).result;
+    });
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
       if (result) resolve(result);

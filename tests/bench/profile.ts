@@ -7,5 +7,8 @@ import { runTcp } from './processes.js';
 
 const [mode = 'inprocess', clients = '64', ms = '3000'] = process.argv.slice(2);
 const c = Number(clients);
-const r = mode === 'inprocess' ? await runInProcess(c, 300, Number(ms)) : await runTcp(mode === 'tcp' ? 'memory' : 'file', c, 300, Number(ms));
+const r =
+  mode === 'inprocess'
+    ? await runInProcess(c, 300, Number(ms))
+    : await runTcp(mode === 'tcp' ? 'memory' : 'file', c, 300, Number(ms));
 console.log(mode, `c${c}`, r);

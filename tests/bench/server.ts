@@ -38,7 +38,9 @@ export type Request =
   | { rid: number; type: 'light'; on: boolean }
   | { rid: number; type: 'stop' };
 
-const send = (m: unknown): void => { process.send?.(m); };
+const send = (m: unknown): void => {
+  process.send?.(m);
+};
 
 // If the parent goes away, so do we.
 process.on('disconnect', () => process.exit(0));
@@ -55,12 +57,30 @@ async function scalingMain(): Promise<void> {
 async function replicaMain(): Promise<void> {
   const cfg = JSON.parse(process.argv[2]!) as ServerConfig;
   const machine = new BenchMachine();
-  const peers = Object.fromEntries(Object.entries(cfg.ports).filter(([id]) => Number(id) !== cfg.id).map(([id, port]) => [id, { host: '127.0.0.1', port }]));
-  const cluster = new TcpCluster<BenchTx, BenchSnap>({ id: cfg.id, listen: { host: '127.0.0.1', port: cfg.ports[cfg.id]! }, peers, secret: cfg.secret });
-  const storage: Storage<BenchTx, BenchSnap> = cfg.storage === 'file' ? new FileStorage<BenchTx, BenchSnap>(cfg.dir, { fsync: true }) : new MemoryStorage();
+  const peers = Object.fromEntries(
+    Object.entries(cfg.ports)
+      .filter(([id]) => Number(id) !== cfg.id)
+      .map(([id, port]) => [id, { host: '127.0.0.1', port }]),
+  );
+  const cluster = new TcpCluster<BenchTx, BenchSnap>({
+    id: cfg.id,
+    listen: { host: '127.0.0.1', port: cfg.ports[cfg.id]! },
+    peers,
+    secret: cfg.secret,
+  });
+  const storage: Storage<BenchTx, BenchSnap> =
+    cfg.storage === 'file' ? new FileStorage<BenchTx, BenchSnap>(cfg.dir, { fsync: true }) : new MemoryStorage();
   const replica = new Replica<BenchTx, BenchSnap>({
-    id: cfg.id, peerIds: Object.keys(cfg.ports).map(Number).filter((id) => id !== cfg.id), cluster, stateMachine: machine,
-    noopTransition: NOOP, heartbeatTimeout: cfg.heartbeat, electionTimeoutRange: cfg.election, storage,
+    id: cfg.id,
+    peerIds: Object.keys(cfg.ports)
+      .map(Number)
+      .filter((id) => id !== cfg.id),
+    cluster,
+    stateMachine: machine,
+    noopTransition: NOOP,
+    heartbeatTimeout: cfg.heartbeat,
+    electionTimeoutRange: cfg.election,
+    storage,
   });
 
   // Failover's light load: while this replica leads, one proposal in flight; the first one
@@ -102,7 +122,8 @@ async function replicaMain(): Promise<void> {
     void (async () => {
       try {
         switch (m.type) {
-          case 'status': return send({ rid: m.rid, ...status() });
+          case 'status':
+            return send({ rid: m.rid, ...status() });
           case 'light':
             light = m.on;
             return send({ rid: m.rid });
@@ -117,7 +138,8 @@ async function replicaMain(): Promise<void> {
             load.endMeasure();
             await load.stop();
             machine.load = undefined;
-            if (replica.status.role !== 'leader') throw new Error(`replica ${cfg.id} lost its leadership during the run`);
+            if (replica.status.role !== 'leader')
+              throw new Error(`replica ${cfg.id} lost its leadership during the run`);
             return send({ rid: m.rid, ...load.result(), total: load.total });
           }
           case 'stop':

@@ -9,8 +9,14 @@
  */
 import type { Snapshot, StateMachine, TransitionId, TransitionState } from '../../src/index.js';
 
-export interface BenchTx { id: number; p: string }
-export interface BenchSnap { applied: number; sum: number }
+export interface BenchTx {
+  id: number;
+  p: string;
+}
+export interface BenchSnap {
+  applied: number;
+  sum: number;
+}
 
 /** 16 bytes of payload per transition. */
 export const PAYLOAD = '0123456789abcdef';
@@ -29,7 +35,11 @@ export class ClosedLoop {
   private measureStart = 0;
   private measureEnd = 0;
 
-  constructor(private readonly machine: BenchMachine, private readonly wake: () => void, private readonly idBase: number) {}
+  constructor(
+    private readonly machine: BenchMachine,
+    private readonly wake: () => void,
+    private readonly idBase: number,
+  ) {}
 
   private nextId = 1;
 
@@ -57,18 +67,28 @@ export class ClosedLoop {
     this.running = false;
     const end = Date.now() + timeoutMs;
     while (this.inflight.size > 0) {
-      if (Date.now() > end) throw new Error(`bench: ${this.inflight.size} proposals still in flight ${timeoutMs} ms after the load stopped`);
+      if (Date.now() > end)
+        throw new Error(
+          `bench: ${this.inflight.size} proposals still in flight ${timeoutMs} ms after the load stopped`,
+        );
       await new Promise((r) => setTimeout(r, 2));
     }
   }
 
-  get inFlight(): number { return this.inflight.size; }
+  get inFlight(): number {
+    return this.inflight.size;
+  }
 
   result(): { commitsPerSec: number; p50Us: number; p99Us: number } {
     const seconds = (this.measureEnd - this.measureStart) / 1000;
     const lat = this.latencies.subarray(0, this.nLat).slice().sort();
-    const pct = (q: number): number => (lat.length === 0 ? NaN : lat[Math.min(lat.length - 1, Math.floor(q * lat.length))]! * 1000);
-    return { commitsPerSec: Math.round(this.measured / seconds), p50Us: Math.round(pct(0.5)), p99Us: Math.round(pct(0.99)) };
+    const pct = (q: number): number =>
+      lat.length === 0 ? NaN : lat[Math.min(lat.length - 1, Math.floor(q * lat.length))]! * 1000;
+    return {
+      commitsPerSec: Math.round(this.measured / seconds),
+      p50Us: Math.round(pct(0.5)),
+      p99Us: Math.round(pct(0.99)),
+    };
   }
 
   private submit(): void {
@@ -144,12 +164,22 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 /** Waits for `p` at most `ms`; the timer does not outlive it (a pending timer would hold the bench's exit). */
 export async function atMost(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p, new Promise((r) => { timer = setTimeout(r, ms); })]);
+  await Promise.race([
+    p,
+    new Promise((r) => {
+      timer = setTimeout(r, ms);
+    }),
+  ]);
   clearTimeout(timer);
 }
 
 /** Polls `probe` every `interval` ms until it returns a value; throws after `timeoutMs`. */
-export async function waitFor<R>(what: string, probe: () => R | undefined | Promise<R | undefined>, timeoutMs = 10_000, interval = 5): Promise<R> {
+export async function waitFor<R>(
+  what: string,
+  probe: () => R | undefined | Promise<R | undefined>,
+  timeoutMs = 10_000,
+  interval = 5,
+): Promise<R> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const r = await probe();

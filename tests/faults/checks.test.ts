@@ -5,12 +5,26 @@ import { checkLinearizable, type HistoryOp } from '../helpers/linearizability.js
 import { checkable, finalReads, shrink, verify } from './checks.js';
 import type { Recorded } from './workload.js';
 
-const put = (client: number, value: string, call: number, ret?: number): HistoryOp =>
-  ({ client, op: { kind: 'put', key: 'k', value }, call, ...(ret === undefined ? {} : { ret }) });
-const get = (client: number, output: string | undefined, call: number, ret: number): HistoryOp =>
-  ({ client, op: { kind: 'get', key: 'k' }, call, ret, output });
-const del = (client: number, existed: boolean, call: number, ret: number): HistoryOp =>
-  ({ client, op: { kind: 'delete', key: 'k' }, call, ret, existed });
+const put = (client: number, value: string, call: number, ret?: number): HistoryOp => ({
+  client,
+  op: { kind: 'put', key: 'k', value },
+  call,
+  ...(ret === undefined ? {} : { ret }),
+});
+const get = (client: number, output: string | undefined, call: number, ret: number): HistoryOp => ({
+  client,
+  op: { kind: 'get', key: 'k' },
+  call,
+  ret,
+  output,
+});
+const del = (client: number, existed: boolean, call: number, ret: number): HistoryOp => ({
+  client,
+  op: { kind: 'delete', key: 'k' },
+  call,
+  ret,
+  existed,
+});
 
 /** Many sequential clients' ops: puts, gets and deletes that are all consistent. */
 function busy(n: number): HistoryOp[] {
@@ -18,9 +32,13 @@ function busy(n: number): HistoryOp[] {
   let value: string | undefined;
   for (let i = 0; i < n; i++) {
     const t = i * 10;
-    if (i % 3 === 0) { value = `v${i}`; out.push(put(i % 4, value, t, t + 5)); }
-    else if (i % 7 === 0) { out.push(del(i % 4, value !== undefined, t, t + 5)); value = undefined; }
-    else out.push(get(i % 4, value, t, t + 5));
+    if (i % 3 === 0) {
+      value = `v${i}`;
+      out.push(put(i % 4, value, t, t + 5));
+    } else if (i % 7 === 0) {
+      out.push(del(i % 4, value !== undefined, t, t + 5));
+      value = undefined;
+    } else out.push(get(i % 4, value, t, t + 5));
   }
   return out;
 }

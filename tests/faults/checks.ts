@@ -6,10 +6,12 @@ import type { Recorded } from './workload.js';
 
 /** The history the checker sees: failed operations changed nothing and are left out. */
 export function checkable(history: Recorded[]): HistoryOp[] {
-  return history.filter((h) => h.outcome !== 'fail').map((h) => {
-    const { outcome: _o, duringFault: _d, ...op } = h;
-    return op;
-  });
+  return history
+    .filter((h) => h.outcome !== 'fail')
+    .map((h) => {
+      const { outcome: _o, duringFault: _d, ...op } = h;
+      return op;
+    });
 }
 
 /**
@@ -17,10 +19,17 @@ export function checkable(history: Recorded[]): HistoryOp[] {
  * acknowledged write missing on any member makes the history non-linearizable.
  */
 export function finalReads(
-  id: number, data: Record<string, string>, keys: string[], at: number, strip: (v: string) => string,
+  id: number,
+  data: Record<string, string>,
+  keys: string[],
+  at: number,
+  strip: (v: string) => string,
 ): HistoryOp[] {
   return keys.map((key) => ({
-    client: 1000 + id, op: { kind: 'get', key }, call: at, ret: at,
+    client: 1000 + id,
+    op: { kind: 'get', key },
+    call: at,
+    ret: at,
     output: data[key] === undefined ? undefined : strip(data[key]!),
   }));
 }
@@ -45,7 +54,10 @@ export function verify(history: HistoryOp[], shrinkMs = 30_000): Verdict {
   }
   if (r.ok) return { ok: true, states: r.statesExplored };
   const key = r.key!;
-  const small = shrink(history.filter((h) => h.op.key === key), Date.now() + shrinkMs);
+  const small = shrink(
+    history.filter((h) => h.op.key === key),
+    Date.now() + shrinkMs,
+  );
   const again = checkLinearizable(small, { maxStates: MAX_STATES });
   const report = [
     `not linearizable on key ${JSON.stringify(key)}; smallest failing sub-history found: ${small.length} ops ` +
@@ -97,7 +109,10 @@ export function shrink(ops: HistoryOp[], deadline: number): HistoryOp[] {
   // linearization orders those after all of them, so leaving them out keeps it valid).
   const cut = (h: HistoryOp[], e: number): HistoryOp[] => {
     const last = h.reduce((m, o) => (o.call <= e && o.ret !== undefined ? Math.max(m, o.ret) : m), e);
-    return relaxWhere(h.filter((o) => o.call <= last), (o) => o.call > e);
+    return relaxWhere(
+      h.filter((o) => o.call <= last),
+      (o) => o.call > e,
+    );
   };
   const calls = [...new Set(cur.map((h) => h.call))].sort((a, b) => a - b);
   let lo = 0;
@@ -126,11 +141,14 @@ export function shrink(ops: HistoryOp[], deadline: number): HistoryOp[] {
   // leave out more unknown writes), then weaken writes.
   for (const pass of ['get', 'write'] as const) {
     const target = (o: HistoryOp): boolean =>
-      (pass === 'get' ? o.op.kind === 'get' : o.op.kind !== 'get' && o.ret !== undefined);
+      pass === 'get' ? o.op.kind === 'get' : o.op.kind !== 'get' && o.ret !== undefined;
     for (let chunk = Math.max(1, Math.floor(cur.length / 2)); Date.now() < deadline; chunk = Math.floor(chunk / 2)) {
       for (let at = 0; at < cur.length && Date.now() < deadline;) {
         const slice = cur.slice(at, at + chunk);
-        if (!slice.some(target)) { at += chunk; continue; }
+        if (!slice.some(target)) {
+          at += chunk;
+          continue;
+        }
         const changed = slice.flatMap((o) => (!target(o) ? [o] : pass === 'get' ? [] : [relax(o)!]));
         const next = [...cur.slice(0, at), ...changed, ...cur.slice(at + chunk)];
         if (fails(next)) cur = next;
@@ -152,7 +170,8 @@ export function shrink(ops: HistoryOp[], deadline: number): HistoryOp[] {
   const read = new Set(done.filter((h) => h.op.kind === 'get').map((h) => h.output));
   const presence = done.some((h) => h.op.kind === 'delete' && h.existed === true);
   const absence = read.has(undefined) || done.some((h) => h.op.kind === 'delete' && h.existed !== undefined);
-  const tidy = cur.filter((h) =>
-    h.ret !== undefined || (h.op.kind === 'put' ? presence || read.has(h.op.value) : absence));
+  const tidy = cur.filter(
+    (h) => h.ret !== undefined || (h.op.kind === 'put' ? presence || read.has(h.op.value) : absence),
+  );
   return fails(tidy) ? tidy : cur;
 }

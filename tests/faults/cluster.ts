@@ -87,16 +87,31 @@ export class FaultCluster {
   static async create(o: ClusterOptions): Promise<FaultCluster> {
     const c = new FaultCluster(o);
     const ports = await stablePorts(o.ids.length * 2);
-    o.ids.forEach((id, i) => c.members.set(id, {
-      id, raftPort: ports[2 * i]!, httpPort: ports[2 * i + 1]!, dataDir: join(o.dir, `m${id}`),
-      child: undefined, exited: undefined, lastExit: undefined, paused: false, env: {}, log: [], tornTails: 0,
-    }));
+    o.ids.forEach((id, i) =>
+      c.members.set(id, {
+        id,
+        raftPort: ports[2 * i]!,
+        httpPort: ports[2 * i + 1]!,
+        dataDir: join(o.dir, `m${id}`),
+        child: undefined,
+        exited: undefined,
+        lastExit: undefined,
+        paused: false,
+        env: {},
+        log: [],
+        tornTails: 0,
+      }),
+    );
     await c.net.start(o.ids, stablePorts);
     return c;
   }
 
-  get ids(): number[] { return [...this.members.keys()]; }
-  origin(id: number): string { return `http://127.0.0.1:${this.member(id).httpPort}`; }
+  get ids(): number[] {
+    return [...this.members.keys()];
+  }
+  origin(id: number): string {
+    return `http://127.0.0.1:${this.member(id).httpPort}`;
+  }
 
   member(id: number): Member {
     const m = this.members.get(id);
@@ -111,7 +126,9 @@ export class FaultCluster {
   }
 
   /** Members whose process runs and is not paused. */
-  get up(): number[] { return this.ids.filter((id) => this.running(id) && !this.member(id).paused); }
+  get up(): number[] {
+    return this.ids.filter((id) => this.running(id) && !this.member(id).paused);
+  }
 
   /**
    * tickraft-kv's command line for member `id`: its own real port, every other member through a
@@ -125,8 +142,25 @@ export class FaultCluster {
     const m = this.member(id);
     const peers = this.ids.map((j) => `${j}=127.0.0.1:${j === id ? m.raftPort : this.net.portFor(id, j)}`).join(',');
     const http = this.ids.map((j) => `${j}=127.0.0.1:${this.member(j).httpPort}`).join(',');
-    return ['--id', String(id), '--data', m.dataDir, '--peers', peers, '--http', http, '--secret', this.secret,
-      '--heartbeat', '50', '--election', '300-2000', '--timeout', '3000', ...this.o.args];
+    return [
+      '--id',
+      String(id),
+      '--data',
+      m.dataDir,
+      '--peers',
+      peers,
+      '--http',
+      http,
+      '--secret',
+      this.secret,
+      '--heartbeat',
+      '50',
+      '--election',
+      '300-2000',
+      '--timeout',
+      '3000',
+      ...this.o.args,
+    ];
   }
 
   start(): void {
@@ -138,7 +172,8 @@ export class FaultCluster {
     const m = this.member(id);
     if (this.running(id)) throw new Error(`member ${id} is running`);
     const child = spawn(process.execPath, [...this.o.nodeArgs, this.o.serverJs, ...this.args(id)], {
-      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...m.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...m.env },
     });
     m.child = child;
     m.paused = false;
@@ -153,11 +188,13 @@ export class FaultCluster {
     };
     child.stdout!.on('data', keep);
     child.stderr!.on('data', keep);
-    m.exited = new Promise((resolve) => child.once('exit', (code, signal) => {
-      m.lastExit = code !== null ? `exit ${code}` : `signal ${signal}`;
-      m.log.push(`[suite] process ${child.pid} ended: ${m.lastExit}`);
-      resolve(code);
-    }));
+    m.exited = new Promise((resolve) =>
+      child.once('exit', (code, signal) => {
+        m.lastExit = code !== null ? `exit ${code}` : `signal ${signal}`;
+        m.log.push(`[suite] process ${child.pid} ended: ${m.lastExit}`);
+        resolve(code);
+      }),
+    );
   }
 
   /** Sends `signal` (SIGKILL by default) and waits for the process to end. */
@@ -228,17 +265,26 @@ export class FaultCluster {
    * Returns the last answer or error text when it never succeeded.
    */
   async leaderRequest(
-    method: string, path: string, body: string | undefined, timeout: number,
+    method: string,
+    path: string,
+    body: string | undefined,
+    timeout: number,
   ): Promise<{ ok: boolean; last: string }> {
     const end = Date.now() + timeout;
     let last = 'no leader';
     while (Date.now() < end) {
       const leader = await this.leader();
-      if (leader === undefined) { await sleep(50); continue; }
+      if (leader === undefined) {
+        await sleep(50);
+        continue;
+      }
       let a: HttpAnswer;
       try {
         a = await httpRequest(`${this.origin(leader)}${path}`, {
-          method, body, agent: this.agent, timeout: Math.max(500, Math.min(10_000, end - Date.now())),
+          method,
+          body,
+          agent: this.agent,
+          timeout: Math.max(500, Math.min(10_000, end - Date.now())),
           headers: body ? { 'Content-Type': 'application/json' } : {},
         });
       } catch (error) {

@@ -19,12 +19,18 @@ const run = promisify(execFile);
 const FREE_BYTES = 256 * 1024;
 const faultLayer = fileURLToPath(new URL('./fs-fault.js', import.meta.url));
 
-interface DiskState { victim: number; mount?: string; ballast?: string; stopped?: boolean }
+interface DiskState {
+  victim: number;
+  mount?: string;
+  ballast?: string;
+  stopped?: boolean;
+}
 const states = new WeakMap<RunContext['cluster'], DiskState>();
 
 export const diskFull: Nemesis = {
   name: 'disk-full',
-  about: 'one member on a full disk (4 MiB tmpfs, or an ENOSPC-injecting layer without root): it stops with a clear ' +
+  about:
+    'one member on a full disk (4 MiB tmpfs, or an ENOSPC-injecting layer without root): it stops with a clear ' +
     'error, the others go on',
   async prepare(ctx) {
     const c = ctx.cluster;

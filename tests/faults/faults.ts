@@ -41,9 +41,17 @@ const SETTLE = 30_000;
 
 const { values: flags } = parseArgs({
   options: {
-    quick: { type: 'boolean' }, minutes: { type: 'string' }, seconds: { type: 'string' }, seed: { type: 'string' },
-    only: { type: 'string' }, clients: { type: 'string' }, verbose: { type: 'boolean' }, 'kv-args': { type: 'string' },
-    keep: { type: 'boolean' }, save: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    quick: { type: 'boolean' },
+    minutes: { type: 'string' },
+    seconds: { type: 'string' },
+    seed: { type: 'string' },
+    only: { type: 'string' },
+    clients: { type: 'string' },
+    verbose: { type: 'boolean' },
+    'kv-args': { type: 'string' },
+    keep: { type: 'boolean' },
+    save: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
   },
 });
 if (flags.help) {
@@ -52,8 +60,14 @@ if (flags.help) {
 nemeses: ${NEMESES.map((n) => n.name).join(', ')}`);
   process.exit(0);
 }
-const faultMs = flags.minutes !== undefined ? Number(flags.minutes) * 60_000
-  : flags.seconds !== undefined ? Number(flags.seconds) * 1000 : flags.quick ? 8000 : 60_000;
+const faultMs =
+  flags.minutes !== undefined
+    ? Number(flags.minutes) * 60_000
+    : flags.seconds !== undefined
+      ? Number(flags.seconds) * 1000
+      : flags.quick
+        ? 8000
+        : 60_000;
 if (!(faultMs > 0)) throw new Error('--minutes/--seconds must be positive');
 const seed = flags.seed !== undefined ? Number(flags.seed) : Math.floor(Math.random() * 2 ** 31);
 if (!Number.isSafeInteger(seed)) throw new Error('--seed must be an integer');
@@ -108,35 +122,51 @@ async function until<R>(timeout: number, probe: () => Promise<R | undefined>, ev
 async function probeWrite(c: FaultCluster, n: number, timeout: number): Promise<number | undefined> {
   const start = Date.now();
   const headers = { 'x-client-id': `faults-probe-${n}-${start}`, 'x-client-seq': '1' };
-  return until(timeout, async () => {
-    const leader = await c.leader();
-    if (leader === undefined) return undefined;
-    try {
-      const a = await httpRequest(`${c.origin(leader)}/kv/probe`, {
-        method: 'PUT', body: String(n), headers, agent: c.agent, timeout: 3000,
-      });
-      return a.status === 204 ? Date.now() - start : undefined;
-    } catch {
-      return undefined;
-    }
-  }, 50);
+  return until(
+    timeout,
+    async () => {
+      const leader = await c.leader();
+      if (leader === undefined) return undefined;
+      try {
+        const a = await httpRequest(`${c.origin(leader)}/kv/probe`, {
+          method: 'PUT',
+          body: String(n),
+          headers,
+          agent: c.agent,
+          timeout: 3000,
+        });
+        return a.status === 204 ? Date.now() - start : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    50,
+  );
 }
 
 /** Waits until every member runs, has applied everything committed, and lists every member as a voter. */
 async function converge(c: FaultCluster): Promise<string | undefined> {
   let last = '';
-  const done = await until(SETTLE, async () => {
-    const all = await Promise.all(c.ids.map((id) => c.status(id, 3000)));
-    const missing = c.ids.filter((_, i) => all[i] === undefined);
-    if (missing.length > 0) { last = `no status from ${missing.join(',')}`; return undefined; }
-    const applied = all.map((s) => s!.status.lastApplied);
-    const commit = Math.max(...all.map((s) => s!.status.commitIndex));
-    const leader = all.find((s) => s!.status.role === 'leader');
-    const voters = leader?.membership ?? [];
-    last = `applied ${applied.join(',')} of ${commit}; leader ${leader?.status.id ?? 'none'}; ` +
-      `voters ${voters.join(',')}`;
-    return applied.every((a) => a === commit) && c.ids.every((id) => voters.includes(id)) ? true : undefined;
-  }, 200);
+  const done = await until(
+    SETTLE,
+    async () => {
+      const all = await Promise.all(c.ids.map((id) => c.status(id, 3000)));
+      const missing = c.ids.filter((_, i) => all[i] === undefined);
+      if (missing.length > 0) {
+        last = `no status from ${missing.join(',')}`;
+        return undefined;
+      }
+      const applied = all.map((s) => s!.status.lastApplied);
+      const commit = Math.max(...all.map((s) => s!.status.commitIndex));
+      const leader = all.find((s) => s!.status.role === 'leader');
+      const voters = leader?.membership ?? [];
+      last =
+        `applied ${applied.join(',')} of ${commit}; leader ${leader?.status.id ?? 'none'}; ` +
+        `voters ${voters.join(',')}`;
+      return applied.every((a) => a === commit) && c.ids.every((id) => voters.includes(id)) ? true : undefined;
+    },
+    200,
+  );
   return done ? undefined : `members did not converge within ${SETTLE} ms (${last})`;
 }
 
@@ -148,13 +178,22 @@ async function runOne(nem: Nemesis, index: number): Promise<Outcome> {
   const story: string[] = [];
   const dir = await mkdtemp(join(tmpdir(), `tickraft-faults-${nem.name}-`));
   const cluster = await FaultCluster.create({
-    serverJs, dir, ids: IDS, args: [...(nem.args ?? []), ...kvArgs], nodeArgs: [],
+    serverJs,
+    dir,
+    ids: IDS,
+    args: [...(nem.args ?? []), ...kvArgs],
+    nodeArgs: [],
     rng: seededRandom(deriveSeed(runSeed, 1)),
   });
   current = cluster;
   let phase: 'start' | 'fault' | 'heal' = 'start';
   const ctx: RunContext = {
-    cluster, rng, now, until: Infinity, stats: {}, failures: [],
+    cluster,
+    rng,
+    now,
+    until: Infinity,
+    stats: {},
+    failures: [],
     log: (what) => {
       const line = `[${(now() / 1000).toFixed(2).padStart(7)} s] ${what}`;
       story.push(line);
@@ -163,9 +202,15 @@ async function runOne(nem: Nemesis, index: number): Promise<Outcome> {
     },
   };
   const workload = new Workload({
-    origins: () => cluster.ids.map((id) => cluster.origin(id)), keys: KEYS, clients,
-    attemptTimeout: 4000, quickTimeout: 500, opDeadline: 6000,
-    now, faulty: () => phase === 'fault', rng: (client) => seededRandom(deriveSeed(runSeed, 100 + client)),
+    origins: () => cluster.ids.map((id) => cluster.origin(id)),
+    keys: KEYS,
+    clients,
+    attemptTimeout: 4000,
+    quickTimeout: 500,
+    opDeadline: 6000,
+    now,
+    faulty: () => phase === 'fault',
+    rng: (client) => seededRandom(deriveSeed(runSeed, 100 + client)),
     padding: nem.name === 'disk-full' ? 4000 : 0,
   });
   let recovery: number | undefined;
@@ -241,15 +286,19 @@ async function runOne(nem: Nemesis, index: number): Promise<Outcome> {
     ctx.failures.push((error as Error).stack ?? String(error));
     await workload.stop().catch(() => undefined);
   } finally {
-    const logs = ctx.failures.length === 0 ? []
-      : cluster.ids.map((id) => `--- member ${id} (last lines) ---\n${cluster.logTail(id)}`);
+    const logs =
+      ctx.failures.length === 0
+        ? []
+        : cluster.ids.map((id) => `--- member ${id} (last lines) ---\n${cluster.logTail(id)}`);
     await cluster.destroy();
     await nem.cleanup?.(ctx).catch((e: unknown) => ctx.failures.push(`cleanup: ${(e as Error).message}`));
     current = undefined;
     if (ctx.failures.length > 0) {
-      console.log(`--- ${nem.name} failed (seed ${seed}, run seed ${runSeed}); ` +
-        `replay: npm run faults -- --seed ${seed} --only ${nem.name}` +
-        ` ${flags.quick ? '--quick' : `--seconds ${faultMs / 1000}`}`);
+      console.log(
+        `--- ${nem.name} failed (seed ${seed}, run seed ${runSeed}); ` +
+          `replay: npm run faults -- --seed ${seed} --only ${nem.name}` +
+          ` ${flags.quick ? '--quick' : `--seconds ${faultMs / 1000}`}`,
+      );
       for (const f of ctx.failures) console.log(`  ${f}`);
       if (report) console.log(report);
       console.log('--- the run, last events ---');
@@ -262,17 +311,24 @@ async function runOne(nem: Nemesis, index: number): Promise<Outcome> {
   const h = workload.history;
   const during = h.filter((r) => r.duringFault);
   return {
-    name: nem.name, pass: ctx.failures.length === 0, ops: h.length,
-    ok: h.filter((r) => r.outcome === 'ok').length, failed: h.filter((r) => r.outcome === 'fail').length,
+    name: nem.name,
+    pass: ctx.failures.length === 0,
+    ops: h.length,
+    ok: h.filter((r) => r.outcome === 'ok').length,
+    failed: h.filter((r) => r.outcome === 'fail').length,
     unknown: h.filter((r) => r.outcome === 'unknown').length,
     availability: during.length === 0 ? 1 : during.filter((r) => r.outcome === 'ok').length / during.length,
-    recovery, gap: longestGap(h, faultStart, faultEnd), stats: ctx.stats, failures: ctx.failures,
+    recovery,
+    gap: longestGap(h, faultStart, faultEnd),
+    stats: ctx.stats,
+    failures: ctx.failures,
   };
 }
 
 /** The longest time within [from, to] with no write acknowledged. */
 function longestGap(h: Recorded[], from: number, to: number): number {
-  const acks = h.filter((r) => r.outcome === 'ok' && r.op.kind !== 'get' && r.ret! >= from && r.ret! <= to)
+  const acks = h
+    .filter((r) => r.outcome === 'ok' && r.op.kind !== 'get' && r.ret! >= from && r.ret! <= to)
     .map((r) => r.ret!);
   const points = [from, ...acks.sort((a, b) => a - b), to];
   let gap = 0;
@@ -281,16 +337,22 @@ function longestGap(h: Recorded[], from: number, to: number): number {
 }
 
 function line(o: Outcome): string {
-  const stats = Object.entries(o.stats).map(([k, v]) => `${k} ${v}`).join(', ');
-  return `${o.pass ? 'PASS' : 'FAIL'} ${o.name}: ${o.ops} ops ` +
+  const stats = Object.entries(o.stats)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+  return (
+    `${o.pass ? 'PASS' : 'FAIL'} ${o.name}: ${o.ops} ops ` +
     `(ok ${o.ok}, failed ${o.failed}, unknown ${o.unknown}), ` +
     `availability ${(o.availability * 100).toFixed(1)}% (longest without a write ${(o.gap / 1000).toFixed(1)} s), ` +
     `recovery ${o.recovery === undefined ? '-' : `${(o.recovery / 1000).toFixed(2)} s`}` +
-    (stats ? ` [${stats}]` : '');
+    (stats ? ` [${stats}]` : '')
+  );
 }
 
-console.log(`faults: seed ${seed}, ${chosen.length} nemeses, ${faultMs / 1000} s of faults each, ` +
-  `${clients} clients on keys ${KEYS.join(',')}`);
+console.log(
+  `faults: seed ${seed}, ${chosen.length} nemeses, ${faultMs / 1000} s of faults each, ` +
+    `${clients} clients on keys ${KEYS.join(',')}`,
+);
 const started = Date.now();
 const outcomes: Outcome[] = [];
 for (const nem of chosen) {

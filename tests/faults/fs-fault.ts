@@ -14,16 +14,23 @@ if (Number.isFinite(budget)) {
   let written = 0;
   const enospc = (): NodeJS.ErrnoException =>
     Object.assign(new Error('ENOSPC: no space left on device, write (injected by the fault suite)'), {
-      code: 'ENOSPC', errno: -28, syscall: 'write',
+      code: 'ENOSPC',
+      errno: -28,
+      syscall: 'write',
     });
   for (const name of ['write', 'writev', 'writeFile', 'appendFile']) {
     const original = proto[name];
     if (typeof original !== 'function') continue;
     proto[name] = async function (this: unknown, ...args: unknown[]): Promise<unknown> {
       const data = args[0];
-      const size = Buffer.isBuffer(data) || data instanceof Uint8Array ? data.byteLength
-        : typeof data === 'string' ? Buffer.byteLength(data)
-          : Array.isArray(data) ? data.reduce((n: number, b: Uint8Array) => n + b.byteLength, 0) : 0;
+      const size =
+        Buffer.isBuffer(data) || data instanceof Uint8Array
+          ? data.byteLength
+          : typeof data === 'string'
+            ? Buffer.byteLength(data)
+            : Array.isArray(data)
+              ? data.reduce((n: number, b: Uint8Array) => n + b.byteLength, 0)
+              : 0;
       if (written + size > budget) throw enospc();
       written += size;
       return original.apply(this, args);

@@ -65,7 +65,9 @@ async function hold(ctx: RunContext, ms: number): Promise<void> {
 }
 
 const more = (ctx: RunContext): boolean => ctx.now() < ctx.until;
-const count = (ctx: RunContext, what: string, n = 1): void => { ctx.stats[what] = (ctx.stats[what] ?? 0) + n; };
+const count = (ctx: RunContext, what: string, n = 1): void => {
+  ctx.stats[what] = (ctx.stats[what] ?? 0) + n;
+};
 
 /** The leader if one is known, else a random member; the seed decides whether to prefer it. */
 async function target(ctx: RunContext, preferLeader: number): Promise<number> {
@@ -150,7 +152,10 @@ const flap: Nemesis = {
     const ids = ctx.cluster.ids;
     while (more(ctx)) {
       const from = pick(ctx.rng, ids);
-      const to = pick(ctx.rng, ids.filter((id) => id !== from));
+      const to = pick(
+        ctx.rng,
+        ids.filter((id) => id !== from),
+      );
       const r = ctx.rng();
       if (r < 0.45) ctx.cluster.net.setCut(from, to, true);
       else if (r < 0.75) ctx.cluster.net.setCut(from, to, false);
@@ -171,9 +176,11 @@ const slow: Nemesis = {
   async run(ctx) {
     const ids = ctx.cluster.ids;
     while (more(ctx)) {
-      for (const a of ids) for (const b of ids) if (a !== b) {
-        ctx.cluster.net.setDelay(a, b, { ms: between(ctx.rng, 20, 150), jitter: between(ctx.rng, 0, 50) });
-      }
+      for (const a of ids)
+        for (const b of ids)
+          if (a !== b) {
+            ctx.cluster.net.setDelay(a, b, { ms: between(ctx.rng, 20, 150), jitter: between(ctx.rng, 0, 50) });
+          }
       count(ctx, 'delay changes');
       ctx.log(`delay: ${ctx.cluster.net.describe()}`);
       await hold(ctx, between(ctx.rng, 1000, 3000));
@@ -205,7 +212,10 @@ const killLeader: Nemesis = {
   async run(ctx) {
     while (more(ctx)) {
       const leader = await ctx.cluster.leader();
-      if (leader === undefined) { await hold(ctx, 100); continue; }
+      if (leader === undefined) {
+        await hold(ctx, 100);
+        continue;
+      }
       await ctx.cluster.kill(leader);
       ctx.log(`kill leader ${leader}`);
       count(ctx, 'kills');
@@ -239,12 +249,14 @@ const journal = (ctx: RunContext, id: number): string => `${ctx.cluster.member(i
 
 const killAll: Nemesis = {
   name: 'kill-all',
-  about: 'power loss: SIGKILL of every member at once, their unflushed writes lost (power-loss.ts), ' +
+  about:
+    'power loss: SIGKILL of every member at once, their unflushed writes lost (power-loss.ts), ' +
     'restarted after 0.2-1 s',
   async prepare(ctx) {
     for (const id of ctx.cluster.ids) {
       ctx.cluster.member(id).env = {
-        NODE_OPTIONS: `--import=${powerLossLayer}`, FAULTS_POWERLOSS_JOURNAL: journal(ctx, id),
+        NODE_OPTIONS: `--import=${powerLossLayer}`,
+        FAULTS_POWERLOSS_JOURNAL: journal(ctx, id),
       };
     }
   },
@@ -275,7 +287,10 @@ const killAll: Nemesis = {
 async function removeAndReadd(ctx: RunContext, victim: number): Promise<boolean> {
   const c = ctx.cluster;
   const removed = await c.leaderRequest('DELETE', `/members/${victim}`, undefined, 15_000);
-  if (!removed.ok) { ctx.log(`remove ${victim} did not finish: ${removed.last}`); return false; }
+  if (!removed.ok) {
+    ctx.log(`remove ${victim} did not finish: ${removed.last}`);
+    return false;
+  }
   ctx.log(`removed ${victim}`);
   count(ctx, 'removals');
   await hold(ctx, between(ctx.rng, 300, 1500));
@@ -293,7 +308,10 @@ async function readd(ctx: RunContext, victim: number): Promise<boolean> {
   const http = `127.0.0.1:${c.member(victim).httpPort}`;
   const body = JSON.stringify({ id: victim, raft: `127.0.0.1:${port}`, http });
   const added = await c.leaderRequest('POST', '/members', body, 20_000);
-  if (!added.ok) { ctx.log(`re-add ${victim} did not finish: ${added.last}`); return false; }
+  if (!added.ok) {
+    ctx.log(`re-add ${victim} did not finish: ${added.last}`);
+    return false;
+  }
   ctx.log(`re-added ${victim}`);
   count(ctx, 're-additions');
   return true;
@@ -330,7 +348,10 @@ const transfer: Nemesis = {
     while (more(ctx)) {
       const leader = await ctx.cluster.leader();
       if (leader !== undefined) {
-        const to = pick(ctx.rng, ctx.cluster.ids.filter((id) => id !== leader));
+        const to = pick(
+          ctx.rng,
+          ctx.cluster.ids.filter((id) => id !== leader),
+        );
         const r = await ctx.cluster.leaderRequest('POST', `/transfer/${to}`, undefined, 5000);
         ctx.log(`transfer ${leader} -> ${to}: ${r.ok ? 'done' : r.last}`);
         count(ctx, r.ok ? 'transfers' : 'transfers not done');
@@ -348,7 +369,8 @@ const transfer: Nemesis = {
  */
 const diskKill: Nemesis = {
   name: 'disk-kill',
-  about: 'SIGKILL of random members every 0.1-0.5 s while they save and snapshot (--snapshot-delta 20), ' +
+  about:
+    'SIGKILL of random members every 0.1-0.5 s while they save and snapshot (--snapshot-delta 20), ' +
     'unflushed writes lost',
   args: ['--snapshot-delta', '20'],
   prepare: killAll.prepare!,
@@ -364,26 +386,47 @@ const diskKill: Nemesis = {
         // Evidence of where the kill landed: a snapshot half written, a save not yet flushed.
         if (existsSync(join(c.member(victim).dataDir, 'snapshot.tmp'))) count(ctx, 'kills mid-snapshot');
         if ((await losePower(journal(ctx, victim))) > 0) count(ctx, 'kills mid-save');
-        setTimeout(() => { if (!c.running(victim)) c.spawn(victim); }, between(ctx.rng, 100, 500));
+        setTimeout(
+          () => {
+            if (!c.running(victim)) c.spawn(victim);
+          },
+          between(ctx.rng, 100, 500),
+        );
       }
       await hold(ctx, between(ctx.rng, 100, 500));
     }
     await sleep(600);
   },
   async check(ctx) {
-    count(ctx, 'torn tails cut', ctx.cluster.ids.reduce((n, id) => n + ctx.cluster.member(id).tornTails, 0));
+    count(
+      ctx,
+      'torn tails cut',
+      ctx.cluster.ids.reduce((n, id) => n + ctx.cluster.member(id).tornTails, 0),
+    );
   },
 };
 
 /** Every nemesis except the disk-full one (which needs a mount) and mixed (built from these). */
 export const BASIC: Nemesis[] = [
-  partition, bridge, isolate, flap, slow, kill, killLeader, pause, killAll, membership, transfer, diskKill,
+  partition,
+  bridge,
+  isolate,
+  flap,
+  slow,
+  kill,
+  killLeader,
+  pause,
+  killAll,
+  membership,
+  transfer,
+  diskKill,
 ];
 
 /** A mix: each step a random fault from the others (network, kills, pauses, transfers, membership). */
 export const mixed: Nemesis = {
   name: 'mixed',
-  about: 'all of the above at random: partitions, isolation, flapping, delays, kills, pauses, transfers, ' +
+  about:
+    'all of the above at random: partitions, isolation, flapping, delays, kills, pauses, transfers, ' +
     'removal and re-addition',
   async run(ctx) {
     const c = ctx.cluster;
@@ -398,12 +441,18 @@ export const mixed: Nemesis = {
         count(ctx, 'partitions');
       } else if (r < 0.3) {
         const from = pick(ctx.rng, c.ids);
-        const to = pick(ctx.rng, c.ids.filter((id) => id !== from));
+        const to = pick(
+          ctx.rng,
+          c.ids.filter((id) => id !== from),
+        );
         c.net.setDelay(from, to, { ms: between(ctx.rng, 10, 100), jitter: between(ctx.rng, 0, 30) });
         c.net.setCut(to, from, ctx.rng() < 0.5);
         count(ctx, 'flips');
       } else if (r < 0.5) {
-        const victim = pick(ctx.rng, c.ids.filter((id) => c.running(id)));
+        const victim = pick(
+          ctx.rng,
+          c.ids.filter((id) => c.running(id)),
+        );
         if (victim !== undefined && c.ids.filter((id) => !c.running(id)).length < 2) {
           await c.kill(victim);
           ctx.log(`mixed: kill ${victim}`);
@@ -420,7 +469,10 @@ export const mixed: Nemesis = {
       } else if (r < 0.75) {
         const leader = await c.leader();
         if (leader !== undefined) {
-          const to = pick(ctx.rng, c.ids.filter((id) => id !== leader));
+          const to = pick(
+            ctx.rng,
+            c.ids.filter((id) => id !== leader),
+          );
           const t = await c.leaderRequest('POST', `/transfer/${to}`, undefined, 3000);
           count(ctx, t.ok ? 'transfers' : 'transfers not done');
         }

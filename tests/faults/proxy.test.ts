@@ -20,21 +20,28 @@ async function echoServer(): Promise<number> {
     s.on('error', () => undefined);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  closers.push(() => new Promise<void>((resolve) => {
-    for (const s of sockets) s.destroy();
-    server.close(() => resolve());
-  }));
+  closers.push(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  );
   return (server.address() as net.AddressInfo).port;
 }
 
 async function connect(port: number): Promise<{ socket: net.Socket; received: () => string; closed: Promise<void> }> {
   const socket = net.connect({ host: '127.0.0.1', port });
   let text = '';
-  socket.on('data', (d) => { text += d.toString(); });
+  socket.on('data', (d) => {
+    text += d.toString();
+  });
   socket.on('error', () => undefined);
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
   await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-  closers.push(() => { socket.destroy(); });
+  closers.push(() => {
+    socket.destroy();
+  });
   return { socket, received: () => text, closed };
 }
 

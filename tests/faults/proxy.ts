@@ -13,10 +13,16 @@
 import net from 'node:net';
 
 /** A direction of a link: from replica `from` to replica `to`. */
-export interface Direction { from: number; to: number }
+export interface Direction {
+  from: number;
+  to: number;
+}
 
 /** Delay added to one direction: `ms` plus up to `jitter` ms more, never reordering. */
-export interface Delay { ms: number; jitter: number }
+export interface Delay {
+  ms: number;
+  jitter: number;
+}
 
 /** Random numbers in [0, 1), from the run's seed. */
 export type Rng = () => number;
@@ -50,7 +56,10 @@ export class LinkProxy {
   dropped = 0;
 
   constructor(
-    readonly from: number, readonly to: number, private readonly target: () => number, private readonly rng: Rng,
+    readonly from: number,
+    readonly to: number,
+    private readonly target: () => number,
+    private readonly rng: Rng,
   ) {}
 
   /** Listens on `port` (0: any free one); resolves with the port. */
@@ -59,12 +68,17 @@ export class LinkProxy {
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => { server.off('error', reject); resolve(); });
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
     return (server.address() as net.AddressInfo).port;
   }
 
-  get port(): number { return (this.server?.address() as net.AddressInfo | null)?.port ?? 0; }
+  get port(): number {
+    return (this.server?.address() as net.AddressInfo | null)?.port ?? 0;
+  }
 
   /** Closes every connection that lost bytes to a cut, so both ends start clean. */
   closeBroken(): void {
@@ -115,7 +129,11 @@ export class LinkProxy {
     pipe.lastRelease[dir] = release;
     setTimeout(() => {
       // A cut that began while the chunk was on its way drops it too.
-      if (side.cut) { pipe.broken = true; this.dropped += chunk.length; return; }
+      if (side.cut) {
+        pipe.broken = true;
+        this.dropped += chunk.length;
+        return;
+      }
       if (!out.destroyed) out.write(chunk);
     }, release - Date.now());
   }
@@ -139,7 +157,10 @@ export class Network {
   private readonly cuts = new Set<string>();
   private readonly delays = new Map<string, Delay>();
 
-  constructor(private readonly realPort: (id: number) => number, private readonly rng: Rng) {}
+  constructor(
+    private readonly realPort: (id: number) => number,
+    private readonly rng: Rng,
+  ) {}
 
   /** Creates the proxies of every pair among `ids`; `ports(n)` picks the ports they listen on. */
   async start(ids: number[], ports: (n: number) => Promise<number[]>): Promise<void> {
@@ -198,7 +219,9 @@ export class Network {
   }
 
   /** Whether any direction is cut or delayed now. */
-  get faulty(): boolean { return this.cuts.size > 0 || this.delays.size > 0; }
+  get faulty(): boolean {
+    return this.cuts.size > 0 || this.delays.size > 0;
+  }
 
   /** A description of the faults in force, e.g. `cut 1>2 2>1, delay 3>4 50ms`. */
   describe(): string {
@@ -216,13 +239,17 @@ export class Network {
   }
 
   /** Bytes dropped by cuts, over every proxy. */
-  get dropped(): number { return this.all().reduce((s, p) => s + p.dropped, 0); }
+  get dropped(): number {
+    return this.all().reduce((s, p) => s + p.dropped, 0);
+  }
 
   async close(): Promise<void> {
     await Promise.all(this.all().map((p) => p.close()));
   }
 
-  private all(): LinkProxy[] { return [...this.pairs.values(), ...this.fanIns.values()]; }
+  private all(): LinkProxy[] {
+    return [...this.pairs.values(), ...this.fanIns.values()];
+  }
 
   /** Pushes the cut and delay sets into the proxies. */
   private apply(): void {
@@ -236,8 +263,14 @@ export class Network {
     // A fan-in proxy carries the connections of every lower id into its member.
     const parse = (k: string): [number, number] => k.split('>').map(Number) as [number, number];
     for (const p of this.fanIns.values()) {
-      const into = (k: string): boolean => { const [a, b] = parse(k); return b === p.to && a < p.to; };
-      const outOf = (k: string): boolean => { const [a, b] = parse(k); return a === p.to && b < p.to; };
+      const into = (k: string): boolean => {
+        const [a, b] = parse(k);
+        return b === p.to && a < p.to;
+      };
+      const outOf = (k: string): boolean => {
+        const [a, b] = parse(k);
+        return a === p.to && b < p.to;
+      };
       p.fwd.cut = [...this.cuts].some(into);
       p.back.cut = [...this.cuts].some(outOf);
       p.fwd.delay = [...this.delays].find(([k]) => into(k))?.[1] ?? none;

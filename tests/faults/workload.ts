@@ -85,9 +85,12 @@ export class Workload {
       const key = this.o.keys[Math.floor(rng() * this.o.keys.length)]!;
       const r = rng();
       n++;
-      const op: KvOp = r < reads ? { kind: 'get', key }
-        : r < reads + (1 - reads) * 0.7 ? { kind: 'put', key, value: `${c}.${n}` }
-          : { kind: 'delete', key };
+      const op: KvOp =
+        r < reads
+          ? { kind: 'get', key }
+          : r < reads + (1 - reads) * 0.7
+            ? { kind: 'put', key, value: `${c}.${n}` }
+            : { kind: 'delete', key };
       const write = op.kind !== 'get' ? { clientId, seq: ++seq } : undefined;
       const rec = await this.perform(c, op, write, agent, state, rng, timeout);
       this.history.push(rec);
@@ -97,23 +100,35 @@ export class Workload {
   }
 
   /** Runs one operation to a definite answer or its deadline. */
-  private async perform(c: number, op: KvOp, write: { clientId: string; seq: number } | undefined, agent: Agent,
-    state: { leader: string | undefined }, rng: Rng, attemptTimeout: number): Promise<Recorded> {
+  private async perform(
+    c: number,
+    op: KvOp,
+    write: { clientId: string; seq: number } | undefined,
+    agent: Agent,
+    state: { leader: string | undefined },
+    rng: Rng,
+    attemptTimeout: number,
+  ): Promise<Recorded> {
     const call = this.o.now();
     const rec: Recorded = { client: c, op, call, outcome: 'fail', duringFault: this.o.faulty() };
     const end = call + this.o.opDeadline;
     let maybeApplied = false;
     const method = op.kind === 'get' ? 'GET' : op.kind === 'put' ? 'PUT' : 'DELETE';
     const body = op.kind === 'put' ? op.value + (this.o.padding ? '.'.repeat(this.o.padding) : '') : undefined;
-    const headers: Record<string, string> =
-      write ? { 'x-client-id': write.clientId, 'x-client-seq': String(write.seq) } : {};
+    const headers: Record<string, string> = write
+      ? { 'x-client-id': write.clientId, 'x-client-seq': String(write.seq) }
+      : {};
     while (this.o.now() < end) {
       const origins = this.o.origins();
       const origin = state.leader ?? origins[Math.floor(rng() * origins.length)]!;
       let a: HttpAnswer;
       try {
         a = await httpRequest(`${origin}/kv/${encodeURIComponent(op.key)}`, {
-          method, headers, body, agent, timeout: Math.max(200, Math.min(attemptTimeout, end - this.o.now())),
+          method,
+          headers,
+          body,
+          agent,
+          timeout: Math.max(200, Math.min(attemptTimeout, end - this.o.now())),
         });
       } catch (error) {
         // A refused connection never reached the server; anything else may have.

@@ -22,11 +22,14 @@ export class CheckedStorage<T, D> extends MemoryStorage<T, D> {
   readonly violations: string[] = [];
 
   override async save(batch: StorageBatch<T, D>): Promise<void> {
-    const fail = (what: string): void => { this.violations.push(`${what} in ${JSON.stringify(batch).slice(0, 300)}`); };
+    const fail = (what: string): void => {
+      this.violations.push(`${what} in ${JSON.stringify(batch).slice(0, 300)}`);
+    };
     if (batch.hardState) {
       const { term, votedFor } = batch.hardState;
       if (term < this.savedTerm) fail(`term went back from ${this.savedTerm} to ${term}`);
-      if (term === this.savedTerm && this.savedVote !== undefined && votedFor !== this.savedVote) fail(`vote changed within term ${term}`);
+      if (term === this.savedTerm && this.savedVote !== undefined && votedFor !== this.savedVote)
+        fail(`vote changed within term ${term}`);
       this.savedTerm = term;
       this.savedVote = votedFor;
     }
@@ -34,7 +37,8 @@ export class CheckedStorage<T, D> extends MemoryStorage<T, D> {
     if (batch.append?.length) {
       const first = batch.append[0]!.index;
       const afterSnapshot = batch.snapshot !== undefined && first === batch.snapshot.lastIncludedIndex + 1;
-      if (first !== this.savedLast + 1 && !afterSnapshot) fail(`append starts at ${first} after saved entry ${this.savedLast}`);
+      if (first !== this.savedLast + 1 && !afterSnapshot)
+        fail(`append starts at ${first} after saved entry ${this.savedLast}`);
       this.savedLast = batch.append[batch.append.length - 1]!.index;
     }
     if (batch.snapshot) {

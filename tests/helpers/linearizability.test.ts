@@ -9,7 +9,9 @@ function put(client: number, key: string, value: string, call: number, ret?: num
     : { client, op: { kind: 'put', key, value }, call, ret };
 }
 function del(client: number, key: string, call: number, ret?: number): HistoryOp {
-  return ret === undefined ? { client, op: { kind: 'delete', key }, call } : { client, op: { kind: 'delete', key }, call, ret };
+  return ret === undefined
+    ? { client, op: { kind: 'delete', key }, call }
+    : { client, op: { kind: 'delete', key }, call, ret };
 }
 /** A completed delete that reports whether the key existed (HTTP 204 vs 404 in tickraft-kv). */
 function delSaw(client: number, key: string, existed: boolean, call: number, ret: number): HistoryOp {
@@ -43,7 +45,11 @@ const prng = seededRandom;
  * Some ops get an unknown outcome; half of those never take effect.
  */
 function generateHistory(
-  seed: number, clients: number, opsPerClient: number, keys: string[], deleteAnswers = false,
+  seed: number,
+  clients: number,
+  opsPerClient: number,
+  keys: string[],
+  deleteAnswers = false,
 ): HistoryOp[] {
   const rand = prng(seed);
   const randInt = (n: number): number => Math.floor(rand() * n);
@@ -101,7 +107,12 @@ function bruteForce(history: HistoryOp[]): boolean {
       }
       return true;
     }
-    return left.some((h, i) => search([...order, h], left.filter((_, j) => j !== i)));
+    return left.some((h, i) =>
+      search(
+        [...order, h],
+        left.filter((_, j) => j !== i),
+      ),
+    );
   };
   for (let mask = 0; mask < 1 << unknownWrites.length; mask++) {
     const chosen = unknownWrites.filter((_, i) => (mask >> i) & 1);
@@ -126,11 +137,7 @@ describe('checkLinearizable', () => {
   });
 
   it('rejects a stale read after a completed put', () => {
-    const why = expectViolation([
-      put(1, 'x', 'a', 0, 1),
-      put(1, 'x', 'b', 2, 3),
-      get(2, 'x', 'a', 4, 5),
-    ]);
+    const why = expectViolation([put(1, 'x', 'a', 0, 1), put(1, 'x', 'b', 2, 3), get(2, 'x', 'a', 4, 5)]);
     expect(why).toContain('c2 get("x") -> "a" [4, 5]');
     expect(why).toContain('put("x", "b")');
   });
@@ -159,16 +166,17 @@ describe('checkLinearizable', () => {
       get(3, 'x', 'old', 6, 8),
     ]);
     // The reverse order (old then new) is fine.
-    expectOk([
-      put(1, 'x', 'old', 0, 1),
-      put(1, 'x', 'new', 2, 20),
-      get(2, 'x', 'old', 3, 5),
-      get(3, 'x', 'new', 6, 8),
-    ]);
+    expectOk([put(1, 'x', 'old', 0, 1), put(1, 'x', 'new', 2, 20), get(2, 'x', 'old', 3, 5), get(3, 'x', 'new', 6, 8)]);
   });
 
   it('handles delete semantics', () => {
-    expectOk([put(1, 'x', 'a', 0, 1), del(1, 'x', 2, 3), get(2, 'x', undefined, 4, 5), put(2, 'x', 'b', 6, 7), get(1, 'x', 'b', 8, 9)]);
+    expectOk([
+      put(1, 'x', 'a', 0, 1),
+      del(1, 'x', 2, 3),
+      get(2, 'x', undefined, 4, 5),
+      put(2, 'x', 'b', 6, 7),
+      get(1, 'x', 'b', 8, 9),
+    ]);
     expectViolation([put(1, 'x', 'a', 0, 1), del(1, 'x', 2, 3), get(2, 'x', 'a', 4, 5)]);
     expectViolation([put(1, 'x', 'a', 0, 1), get(2, 'x', undefined, 2, 3)]);
     // A delete concurrent with a get: either outcome.
@@ -198,7 +206,10 @@ describe('checkLinearizable', () => {
     expectOk([put(1, 'x', 'a', 0), delSaw(2, 'x', true, 5, 6)]);
     // A value no get returns still counts as present.
     expectViolation([
-      put(1, 'x', 'a', 0, 1), put(1, 'x', 'b', 2, 3), get(2, 'x', 'b', 4, 5), put(1, 'x', 'c', 6, 7),
+      put(1, 'x', 'a', 0, 1),
+      put(1, 'x', 'b', 2, 3),
+      get(2, 'x', 'b', 4, 5),
+      put(1, 'x', 'c', 6, 7),
       delSaw(2, 'x', false, 8, 9),
     ]);
     // An unknown-outcome delete's answer is not known, so it is not checked.

@@ -137,10 +137,7 @@ const UNREAD = -1;
  * @throws Error if the search visits more than `maxStates` configurations
  *   ("history too large"), or if an op has a non-finite `call` or `ret < call`.
  */
-export function checkLinearizable(
-  history: HistoryOp[],
-  options?: LinearizabilityOptions,
-): LinearizabilityResult {
+export function checkLinearizable(history: HistoryOp[], options?: LinearizabilityOptions): LinearizabilityResult {
   const maxStates = options?.maxStates ?? DEFAULT_MAX_STATES;
   const byKey = new Map<string, HistoryOp[]>();
   for (const h of history) {

@@ -13,7 +13,10 @@ type Columns<O> = { readonly [K in keyof Required<O>]: true };
 
 const ENTRY_COLUMNS: Columns<StoredEntry> = { index: true, term: true, kind: true, transition: true, config: true };
 const SNAPSHOT_COLUMNS: Columns<StoredSnapshot> = {
-  lastIncludedIndex: true, lastIncludedTerm: true, data: true, members: true,
+  lastIncludedIndex: true,
+  lastIncludedTerm: true,
+  data: true,
+  members: true,
 };
 
 /** One row: the named columns that hold a value, as JSON (a database would store them the same way). */

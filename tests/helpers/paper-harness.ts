@@ -6,7 +6,20 @@
  * - {@link RaftNet}: a few `Raft` cores exchanging messages in rounds, for scenarios of the paper
  *   that need several logs at once (Figures 7 and 8, fast backtracking).
  */
-import { MemoryStorage, Replica, type LogEntry, type Cluster, type Message, type PersistentState, type ReplicaOptions, type Snapshot, type Storage, type StorageBatch, type TransitionId, type TransitionState } from '../../src/index.js';
+import {
+  MemoryStorage,
+  Replica,
+  type LogEntry,
+  type Cluster,
+  type Message,
+  type PersistentState,
+  type ReplicaOptions,
+  type Snapshot,
+  type Storage,
+  type StorageBatch,
+  type TransitionId,
+  type TransitionState,
+} from '../../src/index.js';
 import { appendResponse, snapshotRequest, voteResponse, type SnapshotRequest } from '../../src/core/message.js';
 import type { AppendRequest, Entry } from '../../src/core/message.js';
 import type { RaftConfig } from '../../src/core/config.js';
@@ -70,12 +83,16 @@ export class ScriptedCluster implements Cluster<T, D> {
     this.inbox = [];
     return m.map((x) => structuredClone(x));
   }
-  halt(): boolean { return true; }
+  halt(): boolean {
+    return true;
+  }
   registerLeader(id: number | undefined): void {
     this.trace.push(`leader ${String(id)}`);
     this.leaders.push(id);
   }
-  registerMembership(ids: number[]): void { this.memberships.push([...ids]); }
+  registerMembership(ids: number[]): void {
+    this.memberships.push([...ids]);
+  }
 }
 
 /**
@@ -90,14 +107,18 @@ export class RecordingStorage implements Storage<T, D> {
   private held: (() => void)[] | undefined;
   pending = 0;
 
-  hold(): void { this.held ??= []; }
+  hold(): void {
+    this.held ??= [];
+  }
   release(): void {
     const held = this.held ?? [];
     this.held = undefined;
     for (const resolve of held) resolve();
   }
 
-  load(): Promise<PersistentState<T, D>> { return this.inner.load(); }
+  load(): Promise<PersistentState<T, D>> {
+    return this.inner.load();
+  }
 
   async save(batch: StorageBatch<T, D>): Promise<void> {
     const copy = structuredClone(batch);
@@ -111,7 +132,9 @@ export class RecordingStorage implements Storage<T, D> {
   }
 
   /** What a restarted replica would load. */
-  state(): Promise<PersistentState<T, D>> { return this.inner.load(); }
+  state(): Promise<PersistentState<T, D>> {
+    return this.inner.load();
+  }
 }
 
 const stateName = (s: TransitionState): string => (s.status === 'abandoned' ? `abandoned:${s.reason}` : s.status);
@@ -121,7 +144,12 @@ export class TracingStateMachine extends RecordingStateMachine {
   readonly appliedAt: [index: number, id: string][] = [];
   readonly snapshotCalls: [index: number, term: number][] = [];
   readonly setSnapshots: Snapshot<D>[] = [];
-  constructor(id: number, private readonly trace: string[]) { super(id); }
+  constructor(
+    id: number,
+    private readonly trace: string[],
+  ) {
+    super(id);
+  }
   override applyTransition(t: T, index: number): void {
     this.trace.push(`apply ${index} ${t.id}`);
     this.appliedAt.push([index, t.id]);
@@ -190,16 +218,25 @@ export class PaperReplica {
     this.storage.trace = this.trace;
     this.sm = new TracingStateMachine(this.id, this.trace);
     const o: ReplicaOptions<T, D> = {
-      id: this.id, peerIds: this.peerIds, cluster: this.cluster, stateMachine: this.sm, noopTransition: { id: 'noop' },
-      heartbeatTimeout: options.heartbeatTimeout ?? 50, electionTimeoutRange: options.electionTimeoutRange ?? [150, 300],
-      storage: this.storage, clock: () => this.now, random: options.random ?? (() => 0),
+      id: this.id,
+      peerIds: this.peerIds,
+      cluster: this.cluster,
+      stateMachine: this.sm,
+      noopTransition: { id: 'noop' },
+      heartbeatTimeout: options.heartbeatTimeout ?? 50,
+      electionTimeoutRange: options.electionTimeoutRange ?? [150, 300],
+      storage: this.storage,
+      clock: () => this.now,
+      random: options.random ?? (() => 0),
       snapshotDelta: options.snapshotDelta ?? 0,
       ...(options.maxEntriesPerMessage ? { maxEntriesPerMessage: options.maxEntriesPerMessage } : {}),
       ...(options.maxBytesPerMessage ? { maxBytesPerMessage: options.maxBytesPerMessage } : {}),
       ...(options.maxInflightBytes ? { maxInflightBytes: options.maxInflightBytes } : {}),
       ...(options.catchUpTimeout ? { catchUpTimeout: options.catchUpTimeout } : {}),
       // The paper's plain Raft unless a test of the dissertation's rules asks otherwise.
-      preVote: options.preVote ?? false, checkQuorum: options.checkQuorum ?? false, join: options.join ?? false,
+      preVote: options.preVote ?? false,
+      checkQuorum: options.checkQuorum ?? false,
+      join: options.join ?? false,
     };
     this.replica = new Replica(o);
   }
@@ -211,7 +248,11 @@ export class PaperReplica {
     if (s) {
       const es = s.entries ?? [];
       const term = s.term ?? Math.max(0, ...es.map((e) => e.term), s.snapshot?.lastIncludedTerm ?? 0);
-      await r.storage.inner.save({ hardState: { term, votedFor: s.votedFor }, ...(es.length ? { append: es } : {}), ...(s.snapshot ? { snapshot: s.snapshot } : {}) });
+      await r.storage.inner.save({
+        hardState: { term, votedFor: s.votedFor },
+        ...(es.length ? { append: es } : {}),
+        ...(s.snapshot ? { snapshot: s.snapshot } : {}),
+      });
     }
     await r.tick();
     r.trace.length = 0;
@@ -223,10 +264,14 @@ export class PaperReplica {
     return PaperReplica.create({ ...this.options, ...options, storage: this.storage, state: undefined, now: this.now });
   }
 
-  get status(): Replica<T, D>['status'] { return this.replica.status; }
+  get status(): Replica<T, D>['status'] {
+    return this.replica.status;
+  }
 
   /** The replica's Raft core, for rules only observable inside. */
-  get raft(): Raft<T, D> { return (this.replica as unknown as { raft: Raft<T, D> }).raft; }
+  get raft(): Raft<T, D> {
+    return (this.replica as unknown as { raft: Raft<T, D> }).raft;
+  }
 
   /** The replica's log after its snapshot, as (index, term, id) triples. */
   log(): [number, number, string][] {
@@ -282,19 +327,39 @@ export function ack(from: number, m: AppendRequest<T>): Msg {
 // ---------------------------------------------------------------------------------------------
 // RaftNet: several Raft cores, messages delivered in rounds.
 
-export interface RaftState { term: number; votedFor?: number | undefined; entries: Entry<T>[] }
+export interface RaftState {
+  term: number;
+  votedFor?: number | undefined;
+  entries: Entry<T>[];
+}
 
-const silentCluster: Cluster<T, D> = { sendMessage() {}, receiveMessages: () => [], halt: () => true, registerLeader() {} };
+const silentCluster: Cluster<T, D> = {
+  sendMessage() {},
+  receiveMessages: () => [],
+  halt: () => true,
+  registerLeader() {},
+};
 const silentStateMachine = { registerTransitionState() {}, applyTransition() {}, getPendingTransitions: () => [] };
 
 /** The validated configuration a `Raft` core takes, as the `Replica` builds it. */
 export function raftConfig(id: number, peerIds: number[], extra: Partial<ReplicaOptions<T, D>> = {}): RaftConfig<T> {
-  return toRaftConfig(validateOptions<T, D>({
-    id, peerIds, cluster: silentCluster, stateMachine: silentStateMachine, noopTransition: { id: 'noop' },
-    heartbeatTimeout: 50, electionTimeoutRange: [150, 300], clock: () => 0, random: () => 0,
-    // The paper's plain Raft; pre-vote and check-quorum have tests of their own.
-    preVote: false, checkQuorum: false, ...extra,
-  }));
+  return toRaftConfig(
+    validateOptions<T, D>({
+      id,
+      peerIds,
+      cluster: silentCluster,
+      stateMachine: silentStateMachine,
+      noopTransition: { id: 'noop' },
+      heartbeatTimeout: 50,
+      electionTimeoutRange: [150, 300],
+      clock: () => 0,
+      random: () => 0,
+      // The paper's plain Raft; pre-vote and check-quorum have tests of their own.
+      preVote: false,
+      checkQuorum: false,
+      ...extra,
+    }),
+  );
 }
 
 /**
@@ -315,7 +380,11 @@ export class RaftNet {
   private readonly down = new Set<number>();
   private readonly cuts = new Set<string>();
 
-  constructor(readonly ids: number[], states: Record<number, RaftState>, private readonly extra: Partial<ReplicaOptions<T, D>> = {}) {
+  constructor(
+    readonly ids: number[],
+    states: Record<number, RaftState>,
+    private readonly extra: Partial<ReplicaOptions<T, D>> = {},
+  ) {
     for (const id of ids) {
       this.reports.set(id, []);
       this.build(id, states[id] ?? { term: 0, entries: [] });
@@ -323,16 +392,29 @@ export class RaftNet {
   }
 
   private build(id: number, s: RaftState): void {
-    const config = raftConfig(id, this.ids.filter((p) => p !== id), this.extra);
-    const raft = new Raft<T, D>(config, { ...s, votedFor: s.votedFor, snapshot: undefined, entries: s.entries.map((e) => ({ ...e })) });
+    const config = raftConfig(
+      id,
+      this.ids.filter((p) => p !== id),
+      this.extra,
+    );
+    const raft = new Raft<T, D>(config, {
+      ...s,
+      votedFor: s.votedFor,
+      snapshot: undefined,
+      entries: s.entries.map((e) => ({ ...e })),
+    });
     raft.start(this.now);
     this.cores.set(id, raft);
   }
 
-  raft(id: number): Raft<T, D> { return this.cores.get(id)!; }
+  raft(id: number): Raft<T, D> {
+    return this.cores.get(id)!;
+  }
 
   /** Terms of the log of `id`, from index 1. */
-  terms(id: number): number[] { return this.entriesOf(id).map((e) => e.term); }
+  terms(id: number): number[] {
+    return this.entriesOf(id).map((e) => e.term);
+  }
 
   entriesOf(id: number): Entry<T>[] {
     const log = this.raft(id).log;
@@ -352,8 +434,12 @@ export class RaftNet {
     this.build(id, { term: r.term, votedFor: r.votedFor, entries: this.entriesOf(id) });
   }
 
-  cut(a: number, b: number): void { this.cuts.add(`${Math.min(a, b)}-${Math.max(a, b)}`); }
-  heal(): void { this.cuts.clear(); }
+  cut(a: number, b: number): void {
+    this.cuts.add(`${Math.min(a, b)}-${Math.max(a, b)}`);
+  }
+  heal(): void {
+    this.cuts.clear();
+  }
   private linked(a: number, b: number): boolean {
     return !this.down.has(a) && !this.down.has(b) && !this.cuts.has(`${Math.min(a, b)}-${Math.max(a, b)}`);
   }
@@ -413,14 +499,16 @@ export class RaftNet {
     const r = this.raft(id);
     const ready = r.ready();
     r.advance(ready);
-    for (const [to, m] of ready.messages) if (this.linked(id, to)) this.inflight.push({ from: id, to, m: structuredClone(m) });
+    for (const [to, m] of ready.messages)
+      if (this.linked(id, to)) this.inflight.push({ from: id, to, m: structuredClone(m) });
     this.reports.get(id)!.push(...ready.reports);
     for (let i = r.log.snapshotIndex + 1; i <= r.commitIndex; i++) {
       const e = r.log.entry(i)!;
       const key = `${e.term}:${e.transition.id}`;
       const known = this.committed.get(i);
       if (known === undefined) this.committed.set(i, key);
-      else if (known !== key) this.violations.push(`index ${i} committed as ${known} and later as ${key} (on replica ${id})`);
+      else if (known !== key)
+        this.violations.push(`index ${i} committed as ${known} and later as ${key} (on replica ${id})`);
     }
   }
 }

@@ -1,10 +1,15 @@
 import type { Snapshot, StateMachine, TransitionId, TransitionState } from '../../src/index.js';
 
 /** A transition of the test state machine: ids are unique per submission unless a test reuses one. */
-export interface TestTransition { readonly id: string }
+export interface TestTransition {
+  readonly id: string;
+}
 
 /** Snapshot data: how many transitions the state held and a hash of all of them, in order. */
-export interface TestSnapshotData { readonly count: number; readonly hash: number }
+export interface TestSnapshotData {
+  readonly count: number;
+  readonly hash: number;
+}
 
 /** Called on every application, so a simulation can compare replicas index by index. */
 export type ApplyObserver = (replicaId: number, index: number, hash: number, transition: TestTransition) => void;
@@ -34,9 +39,16 @@ export class RecordingStateMachine implements StateMachine<TestTransition, TestS
   snapshotsSet = 0;
 
   /** `isConfig(i)` tells whether index `i` holds a configuration entry, which application skips. */
-  constructor(readonly replicaId: number, private readonly observe?: ApplyObserver, private readonly noopId = 'noop', private readonly isConfig?: (index: number) => boolean) {}
+  constructor(
+    readonly replicaId: number,
+    private readonly observe?: ApplyObserver,
+    private readonly noopId = 'noop',
+    private readonly isConfig?: (index: number) => boolean,
+  ) {}
 
-  submit(...transitions: TestTransition[]): void { this.pending.push(...transitions); }
+  submit(...transitions: TestTransition[]): void {
+    this.pending.push(...transitions);
+  }
 
   getPendingTransitions(): TestTransition[] {
     const p = this.pending;
@@ -47,7 +59,8 @@ export class RecordingStateMachine implements StateMachine<TestTransition, TestS
   applyTransition(t: TestTransition, index: number): void {
     let expected = this.lastIndex + 1;
     while (expected < index && this.isConfig?.(expected)) expected++;
-    if (index !== expected) this.violations.push(`replica ${this.replicaId} applied index ${index} after ${this.lastIndex}`);
+    if (index !== expected)
+      this.violations.push(`replica ${this.replicaId} applied index ${index} after ${this.lastIndex}`);
     this.lastIndex = index;
     this.appliedIndexes.push(index);
     this.hash = extendHash(this.hash, t.id);
@@ -69,13 +82,19 @@ export class RecordingStateMachine implements StateMachine<TestTransition, TestS
     // Configuration entries after the last transition count as applied: they change nothing here.
     let applied = this.lastIndex;
     while (applied < lastIncludedIndex && this.isConfig?.(applied + 1)) applied++;
-    if (lastIncludedIndex !== applied) this.violations.push(`replica ${this.replicaId} asked to snapshot ${lastIncludedIndex} at applied ${this.lastIndex}`);
+    if (lastIncludedIndex !== applied)
+      this.violations.push(
+        `replica ${this.replicaId} asked to snapshot ${lastIncludedIndex} at applied ${this.lastIndex}`,
+      );
     this.lastIndex = applied;
     return { lastIncludedIndex, lastIncludedTerm, data: { count: this.count, hash: this.hash } };
   }
 
   setSnapshot(s: Snapshot<TestSnapshotData>): void {
-    if (s.lastIncludedIndex <= this.lastIndex) this.violations.push(`replica ${this.replicaId} given snapshot ${s.lastIncludedIndex} at applied ${this.lastIndex}`);
+    if (s.lastIncludedIndex <= this.lastIndex)
+      this.violations.push(
+        `replica ${this.replicaId} given snapshot ${s.lastIncludedIndex} at applied ${this.lastIndex}`,
+      );
     this.lastIndex = s.lastIncludedIndex;
     this.hash = s.data.hash;
     this.count = s.data.count;

@@ -1,4 +1,11 @@
-import { Simulation, raftOf, type SentRecord, type SimNode, type SimulationOptions, type TestMessage } from './simulation.js';
+import {
+  Simulation,
+  raftOf,
+  type SentRecord,
+  type SimNode,
+  type SimulationOptions,
+  type TestMessage,
+} from './simulation.js';
 import type { TestTransition } from './recording-state-machine.js';
 
 export type { SentRecord, TestMessage };

@@ -1,4 +1,12 @@
-import { LocalNetwork, Replica, deriveSeed, seededRandom, type LocalCluster, type Message, type ReplicaOptions } from '../../src/index.js';
+import {
+  LocalNetwork,
+  Replica,
+  deriveSeed,
+  seededRandom,
+  type LocalCluster,
+  type Message,
+  type ReplicaOptions,
+} from '../../src/index.js';
 import type { Storage } from '../../src/index.js';
 import type { Raft } from '../../src/core/raft.js';
 import { CheckedStorage } from './checked-storage.js';
@@ -54,7 +62,9 @@ export interface SimulationOptions {
 }
 
 /** The internal algorithm state of a replica, for invariant checks only. */
-export function raftOf(replica: Replica<TestTransition, TestSnapshotData>): Raft<TestTransition, TestSnapshotData> | undefined {
+export function raftOf(
+  replica: Replica<TestTransition, TestSnapshotData>,
+): Raft<TestTransition, TestSnapshotData> | undefined {
   return (replica as unknown as { raft: Raft<TestTransition, TestSnapshotData> | undefined }).raft;
 }
 
@@ -97,18 +107,32 @@ export class Simulation {
     this.network = new LocalNetwork({ seed: deriveSeed(options.seed, 1), ...options.network });
     for (const id of this.ids) {
       const storage = new CheckedStorage<TestTransition, TestSnapshotData>(options.storage?.());
-      const node = { id, storage, up: true, restarts: 0, join: false, peerIds: this.ids.filter((p) => p !== id), memberships: [] } as unknown as SimNode;
+      const node = {
+        id,
+        storage,
+        up: true,
+        restarts: 0,
+        join: false,
+        peerIds: this.ids.filter((p) => p !== id),
+        memberships: [],
+      } as unknown as SimNode;
       this.nodes.set(id, node);
       this.build(node, this.network.cluster(id));
     }
   }
 
-  get now(): number { return this.network.now(); }
+  get now(): number {
+    return this.network.now();
+  }
 
-  node(id: number): SimNode { return this.nodes.get(id)!; }
+  node(id: number): SimNode {
+    return this.nodes.get(id)!;
+  }
 
   /** The Raft core of a live replica. */
-  core(id: number): Raft<TestTransition, TestSnapshotData> { return raftOf(this.node(id).replica)!; }
+  core(id: number): Raft<TestTransition, TestSnapshotData> {
+    return raftOf(this.node(id).replica)!;
+  }
 
   /** Adds and starts a replica at run time; a joining one (`join`) is given `peerIds` = the current members. */
   add(id: number, peerIds: number[], join: boolean): SimNode {
@@ -127,20 +151,40 @@ export class Simulation {
     // The wrappers are installed before the replica exists, so they see its first calls too.
     if (o.recordSent) {
       const send = cluster.sendMessage.bind(cluster);
-      cluster.sendMessage = (to, message) => { this.sent.push({ at: this.now, from: node.id, to, message }); send(to, message); };
+      cluster.sendMessage = (to, message) => {
+        this.sent.push({ at: this.now, from: node.id, to, message });
+        send(to, message);
+      };
     }
     const register = cluster.registerMembership.bind(cluster);
-    cluster.registerMembership = (ids) => { node.memberships.push([...ids]); register(ids); };
-    node.sm = new RecordingStateMachine(node.id, (rid, index, hash) => this.observeApply(rid, index, hash), 'noop', (i) => raftOf(node.replica)?.log.entry(i)?.config !== undefined);
+    cluster.registerMembership = (ids) => {
+      node.memberships.push([...ids]);
+      register(ids);
+    };
+    node.sm = new RecordingStateMachine(
+      node.id,
+      (rid, index, hash) => this.observeApply(rid, index, hash),
+      'noop',
+      (i) => raftOf(node.replica)?.log.entry(i)?.config !== undefined,
+    );
     const options: ReplicaOptions<TestTransition, TestSnapshotData> = {
-      id: node.id, peerIds: node.peerIds, cluster, stateMachine: node.sm,
-      noopTransition: { id: 'noop' }, heartbeatTimeout: o.heartbeatTimeout ?? 50, electionTimeoutRange: o.electionTimeoutRange ?? [150, 300],
-      snapshotDelta: o.snapshotDelta ?? 0, storage: node.storage, clock: this.network.clock,
+      id: node.id,
+      peerIds: node.peerIds,
+      cluster,
+      stateMachine: node.sm,
+      noopTransition: { id: 'noop' },
+      heartbeatTimeout: o.heartbeatTimeout ?? 50,
+      electionTimeoutRange: o.electionTimeoutRange ?? [150, 300],
+      snapshotDelta: o.snapshotDelta ?? 0,
+      storage: node.storage,
+      clock: this.network.clock,
       random: seededRandom(deriveSeed(this.options.seed, 100 + node.id * 1000 + node.restarts)),
       ...(o.maxEntriesPerMessage ? { maxEntriesPerMessage: o.maxEntriesPerMessage } : {}),
       ...(o.maxBytesPerMessage ? { maxBytesPerMessage: o.maxBytesPerMessage } : {}),
       ...(o.maxInflightBytes ? { maxInflightBytes: o.maxInflightBytes } : {}),
-      preVote: o.preVote, checkQuorum: o.checkQuorum, join: node.join,
+      preVote: o.preVote,
+      checkQuorum: o.checkQuorum,
+      join: node.join,
     };
     node.replica = new Replica(options);
   }
@@ -168,7 +212,9 @@ export class Simulation {
     const now = this.network.now();
     const next = this.network.nextDeliveryTime();
     // At least 1 ms per step: messages falling due within it are delivered together, as a real tick would.
-    this.network.advanceTo(next !== undefined && next < now + quantum ? Math.max(next, now + Math.min(1, quantum)) : now + quantum);
+    this.network.advanceTo(
+      next !== undefined && next < now + quantum ? Math.max(next, now + Math.min(1, quantum)) : now + quantum,
+    );
     for (const id of this.ids) {
       const node = this.node(id);
       if (node.up) await node.replica.tick();
@@ -187,14 +233,23 @@ export class Simulation {
   async runUntil(done: () => boolean, ms: number, what = 'condition'): Promise<void> {
     const end = this.now + ms;
     while (!done()) {
-      if (this.now >= end) throw new Error(`seed ${this.options.seed}: ${what} not reached within ${ms} ms (at ${this.now}); replicas: ${this.describe()}`);
+      if (this.now >= end)
+        throw new Error(
+          `seed ${this.options.seed}: ${what} not reached within ${ms} ms (at ${this.now}); replicas: ${this.describe()}`,
+        );
       await this.step();
     }
   }
 
   /** Each replica's status and view of the membership, for failure messages. */
   describe(): string {
-    return JSON.stringify([...this.nodes.values()].map((n) => ({ ...n.replica.status, up: n.up, voters: raftOf(n.replica)?.membership.voters })));
+    return JSON.stringify(
+      [...this.nodes.values()].map((n) => ({
+        ...n.replica.status,
+        up: n.up,
+        voters: raftOf(n.replica)?.membership.voters,
+      })),
+    );
   }
 
   /** The live replica that leads in the highest term, if any. */
@@ -209,21 +264,32 @@ export class Simulation {
 
   /** Runs until some live replica leads and every live replica in `ids` (default: all) follows it in its term. */
   async stableLeader(ms = 5_000, ids = [...this.nodes.keys()]): Promise<SimNode> {
-    await this.runUntil(() => {
-      const l = this.leader();
-      if (!l) return false;
-      const { term, id } = l.replica.status;
-      return ids.map((i) => this.node(i)).every((n) => !n.up || (n.replica.status.term === term && n.replica.status.leaderId === id));
-    }, ms, 'a stable leader');
+    await this.runUntil(
+      () => {
+        const l = this.leader();
+        if (!l) return false;
+        const { term, id } = l.replica.status;
+        return ids
+          .map((i) => this.node(i))
+          .every((n) => !n.up || (n.replica.status.term === term && n.replica.status.leaderId === id));
+      },
+      ms,
+      'a stable leader',
+    );
     return this.leader()!;
   }
 
   /** Runs until every node in `ids` has applied every id in `txIds`. */
   async untilApplied(ids: number[], txIds: string[], ms: number, what = 'commands applied'): Promise<void> {
-    await this.runUntil(() => ids.every((id) => {
-      const applied = new Set(this.node(id).sm.appliedIds);
-      return txIds.every((t) => applied.has(t));
-    }), ms, what);
+    await this.runUntil(
+      () =>
+        ids.every((id) => {
+          const applied = new Set(this.node(id).sm.appliedIds);
+          return txIds.every((t) => applied.has(t));
+        }),
+      ms,
+      what,
+    );
   }
 
   /** Submits transitions to the leader and runs until every live node in `ids` applied them. */
@@ -235,7 +301,14 @@ export class Simulation {
   /** Settles `p` by stepping; returns its outcome (or 'pending' after `ms`). */
   async outcome(p: Promise<void>, ms: number): Promise<'resolved' | Error | 'pending'> {
     let result: 'resolved' | Error | 'pending' = 'pending';
-    p.then(() => { result = 'resolved'; }, (e: Error) => { result = e; });
+    p.then(
+      () => {
+        result = 'resolved';
+      },
+      (e: Error) => {
+        result = e;
+      },
+    );
     const end = this.now + ms;
     while (result === 'pending' && this.now < end) await this.step();
     return result;
@@ -244,7 +317,8 @@ export class Simulation {
   private observeApply(replicaId: number, index: number, hash: number): void {
     const first = this.appliedHash.get(index);
     if (first === undefined) this.appliedHash.set(index, hash);
-    else if (first !== hash) this.violations.push(`State Machine Safety: replica ${replicaId} applied a different history at index ${index}`);
+    else if (first !== hash)
+      this.violations.push(`State Machine Safety: replica ${replicaId} applied a different history at index ${index}`);
   }
 
   /** Checks every Raft invariant on the current state; throws with the seed on the first violation. */
@@ -257,20 +331,26 @@ export class Simulation {
       // Election Safety: at most one leader per term.
       if (role.kind === 'leader') {
         const other = this.leaders.get(term);
-        if (other !== undefined && other !== id) this.violations.push(`Election Safety: ${other} and ${id} both lead term ${term}`);
+        if (other !== undefined && other !== id)
+          this.violations.push(`Election Safety: ${other} and ${id} both lead term ${term}`);
         this.leaders.set(term, id);
       }
       // Terms never go back, across restarts too; one vote per term.
-      if (term < (this.highestTerm.get(id) ?? 0)) this.violations.push(`replica ${id}'s term went back from ${this.highestTerm.get(id)} to ${term}`);
+      if (term < (this.highestTerm.get(id) ?? 0))
+        this.violations.push(`replica ${id}'s term went back from ${this.highestTerm.get(id)} to ${term}`);
       this.highestTerm.set(id, term);
       if (votedFor !== undefined) {
         const key = `${id}:${term}`;
         const earlier = this.votes.get(key);
-        if (earlier !== undefined && earlier !== votedFor) this.violations.push(`replica ${id} voted for ${earlier} and ${votedFor} in term ${term}`);
+        if (earlier !== undefined && earlier !== votedFor)
+          this.violations.push(`replica ${id} voted for ${earlier} and ${votedFor} in term ${term}`);
         this.votes.set(key, votedFor);
       }
       // Log Matching, incrementally: entries appended since the last check.
-      const seen = this.logChecked.get(id) ?? { upTo: log.snapshotIndex, appended: raft.metrics.entriesAppended - (log.lastIndex - log.snapshotIndex) };
+      const seen = this.logChecked.get(id) ?? {
+        upTo: log.snapshotIndex,
+        appended: raft.metrics.entriesAppended - (log.lastIndex - log.snapshotIndex),
+      };
       const appendedNow = raft.metrics.entriesAppended - seen.appended;
       const from = Math.max(log.snapshotIndex + 1, Math.min(seen.upTo + 1, log.lastIndex - appendedNow + 1));
       for (let i = from; i <= log.lastIndex; i++) {
@@ -280,8 +360,10 @@ export class Simulation {
         const tag = e.config ? `${e.transition.id}[${e.config.join(',')}]` : e.transition.id;
         const known = this.entryAt.get(key);
         if (known === undefined) this.entryAt.set(key, tag);
-        else if (known !== tag) this.violations.push(`Log Matching: index ${i} term ${e.term} holds ${known} and ${tag}`);
-        if (i > 1 && i > log.snapshotIndex + 1 && log.term(i - 1)! > e.term) this.violations.push(`replica ${id}: terms decrease at index ${i}`);
+        else if (known !== tag)
+          this.violations.push(`Log Matching: index ${i} term ${e.term} holds ${known} and ${tag}`);
+        if (i > 1 && i > log.snapshotIndex + 1 && log.term(i - 1)! > e.term)
+          this.violations.push(`replica ${id}: terms decrease at index ${i}`);
       }
       this.logChecked.set(id, { upTo: log.lastIndex, appended: raft.metrics.entriesAppended });
       // Committed entries are never lost or changed (Leader Completeness, State Machine Safety).
@@ -295,13 +377,18 @@ export class Simulation {
         for (let i = Math.max(log.snapshotIndex + 1, this.committedUpTo - 200); i <= this.committedUpTo; i++) {
           const c = this.committed.get(i);
           const e = log.entry(i);
-          if (c && c.seenInTerm < term && (!e || e.term !== c.term || e.transition.id !== c.id)) this.violations.push(`Leader Completeness: leader ${id} of term ${term} lacks entry ${i}, committed by term ${c.seenInTerm}`);
+          if (c && c.seenInTerm < term && (!e || e.term !== c.term || e.transition.id !== c.id))
+            this.violations.push(
+              `Leader Completeness: leader ${id} of term ${term} lacks entry ${i}, committed by term ${c.seenInTerm}`,
+            );
         }
       }
-      if (commitIndex > log.lastIndex) this.violations.push(`replica ${id} committed ${commitIndex} beyond its log ${log.lastIndex}`);
+      if (commitIndex > log.lastIndex)
+        this.violations.push(`replica ${id} committed ${commitIndex} beyond its log ${log.lastIndex}`);
       for (const v of [...node.sm.violations, ...node.storage.violations]) this.violations.push(`replica ${id}: ${v}`);
       node.sm.violations.length = node.storage.violations.length = 0;
     }
-    if (this.violations.length > 0) throw new Error(`seed ${this.options.seed}, step ${this.steps}, time ${this.now}: ${this.violations[0]}`);
+    if (this.violations.length > 0)
+      throw new Error(`seed ${this.options.seed}, step ${this.steps}, time ${this.now}: ${this.violations[0]}`);
   }
 }

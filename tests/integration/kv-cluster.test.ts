@@ -13,16 +13,29 @@ const serverJs = fileURLToPath(new URL('../../dist/docs/examples/kv/server.js', 
 const KEYS = 100;
 const WAIT = 20_000;
 
-function runServer(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stderr: string; stdout: string }> {
+function runServer(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; stderr: string; stdout: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [serverJs, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TICKRAFT_SECRET: '', ...env } });
+    const child = spawn(process.execPath, [serverJs, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, TICKRAFT_SECRET: '', ...env },
+    });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
-    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), WAIT);
     child.on('error', reject);
-    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
   });
 }
 
@@ -37,15 +50,59 @@ describe('tickraft-kv flags', () => {
   const cases: [string, string[], RegExp][] = [
     ['no flags', [], /--id is required/],
     ['an unknown flag', ['--bogus'], /Unknown option '--bogus'/],
-    ['a non-numeric id', ['--id', 'x', '--data', 'd', '--peers', peers, '--http', http, '--secret', secret], /--id must be an integer/],
-    ['an id not in --peers', ['--id', '4', '--data', 'd', '--peers', peers, '--http', http, '--secret', secret], /--peers must list this replica/],
-    ['a malformed address', ['--id', '1', '--data', 'd', '--peers', '1=localhost', '--http', http, '--secret', secret], /expected id=host:port/],
-    ['different ids in --peers and --http', ['--id', '1', '--data', 'd', '--peers', peers, '--http', '1=127.0.0.1:8001', '--secret', secret], /same ids/],
+    [
+      'a non-numeric id',
+      ['--id', 'x', '--data', 'd', '--peers', peers, '--http', http, '--secret', secret],
+      /--id must be an integer/,
+    ],
+    [
+      'an id not in --peers',
+      ['--id', '4', '--data', 'd', '--peers', peers, '--http', http, '--secret', secret],
+      /--peers must list this replica/,
+    ],
+    [
+      'a malformed address',
+      ['--id', '1', '--data', 'd', '--peers', '1=localhost', '--http', http, '--secret', secret],
+      /expected id=host:port/,
+    ],
+    [
+      'different ids in --peers and --http',
+      ['--id', '1', '--data', 'd', '--peers', peers, '--http', '1=127.0.0.1:8001', '--secret', secret],
+      /same ids/,
+    ],
     ['no secret', ['--id', '1', '--data', 'd', '--peers', peers, '--http', http], /--secret .* is required/],
-    ['a short secret', ['--id', '1', '--data', 'd', '--peers', peers, '--http', http, '--secret', 'short'], /at least 16 bytes/],
-    ['a bad election range', ['--id', '1', '--data', 'd', '--peers', peers, '--http', http, '--secret', secret, '--election', '300-150'], /maximum must be greater/],
-    ['--join without the current members', ['--id', '4', '--data', 'd', '--peers', '4=127.0.0.1:7004', '--http', '4=127.0.0.1:8004', '--secret', secret, '--join'], /--join needs the current members/],
-    ['an election below the heartbeat', ['--id', '1', '--data', 'd', '--peers', peers, '--http', http, '--secret', secret, '--heartbeat', '200'], /greater than --heartbeat/],
+    [
+      'a short secret',
+      ['--id', '1', '--data', 'd', '--peers', peers, '--http', http, '--secret', 'short'],
+      /at least 16 bytes/,
+    ],
+    [
+      'a bad election range',
+      ['--id', '1', '--data', 'd', '--peers', peers, '--http', http, '--secret', secret, '--election', '300-150'],
+      /maximum must be greater/,
+    ],
+    [
+      '--join without the current members',
+      [
+        '--id',
+        '4',
+        '--data',
+        'd',
+        '--peers',
+        '4=127.0.0.1:7004',
+        '--http',
+        '4=127.0.0.1:8004',
+        '--secret',
+        secret,
+        '--join',
+      ],
+      /--join needs the current members/,
+    ],
+    [
+      'an election below the heartbeat',
+      ['--id', '1', '--data', 'd', '--peers', peers, '--http', http, '--secret', secret, '--heartbeat', '200'],
+      /greater than --heartbeat/,
+    ],
   ];
   it.each(cases)('exits 2 with the usage on %s', async (_, args, message) => {
     const r = await runServer(args);
@@ -80,19 +137,28 @@ describe('a 3-process tickraft-kv cluster', () => {
   /** Writes keys [from, to) over 4 parallel sessions; each acknowledged write is remembered. */
   async function writeKeys(from: number, to: number, tag: string): Promise<void> {
     let next = from;
-    await Promise.all([0, 1, 2, 3].map(async (lane) => {
-      const client = new KvClient({ origins: cluster.origins, clientId: `test-${tag}-${lane}`, agent, deadline: WAIT });
-      for (let i = next++; i < to; i = next++) {
-        await client.put(key(i), `v${i}-${tag}`);
-        acked.set(key(i), `v${i}-${tag}`);
-      }
-    }));
+    await Promise.all(
+      [0, 1, 2, 3].map(async (lane) => {
+        const client = new KvClient({
+          origins: cluster.origins,
+          clientId: `test-${tag}-${lane}`,
+          agent,
+          deadline: WAIT,
+        });
+        for (let i = next++; i < to; i = next++) {
+          await client.put(key(i), `v${i}-${tag}`);
+          acked.set(key(i), `v${i}-${tag}`);
+        }
+      }),
+    );
   }
 
   const logs = (): string => cluster.ids.map((id) => `--- replica ${id} ---\n${cluster.logTail(id)}`).join('\n');
 
   it('elects a leader and serves writes and linearizable reads', async () => {
-    const leader = await cluster.waitForLeader(cluster.ids, WAIT).catch((e: Error) => { throw new Error(`${e.message}\n${logs()}`); });
+    const leader = await cluster.waitForLeader(cluster.ids, WAIT).catch((e: Error) => {
+      throw new Error(`${e.message}\n${logs()}`);
+    });
     const s = await cluster.status(leader.id);
     expect(s?.status.role).toBe('leader');
     expect(s?.leader?.http).toBe(cluster.origin(leader.id));
@@ -106,13 +172,17 @@ describe('a 3-process tickraft-kv cluster', () => {
   it('redirects a follower request to the leader with 307 and Location', async () => {
     const leader = await cluster.waitForLeader(cluster.ids, WAIT);
     // Wait until a follower knows the leader too (it learns it from the heartbeats).
-    const follower = await waitFor('a follower that knows the leader', async () => {
-      for (const id of cluster.ids.filter((i) => i !== leader.id)) {
-        const s = await cluster.status(id);
-        if (s?.status.leaderId === leader.id) return id;
-      }
-      return undefined;
-    }, WAIT);
+    const follower = await waitFor(
+      'a follower that knows the leader',
+      async () => {
+        for (const id of cluster.ids.filter((i) => i !== leader.id)) {
+          const s = await cluster.status(id);
+          if (s?.status.leaderId === leader.id) return id;
+        }
+        return undefined;
+      },
+      WAIT,
+    );
     const a = await httpRequest(`${cluster.origin(follower)}/kv/${key(1)}?x=1`, { method: 'GET' });
     expect(a.status).toBe(307);
     expect(a.headers.location).toBe(`${cluster.origin(leader.id)}/kv/${key(1)}?x=1`);
@@ -139,10 +209,14 @@ describe('a 3-process tickraft-kv cluster', () => {
     victim = leader.id;
     const survivors = cluster.ids.filter((id) => id !== victim);
     await cluster.kill(victim, 'SIGKILL');
-    const next = await waitFor('a new leader', async () => {
-      const l = await cluster.waitForLeader(survivors, WAIT);
-      return l.term > leader.term ? l : undefined;
-    }, WAIT);
+    const next = await waitFor(
+      'a new leader',
+      async () => {
+        const l = await cluster.waitForLeader(survivors, WAIT);
+        return l.term > leader.term ? l : undefined;
+      },
+      WAIT,
+    );
     expect(next.id).not.toBe(victim);
     await writeKeys(KEYS, 2 * KEYS, 'b');
     // Anonymous requests (no session headers) work too: the server makes up a session.
@@ -156,10 +230,16 @@ describe('a 3-process tickraft-kv cluster', () => {
     cluster.spawn(victim);
     const leader = await cluster.waitForLeader(cluster.ids, WAIT);
     const target = (await cluster.status(leader.id))!.status.commitIndex;
-    await waitFor('every replica to apply everything', async () => {
-      const all = await Promise.all(cluster.ids.map((id) => cluster.status(id)));
-      return all.every((s) => s !== undefined && s.status.lastApplied >= target) ? true : undefined;
-    }, WAIT).catch((e: Error) => { throw new Error(`${e.message}\n${logs()}`); });
+    await waitFor(
+      'every replica to apply everything',
+      async () => {
+        const all = await Promise.all(cluster.ids.map((id) => cluster.status(id)));
+        return all.every((s) => s !== undefined && s.status.lastApplied >= target) ? true : undefined;
+      },
+      WAIT,
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}\n${logs()}`);
+    });
     const dumps = await Promise.all(cluster.ids.map((id) => cluster.dump(id)));
     for (const d of dumps) expect(d.data).toEqual(dumps[0]!.data);
     expect(acked.size).toBe(2 * KEYS + 1);

@@ -19,7 +19,11 @@ const PER_PORT = 120;
  * claiming to be `claim` (then stall, as they cannot sign it), half send nothing. Each is
  * reopened as soon as it closes.
  */
-interface Target { readonly port: number; readonly claim: number | undefined; readonly target: number }
+interface Target {
+  readonly port: number;
+  readonly claim: number | undefined;
+  readonly target: number;
+}
 
 function flood(targets: readonly Target[]): { opened: () => number; live: () => number; stop: () => void } {
   let stopped = false;
@@ -73,7 +77,9 @@ describe('a flood of unauthenticated connections', () => {
   });
 
   const logs = (): string => cluster.ids.map((id) => `--- replica ${id} ---\n${cluster.logTail(id, 10)}`).join('\n');
-  const explain = (e: Error): never => { throw new Error(`${e.message}\n${logs()}`); };
+  const explain = (e: Error): never => {
+    throw new Error(`${e.message}\n${logs()}`);
+  };
 
   /** Writes `key` through the leader among `among`, and waits until every one of `among` applied it. */
   async function writeAndSync(key: string, among: number[]): Promise<void> {
@@ -82,10 +88,14 @@ describe('a flood of unauthenticated connections', () => {
     await client.put(key, key).catch(explain);
     const leader = await cluster.waitForLeader(among, WAIT);
     const target = (await cluster.status(leader.id))!.status.commitIndex;
-    await waitFor(`${among.join(',')} to apply ${key}`, async () => {
-      const all = await Promise.all(among.map((id) => cluster.status(id)));
-      return all.every((s) => (s?.status.lastApplied ?? 0) >= target) || undefined;
-    }, WAIT).catch(explain);
+    await waitFor(
+      `${among.join(',')} to apply ${key}`,
+      async () => {
+        const all = await Promise.all(among.map((id) => cluster.status(id)));
+        return all.every((s) => (s?.status.lastApplied ?? 0) >= target) || undefined;
+      },
+      WAIT,
+    ).catch(explain);
   }
 
   it('keeps electing and serving while members are killed and restarted', async () => {

@@ -37,21 +37,40 @@ describe('a second process with a running member id', () => {
     // The twin: id 1, the cluster's secret, its own ports and directory, the real members 2 and 3.
     const [raft, web] = await freePorts(2);
     const m = (id: number): { raftPort: number; httpPort: number } => cluster.members.get(id)!;
-    const twin = spawn(process.execPath, [
-      serverJs, '--id', '1', '--data', join(cluster.dir, 'twin'), '--secret', cluster.secret,
-      '--peers', `1=127.0.0.1:${raft},2=127.0.0.1:${m(2).raftPort},3=127.0.0.1:${m(3).raftPort}`,
-      '--http', `1=127.0.0.1:${web},2=127.0.0.1:${m(2).httpPort},3=127.0.0.1:${m(3).httpPort}`,
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const twin = spawn(
+      process.execPath,
+      [
+        serverJs,
+        '--id',
+        '1',
+        '--data',
+        join(cluster.dir, 'twin'),
+        '--secret',
+        cluster.secret,
+        '--peers',
+        `1=127.0.0.1:${raft},2=127.0.0.1:${m(2).raftPort},3=127.0.0.1:${m(3).raftPort}`,
+        '--http',
+        `1=127.0.0.1:${web},2=127.0.0.1:${m(2).httpPort},3=127.0.0.1:${m(3).httpPort}`,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     // The log is JSON lines on stdout (pino); anything else on stderr is kept too.
     let output = '';
-    twin.stderr.on('data', (c: Buffer) => { output += c.toString(); });
-    twin.stdout.on('data', (c: Buffer) => { output += c.toString(); });
+    twin.stderr.on('data', (c: Buffer) => {
+      output += c.toString();
+    });
+    twin.stdout.on('data', (c: Buffer) => {
+      output += c.toString();
+    });
     const killer = setTimeout(() => twin.kill('SIGKILL'), WAIT);
     const code = await new Promise<number | null>((resolve) => twin.once('exit', resolve));
     clearTimeout(killer);
 
     expect(code, output).toBe(1);
-    const entries = output.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: number; msg: string });
+    const entries = output
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { level: number; msg: string });
     // pino levels: 50 is error, 60 fatal.
     const errors = entries.filter((e) => e.level >= 50).map((e) => e.msg);
     expect(errors, output).toHaveLength(1);
@@ -78,9 +97,15 @@ describe('a second process with a running member id', () => {
     const leader = await cluster.waitForLeader(cluster.ids, WAIT);
     const target = (await cluster.status(leader.id))!.status.commitIndex;
     const applied = async (): Promise<number> => (await cluster.status(1))?.status.lastApplied ?? 0;
-    await waitFor('member 1 to catch up', async () => (await applied()) >= target || undefined, WAIT)
-      .catch((e: Error) => { throw new Error(`${e.message}\n${logs()}`); });
-    expect([2, 3].map((id) => lines(id, /second process/)), logs()).toEqual(refusals);
+    await waitFor('member 1 to catch up', async () => (await applied()) >= target || undefined, WAIT).catch(
+      (e: Error) => {
+        throw new Error(`${e.message}\n${logs()}`);
+      },
+    );
+    expect(
+      [2, 3].map((id) => lines(id, /second process/)),
+      logs(),
+    ).toEqual(refusals);
     expect(lines(1, /another process/)).toBe(0);
     expect(cluster.members.get(1)!.child!.exitCode).toBeNull();
   }, 60_000);

@@ -79,20 +79,30 @@ describe('a follower that falls behind on big entries', () => {
       const value = (i: number): string => `${String(i).padStart(4, '0')}${filler.slice(4)}`;
       const put = (i: number): ReturnType<typeof httpRequest> =>
         httpRequest(`${cluster.origin(leader.id)}/kv/big${i}`, { method: 'PUT', body: value(i), agent, timeout: WAIT });
-      const answers = await Promise.all(Array.from({ length: VALUES }, (_, i) => put(i)))
-        .catch((error: unknown) => { checkMemory(); throw error; });
+      const answers = await Promise.all(Array.from({ length: VALUES }, (_, i) => put(i))).catch((error: unknown) => {
+        checkMemory();
+        throw error;
+      });
       checkMemory();
       const logs = (): string => cluster.ids.map((id) => `--- ${id} ---\n${cluster.logTail(id, 40)}`).join('\n');
-      expect(answers.map((a) => a.status), logs()).toEqual(Array<number>(VALUES).fill(204));
+      expect(
+        answers.map((a) => a.status),
+        logs(),
+      ).toEqual(Array<number>(VALUES).fill(204));
       const target = (await cluster.status(leader.id))!.status.commitIndex;
 
       process.kill(pids.get(follower)!, 'SIGCONT');
       const resumed = Date.now();
-      await waitFor('the stopped follower to apply every value', async () => {
-        checkMemory();
-        const s = await cluster.status(follower);
-        return s !== undefined && s.status.lastApplied >= target ? true : undefined;
-      }, WAIT, 20);
+      await waitFor(
+        'the stopped follower to apply every value',
+        async () => {
+          checkMemory();
+          const s = await cluster.status(follower);
+          return s !== undefined && s.status.lastApplied >= target ? true : undefined;
+        },
+        WAIT,
+        20,
+      );
       const catchUpMs = Date.now() - resumed;
 
       const after = await Promise.all(cluster.ids.map((id) => cluster.status(id)));
@@ -104,10 +114,12 @@ describe('a follower that falls behind on big entries', () => {
       const peaks = new Map([...pids].map(([id, pid]) => [id, Math.round(memoryOf(pid).peak)]));
       const longestOf = (s: (typeof after)[number]): unknown => (s as unknown as { longest: unknown }).longest;
       const longest = Object.fromEntries(after.map((s) => [s!.status.id, longestOf(s)]));
-      console.log(`lagging follower ${follower}: caught up on ${VALUES} × 1 MiB in ${catchUpMs} ms; `
-        + `peak RSS (MiB) by replica: ${JSON.stringify(Object.fromEntries(peaks))}; `
-        + `leader ${leader.id} kept term ${leader.term}; `
-        + `longest save and event-loop block (ms; the stopped one's includes its stop): ${JSON.stringify(longest)}`);
+      console.log(
+        `lagging follower ${follower}: caught up on ${VALUES} × 1 MiB in ${catchUpMs} ms; ` +
+          `peak RSS (MiB) by replica: ${JSON.stringify(Object.fromEntries(peaks))}; ` +
+          `leader ${leader.id} kept term ${leader.term}; ` +
+          `longest save and event-loop block (ms; the stopped one's includes its stop): ${JSON.stringify(longest)}`,
+      );
       for (const [id, peak] of peaks) expect(peak, `peak RSS of replica ${id}`).toBeLessThan(RSS_BOUND_MIB);
     } finally {
       clearInterval(sampler);

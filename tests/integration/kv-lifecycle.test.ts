@@ -18,26 +18,48 @@ const WAIT = 20_000;
 const SECRET = 'kv-lifecycle-secret-0123456789';
 
 /** Runs one server to its exit (SIGKILL after `WAIT`); `afterStart` may signal it. */
-interface Exit { code: number | null; signal: string | null; stderr: string; stdout: string }
+interface Exit {
+  code: number | null;
+  signal: string | null;
+  stderr: string;
+  stdout: string;
+}
 
 function runServer(args: string[], afterStart?: (pid: number) => void): Promise<Exit> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [serverJs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     let stdout = '';
-    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
-    child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), WAIT);
     child.on('error', reject);
-    child.on('exit', (code, signal) => { clearTimeout(timer); resolve({ code, signal, stderr, stdout }); });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stderr, stdout });
+    });
     afterStart?.(child.pid!);
   });
 }
 
 async function singleArgs(data: string): Promise<string[]> {
   const [raft, http] = await freePorts(2);
-  return ['--id', '1', '--data', data, '--peers', `1=127.0.0.1:${raft}`, '--http', `1=127.0.0.1:${http}`,
-    '--secret', SECRET];
+  return [
+    '--id',
+    '1',
+    '--data',
+    data,
+    '--peers',
+    `1=127.0.0.1:${raft}`,
+    '--http',
+    `1=127.0.0.1:${http}`,
+    '--secret',
+    SECRET,
+  ];
 }
 
 beforeAll(() => {
@@ -47,7 +69,9 @@ beforeAll(() => {
 describe('KvStateMachine.setSnapshot', () => {
   const member = { raft: { host: 'h', port: 1 }, http: { host: 'h', port: 2 } };
   const good: KvSnapshot = {
-    entries: [['k', 'v']], sessions: [['c', { seq: 2, result: undefined }]], addresses: [[4, member]],
+    entries: [['k', 'v']],
+    sessions: [['c', { seq: 2, result: undefined }]],
+    addresses: [[4, member]],
   };
   const bad: [string, unknown][] = [
     ['null data', null],
@@ -70,8 +94,12 @@ describe('KvStateMachine.setSnapshot', () => {
 
 describe('tickraft-kv startup', () => {
   let dir: string;
-  beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'tickraft-kv-life-')); });
-  afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'tickraft-kv-life-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
 
   const unusable: [string, () => string][] = [
     // Node's recursive mkdir used to loop there forever, deaf to SIGTERM.
@@ -91,7 +119,9 @@ describe('tickraft-kv startup', () => {
   it('exits 1 with one line when another server holds the directory; SIGTERM stops the holder, exit 0', async () => {
     const args = await singleArgs(join(dir, 'held'));
     let holder!: number;
-    const first = runServer(args, (pid) => { holder = pid; }); // SIGKILLed after WAIT at the latest
+    const first = runServer(args, (pid) => {
+      holder = pid;
+    }); // SIGKILLed after WAIT at the latest
     try {
       const locked = (): true | undefined => (existsSync(join(dir, 'held', 'LOCK')) ? true : undefined);
       await waitFor('the first server to lock its directory', locked, WAIT);
@@ -135,7 +165,9 @@ describe('a tickraft-kv cluster answering mistakes and shutting down', () => {
     cluster = await KvProcesses.create(serverJs, [1, 2, 3], flags);
     cluster.start();
   });
-  afterAll(async () => { await cluster?.destroy(); });
+  afterAll(async () => {
+    await cluster?.destroy();
+  });
 
   it('POST /transfer/99 (no member) answers 422; a body over 1 MiB answers 413, which the client reads', async () => {
     const leader = await cluster.waitForLeader(cluster.ids, WAIT);

@@ -25,7 +25,9 @@ describe('a tickraft-kv cluster grows from 3 to 5 processes and shrinks to 3 und
   let voters = [1, 2, 3];
 
   const logs = (): string => cluster.ids.map((id) => `--- replica ${id} ---\n${cluster.logTail(id)}`).join('\n');
-  const withLogs = (e: Error): never => { throw new Error(`${e.message}\n${logs()}`); };
+  const withLogs = (e: Error): never => {
+    throw new Error(`${e.message}\n${logs()}`);
+  };
 
   beforeAll(async () => {
     if (!existsSync(serverJs)) throw new Error(`${serverJs} is missing: run tsc -p tsconfig.json first`);
@@ -34,18 +36,20 @@ describe('a tickraft-kv cluster grows from 3 to 5 processes and shrinks to 3 und
     origins.push(...cluster.origins);
     await cluster.waitForLeader(voters, WAIT);
     // The background writer: each lane a sequential session; each write retried up to 20 s.
-    writer = Promise.all(Array.from({ length: LANES }, async (_, lane) => {
-      const client = new KvClient({ origins, clientId: `membership-${lane}`, agent, deadline: 20_000 });
-      for (let i = 0; writing; i++) {
-        const key = `lane${lane}-${String(i).padStart(5, '0')}`;
-        try {
-          await client.put(key, `v${i}`);
-          acked.set(key, `v${i}`);
-        } catch (error) {
-          failed.push(`${key}: ${(error as Error).message}`);
+    writer = Promise.all(
+      Array.from({ length: LANES }, async (_, lane) => {
+        const client = new KvClient({ origins, clientId: `membership-${lane}`, agent, deadline: 20_000 });
+        for (let i = 0; writing; i++) {
+          const key = `lane${lane}-${String(i).padStart(5, '0')}`;
+          try {
+            await client.put(key, `v${i}`);
+            acked.set(key, `v${i}`);
+          } catch (error) {
+            failed.push(`${key}: ${(error as Error).message}`);
+          }
         }
-      }
-    })).then(() => undefined);
+      }),
+    ).then(() => undefined);
   }, WAIT);
 
   afterAll(async () => {
@@ -57,21 +61,31 @@ describe('a tickraft-kv cluster grows from 3 to 5 processes and shrinks to 3 und
 
   const waitForWrites = async (more: number): Promise<void> => {
     const target = acked.size + more;
-    await waitFor(`${target} acknowledged writes`, () => (acked.size >= target ? true : undefined), WAIT).catch(withLogs);
+    await waitFor(`${target} acknowledged writes`, () => (acked.size >= target ? true : undefined), WAIT).catch(
+      withLogs,
+    );
   };
 
   /** Waits until every member in `ids` lists `voters` and has applied the leader's commit index; returns their dumps. */
   async function converged(ids: number[]) {
-    await waitFor(`members ${ids.join(',')} to list ${voters.join(',')}`, async () => {
-      const all = await Promise.all(ids.map((id) => cluster.status(id)));
-      return all.every((s) => JSON.stringify(s?.membership) === JSON.stringify(voters)) ? true : undefined;
-    }, WAIT).catch(withLogs);
+    await waitFor(
+      `members ${ids.join(',')} to list ${voters.join(',')}`,
+      async () => {
+        const all = await Promise.all(ids.map((id) => cluster.status(id)));
+        return all.every((s) => JSON.stringify(s?.membership) === JSON.stringify(voters)) ? true : undefined;
+      },
+      WAIT,
+    ).catch(withLogs);
     const leader = await cluster.waitForLeader(ids, WAIT);
     const target = (await cluster.status(leader.id))!.status.commitIndex;
-    await waitFor('every member to apply everything', async () => {
-      const all = await Promise.all(ids.map((id) => cluster.status(id)));
-      return all.every((s) => s !== undefined && s.status.lastApplied >= target) ? true : undefined;
-    }, WAIT).catch(withLogs);
+    await waitFor(
+      'every member to apply everything',
+      async () => {
+        const all = await Promise.all(ids.map((id) => cluster.status(id)));
+        return all.every((s) => s !== undefined && s.status.lastApplied >= target) ? true : undefined;
+      },
+      WAIT,
+    ).catch(withLogs);
     return Promise.all(ids.map((id) => cluster.dump(id)));
   }
 

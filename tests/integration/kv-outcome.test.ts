@@ -11,13 +11,18 @@ let server: Server | undefined;
 afterEach(async () => {
   const s = server;
   server = undefined;
-  if (s) await new Promise((resolve) => { s.closeAllConnections(); s.close(resolve); });
+  if (s)
+    await new Promise((resolve) => {
+      s.closeAllConnections();
+      s.close(resolve);
+    });
 });
 
 /** Serves the kv API over a backend whose leadership and submit() the test decides. */
 async function serve(o: { leader: boolean; submit?: () => Promise<KvResult>; knownLeader?: boolean }): Promise<string> {
   const backend: KvBackend = {
-    id: 1, timeout: 200,
+    id: 1,
+    timeout: 200,
     isLeader: () => o.leader,
     leaderOrigin: () => (o.knownLeader === false ? undefined : 'http://127.0.0.1:9'),
     submit: o.submit ?? (() => Promise.resolve({ ok: true, previous: undefined })),
@@ -42,7 +47,10 @@ describe('tickraft-kv: definite and unknown outcomes', () => {
     const a = await put(await serve({ leader: false }));
     expect(a.status).toBe(307);
     expect(a.headers['x-kv-outcome']).toBe('not-applied');
-    await new Promise((resolve) => { server!.closeAllConnections(); server!.close(resolve); });
+    await new Promise((resolve) => {
+      server!.closeAllConnections();
+      server!.close(resolve);
+    });
     const b = await put(await serve({ leader: false, knownLeader: false }));
     expect(b.status).toBe(503);
     expect(b.headers['x-kv-outcome']).toBe('not-applied');
@@ -57,9 +65,12 @@ describe('tickraft-kv: definite and unknown outcomes', () => {
   });
 
   it('does not claim "not applied" when only the wait ended', async () => {
-    const a = await put(await serve({
-      leader: true, submit: () => Promise.reject(new KvNotLeader('the caller stopped waiting', undefined, false)),
-    }));
+    const a = await put(
+      await serve({
+        leader: true,
+        submit: () => Promise.reject(new KvNotLeader('the caller stopped waiting', undefined, false)),
+      }),
+    );
     expect(a.status).toBe(307);
     expect(a.headers['x-kv-outcome']).toBeUndefined();
     expect(a.body).toMatch(/^outcome unknown: the caller stopped waiting/);

@@ -30,13 +30,23 @@ describe('a tickraft-kv cluster grown from 3 to 5 and compacted keeps 5 voters a
     if (!existsSync(serverJs)) throw new Error(`${serverJs} is missing: run tsc -p tsconfig.json first`);
     const c = (cluster = await KvProcesses.create(serverJs, [1, 2, 3], ['--snapshot-delta', String(DELTA), '--quiet']));
     const logs = (): string => c.ids.map((id) => `--- replica ${id} ---\n${c.logTail(id)}`).join('\n');
-    const withLogs = (e: Error): never => { throw new Error(`${e.message}\n${logs()}`); };
+    const withLogs = (e: Error): never => {
+      throw new Error(`${e.message}\n${logs()}`);
+    };
     c.start();
     await c.waitForLeader([1, 2, 3], WAIT).catch(withLogs);
     for (const id of [4, 5]) {
       await c.prepareJoin(id);
       c.spawn(id);
-      await c.leaderRequest('POST', '/members', c.joinBody(id), ALL.filter((m) => m < id), WAIT).catch(withLogs);
+      await c
+        .leaderRequest(
+          'POST',
+          '/members',
+          c.joinBody(id),
+          ALL.filter((m) => m < id),
+          WAIT,
+        )
+        .catch(withLogs);
     }
     const leader = await c.waitForLeader(ALL, WAIT).catch(withLogs);
     const configured = (await c.status(leader.id))!.status.commitIndex;
@@ -45,26 +55,37 @@ describe('a tickraft-kv cluster grown from 3 to 5 and compacted keeps 5 voters a
     const client = new KvClient({ origins: c.origins, clientId: 'restart-membership', agent, deadline: 20_000 });
     for (let i = 0; i < 3 * DELTA; i++) await client.put(`k${i}`, `v${i}`);
     const target = (await c.status((await c.waitForLeader(ALL, WAIT)).id))!.status.commitIndex;
-    await waitFor('every member to apply every write', async () => {
-      const all = await Promise.all(ALL.map((id) => c.status(id)));
-      return all.every((s) => s !== undefined && s.status.lastApplied >= target) ? true : undefined;
-    }, WAIT).catch(withLogs);
+    await waitFor(
+      'every member to apply every write',
+      async () => {
+        const all = await Promise.all(ALL.map((id) => c.status(id)));
+        return all.every((s) => s !== undefined && s.status.lastApplied >= target) ? true : undefined;
+      },
+      WAIT,
+    ).catch(withLogs);
     for (const code of (await c.stopAll()).values()) expect(code).toBe(0);
     for (const id of ALL) {
       const storage = new FileStorage<unknown, unknown>(c.dataDir(id));
       const saved = await storage.load();
       await storage.close();
       expect(saved.snapshot?.lastIncludedIndex, `snapshot of ${id}`).toBeGreaterThan(configured);
-      expect(saved.entries.filter((e) => e.config), `configuration entries left in ${id}'s log`).toEqual([]);
+      expect(
+        saved.entries.filter((e) => e.config),
+        `configuration entries left in ${id}'s log`,
+      ).toEqual([]);
     }
 
     for (const id of ALL) c.spawn(id, c.startedArgs(id));
     // The first membership each reports is the one it loaded: none has heard from another yet.
     for (const id of ALL) {
-      const status = await waitFor(`member ${id} to load`, async () => {
-        const s = await c.status(id);
-        return s?.membership ? s : undefined;
-      }, WAIT).catch(withLogs);
+      const status = await waitFor(
+        `member ${id} to load`,
+        async () => {
+          const s = await c.status(id);
+          return s?.membership ? s : undefined;
+        },
+        WAIT,
+      ).catch(withLogs);
       expect(status.membership, `voters of ${id} after the restart`).toEqual(ALL);
     }
 

@@ -7,11 +7,30 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  CatchUpTimeoutError, InvalidArgumentError, MembershipChangeInProgressError, NotLeaderError, NotVoterError,
-  TransferInProgressError, TransferTimeoutError,
+  CatchUpTimeoutError,
+  InvalidArgumentError,
+  MembershipChangeInProgressError,
+  NotLeaderError,
+  NotVoterError,
+  TransferInProgressError,
+  TransferTimeoutError,
 } from '../../src/index.js';
-import { appendRequest, appendResponse, voteRequest, voteResponse, type AppendRequest } from '../../src/core/message.js';
-import { PaperReplica, RaftNet, drainMicrotasks, entries, type Msg, type PaperReplicaOptions, type T } from '../helpers/paper-harness.js';
+import {
+  appendRequest,
+  appendResponse,
+  voteRequest,
+  voteResponse,
+  type AppendRequest,
+} from '../../src/core/message.js';
+import {
+  PaperReplica,
+  RaftNet,
+  drainMicrotasks,
+  entries,
+  type Msg,
+  type PaperReplicaOptions,
+  type T,
+} from '../helpers/paper-harness.js';
 import { Simulation } from '../helpers/simulation.js';
 
 type Outcome = { state: 'pending' | 'resolved' | 'rejected'; error?: Error };
@@ -19,13 +38,29 @@ type Outcome = { state: 'pending' | 'resolved' | 'rejected'; error?: Error };
 /** Tracks a promise's outcome without awaiting it. */
 function track(p: Promise<void>): Outcome {
   const o: Outcome = { state: 'pending' };
-  p.then(() => { o.state = 'resolved'; }, (e: Error) => { o.state = 'rejected'; o.error = e; });
+  p.then(
+    () => {
+      o.state = 'resolved';
+    },
+    (e: Error) => {
+      o.state = 'rejected';
+      o.error = e;
+    },
+  );
   return o;
 }
 
 /** The success answer to an AppendEntries, echoing its read round. */
 function reply(from: number, m: AppendRequest<T>): Msg {
-  return appendResponse({ from, term: m.term, success: true, index: m.prevLogIndex + m.entries.length, hintIndex: 0, hintTerm: 0, round: m.round });
+  return appendResponse({
+    from,
+    term: m.term,
+    success: true,
+    index: m.prevLogIndex + m.entries.length,
+    hintIndex: 0,
+    hintTerm: 0,
+    round: m.round,
+  });
 }
 
 /** A scripted replica 1 (peers 2, 3) elected in term 1 with votes from 2, its noop committed. */
@@ -52,7 +87,10 @@ const voteRequestsFrom = (sim: Simulation, id: number, since = 0): number =>
 describe('§9.6 pre-vote', () => {
   it('§9.6: a replica that heard from a leader within the minimum election timeout refuses to pre-vote (and grants once it has not)', async () => {
     const r = await PaperReplica.create({ preVote: true });
-    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })], 10);
+    await r.deliver(
+      [appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })],
+      10,
+    );
     r.take();
     await r.deliver([voteRequest({ from: 3, term: 2, lastLogIndex: 0, lastLogTerm: 0, pre: true })], 100); // 90 ms after the leader's message < 150
     expect(r.takeOfType('voteResponse')).toEqual([[3, voteResponse({ from: 1, term: 1, granted: false, pre: true })]]);
@@ -60,7 +98,7 @@ describe('§9.6 pre-vote', () => {
     expect(r.takeOfType('voteResponse')).toEqual([[3, voteResponse({ from: 1, term: 2, granted: true, pre: true })]]);
   });
 
-  it('§9.6: granting a pre-vote changes neither the voter\'s term nor its vote', async () => {
+  it("§9.6: granting a pre-vote changes neither the voter's term nor its vote", async () => {
     const r = await PaperReplica.create({ preVote: true });
     await r.deliver([voteRequest({ from: 2, term: 5, lastLogIndex: 0, lastLogTerm: 0, pre: true })], 10);
     expect(r.takeOfType('voteResponse')).toEqual([[2, voteResponse({ from: 1, term: 5, granted: true, pre: true })]]);
@@ -74,7 +112,10 @@ describe('§9.6 pre-vote', () => {
 
   it('§9.6: a pre-candidate keeps its term, reports role candidate with no leader, and asks for term+1', async () => {
     const r = await PaperReplica.create({ preVote: true });
-    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })], 0);
+    await r.deliver(
+      [appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })],
+      0,
+    );
     expect(r.cluster.leaders.at(-1)).toBe(2);
     r.take();
     await r.tick(1000);
@@ -103,7 +144,13 @@ describe('§9.6 pre-vote', () => {
     for (const [, m] of asks) expect(m).toMatchObject({ term: 1, pre: false });
   });
 
-  async function rejoin(preVote: boolean): Promise<{ before: number; after: number; leaderBefore: number; leaderAfter: number | undefined; realVotes: number }> {
+  async function rejoin(preVote: boolean): Promise<{
+    before: number;
+    after: number;
+    leaderBefore: number;
+    leaderAfter: number | undefined;
+    realVotes: number;
+  }> {
     const sim = new Simulation({ size: 5, seed: 7, preVote });
     const leader = await sim.stableLeader();
     const before = leader.replica.status.term;
@@ -114,10 +161,16 @@ describe('§9.6 pre-vote', () => {
     sim.network.heal();
     await sim.run(2000);
     const realVotes = sim.sent.filter((s) => s.at >= t0 && s.message.type === 'vote' && !s.message.pre).length;
-    return { before, after: Math.max(...[...sim.nodes.keys()].map((id) => sim.core(id).term)), leaderBefore: leader.id, leaderAfter: sim.leader()?.id, realVotes };
+    return {
+      before,
+      after: Math.max(...[...sim.nodes.keys()].map((id) => sim.core(id).term)),
+      leaderBefore: leader.id,
+      leaderAfter: sim.leader()?.id,
+      realVotes,
+    };
   }
 
-  it('§9.6: a partitioned replica that rejoins never raises the leader\'s term, and the leader keeps leading', async () => {
+  it("§9.6: a partitioned replica that rejoins never raises the leader's term, and the leader keeps leading", async () => {
     const r = await rejoin(true);
     expect(r.after).toBe(r.before);
     expect(r.leaderAfter).toBe(r.leaderBefore);
@@ -137,7 +190,10 @@ describe('§6.2 check-quorum', () => {
     const term = leader.replica.status.term;
     const others = [...sim.nodes.keys()].filter((id) => id !== leader.id);
     // Two followers unreachable: the leader and two others are still a majority.
-    sim.network.partition([[leader.id, others[0]!, others[1]!], [others[2]!, others[3]!]]);
+    sim.network.partition([
+      [leader.id, others[0]!, others[1]!],
+      [others[2]!, others[3]!],
+    ]);
     const end = sim.now + 2000;
     while (sim.now < end) {
       await sim.step();
@@ -163,7 +219,10 @@ describe('§6.2 check-quorum', () => {
 
   it('§6.2/§4.2.3: a follower that hears from its leader ignores a higher-term vote request, unless it carries force (transfer)', async () => {
     const r = await PaperReplica.create({ checkQuorum: true });
-    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })], 0);
+    await r.deliver(
+      [appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })],
+      0,
+    );
     r.take();
     await r.deliver([voteRequest({ from: 3, term: 5, lastLogIndex: 10, lastLogTerm: 1 })], 50);
     expect(r.status).toMatchObject({ term: 1, leaderId: 2 });
@@ -179,7 +238,10 @@ describe('§6.2 check-quorum', () => {
 describe('§6.4 read index', () => {
   it('§6.4: on a follower readIndex rejects with NotLeaderError carrying the leader it knows', async () => {
     const r = await PaperReplica.create();
-    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })], 0);
+    await r.deliver(
+      [appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })],
+      0,
+    );
     const o = track(r.replica.readIndex());
     await r.tick();
     await drainMicrotasks();
@@ -200,10 +262,24 @@ describe('§6.4 read index', () => {
     const beats = r.takeOfType('append');
     expect(beats.length).toBeGreaterThan(0);
     // Followers confirm leadership, but do not hold the noop yet (they answer for index 0 only).
-    await r.deliver(beats.map(([to, m]) => appendResponse({ from: to, term: 2, success: true, index: 0, hintIndex: 0, hintTerm: 0, round: m.round })));
+    await r.deliver(
+      beats.map(([to, m]) =>
+        appendResponse({ from: to, term: 2, success: true, index: 0, hintIndex: 0, hintTerm: 0, round: m.round }),
+      ),
+    );
     await drainMicrotasks();
     expect(o.state).toBe('pending');
-    await r.deliver([appendResponse({ from: 2, term: 2, success: true, index: 3, hintIndex: 0, hintTerm: 0, round: beats[0]![1].round })]);
+    await r.deliver([
+      appendResponse({
+        from: 2,
+        term: 2,
+        success: true,
+        index: 3,
+        hintIndex: 0,
+        hintTerm: 0,
+        round: beats[0]![1].round,
+      }),
+    ]);
     await drainMicrotasks();
     expect(r.status.commitIndex).toBe(3);
     expect(o.state).toBe('resolved');
@@ -217,7 +293,10 @@ describe('§6.4 read index', () => {
     expect(beats.map(([to]) => to).sort()).toEqual([2, 3]);
     const round = beats[0]![1].round;
     // Answers to an older round confirm nothing.
-    await r.deliver([appendResponse({ from: 2, term: 1, success: true, index: 1, hintIndex: 0, hintTerm: 0, round: round - 1 }), appendResponse({ from: 3, term: 1, success: true, index: 1, hintIndex: 0, hintTerm: 0, round: round - 1 })]);
+    await r.deliver([
+      appendResponse({ from: 2, term: 1, success: true, index: 1, hintIndex: 0, hintTerm: 0, round: round - 1 }),
+      appendResponse({ from: 3, term: 1, success: true, index: 1, hintIndex: 0, hintTerm: 0, round: round - 1 }),
+    ]);
     for (let t = 1; t <= 5; t++) await r.tick(r.now + 10);
     await drainMicrotasks();
     expect(o.state).toBe('pending');
@@ -248,7 +327,12 @@ describe('§6.4 read index', () => {
     expect(raft.commitIndex).toBe(3);
     expect(raft.lastApplied).toBe(0); // RaftNet never applies
     let done = false;
-    raft.read({ resolve: () => { done = true; }, reject: () => {} });
+    raft.read({
+      resolve: () => {
+        done = true;
+      },
+      reject: () => {},
+    });
     net.settle(1);
     net.heartbeat(1); // carries the read's round; answered by both followers
     net.settleAll();
@@ -273,7 +357,10 @@ describe('§6.4 read index', () => {
       if (i % 2 === 0) await sim.runUntil(() => sim.core(leader.id).commitIndex >= index, 1000, `w${i} committed`);
       const committedAtCall = sim.core(leader.id).commitIndex;
       const p = leader.replica.readIndex();
-      p.then(() => expect(sim.core(leader.id).lastApplied).toBeGreaterThanOrEqual(committedAtCall), () => {});
+      p.then(
+        () => expect(sim.core(leader.id).lastApplied).toBeGreaterThanOrEqual(committedAtCall),
+        () => {},
+      );
       expect(await sim.outcome(p, 1000)).toBe('resolved');
       expect(sim.core(leader.id).lastApplied).toBeGreaterThanOrEqual(committedAtCall);
       if (i % 2 === 0) expect(leader.sm.appliedIds).toContain(`w${i}`);
@@ -284,7 +371,9 @@ describe('§6.4 read index', () => {
     const r = await scriptedLeader();
     const o = track(r.replica.readIndex());
     await r.tick();
-    await r.deliver([appendRequest({ from: 3, term: 5, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })]);
+    await r.deliver([
+      appendRequest({ from: 3, term: 5, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 }),
+    ]);
     await drainMicrotasks();
     expect(r.status).toMatchObject({ role: 'follower', term: 5 });
     expect(o.state).toBe('rejected');
@@ -335,26 +424,37 @@ describe('§4.1–4.2 single-server membership changes', () => {
   it.each([
     ['the catchUpTimeout option', 1000, 1000],
     ['its default, 10 maximum election timeouts', undefined, 3000],
-  ])('§4.1: a member that does not catch up within %s is not added (CatchUpTimeoutError)', async (_, option, deadline) => {
-    const r = await scriptedLeader(option === undefined ? {} : { catchUpTimeout: option });
-    const t0 = r.now;
-    const o = track(r.replica.addMember(4));
-    await r.tick();
-    await r.tick(t0 + deadline - 1);
-    await drainMicrotasks();
-    expect(o.state).toBe('pending');
-    await r.tick(t0 + deadline);
-    await drainMicrotasks();
-    expect(o.state).toBe('rejected');
-    expect(o.error).toBeInstanceOf(CatchUpTimeoutError);
-    expect(o.error?.message).toMatch(new RegExp(`replica 4 did not catch up within ${deadline} ms`));
-    expect(r.raft.membership.voters).toEqual([1, 2, 3]);
-  });
+  ])(
+    '§4.1: a member that does not catch up within %s is not added (CatchUpTimeoutError)',
+    async (_, option, deadline) => {
+      const r = await scriptedLeader(option === undefined ? {} : { catchUpTimeout: option });
+      const t0 = r.now;
+      const o = track(r.replica.addMember(4));
+      await r.tick();
+      await r.tick(t0 + deadline - 1);
+      await drainMicrotasks();
+      expect(o.state).toBe('pending');
+      await r.tick(t0 + deadline);
+      await drainMicrotasks();
+      expect(o.state).toBe('rejected');
+      expect(o.error).toBeInstanceOf(CatchUpTimeoutError);
+      expect(o.error?.message).toMatch(new RegExp(`replica 4 did not catch up within ${deadline} ms`));
+      expect(r.raft.membership.voters).toEqual([1, 2, 3]);
+    },
+  );
 
   it('§4.1/§6.4/§3.10: on a non-leader readIndex, addMember, removeMember and transferLeadership reject with NotLeaderError', async () => {
     const r = await PaperReplica.create();
-    await r.deliver([appendRequest({ from: 3, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })], 0);
-    const all = [r.replica.readIndex(), r.replica.addMember(4), r.replica.removeMember(2), r.replica.transferLeadership(2)].map(track);
+    await r.deliver(
+      [appendRequest({ from: 3, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })],
+      0,
+    );
+    const all = [
+      r.replica.readIndex(),
+      r.replica.addMember(4),
+      r.replica.removeMember(2),
+      r.replica.transferLeadership(2),
+    ].map(track);
     await r.tick();
     await drainMicrotasks();
     for (const o of all) {
@@ -401,7 +501,10 @@ describe('§4.1–4.2 single-server membership changes', () => {
   it('§4.2.1: a joining replica never campaigns before a configuration includes it, catches up as a non-voter, and the change resolves once committed', async () => {
     const sim = new Simulation({ size: 3, seed: 5 });
     const leader = await sim.stableLeader();
-    await sim.write([1, 2, 3], Array.from({ length: 20 }, (_, i) => `w${i}`));
+    await sim.write(
+      [1, 2, 3],
+      Array.from({ length: 20 }, (_, i) => `w${i}`),
+    );
     const joiner = sim.add(4, [1, 2, 3], true);
     await sim.run(1500);
     expect(voteRequestsFrom(sim, 4)).toBe(0);
@@ -412,25 +515,32 @@ describe('§4.1–4.2 single-server membership changes', () => {
     let checked = false;
     let resolvedAt: number | undefined;
     const p = leader.replica.addMember(4);
-    p.then(() => {
-      resolvedAt = sim.now;
-      const configIndex = core.membership.lastIndex;
-      expect(core.commitIndex).toBeGreaterThanOrEqual(configIndex);
-    }, () => {});
-    await sim.runUntil(() => {
-      if (!checked && core.membership.voters.includes(4)) {
-        checked = true;
-        // The configuration was appended only once the non-voter's log reached the commit index.
-        const pr = core.role.kind === 'leader' ? core.role.progress.get(4) : undefined;
-        expect(pr?.match ?? 0).toBeGreaterThanOrEqual(commitBefore);
-        expect(joiner.replica.status.lastLogIndex).toBeGreaterThanOrEqual(commitBefore);
-      }
-      if (!checked) {
-        commitBefore = core.commitIndex;
-        expect(sim.core(4).membership.voters).not.toContain(4);
-      }
-      return resolvedAt !== undefined;
-    }, 3000, 'the change resolving');
+    p.then(
+      () => {
+        resolvedAt = sim.now;
+        const configIndex = core.membership.lastIndex;
+        expect(core.commitIndex).toBeGreaterThanOrEqual(configIndex);
+      },
+      () => {},
+    );
+    await sim.runUntil(
+      () => {
+        if (!checked && core.membership.voters.includes(4)) {
+          checked = true;
+          // The configuration was appended only once the non-voter's log reached the commit index.
+          const pr = core.role.kind === 'leader' ? core.role.progress.get(4) : undefined;
+          expect(pr?.match ?? 0).toBeGreaterThanOrEqual(commitBefore);
+          expect(joiner.replica.status.lastLogIndex).toBeGreaterThanOrEqual(commitBefore);
+        }
+        if (!checked) {
+          commitBefore = core.commitIndex;
+          expect(sim.core(4).membership.voters).not.toContain(4);
+        }
+        return resolvedAt !== undefined;
+      },
+      3000,
+      'the change resolving',
+    );
     expect(checked).toBe(true);
     expect(voteRequestsFrom(sim, 4)).toBe(0);
     expect(sim.core(4).membership.voters).toEqual([1, 2, 3, 4]);
@@ -441,7 +551,10 @@ describe('§4.1–4.2 single-server membership changes', () => {
     for (const id of [1, 2, 3, 4]) expect(sim.node(id).sm.appliedIndexes).not.toContain(cfg);
     // Now a voter: with the leader gone the joiner may campaign and the 4 elect a new leader.
     sim.crash(leader.id);
-    await sim.stableLeader(5000, [...sim.nodes.keys()].filter((id) => id !== leader.id));
+    await sim.stableLeader(
+      5000,
+      [...sim.nodes.keys()].filter((id) => id !== leader.id),
+    );
     expect(sim.leader()!.id).not.toBe(leader.id);
   });
 
@@ -487,14 +600,19 @@ describe('§4.1–4.2 single-server membership changes', () => {
     const core = sim.core(leader.id);
     const o = track(leader.replica.removeMember(leader.id));
     let configIndex = 0;
-    await sim.runUntil(() => {
-      if (o.state === 'pending') {
-        expect(leader.replica.status.role).toBe('leader');
-        if (core.membership.lastIndex > 0) configIndex = core.membership.lastIndex;
-        if (configIndex > 0 && core.commitIndex < configIndex) expect(core.membership.voters).not.toContain(leader.id);
-      }
-      return o.state !== 'pending';
-    }, 2000, 'the removal');
+    await sim.runUntil(
+      () => {
+        if (o.state === 'pending') {
+          expect(leader.replica.status.role).toBe('leader');
+          if (core.membership.lastIndex > 0) configIndex = core.membership.lastIndex;
+          if (configIndex > 0 && core.commitIndex < configIndex)
+            expect(core.membership.voters).not.toContain(leader.id);
+        }
+        return o.state !== 'pending';
+      },
+      2000,
+      'the removal',
+    );
     expect(o.state).toBe('resolved');
     expect(configIndex).toBeGreaterThan(0);
     expect(leader.replica.status.role).toBe('follower');
@@ -529,7 +647,10 @@ describe('§4.1–4.2 single-server membership changes', () => {
     expect(await sim.outcome(leader.replica.addMember(4), 3000)).toBe('resolved');
     const configIndex = sim.core(leader.id).membership.lastIndex;
     expect(configIndex).toBeGreaterThan(0);
-    await sim.write([1, 2, 3, 4], Array.from({ length: 15 }, (_, i) => `s${i}`));
+    await sim.write(
+      [1, 2, 3, 4],
+      Array.from({ length: 15 }, (_, i) => `s${i}`),
+    );
     const f = [1, 2, 3].find((id) => id !== leader.id)!;
     for (const id of [f, 4]) {
       expect(sim.core(id).log.snapshotIndex).toBeGreaterThan(configIndex);

@@ -15,7 +15,9 @@ describe('§5.1 terms', () => {
   // T > currentTerm: set currentTerm = T, convert to follower".
   it('a follower that sees a higher term adopts it (and persists it) and stays follower', async () => {
     const r = await PaperReplica.create();
-    await r.deliver([appendRequest({ from: 2, term: 5, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })]);
+    await r.deliver([
+      appendRequest({ from: 2, term: 5, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 }),
+    ]);
     expect(r.status).toMatchObject({ role: 'follower', term: 5, leaderId: 2 });
     expect((await r.storage.state()).term).toBe(5);
   });
@@ -26,7 +28,7 @@ describe('§5.1 terms', () => {
     expect(r.status).toMatchObject({ role: 'candidate', term: 1 });
     await r.deliver([voteResponse({ from: 2, term: 4, granted: false })]);
     expect(r.status).toMatchObject({ role: 'follower', term: 4 });
-    expect((await r.storage.state())).toMatchObject({ term: 4, votedFor: undefined });
+    expect(await r.storage.state()).toMatchObject({ term: 4, votedFor: undefined });
   });
 
   it('a leader that sees a higher term adopts it and becomes follower', async () => {
@@ -46,7 +48,16 @@ describe('§5.1 terms', () => {
   // Figure 2: "Reply false if term < currentTerm" (AppendEntries and RequestVote).
   it('an AppendEntries with a stale term is rejected, and the reply carries the current term', async () => {
     const r = await PaperReplica.create({ state: { term: 5, entries: entries([1, 1]) } });
-    await r.deliver([appendRequest({ from: 2, term: 3, prevLogIndex: 2, prevLogTerm: 1, entries: [{ index: 3, term: 3, kind: 'transition', transition: { id: 'x' } }], leaderCommit: 3 })]);
+    await r.deliver([
+      appendRequest({
+        from: 2,
+        term: 3,
+        prevLogIndex: 2,
+        prevLogTerm: 1,
+        entries: [{ index: 3, term: 3, kind: 'transition', transition: { id: 'x' } }],
+        leaderCommit: 3,
+      }),
+    ]);
     expect(r.take()).toEqual([[2, expect.objectContaining({ type: 'appendResponse', term: 5, success: false })]]);
     expect(r.status).toMatchObject({ term: 5, lastLogIndex: 2, commitIndex: 0, leaderId: undefined });
   });
@@ -84,7 +95,9 @@ describe('§5.2 leader election', () => {
     await r.tick(150);
     expect(r.status).toMatchObject({ role: 'candidate', term: 3, leaderId: undefined });
     expect(r.raft.votedFor).toBe(1);
-    expect(r.take()).toEqual([2, 3, 4, 5].map((to) => [to, voteRequest({ from: 1, term: 3, lastLogIndex: 2, lastLogTerm: 2 })]));
+    expect(r.take()).toEqual(
+      [2, 3, 4, 5].map((to) => [to, voteRequest({ from: 1, term: 3, lastLogIndex: 2, lastLogTerm: 2 })]),
+    );
   });
 
   // Figure 2, persistent state: "(Updated on stable storage before responding to RPCs)";
@@ -113,7 +126,11 @@ describe('§5.2 leader election', () => {
     expect(r.cluster.outbox).toEqual([]);
     r.storage.release();
     await ticking;
-    expect(r.trace.slice(0, 3)).toEqual(['save hardState(term=1,vote=2)', 'durable hardState(term=1,vote=2)', 'send voteResponse to 2']);
+    expect(r.trace.slice(0, 3)).toEqual([
+      'save hardState(term=1,vote=2)',
+      'durable hardState(term=1,vote=2)',
+      'send voteResponse to 2',
+    ]);
     expect(r.take()).toEqual([[2, voteResponse({ from: 1, term: 1, granted: true })]]);
   });
 
@@ -145,21 +162,35 @@ describe('§5.2 leader election', () => {
     [5, 2, true], // 3 of 5
     [4, 1, false], // 2 of 4 is no majority
     [4, 2, true], // 3 of 4
-  ])('a candidate in a cluster of %i with its own vote and %i granted becomes leader: %s', async (size, grants, leads) => {
-    const peerIds = Array.from({ length: size - 1 }, (_, i) => i + 2);
-    const r = await PaperReplica.create({ peerIds });
-    await r.campaign();
-    // A refusal and a duplicated grant count for nothing.
-    await r.deliver([...peerIds.slice(0, grants).flatMap((p) => [voteResponse({ from: p, term: 1, granted: true }), voteResponse({ from: p, term: 1, granted: true })]), voteResponse({ from: peerIds.at(-1)!, term: 1, granted: false })]);
-    expect(r.status.role).toBe(leads ? 'leader' : 'candidate');
-  });
+  ])(
+    'a candidate in a cluster of %i with its own vote and %i granted becomes leader: %s',
+    async (size, grants, leads) => {
+      const peerIds = Array.from({ length: size - 1 }, (_, i) => i + 2);
+      const r = await PaperReplica.create({ peerIds });
+      await r.campaign();
+      // A refusal and a duplicated grant count for nothing.
+      await r.deliver([
+        ...peerIds
+          .slice(0, grants)
+          .flatMap((p) => [
+            voteResponse({ from: p, term: 1, granted: true }),
+            voteResponse({ from: p, term: 1, granted: true }),
+          ]),
+        voteResponse({ from: peerIds.at(-1)!, term: 1, granted: false }),
+      ]);
+      expect(r.status.role).toBe(leads ? 'leader' : 'candidate');
+    },
+  );
 
   it('votes count only from the current term', async () => {
     const r = await PaperReplica.create();
     await r.campaign();
     await r.campaign();
     expect(r.status).toMatchObject({ role: 'candidate', term: 2 });
-    await r.deliver([voteResponse({ from: 2, term: 1, granted: true }), voteResponse({ from: 3, term: 1, granted: true })]);
+    await r.deliver([
+      voteResponse({ from: 2, term: 1, granted: true }),
+      voteResponse({ from: 3, term: 1, granted: true }),
+    ]);
     expect(r.status).toMatchObject({ role: 'candidate', term: 2 });
     await r.deliver([voteResponse({ from: 3, term: 2, granted: true })]);
     expect(r.status).toMatchObject({ role: 'leader', term: 2 });
@@ -173,7 +204,11 @@ describe('§5.2 leader election', () => {
     await r.deliver([voteRequest({ from: 2, term: 1, lastLogIndex: 0, lastLogTerm: 0 })]);
     await r.deliver([voteRequest({ from: 3, term: 1, lastLogIndex: 0, lastLogTerm: 0 })]);
     await r.deliver([voteRequest({ from: 2, term: 1, lastLogIndex: 0, lastLogTerm: 0 })]);
-    expect(r.take()).toEqual([[2, voteResponse({ from: 1, term: 1, granted: true })], [3, voteResponse({ from: 1, term: 1, granted: false })], [2, voteResponse({ from: 1, term: 1, granted: true })]]);
+    expect(r.take()).toEqual([
+      [2, voteResponse({ from: 1, term: 1, granted: true })],
+      [3, voteResponse({ from: 1, term: 1, granted: false })],
+      [2, voteResponse({ from: 1, term: 1, granted: true })],
+    ]);
     expect(await r.storage.state()).toMatchObject({ term: 1, votedFor: 2 });
     // A new term frees the vote.
     await r.deliver([voteRequest({ from: 4, term: 2, lastLogIndex: 0, lastLogTerm: 0 })]);
@@ -194,7 +229,9 @@ describe('§5.2 leader election', () => {
   it('a candidate that receives AppendEntries from a leader of its own term becomes follower', async () => {
     const r = await PaperReplica.create();
     await r.campaign();
-    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })]);
+    await r.deliver([
+      appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 }),
+    ]);
     expect(r.status).toMatchObject({ role: 'follower', term: 1, leaderId: 2 });
     expect(r.take()).toEqual([[2, appendResponse({ from: 1, term: 1, success: true, index: 0 })]]);
   });
@@ -210,7 +247,10 @@ describe('§5.2 leader election', () => {
     await r.tick(r.now + 1);
     expect(r.status).toMatchObject({ role: 'candidate', term: 2 });
     expect(await r.storage.state()).toMatchObject({ term: 2, votedFor: 1 });
-    expect(r.take()).toEqual([[2, voteRequest({ from: 1, term: 2, lastLogIndex: 0, lastLogTerm: 0 })], [3, voteRequest({ from: 1, term: 2, lastLogIndex: 0, lastLogTerm: 0 })]]);
+    expect(r.take()).toEqual([
+      [2, voteRequest({ from: 1, term: 2, lastLogIndex: 0, lastLogTerm: 0 })],
+      [3, voteRequest({ from: 1, term: 2, lastLogIndex: 0, lastLogTerm: 0 })],
+    ]);
   });
 
   // "Once a candidate wins an election, it becomes leader. It then sends heartbeat messages to
@@ -220,7 +260,10 @@ describe('§5.2 leader election', () => {
     const r = await PaperReplica.create({ heartbeatTimeout: 50 });
     await r.campaign();
     const start = r.now;
-    const sentAt = new Map<number, number[]>([[2, []], [3, []]]);
+    const sentAt = new Map<number, number[]>([
+      [2, []],
+      [3, []],
+    ]);
     const collect = (): void => {
       for (const [to, m] of r.take()) {
         if (m.type !== 'append') continue;
@@ -245,7 +288,10 @@ describe('§5.2 leader election', () => {
   // current leader or granting vote to candidate: convert to candidate".
   it('AppendEntries from the current leader resets the election timer', async () => {
     const r = await PaperReplica.create();
-    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })], 100);
+    await r.deliver(
+      [appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })],
+      100,
+    );
     await r.tick(249);
     expect(r.status).toMatchObject({ role: 'follower', leaderId: 2 });
     await r.tick(250);
@@ -273,14 +319,22 @@ describe('§5.2 leader election', () => {
   // calls registerLeader(undefined) if it knew a leader."
   it('registerLeader is called on every change of the known leader, and only then', async () => {
     const r = await PaperReplica.create();
-    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })], 10);
-    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })], 20);
+    await r.deliver(
+      [appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })],
+      10,
+    );
+    await r.deliver(
+      [appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })],
+      20,
+    );
     expect(r.cluster.leaders).toEqual([2]);
     await r.campaign();
     expect(r.cluster.leaders).toEqual([2, undefined]);
     await r.deliver([voteResponse({ from: 3, term: 2, granted: true })]);
     expect(r.cluster.leaders).toEqual([2, undefined, 1]);
-    await r.deliver([appendRequest({ from: 3, term: 5, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })]);
+    await r.deliver([
+      appendRequest({ from: 3, term: 5, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 }),
+    ]);
     expect(r.cluster.leaders).toEqual([2, undefined, 1, 3]);
   });
 });

@@ -5,7 +5,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  appendRequest, appendResponse, snapshotRequest, snapshotResponse, type AppendRequest, type SnapshotRequest,
+  appendRequest,
+  appendResponse,
+  snapshotRequest,
+  snapshotResponse,
+  type AppendRequest,
+  type SnapshotRequest,
 } from '../../src/core/message.js';
 import { sizeOf } from '../../src/core/log.js';
 import { PaperReplica, entries, entry, type Msg, type Sent, type T } from '../helpers/paper-harness.js';
@@ -22,7 +27,10 @@ const chunksTo = (sent: Sent[], to: number): SnapshotRequest[] =>
 async function leader(options: Parameters<typeof PaperReplica.create>[0] = {}): Promise<PaperReplica> {
   const r = await PaperReplica.create(options);
   await r.elect();
-  await r.deliver([appendResponse({ from: 2, term: 1, success: true, index: 1 }), appendResponse({ from: 3, term: 1, success: true, index: 1 })]);
+  await r.deliver([
+    appendResponse({ from: 2, term: 1, success: true, index: 1 }),
+    appendResponse({ from: 3, term: 1, success: true, index: 1 }),
+  ]);
   r.take();
   return r;
 }
@@ -31,7 +39,9 @@ describe('flow control by bytes', () => {
   it('estimates sizes without a codec: a string counts its length', () => {
     const small = sizeOf(entry(1, 1));
     expect(sizeOf({ index: 1, term: 1, kind: 'transition', transition: padded('a', 5000) })).toBeGreaterThan(5000);
-    expect(sizeOf({ index: 1, term: 1, kind: 'transition', transition: padded('a', 5000) })).toBeLessThan(5000 + small + 100);
+    expect(sizeOf({ index: 1, term: 1, kind: 'transition', transition: padded('a', 5000) })).toBeLessThan(
+      5000 + small + 100,
+    );
   });
 
   it('an AppendEntries carries at least one entry, then as many as fit in maxBytesPerMessage', async () => {
@@ -60,7 +70,9 @@ describe('flow control by bytes', () => {
     const r = await leader({ maxBytesPerMessage: 2500 });
     r.sm.submit(...Array.from({ length: 7 }, (_, i) => padded(`t${i}`)));
     await r.tick();
-    await r.deliver([appendRequest({ from: 2, term: 2, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 })]); // a leader of term 2
+    await r.deliver([
+      appendRequest({ from: 2, term: 2, prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 }),
+    ]); // a leader of term 2
     await r.tick();
     expect(r.sm.statusesOf('t6')).toEqual(['abandoned:not-leader']);
     expect(r.status.lastLogIndex).toBeLessThan(8);
@@ -116,8 +128,14 @@ describe('flow control by bytes', () => {
   });
 });
 
-const bigSnapshot = (lastIncludedIndex: number, lastIncludedTerm: number): Snapshot<{ count: number; hash: number }> =>
-  ({ lastIncludedIndex, lastIncludedTerm, data: { count: 123456789, hash: 987654321 } });
+const bigSnapshot = (
+  lastIncludedIndex: number,
+  lastIncludedTerm: number,
+): Snapshot<{ count: number; hash: number }> => ({
+  lastIncludedIndex,
+  lastIncludedTerm,
+  data: { count: 123456789, hash: 987654321 },
+});
 
 /** The chunks of `s`'s JSON text, `size` characters each. */
 function chunksOf(from: number, term: number, s: Snapshot<unknown>, size: number): Msg[] {
@@ -125,7 +143,9 @@ function chunksOf(from: number, term: number, s: Snapshot<unknown>, size: number
   const text = JSON.stringify(data);
   const out: Msg[] = [];
   for (let at = 0; at < text.length; at += size) {
-    out.push(snapshotRequest({ from, term, snapshot: meta, offset: at, size: text.length, chunk: text.slice(at, at + size) }));
+    out.push(
+      snapshotRequest({ from, term, snapshot: meta, offset: at, size: text.length, chunk: text.slice(at, at + size) }),
+    );
   }
   return out;
 }
@@ -142,19 +162,27 @@ describe('Figure 13: InstallSnapshot in chunks', () => {
     await r.elect([3]);
     await r.deliver([appendResponse({ from: 2, term: 3, success: false, index: 11, hintIndex: 0, hintTerm: 0 })]); // follower 2 holds nothing
     let sent = chunksTo(r.take(), 2);
-    expect(sent.map((m) => [m.offset, m.chunk])).toEqual([[0, text.slice(0, 8)], [8, text.slice(8, 16)]]);
+    expect(sent.map((m) => [m.offset, m.chunk])).toEqual([
+      [0, text.slice(0, 8)],
+      [8, text.slice(8, 16)],
+    ]);
     expect(sent[0]).toMatchObject({ size: text.length, snapshot: { lastIncludedIndex: 10, lastIncludedTerm: 1 } });
     expect('data' in sent[0]!.snapshot).toBe(false);
     await r.deliver([snapshotResponse({ from: 2, term: 3, index: 10, offset: 8 })]);
     sent = chunksTo(r.take(), 2);
     expect(sent.map((m) => m.offset)).toEqual([16]);
-    await r.deliver([snapshotResponse({ from: 2, term: 3, index: 10, offset: 16 }), snapshotResponse({ from: 2, term: 3, index: 10, offset: 24 })]);
+    await r.deliver([
+      snapshotResponse({ from: 2, term: 3, index: 10, offset: 16 }),
+      snapshotResponse({ from: 2, term: 3, index: 10, offset: 24 }),
+    ]);
     sent = chunksTo(r.take(), 2);
     expect(sent.map((m) => m.offset).at(-1)! + sent.at(-1)!.chunk.length).toBe(text.length);
     // "Reply ... once done": the follower's success moves it on to AppendEntries after the snapshot.
     await r.deliver([appendResponse({ from: 2, term: 3, success: true, index: 10 })]);
     // One entry per message under an 8-byte budget, and one message fills a 16-byte window.
-    expect(appendsTo(r.take(), 2)).toEqual([appendRequest({ from: 1, term: 3, prevLogIndex: 10, prevLogTerm: 1, entries: [entry(11, 2)], leaderCommit: 10 })]);
+    expect(appendsTo(r.take(), 2)).toEqual([
+      appendRequest({ from: 1, term: 3, prevLogIndex: 10, prevLogTerm: 1, entries: [entry(11, 2)], leaderCommit: 10 }),
+    ]);
   });
 
   // Figure 13 receiver: "2. Create new snapshot file if first chunk (offset is 0) 3. Write data into
@@ -167,7 +195,10 @@ describe('Figure 13: InstallSnapshot in chunks', () => {
     await r.deliver([c2!]); // out of order (c1 lost): ignored, and it says where it stands
     expect(r.take()).toEqual([[2, snapshotResponse({ from: 1, term: 3, index: 10, offset: 8 })]]);
     await r.deliver([c1!, c1!]); // a duplicate changes nothing
-    expect(r.take()).toEqual([[2, snapshotResponse({ from: 1, term: 3, index: 10, offset: 16 })], [2, snapshotResponse({ from: 1, term: 3, index: 10, offset: 16 })]]);
+    expect(r.take()).toEqual([
+      [2, snapshotResponse({ from: 1, term: 3, index: 10, offset: 16 })],
+      [2, snapshotResponse({ from: 1, term: 3, index: 10, offset: 16 })],
+    ]);
     expect(r.sm.setSnapshots).toEqual([]);
     expect(r.status.commitIndex).toBe(0);
     await r.deliver([c2!, ...rest]);
@@ -176,7 +207,7 @@ describe('Figure 13: InstallSnapshot in chunks', () => {
     expect(r.take().at(-1)).toEqual([2, appendResponse({ from: 1, term: 3, success: true, index: 10 })]);
   });
 
-  it('another leader\'s chunks start over at offset 0; a chunk of an unknown transfer is answered 0', async () => {
+  it("another leader's chunks start over at offset 0; a chunk of an unknown transfer is answered 0", async () => {
     const r = await PaperReplica.create();
     const old = chunksOf(2, 3, s, 8);
     await r.deliver([old[0]!, old[1]!]);
@@ -207,7 +238,16 @@ describe('Figure 13: InstallSnapshot in chunks', () => {
 
   it('a chunk whose whole text is not JSON is dropped and counted, never thrown', async () => {
     const r = await PaperReplica.create();
-    await r.deliver([snapshotRequest({ from: 2, term: 3, snapshot: { lastIncludedIndex: 10, lastIncludedTerm: 1 }, offset: 0, size: 5, chunk: '{nope' })]);
+    await r.deliver([
+      snapshotRequest({
+        from: 2,
+        term: 3,
+        snapshot: { lastIncludedIndex: 10, lastIncludedTerm: 1 },
+        offset: 0,
+        size: 5,
+        chunk: '{nope',
+      }),
+    ]);
     expect(r.replica.metrics.messagesDropped).toBe(1);
     expect(r.sm.setSnapshots).toEqual([]);
     expect(r.status.commitIndex).toBe(0);

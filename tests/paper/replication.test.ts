@@ -7,7 +7,9 @@ import { appendRequest, appendResponse, voteResponse, type AppendRequest } from 
 import { PaperReplica, RaftNet, drainMicrotasks, entries, entry, run, type T } from '../helpers/paper-harness.js';
 
 const appends = (sent: [number, { type: string }][], to?: number): AppendRequest<T>[] =>
-  sent.filter(([dest, m]) => m.type === 'append' && (to === undefined || dest === to)).map(([, m]) => m as AppendRequest<T>);
+  sent
+    .filter(([dest, m]) => m.type === 'append' && (to === undefined || dest === to))
+    .map(([, m]) => m as AppendRequest<T>);
 
 describe('§5.3 log replication: the leader', () => {
   // "The leader appends the command to its log as a new entry, then issues AppendEntries RPCs in
@@ -28,11 +30,24 @@ describe('§5.3 log replication: the leader', () => {
     expect(r.cluster.outbox).toEqual([]);
     r.storage.release();
     await ticking;
-    expect(r.log()).toEqual([[1, 1, 'noop'], [2, 1, 'a'], [3, 1, 'b']]);
+    expect(r.log()).toEqual([
+      [1, 1, 'noop'],
+      [2, 1, 'a'],
+      [3, 1, 'b'],
+    ]);
     expect(r.trace.slice(0, 2)).toEqual(['save append=2@1,3@1', 'durable append=2@1,3@1']);
     expect(r.trace.indexOf('state a queued')).toBeGreaterThan(1);
     expect(r.sm.statusesOf('a')).toEqual(['queued']);
-    expect(appends(r.take(), 2)).toEqual([appendRequest({ from: 1, term: 1, prevLogIndex: 1, prevLogTerm: 1, entries: [entry(2, 1, 'a'), entry(3, 1, 'b')], leaderCommit: 1 })]);
+    expect(appends(r.take(), 2)).toEqual([
+      appendRequest({
+        from: 1,
+        term: 1,
+        prevLogIndex: 1,
+        prevLogTerm: 1,
+        entries: [entry(2, 1, 'a'), entry(3, 1, 'b')],
+        leaderCommit: 1,
+      }),
+    ]);
   });
 
   // Figure 2, leaders: "If there exists an N such that N > commitIndex, a majority of
@@ -49,7 +64,10 @@ describe('§5.3 log replication: the leader', () => {
   it('AppendEntries carries at most maxEntriesPerMessage entries', async () => {
     const r = await PaperReplica.create({ maxEntriesPerMessage: 3 });
     await r.elect();
-    await r.deliver([appendResponse({ from: 2, term: 1, success: true, index: 1 }), appendResponse({ from: 3, term: 1, success: true, index: 1 })]);
+    await r.deliver([
+      appendResponse({ from: 2, term: 1, success: true, index: 1 }),
+      appendResponse({ from: 3, term: 1, success: true, index: 1 }),
+    ]);
     r.take();
     r.sm.submit(...Array.from({ length: 10 }, (_, i) => ({ id: `t${i}` })));
     await r.tick();
@@ -64,16 +82,24 @@ describe('§5.3 log replication: the AppendEntries receiver', () => {
   // prevLogIndex whose term matches prevLogTerm".
   it('rejects AppendEntries whose prevLogTerm does not match its entry at prevLogIndex', async () => {
     const r = await PaperReplica.create({ state: { term: 2, entries: entries([1, 1, 2]) } });
-    await r.deliver([appendRequest({ from: 2, term: 3, prevLogIndex: 3, prevLogTerm: 3, entries: [entry(4, 3)], leaderCommit: 4 })]);
-    expect(r.take()).toEqual([[2, expect.objectContaining({ type: 'appendResponse', term: 3, success: false, index: 3 })]]);
+    await r.deliver([
+      appendRequest({ from: 2, term: 3, prevLogIndex: 3, prevLogTerm: 3, entries: [entry(4, 3)], leaderCommit: 4 }),
+    ]);
+    expect(r.take()).toEqual([
+      [2, expect.objectContaining({ type: 'appendResponse', term: 3, success: false, index: 3 })],
+    ]);
     expect(r.log()).toEqual(entries([1, 1, 2]).map((e) => [e.index, e.term, e.transition.id]));
     expect(r.status.commitIndex).toBe(0);
   });
 
   it('rejects AppendEntries whose prevLogIndex is beyond its log', async () => {
     const r = await PaperReplica.create({ state: { term: 2, entries: entries([1, 1, 2]) } });
-    await r.deliver([appendRequest({ from: 2, term: 3, prevLogIndex: 5, prevLogTerm: 3, entries: [entry(6, 3)], leaderCommit: 6 })]);
-    expect(r.take()).toEqual([[2, expect.objectContaining({ type: 'appendResponse', term: 3, success: false, index: 5 })]]);
+    await r.deliver([
+      appendRequest({ from: 2, term: 3, prevLogIndex: 5, prevLogTerm: 3, entries: [entry(6, 3)], leaderCommit: 6 }),
+    ]);
+    expect(r.take()).toEqual([
+      [2, expect.objectContaining({ type: 'appendResponse', term: 3, success: false, index: 5 })],
+    ]);
     expect(r.status).toMatchObject({ lastLogIndex: 3, commitIndex: 0 });
   });
 
@@ -81,8 +107,22 @@ describe('§5.3 log replication: the AppendEntries receiver', () => {
   // existing entry and all that follow it. 4. Append any new entries not already in the log".
   it('deletes a conflicting entry and all that follow it, and appends the new ones', async () => {
     const r = await PaperReplica.create({ state: { term: 2, entries: entries([1, 1, 2, 2, 2]) } });
-    await r.deliver([appendRequest({ from: 2, term: 3, prevLogIndex: 2, prevLogTerm: 1, entries: [entry(3, 3), entry(4, 3)], leaderCommit: 0 })]);
-    expect(r.log()).toEqual([[1, 1, 'e1t1'], [2, 1, 'e2t1'], [3, 3, 'e3t3'], [4, 3, 'e4t3']]);
+    await r.deliver([
+      appendRequest({
+        from: 2,
+        term: 3,
+        prevLogIndex: 2,
+        prevLogTerm: 1,
+        entries: [entry(3, 3), entry(4, 3)],
+        leaderCommit: 0,
+      }),
+    ]);
+    expect(r.log()).toEqual([
+      [1, 1, 'e1t1'],
+      [2, 1, 'e2t1'],
+      [3, 3, 'e3t3'],
+      [4, 3, 'e4t3'],
+    ]);
     expect(r.take()).toEqual([[2, appendResponse({ from: 1, term: 3, success: true, index: 4 })]]);
     expect(r.storage.batches.at(-1)).toMatchObject({ truncateFrom: 3, append: [entry(3, 3), entry(4, 3)] });
     expect((await r.storage.state()).entries).toEqual([...entries([1, 1]), entry(3, 3), entry(4, 3)]);
@@ -93,29 +133,64 @@ describe('§5.3 log replication: the AppendEntries receiver', () => {
   it('does not re-append entries already present, and a late shorter duplicate truncates nothing', async () => {
     const r = await PaperReplica.create({ state: { term: 1, entries: entries([1, 1, 1]) } });
     const saves = r.storage.batches.length;
-    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: entries([1, 1, 1]), leaderCommit: 0 })]);
+    await r.deliver([
+      appendRequest({
+        from: 2,
+        term: 1,
+        prevLogIndex: 0,
+        prevLogTerm: 0,
+        entries: entries([1, 1, 1]),
+        leaderCommit: 0,
+      }),
+    ]);
     expect(r.storage.batches.length).toBe(saves); // nothing new to persist
-    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 3, prevLogTerm: 1, entries: [entry(4, 1)], leaderCommit: 0 })]);
-    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: entries([1, 1]), leaderCommit: 0 }), appendRequest({ from: 2, term: 1, prevLogIndex: 1, prevLogTerm: 1, entries: entries([1, 1], 2), leaderCommit: 0 })]);
+    await r.deliver([
+      appendRequest({ from: 2, term: 1, prevLogIndex: 3, prevLogTerm: 1, entries: [entry(4, 1)], leaderCommit: 0 }),
+    ]);
+    await r.deliver([
+      appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: entries([1, 1]), leaderCommit: 0 }),
+      appendRequest({
+        from: 2,
+        term: 1,
+        prevLogIndex: 1,
+        prevLogTerm: 1,
+        entries: entries([1, 1], 2),
+        leaderCommit: 0,
+      }),
+    ]);
     expect(r.log()).toEqual([1, 2, 3, 4].map((i) => [i, 1, `e${i}t1`]));
     expect(r.raft.metrics.entriesAppended).toBe(1);
-    expect(r.take().map(([, m]) => m)).toEqual([appendResponse({ from: 1, term: 1, success: true, index: 3 }), appendResponse({ from: 1, term: 1, success: true, index: 4 }), appendResponse({ from: 1, term: 1, success: true, index: 2 }), appendResponse({ from: 1, term: 1, success: true, index: 3 })]);
+    expect(r.take().map(([, m]) => m)).toEqual([
+      appendResponse({ from: 1, term: 1, success: true, index: 3 }),
+      appendResponse({ from: 1, term: 1, success: true, index: 4 }),
+      appendResponse({ from: 1, term: 1, success: true, index: 2 }),
+      appendResponse({ from: 1, term: 1, success: true, index: 3 }),
+    ]);
   });
 
   // "5. If leaderCommit > commitIndex, set commitIndex = min(leaderCommit, index of last new entry)".
   it('sets commitIndex to min(leaderCommit, index of last new entry) and applies up to it', async () => {
     const r = await PaperReplica.create();
-    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: entries([1, 1]), leaderCommit: 5 })]);
+    await r.deliver([
+      appendRequest({ from: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries: entries([1, 1]), leaderCommit: 5 }),
+    ]);
     expect(r.status).toMatchObject({ commitIndex: 2, lastApplied: 2 });
-    await r.deliver([appendRequest({ from: 2, term: 1, prevLogIndex: 2, prevLogTerm: 1, entries: [entry(3, 1)], leaderCommit: 1 })]);
+    await r.deliver([
+      appendRequest({ from: 2, term: 1, prevLogIndex: 2, prevLogTerm: 1, entries: [entry(3, 1)], leaderCommit: 1 }),
+    ]);
     expect(r.status).toMatchObject({ commitIndex: 2 }); // never decreases
-    expect(r.sm.appliedAt).toEqual([[1, 'e1t1'], [2, 'e2t1']]);
+    expect(r.sm.appliedAt).toEqual([
+      [1, 'e1t1'],
+      [2, 'e2t1'],
+    ]);
   });
 
   it('does not commit its own entries beyond what the AppendEntries verified', async () => {
     // Its entry 3 came from a deposed leader of term 2; the leader of term 3 holds another entry 3.
     const r = await PaperReplica.create({ state: { term: 2, entries: entries([1, 1, 2]) } });
-    await r.deliver([appendRequest({ from: 2, term: 3, prevLogIndex: 2, prevLogTerm: 1, entries: [], leaderCommit: 3 })]);
+    await r.deliver([
+      appendRequest({ from: 2, term: 3, prevLogIndex: 2, prevLogTerm: 1, entries: [], leaderCommit: 3 }),
+    ]);
     expect(r.status).toMatchObject({ commitIndex: 2, lastApplied: 2, lastLogIndex: 3 });
   });
 });
@@ -143,10 +218,13 @@ describe('§5.3 fast backtracking', () => {
     expect(Math.ceil(rounds / 2)).toBeLessThanOrEqual(4);
   });
 
-  it('repairs a follower whose divergent suffix is longer than the leader\'s in a handful of round trips', () => {
+  it("repairs a follower whose divergent suffix is longer than the leader's in a handful of round trips", () => {
     const leaderTerms = [...run(1, 10), ...run(5, 5)];
     const followerTerms = [...run(1, 10), ...run(2, 50), ...run(3, 50), ...run(4, 50)];
-    const net = new RaftNet([1, 2, 3], { 1: { term: 5, entries: entries(leaderTerms) }, 2: { term: 4, entries: entries(followerTerms) } });
+    const net = new RaftNet([1, 2, 3], {
+      1: { term: 5, entries: entries(leaderTerms) },
+      2: { term: 4, entries: entries(followerTerms) },
+    });
     net.crash(3);
     net.timeout(1);
     net.inflight = [];
@@ -157,7 +235,7 @@ describe('§5.3 fast backtracking', () => {
   });
 });
 
-describe('Figure 7: the leader forces the followers\' logs to duplicate its own', () => {
+describe("Figure 7: the leader forces the followers' logs to duplicate its own", () => {
   // "When the leader at the top comes to power, it is possible that any of scenarios (a–f) could
   // occur in follower logs." §5.3: "the leader handles inconsistencies by forcing the followers'
   // logs to duplicate its own. This means that conflicting entries in follower logs will be
@@ -171,7 +249,7 @@ describe('Figure 7: the leader forces the followers\' logs to duplicate its own'
     ['(e) missing and extra entries', [1, 1, 1, 4, 4, 4, 4]],
     ['(f) missing and extra entries', [1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3]],
   ];
-  it.each(followers)('follower %s is repaired to the leader\'s log of term 8', (_, follower) => {
+  it.each(followers)("follower %s is repaired to the leader's log of term 8", (_, follower) => {
     const net = new RaftNet([1, 2, 3], {
       1: { term: 7, entries: entries(leader) },
       2: { term: Math.max(...follower), entries: entries(follower) },

@@ -20,12 +20,15 @@ describe('§5.4.1 election restriction', () => {
     ['an equal last term and an equal log', 3, 2, true],
     ['an equal last term and a longer log', 4, 2, true],
     ['a higher last term, even with a shorter log', 1, 3, true],
-  ] as const)('a voter answers a candidate with %s (last index %i, last term %i): granted %s', async (_, lastIndex, lastTerm, granted) => {
-    const r = await PaperReplica.create({ state: { term: 3, entries: entries([1, 1, 2]) } });
-    await r.deliver([voteRequest({ from: 2, term: 4, lastLogIndex: lastIndex, lastLogTerm: lastTerm })]);
-    expect(r.take()).toEqual([[2, voteResponse({ from: 1, term: 4, granted })]]);
-    expect((await r.storage.state()).votedFor).toBe(granted ? 2 : undefined);
-  });
+  ] as const)(
+    'a voter answers a candidate with %s (last index %i, last term %i): granted %s',
+    async (_, lastIndex, lastTerm, granted) => {
+      const r = await PaperReplica.create({ state: { term: 3, entries: entries([1, 1, 2]) } });
+      await r.deliver([voteRequest({ from: 2, term: 4, lastLogIndex: lastIndex, lastLogTerm: lastTerm })]);
+      expect(r.take()).toEqual([[2, voteResponse({ from: 1, term: 4, granted })]]);
+      expect((await r.storage.state()).votedFor).toBe(granted ? 2 : undefined);
+    },
+  );
 });
 
 describe('§5.4.2 committing entries from previous terms', () => {
@@ -48,7 +51,11 @@ describe('§5.4.2 committing entries from previous terms', () => {
     await r.deliver([appendResponse({ from: 2, term: 3, success: true, index: 2 })]);
     await r.deliver([appendResponse({ from: 2, term: 3, success: true, index: 3 })]); // the noop of term 3 is on 2 of 3
     expect(r.status).toMatchObject({ commitIndex: 3, lastApplied: 3 });
-    expect(r.sm.appliedAt).toEqual([[1, 'e1t1'], [2, 'e2t2'], [3, 'noop']]);
+    expect(r.sm.appliedAt).toEqual([
+      [1, 'e1t1'],
+      [2, 'e2t2'],
+      [3, 'noop'],
+    ]);
     expect(r.sm.statusesOf('e2t2')).toEqual(['committed', 'applied']);
   });
 });
@@ -97,7 +104,12 @@ describe('Figure 8: a leader cannot determine commitment using log entries from 
   it('S1 does not count index 2 (term 2) committed when it is on a majority, and S5 may overwrite it (d)', () => {
     const net = toFigure8c();
     // One entry per message: S3 gets index 2 before the entry of term 4 (S2 gets that one).
-    for (let i = 0; i < 10 && !(net.raft(3).log.lastIndex === 2 && net.inflight.some((x) => x.from === 3 && x.to === 1)); i++) net.round();
+    for (
+      let i = 0;
+      i < 10 && !(net.raft(3).log.lastIndex === 2 && net.inflight.some((x) => x.from === 3 && x.to === 1));
+      i++
+    )
+      net.round();
     net.round(); // S1 learns that S1, S2 and S3 hold index 2 of term 2
     expect(net.terms(3)).toEqual([1, 2]);
     expect(net.terms(2)).toEqual([1, 2, 4]);

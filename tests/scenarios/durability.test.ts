@@ -9,7 +9,11 @@ describe('restart of every replica at once', () => {
       const first = await sim.stableLeader(1_500);
       const before = commands('c', 25);
       first.sm.submit(...before);
-      await sim.untilApplied(sim.ids, before.map((c) => c.id), 1_000);
+      await sim.untilApplied(
+        sim.ids,
+        before.map((c) => c.id),
+        1_000,
+      );
       // A few more, crashed mid-flight: whatever was committed must survive, nothing else may appear.
       first.sm.submit(...commands('late', 3));
       await sim.step();
@@ -24,13 +28,18 @@ describe('restart of every replica at once', () => {
       // Fresh state machines: nothing applied until a leader commits in its own term.
       for (const n of sim.nodes.values()) expect(n.sm.appliedIds).toEqual([]);
       await sim.step();
-      for (const id of sim.ids) expect(sim.node(id).replica.status.term, `term of ${id} after restart`).toBeGreaterThanOrEqual(terms.get(id)!);
+      for (const id of sim.ids)
+        expect(sim.node(id).replica.status.term, `term of ${id} after restart`).toBeGreaterThanOrEqual(terms.get(id)!);
 
       const leader = await sim.stableLeader(2_000);
       expect(leader.replica.status.term).toBeGreaterThan(Math.max(...terms.values()));
       const after = commands('after', 3);
       leader.sm.submit(...after);
-      await sim.untilApplied(sim.ids, after.map((c) => c.id), 1_000);
+      await sim.untilApplied(
+        sim.ids,
+        after.map((c) => c.id),
+        1_000,
+      );
       await sim.run(200);
       const reference = leader.sm.appliedIds;
       expect(reference.slice(-3)).toEqual(after.map((c) => c.id));
@@ -42,7 +51,9 @@ describe('restart of every replica at once', () => {
       for (const n of sim.nodes.values()) {
         expect(n.replica.status.commitIndex).toBeGreaterThanOrEqual(committed);
         if (snapshotDelta === 0) expect(n.sm.appliedIds, `replica ${n.id}`).toEqual(reference);
-        expect(`${n.sm.lastIndex}:${n.sm.hash}:${n.sm.count}`).toBe(`${leader.sm.lastIndex}:${leader.sm.hash}:${leader.sm.count}`);
+        expect(`${n.sm.lastIndex}:${n.sm.hash}:${n.sm.count}`).toBe(
+          `${leader.sm.lastIndex}:${leader.sm.hash}:${leader.sm.count}`,
+        );
         expect(n.replica.status.term).toBe(leader.replica.status.term);
         if (snapshotDelta > 0) expect(n.sm.snapshotsSet, `replica ${n.id} loads its stored snapshot`).toBe(1);
       }
@@ -65,14 +76,22 @@ describe('snapshots with lagging and crashed followers', () => {
       await sim.step();
     }
     const rest = sim.ids.filter((id) => id !== crashed && id !== lagging);
-    await sim.untilApplied(rest, cmds.map((c) => c.id), 2_000);
+    await sim.untilApplied(
+      rest,
+      cmds.map((c) => c.id),
+      2_000,
+    );
     expect(await sim.node(crashed).storage.load()).toMatchObject({ snapshot: undefined });
     expect(sim.node(lagging).replica.status.lastApplied).toBeLessThan(delta);
 
     sim.restart(crashed);
     sim.network.heal();
     const target = () => sim.leader()!.replica.status.commitIndex;
-    await sim.runUntil(() => sim.leader() !== undefined && sim.ids.every((id) => sim.node(id).sm.lastIndex >= target()), 3_000, 'catching up');
+    await sim.runUntil(
+      () => sim.leader() !== undefined && sim.ids.every((id) => sim.node(id).sm.lastIndex >= target()),
+      3_000,
+      'catching up',
+    );
     await sim.run(300);
     const now = sim.leader()!;
     for (const id of [crashed, lagging]) {

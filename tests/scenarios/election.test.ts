@@ -9,7 +9,11 @@ function expectOneLeader(sim: ScenarioSimulation): number {
   const leader = leaders[0]!;
   const { term, id } = leader.replica.status;
   for (const n of sim.live()) {
-    expect(n.replica.status, `replica ${n.id}`).toMatchObject({ term, leaderId: id, role: n.id === id ? 'leader' : 'follower' });
+    expect(n.replica.status, `replica ${n.id}`).toMatchObject({
+      term,
+      leaderId: id,
+      role: n.id === id ? 'leader' : 'follower',
+    });
   }
   const views = sim.network.leaderViews();
   for (const n of sim.live()) expect(views.get(n.id), `registerLeader view of ${n.id}`).toBe(id);
@@ -27,7 +31,10 @@ describe('initial election', () => {
         const elections = sim.live().reduce((s, n) => s + n.replica.metrics.electionsStarted, 0);
         await sim.run(1_000);
         expect(expectOneLeader(sim), `seed ${seed}`).toBe(id);
-        expect(sim.live().reduce((s, n) => s + n.replica.metrics.electionsStarted, 0), `seed ${seed}`).toBe(elections);
+        expect(
+          sim.live().reduce((s, n) => s + n.replica.metrics.electionsStarted, 0),
+          `seed ${seed}`,
+        ).toBe(elections);
       }
     });
   }
@@ -41,7 +48,11 @@ describe('re-election after the leader crashes', () => {
         const old = await sim.stableLeader(1_500);
         const oldTerm = old.replica.status.term;
         old.sm.submit(...commands('before', 3));
-        await sim.untilApplied(sim.ids, commands('before', 3).map((c) => c.id), 1_000);
+        await sim.untilApplied(
+          sim.ids,
+          commands('before', 3).map((c) => c.id),
+          1_000,
+        );
         sim.crash(old.id);
         const crashedAt = sim.now;
         const leader = await sim.stableLeader(1_000);
@@ -52,11 +63,21 @@ describe('re-election after the leader crashes', () => {
         const after = commands('after', 5);
         leader.sm.submit(...after);
         const live = sim.live().map((n) => n.id);
-        await sim.untilApplied(live, after.map((c) => c.id), 1_000, `seed ${seed}: commands after re-election`);
+        await sim.untilApplied(
+          live,
+          after.map((c) => c.id),
+          1_000,
+          `seed ${seed}: commands after re-election`,
+        );
         for (const c of after) expect(leader.sm.statusesOf(c.id)).toEqual(['queued', 'committed', 'applied']);
         // The old leader comes back as a follower and catches up on everything.
         sim.restart(old.id);
-        await sim.untilApplied([old.id], ['before0', 'before1', 'before2', ...after.map((c) => c.id)], 2_000, 'old leader catching up');
+        await sim.untilApplied(
+          [old.id],
+          ['before0', 'before1', 'before2', ...after.map((c) => c.id)],
+          2_000,
+          'old leader catching up',
+        );
         expect(sim.node(old.id).sm.appliedIds).toEqual(leader.sm.appliedIds);
       }
     });
@@ -94,8 +115,14 @@ describe('no leader without a majority', () => {
     for (const id of down) sim.restart(id);
     const next = await sim.stableLeader(3_000);
     next.sm.submit(...commands('b', 5));
-    await sim.untilApplied(sim.ids, commands('b', 5).map((c) => c.id), 2_000, 'progress after restarts');
-    for (const n of sim.nodes.values()) expect(n.sm.appliedIds).toEqual(['a0', 'a1', 'a2', 'b0', 'b1', 'b2', 'b3', 'b4']);
+    await sim.untilApplied(
+      sim.ids,
+      commands('b', 5).map((c) => c.id),
+      2_000,
+      'progress after restarts',
+    );
+    for (const n of sim.nodes.values())
+      expect(n.sm.appliedIds).toEqual(['a0', 'a1', 'a2', 'b0', 'b1', 'b2', 'b3', 'b4']);
   });
 
   it('5 replicas partitioned 3+2: the 2-side never elects nor commits; after healing, all 5 apply new commands', async () => {
@@ -169,7 +196,9 @@ describe('no leader without a majority', () => {
     const leader = await sim.stableLeader(3_000);
     leader.sm.submit({ id: 'go' });
     await sim.untilApplied(sim.ids, ['go'], 2_000);
-    for (const n of sim.nodes.values()) for (const c of commands('stuck', 5)) expect(n.sm.appliedIds).not.toContain(c.id);
-    for (const c of commands('stuck', 5)) expect(old.sm.statusesOf(c.id)).toEqual(['queued', 'abandoned:conflict-with-leader']);
+    for (const n of sim.nodes.values())
+      for (const c of commands('stuck', 5)) expect(n.sm.appliedIds).not.toContain(c.id);
+    for (const c of commands('stuck', 5))
+      expect(old.sm.statusesOf(c.id)).toEqual(['queued', 'abandoned:conflict-with-leader']);
   });
 });

@@ -1,10 +1,26 @@
 import { describe, expect, it } from 'vitest';
 import {
-  CorruptStateError, InvalidArgumentError, InvalidOptionsError, InvalidTransitionError, LocalNetwork, MAX_TERM_OR_INDEX,
-  MemoryStorage, Replica, deriveSeed, seededRandom,
-  type Cluster, type PersistentState, type ReplicaOptions, type Storage, type StorageBatch,
+  CorruptStateError,
+  InvalidArgumentError,
+  InvalidOptionsError,
+  InvalidTransitionError,
+  LocalNetwork,
+  MAX_TERM_OR_INDEX,
+  MemoryStorage,
+  Replica,
+  deriveSeed,
+  seededRandom,
+  type Cluster,
+  type PersistentState,
+  type ReplicaOptions,
+  type Storage,
+  type StorageBatch,
 } from '../../src/index.js';
-import { RecordingStateMachine, type TestSnapshotData, type TestTransition } from '../helpers/recording-state-machine.js';
+import {
+  RecordingStateMachine,
+  type TestSnapshotData,
+  type TestTransition,
+} from '../helpers/recording-state-machine.js';
 import { raftOf } from '../helpers/simulation.js';
 import { wholeSnapshot } from '../helpers/paper-harness.js';
 import { ScenarioSimulation, commands, type TestMessage } from '../helpers/scenario-sim.js';
@@ -12,18 +28,28 @@ import { ScenarioSimulation, commands, type TestMessage } from '../helpers/scena
 type Options = ReplicaOptions<TestTransition, TestSnapshotData>;
 
 const stubCluster = (): Cluster<TestTransition, TestSnapshotData> => ({
-  sendMessage() {}, receiveMessages: () => [], halt: () => false, registerLeader() {},
+  sendMessage() {},
+  receiveMessages: () => [],
+  halt: () => false,
+  registerLeader() {},
 });
 const stubMachine = () => ({ registerTransitionState() {}, applyTransition() {}, getPendingTransitions: () => [] });
 const base = (): Options => ({
-  id: 1, peerIds: [2, 3], cluster: stubCluster(), stateMachine: stubMachine(), noopTransition: { id: 'noop' },
-  heartbeatTimeout: 50, electionTimeoutRange: [150, 300],
+  id: 1,
+  peerIds: [2, 3],
+  cluster: stubCluster(),
+  stateMachine: stubMachine(),
+  noopTransition: { id: 'noop' },
+  heartbeatTimeout: 50,
+  electionTimeoutRange: [150, 300],
 });
 
 describe('invalid options', () => {
   it('valid options construct a replica', () => {
     expect(() => new Replica(base())).not.toThrow();
-    expect(() => new Replica({ ...base(), snapshotDelta: 10, stateMachine: new RecordingStateMachine(1) })).not.toThrow();
+    expect(
+      () => new Replica({ ...base(), snapshotDelta: 10, stateMachine: new RecordingStateMachine(1) }),
+    ).not.toThrow();
   });
 
   const cases: [string, Partial<Options> | ((o: Options) => Options), RegExp][] = [
@@ -39,23 +65,48 @@ describe('invalid options', () => {
     ['NaN catchUpTimeout', { catchUpTimeout: Number.NaN }, /catchUpTimeout must be a positive/],
     ['infinite catchUpTimeout', { catchUpTimeout: Infinity }, /catchUpTimeout must be a positive/],
     ['catchUpTimeout not a number', { catchUpTimeout: '1000' as never }, /catchUpTimeout must be a positive/],
-    ['range[0] equal to heartbeat', { heartbeatTimeout: 150, electionTimeoutRange: [150, 300] }, /electionTimeoutRange\[0\].*above heartbeatTimeout/],
-    ['range[0] below heartbeat', { heartbeatTimeout: 200, electionTimeoutRange: [150, 300] }, /electionTimeoutRange\[0\].*above heartbeatTimeout/],
+    [
+      'range[0] equal to heartbeat',
+      { heartbeatTimeout: 150, electionTimeoutRange: [150, 300] },
+      /electionTimeoutRange\[0\].*above heartbeatTimeout/,
+    ],
+    [
+      'range[0] below heartbeat',
+      { heartbeatTimeout: 200, electionTimeoutRange: [150, 300] },
+      /electionTimeoutRange\[0\].*above heartbeatTimeout/,
+    ],
     ['one-element range', { electionTimeoutRange: [150] as unknown as [number, number] }, /electionTimeoutRange/],
     ['snapshotDelta without hooks', { snapshotDelta: 10 }, /snapshotDelta > 0 needs/],
     ['negative snapshotDelta', { snapshotDelta: -1 }, /snapshotDelta/],
     ['fractional snapshotDelta', { snapshotDelta: 1.5 }, /snapshotDelta/],
     ['fractional id', { id: 1.5 }, /id must be an integer/],
     ['string id', { id: '1' as unknown as number }, /id must be an integer/],
-    ['cluster missing a method', { cluster: { sendMessage() {}, receiveMessages: () => [], halt: () => false } as unknown as Cluster<TestTransition, TestSnapshotData> }, /cluster/],
-    ['state machine missing a method', { stateMachine: { applyTransition() {}, getPendingTransitions: () => [] } as never }, /stateMachine/],
+    [
+      'cluster missing a method',
+      {
+        cluster: { sendMessage() {}, receiveMessages: () => [], halt: () => false } as unknown as Cluster<
+          TestTransition,
+          TestSnapshotData
+        >,
+      },
+      /cluster/,
+    ],
+    [
+      'state machine missing a method',
+      { stateMachine: { applyTransition() {}, getPendingTransitions: () => [] } as never },
+      /stateMachine/,
+    ],
     ['noop without id', { noopTransition: {} as TestTransition }, /noopTransition/],
   ];
   for (const [name, change, message] of cases) {
     it(`rejects ${name}`, () => {
       const options = typeof change === 'function' ? change(base()) : { ...base(), ...change };
       let error: unknown;
-      try { new Replica(options); } catch (e) { error = e; }
+      try {
+        new Replica(options);
+      } catch (e) {
+        error = e;
+      }
       expect(error).toBeInstanceOf(InvalidOptionsError);
       expect((error as Error).message).toMatch(message);
     });
@@ -67,8 +118,12 @@ function stateOf(sim: ScenarioSimulation, id: number): unknown {
   const n = sim.node(id);
   const r = raftOf(n.replica)!;
   return {
-    status: n.replica.status, votedFor: r.votedFor, log: sim.logOf(id), applied: [...n.sm.appliedIds],
-    states: [...n.sm.states.entries()].map(([k, v]) => [k, v.length]), leaderView: n.cluster.leaderId,
+    status: n.replica.status,
+    votedFor: r.votedFor,
+    log: sim.logOf(id),
+    applied: [...n.sm.appliedIds],
+    states: [...n.sm.states.entries()].map(([k, v]) => [k, v.length]),
+    leaderView: n.cluster.leaderId,
   };
 }
 
@@ -81,11 +136,42 @@ function hostile(sim: ScenarioSimulation, target: number, from: number): unknown
   const commit = r.commitIndex;
   const chunkOf = { lastIncludedIndex: last + 50, lastIncludedTerm: t }; // well formed: only the chunk fields are wrong
   const entry = (index: number, term = t, transition: unknown = { id: 'evil' }) => ({ index, term, transition });
-  const append = (o: Record<string, unknown>) => ({ type: 'append', from, term: t, prevLogIndex: last, prevLogTerm: lastTerm, entries: [entry(last + 1)], leaderCommit: commit + 1, round: 0, ...o });
-  const vote = (o: Record<string, unknown>) => ({ type: 'vote', from, term: t + 5, lastLogIndex: last + 100, lastLogTerm: t + 5, pre: false, force: false, ...o });
-  const nullProto = Object.assign(Object.create(null) as object, { type: 'vote', from, term: t + 5, lastLogIndex: last + 100 });
+  const append = (o: Record<string, unknown>) => ({
+    type: 'append',
+    from,
+    term: t,
+    prevLogIndex: last,
+    prevLogTerm: lastTerm,
+    entries: [entry(last + 1)],
+    leaderCommit: commit + 1,
+    round: 0,
+    ...o,
+  });
+  const vote = (o: Record<string, unknown>) => ({
+    type: 'vote',
+    from,
+    term: t + 5,
+    lastLogIndex: last + 100,
+    lastLogTerm: t + 5,
+    pre: false,
+    force: false,
+    ...o,
+  });
+  const nullProto = Object.assign(Object.create(null) as object, {
+    type: 'vote',
+    from,
+    term: t + 5,
+    lastLogIndex: last + 100,
+  });
   return [
-    null, undefined, 42, 'append', true, [], [vote({})], nullProto,
+    null,
+    undefined,
+    42,
+    'append',
+    true,
+    [],
+    [vote({})],
+    nullProto,
     { type: 'unknown', from, term: t + 5 },
     { type: 'constructor', from, term: t + 5 },
     { type: '__proto__', from, term: t + 5 },
@@ -93,7 +179,9 @@ function hostile(sim: ScenarioSimulation, target: number, from: number): unknown
     { type: 'hasOwnProperty', from, term: t + 5 },
     { ...vote({}), type: 'Vote' },
     { ...vote({}), type: new String('vote') },
-    JSON.parse(`{"type":"vote","from":${from},"term":${t + 5},"lastLogTerm":${t + 5},"__proto__":{"lastLogIndex":1000}}`),
+    JSON.parse(
+      `{"type":"vote","from":${from},"term":${t + 5},"lastLogTerm":${t + 5},"__proto__":{"lastLogIndex":1000}}`,
+    ),
     vote({ lastLogIndex: undefined }),
     vote({ lastLogIndex: String(last + 100) }),
     vote({ lastLogIndex: -1 }),
@@ -138,14 +226,23 @@ function hostile(sim: ScenarioSimulation, target: number, from: number): unknown
     { type: 'appendResponse', from, term: t + 5, success: false, index: last, hintIndex: 0 },
     { type: 'voteResponse', from, term: t + 5, granted: 1 },
     { type: 'snapshot', from, term: t + 5, snapshot: null },
-    { type: 'snapshot', from, term: t + 5, snapshot: { lastIncludedIndex: last + 50, lastIncludedTerm: t + 6, data: { count: 0, hash: 0 } } },
+    {
+      type: 'snapshot',
+      from,
+      term: t + 5,
+      snapshot: { lastIncludedIndex: last + 50, lastIncludedTerm: t + 6, data: { count: 0, hash: 0 } },
+    },
     { type: 'snapshot', from, term: t + 5, snapshot: { lastIncludedIndex: last + 50, lastIncludedTerm: t } },
     { type: 'snapshot', from, term: t + 5, snapshot: { lastIncludedIndex: -5, lastIncludedTerm: t, data: {} } },
     { type: 'snapshot', from, term: t + 5, snapshot: 'data' },
     // Chunked InstallSnapshot: each chunk within the announced size, the size one string can hold.
     ...[
-      { offset: 0, size: 3, chunk: 'four' }, { offset: 2, size: 4, chunk: 'abc' }, { offset: -1, size: 4, chunk: 'a' },
-      { offset: 0, size: 4, chunk: 42 }, { offset: 0, size: 2 ** 40, chunk: '{' }, { offset: 0, size: 1.5, chunk: '' },
+      { offset: 0, size: 3, chunk: 'four' },
+      { offset: 2, size: 4, chunk: 'abc' },
+      { offset: -1, size: 4, chunk: 'a' },
+      { offset: 0, size: 4, chunk: 42 },
+      { offset: 0, size: 2 ** 40, chunk: '{' },
+      { offset: 0, size: 1.5, chunk: '' },
       { offset: 0, chunk: '1' },
     ].map((fields) => ({ type: 'snapshot', from, term: t + 5, snapshot: chunkOf, ...fields })),
     { type: 'snapshotResponse', from, term: t + 5, index: last, offset: -8 },
@@ -159,9 +256,16 @@ describe('malformed and hostile messages', () => {
     const sim = new ScenarioSimulation({ size: 3, seed: 101 });
     const leader = await sim.stableLeader(1_500);
     leader.sm.submit(...commands('c', 4));
-    await sim.untilApplied(sim.ids, commands('c', 4).map((c) => c.id), 1_000);
+    await sim.untilApplied(
+      sim.ids,
+      commands('c', 4).map((c) => c.id),
+      1_000,
+    );
     const follower = sim.ids.find((id) => id !== leader.id)!;
-    for (const [target, from] of [[follower, leader.id], [leader.id, follower]] as const) {
+    for (const [target, from] of [
+      [follower, leader.id],
+      [leader.id, follower],
+    ] as const) {
       await sim.step();
       const node = sim.node(target);
       const before = stateOf(sim, target);
@@ -187,8 +291,14 @@ describe('malformed and hostile messages', () => {
       // Entry 1 holds term >= 1; an entry 1 of term 0 after prevLogIndex 0 is well-formed but conflicts.
       expect(r.log.term(1)).toBeGreaterThan(0);
       sim.inject(follower, {
-        type: 'append', from: leader.id, term: r.term, prevLogIndex: 0, prevLogTerm: 0,
-        entries: [{ index: 1, term: 0, kind: 'transition', transition: { id: 'rewrite' } }], leaderCommit: r.commitIndex, round: 0,
+        type: 'append',
+        from: leader.id,
+        term: r.term,
+        prevLogIndex: 0,
+        prevLogTerm: 0,
+        entries: [{ index: 1, term: 0, kind: 'transition', transition: { id: 'rewrite' } }],
+        leaderCommit: r.commitIndex,
+        round: 0,
       } satisfies TestMessage);
       await f.replica.tick();
       expect(f.replica.metrics.messagesDropped - m0.messagesDropped).toBe(1);
@@ -200,18 +310,31 @@ describe('malformed and hostile messages', () => {
     const f = sim.node(follower);
     const m0 = f.replica.metrics;
     const term = f.replica.status.term;
-    sim.inject(follower, { type: 'vote', from: leader.id, term: term - 1, lastLogIndex: 0, lastLogTerm: 0, pre: false, force: false } satisfies TestMessage);
+    sim.inject(follower, {
+      type: 'vote',
+      from: leader.id,
+      term: term - 1,
+      lastLogIndex: 0,
+      lastLogTerm: 0,
+      pre: false,
+      force: false,
+    } satisfies TestMessage);
     await f.replica.tick();
     expect(f.replica.metrics.messagesDropped).toBe(m0.messagesDropped);
     expect(f.replica.metrics.messagesOut).toBe(m0.messagesOut + 1);
     // The cluster carries on with the same leader.
     const elections = sim.ids.reduce((s, id) => s + sim.node(id).replica.metrics.electionsStarted, 0);
     leader.sm.submit(...commands('d', 3));
-    await sim.untilApplied(sim.ids, commands('d', 3).map((c) => c.id), 1_000);
+    await sim.untilApplied(
+      sim.ids,
+      commands('d', 3).map((c) => c.id),
+      1_000,
+    );
     await sim.run(500);
     expect(sim.leader()!.id).toBe(leader.id);
     expect(sim.ids.reduce((s, id) => s + sim.node(id).replica.metrics.electionsStarted, 0)).toBe(elections);
-    for (const id of sim.ids) expect(sim.node(id).sm.appliedIds).toEqual([...commands('c', 4), ...commands('d', 3)].map((c) => c.id));
+    for (const id of sim.ids)
+      expect(sim.node(id).sm.appliedIds).toEqual([...commands('c', 4), ...commands('d', 3)].map((c) => c.id));
   });
 });
 
@@ -237,21 +360,38 @@ function handCluster(seed: number) {
     const sm = new RecordingStateMachine(id);
     const inner = net.cluster(id);
     const cluster: Cluster<TestTransition, TestSnapshotData> = {
-      sendMessage: (to, message) => { sent.push({ at: net.now(), from: id, message }); inner.sendMessage(to, message); },
-      receiveMessages: () => inner.receiveMessages(), halt: () => inner.halt(), registerLeader: (l) => inner.registerLeader(l),
+      sendMessage: (to, message) => {
+        sent.push({ at: net.now(), from: id, message });
+        inner.sendMessage(to, message);
+      },
+      receiveMessages: () => inner.receiveMessages(),
+      halt: () => inner.halt(),
+      registerLeader: (l) => inner.registerLeader(l),
     };
     const replica = new Replica<TestTransition, TestSnapshotData>({
-      id, peerIds: ids.filter((p) => p !== id), cluster, stateMachine: sm, noopTransition: { id: 'noop' },
-      heartbeatTimeout: 50, electionTimeoutRange: [150, 300], storage, clock: net.clock, random: seededRandom(deriveSeed(seed, id)),
+      id,
+      peerIds: ids.filter((p) => p !== id),
+      cluster,
+      stateMachine: sm,
+      noopTransition: { id: 'noop' },
+      heartbeatTimeout: 50,
+      electionTimeoutRange: [150, 300],
+      storage,
+      clock: net.clock,
+      random: seededRandom(deriveSeed(seed, id)),
     });
     return { id, storage, sm, replica };
   });
   const run = async (ms: number, until?: () => boolean): Promise<void> => {
-    for (const end = net.now() + ms; net.now() < end && !until?.(); ) {
+    for (const end = net.now() + ms; net.now() < end && !until?.();) {
       net.advance(1);
       for (const n of nodes) {
         if (failures.has(n.id)) continue;
-        try { await n.replica.tick(); } catch (e) { failures.set(n.id, e); }
+        try {
+          await n.replica.tick();
+        } catch (e) {
+          failures.set(n.id, e);
+        }
       }
     }
   };
@@ -289,7 +429,9 @@ describe('storage failures', () => {
     await c.run(2_000, () => c.leader() !== undefined);
     expect(c.leader()!.id).not.toBe(leader.id);
     await c.run(300);
-    expect(c.sent.some((s) => s.message.type === 'append' && s.message.entries.some((e) => e.transition.id === 'x'))).toBe(false);
+    expect(
+      c.sent.some((s) => s.message.type === 'append' && s.message.entries.some((e) => e.transition.id === 'x')),
+    ).toBe(false);
     for (const n of c.nodes) expect(n.sm.appliedIds).not.toContain('x');
   });
 
@@ -309,7 +451,9 @@ describe('storage failures', () => {
     // Its last sends came before the failing tick; none acknowledges 'y' (index 2).
     const mine = c.sent.filter((s) => s.from === follower.id);
     expect(mine.every((s) => s.at < failedAt)).toBe(true);
-    expect(mine.some((s) => s.message.type === 'appendResponse' && s.message.success && s.message.index >= 2)).toBe(false);
+    expect(mine.some((s) => s.message.type === 'appendResponse' && s.message.success && s.message.index >= 2)).toBe(
+      false,
+    );
     await expect(follower.replica.tick()).rejects.toBe(error);
   });
 
@@ -331,39 +475,127 @@ describe('storage failures', () => {
 
 describe('impossible persisted state', () => {
   const t = (id: string) => ({ id });
-  const storageOf = (state: PersistentState<TestTransition, TestSnapshotData>): Storage<TestTransition, TestSnapshotData> => ({
-    load: async () => state, save: async () => {},
+  const storageOf = (
+    state: PersistentState<TestTransition, TestSnapshotData>,
+  ): Storage<TestTransition, TestSnapshotData> => ({
+    load: async () => state,
+    save: async () => {},
   });
   const replicaOn = (state: PersistentState<TestTransition, TestSnapshotData>) =>
-    new Replica<TestTransition, TestSnapshotData>({ ...base(), stateMachine: new RecordingStateMachine(1), storage: storageOf(state), clock: () => 0, random: () => 0.5 });
+    new Replica<TestTransition, TestSnapshotData>({
+      ...base(),
+      stateMachine: new RecordingStateMachine(1),
+      storage: storageOf(state),
+      clock: () => 0,
+      random: () => 0.5,
+    });
 
   it('a consistent state loads', async () => {
-    const r = replicaOn({ term: 3, votedFor: 2, snapshot: { lastIncludedIndex: 2, lastIncludedTerm: 1, data: { count: 2, hash: 7 } }, entries: [{ index: 3, term: 1, kind: 'transition', transition: t('a') }, { index: 4, term: 3, kind: 'transition', transition: t('b') }] });
+    const r = replicaOn({
+      term: 3,
+      votedFor: 2,
+      snapshot: { lastIncludedIndex: 2, lastIncludedTerm: 1, data: { count: 2, hash: 7 } },
+      entries: [
+        { index: 3, term: 1, kind: 'transition', transition: t('a') },
+        { index: 4, term: 3, kind: 'transition', transition: t('b') },
+      ],
+    });
     await expect(r.tick()).resolves.toBeUndefined();
     expect(r.status).toMatchObject({ term: 3, lastLogIndex: 4, commitIndex: 2, lastApplied: 2 });
   });
 
   const empty: PersistentState<TestTransition, TestSnapshotData> = {
-    term: 2, votedFor: undefined, snapshot: undefined, entries: [],
+    term: 2,
+    votedFor: undefined,
+    snapshot: undefined,
+    entries: [],
   };
   const cases: [string, PersistentState<TestTransition, TestSnapshotData>][] = [
-    ['a gap', { term: 2, votedFor: undefined, snapshot: undefined, entries: [{ index: 1, term: 1, kind: 'transition', transition: t('a') }, { index: 3, term: 1, kind: 'transition', transition: t('b') }] }],
-    ['not starting at 1', { term: 2, votedFor: undefined, snapshot: undefined, entries: [{ index: 2, term: 1, kind: 'transition', transition: t('a') }] }],
-    ['terms going back', { term: 3, votedFor: undefined, snapshot: undefined, entries: [{ index: 1, term: 2, kind: 'transition', transition: t('a') }, { index: 2, term: 1, kind: 'transition', transition: t('b') }] }],
-    ['an entry above the current term', { term: 1, votedFor: undefined, snapshot: undefined, entries: [{ index: 1, term: 2, kind: 'transition', transition: t('a') }] }],
+    [
+      'a gap',
+      {
+        term: 2,
+        votedFor: undefined,
+        snapshot: undefined,
+        entries: [
+          { index: 1, term: 1, kind: 'transition', transition: t('a') },
+          { index: 3, term: 1, kind: 'transition', transition: t('b') },
+        ],
+      },
+    ],
+    [
+      'not starting at 1',
+      {
+        term: 2,
+        votedFor: undefined,
+        snapshot: undefined,
+        entries: [{ index: 2, term: 1, kind: 'transition', transition: t('a') }],
+      },
+    ],
+    [
+      'terms going back',
+      {
+        term: 3,
+        votedFor: undefined,
+        snapshot: undefined,
+        entries: [
+          { index: 1, term: 2, kind: 'transition', transition: t('a') },
+          { index: 2, term: 1, kind: 'transition', transition: t('b') },
+        ],
+      },
+    ],
+    [
+      'an entry above the current term',
+      {
+        term: 1,
+        votedFor: undefined,
+        snapshot: undefined,
+        entries: [{ index: 1, term: 2, kind: 'transition', transition: t('a') }],
+      },
+    ],
     ['a negative term', { term: -1, votedFor: undefined, snapshot: undefined, entries: [] }],
     ['a fractional term', { term: 1.5, votedFor: undefined, snapshot: undefined, entries: [] }],
-    ['entries overlapping the snapshot', { term: 2, votedFor: undefined, snapshot: { lastIncludedIndex: 5, lastIncludedTerm: 1, data: { count: 0, hash: 0 } }, entries: [{ index: 5, term: 1, kind: 'transition', transition: t('a') }] }],
-    ['entries below the snapshot term', { term: 2, votedFor: undefined, snapshot: { lastIncludedIndex: 5, lastIncludedTerm: 2, data: { count: 0, hash: 0 } }, entries: [{ index: 6, term: 1, kind: 'transition', transition: t('a') }] }],
-    ['a snapshot above the current term', { term: 1, votedFor: undefined, snapshot: { lastIncludedIndex: 5, lastIncludedTerm: 2, data: { count: 0, hash: 0 } }, entries: [] }],
+    [
+      'entries overlapping the snapshot',
+      {
+        term: 2,
+        votedFor: undefined,
+        snapshot: { lastIncludedIndex: 5, lastIncludedTerm: 1, data: { count: 0, hash: 0 } },
+        entries: [{ index: 5, term: 1, kind: 'transition', transition: t('a') }],
+      },
+    ],
+    [
+      'entries below the snapshot term',
+      {
+        term: 2,
+        votedFor: undefined,
+        snapshot: { lastIncludedIndex: 5, lastIncludedTerm: 2, data: { count: 0, hash: 0 } },
+        entries: [{ index: 6, term: 1, kind: 'transition', transition: t('a') }],
+      },
+    ],
+    [
+      'a snapshot above the current term',
+      {
+        term: 1,
+        votedFor: undefined,
+        snapshot: { lastIncludedIndex: 5, lastIncludedTerm: 2, data: { count: 0, hash: 0 } },
+        entries: [],
+      },
+    ],
     // Garbage from a user-written Storage: a CorruptStateError, not a TypeError from deep inside.
     ['undefined', undefined as never],
     ['null', null as never],
     ['entries: null', { ...empty, entries: null as never }],
     ['a null entry', { ...empty, entries: [null as never] }],
     ['an entry without a transition', { ...empty, entries: [{ index: 1, term: 1 } as never] }],
-    ['an entry whose id is an object', { ...empty, entries: [{ index: 1, term: 1, kind: 'transition', transition: { id: {} } } as never] }],
-    ['a string term on an entry', { ...empty, entries: [{ index: 1, term: '1', kind: 'transition', transition: t('a') } as never] }],
+    [
+      'an entry whose id is an object',
+      { ...empty, entries: [{ index: 1, term: 1, kind: 'transition', transition: { id: {} } } as never] },
+    ],
+    [
+      'a string term on an entry',
+      { ...empty, entries: [{ index: 1, term: '1', kind: 'transition', transition: t('a') } as never] },
+    ],
     ['votedFor "x"', { ...empty, votedFor: 'x' as never }],
     ['votedFor 1.5', { ...empty, votedFor: 1.5 }],
     ['a snapshot of null', { ...empty, snapshot: null as never }],
@@ -380,7 +612,10 @@ describe('impossible persisted state', () => {
   for (const [name, state] of cases) {
     it(`rejects ${name} with CorruptStateError on the first tick, and every later tick`, async () => {
       const r = replicaOn(state);
-      const first = await r.tick().then(() => undefined, (e: unknown) => e);
+      const first = await r.tick().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(first).toBeInstanceOf(CorruptStateError);
       await expect(r.tick()).rejects.toBe(first);
     });
@@ -389,7 +624,10 @@ describe('impossible persisted state', () => {
 
 /** Settles `p` if it settles without any tick (microtasks and one macrotask), else 'pending'. */
 async function atOnce(p: Promise<unknown>): Promise<unknown> {
-  const outcome = p.then(() => 'resolved', (e: unknown) => e);
+  const outcome = p.then(
+    () => 'resolved',
+    (e: unknown) => e,
+  );
   return Promise.race([outcome, new Promise((resolve) => setImmediate(() => resolve('pending')))]);
 }
 
@@ -434,12 +672,20 @@ describe('invalid polled transitions', () => {
     const logBefore = sim.logOf(leader.id).length;
     await sim.step();
     leader.sm.pending = [{ id: 'ok1' }, ...bad, { id: 'ok2' }] as TestTransition[];
-    const error = await leader.replica.tick().then(() => undefined, (e: unknown) => e);
+    const error = await leader.replica.tick().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(InvalidTransitionError);
     expect((error as InvalidTransitionError).transitions).toEqual(bad);
     expect((error as Error).message).toMatch(/7 item\(s\) that are not transitions/);
     // Only the valid ones were appended, in order, and reported queued.
-    expect(sim.logOf(leader.id).slice(logBefore).map((e) => e.split(':')[2])).toEqual(['ok1', 'ok2']);
+    expect(
+      sim
+        .logOf(leader.id)
+        .slice(logBefore)
+        .map((e) => e.split(':')[2]),
+    ).toEqual(['ok1', 'ok2']);
     expect(leader.sm.statusesOf('ok1')).toEqual(['queued']);
     await sim.untilApplied(sim.ids, ['ok1', 'ok2'], 1_000);
     await sim.run(1_000);
@@ -461,7 +707,10 @@ describe('invalid polled transitions', () => {
     await expect(f.replica.tick()).rejects.toBeInstanceOf(InvalidTransitionError);
     expect(f.sm.statusesOf('v')).toEqual(['abandoned:not-leader']);
     f.sm.getPendingTransitions = () => undefined as never;
-    const error = await f.replica.tick().then(() => undefined, (e: unknown) => e);
+    const error = await f.replica.tick().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(InvalidTransitionError);
     expect((error as InvalidTransitionError).transitions).toEqual([undefined]);
   });
@@ -488,10 +737,16 @@ describe('terms that cannot overflow', () => {
       // Three leader crashes in a row: a new leader every time.
       for (let round = 0; round < 3; round++) {
         sim.crash(leader.id);
-        const next = await sim.stableLeader(3_000, sim.ids.filter((id) => id !== leader.id));
+        const next = await sim.stableLeader(
+          3_000,
+          sim.ids.filter((id) => id !== leader.id),
+        );
         expect(next.id).not.toBe(leader.id);
         sim.restart(leader.id);
-        await sim.write(sim.ids.filter((id) => sim.node(id).up), [`w${round}`]);
+        await sim.write(
+          sim.ids.filter((id) => sim.node(id).up),
+          [`w${round}`],
+        );
         leader = await sim.stableLeader(3_000);
       }
     });
@@ -502,8 +757,15 @@ describe('terms that cannot overflow', () => {
     const leader = await sim.stableLeader(1_500);
     const from = sim.ids.find((id) => id !== leader.id)!;
     // A forced vote request (as after a transfer) at the bound minus one: everyone adopts the term.
-    const request = { type: 'vote', from, term: MAX_TERM_OR_INDEX - 1, lastLogIndex: 0, lastLogTerm: 0,
-      pre: false, force: true };
+    const request = {
+      type: 'vote',
+      from,
+      term: MAX_TERM_OR_INDEX - 1,
+      lastLogIndex: 0,
+      lastLogTerm: 0,
+      pre: false,
+      force: true,
+    };
     for (const id of sim.ids) if (id !== from) sim.inject(id, request);
     await sim.step();
     const next = await sim.stableLeader(3_000);
@@ -526,7 +788,9 @@ describe('a snapshot the state machine cannot load', () => {
     const f = sim.node(sim.ids.find((id) => id !== leader.id)!);
     const r = raftOf(f.replica)!;
     const before = stateOf(sim, f.id);
-    f.sm.setSnapshot = () => { throw new TypeError('unreadable snapshot data'); };
+    f.sm.setSnapshot = () => {
+      throw new TypeError('unreadable snapshot data');
+    };
     const sentBefore = sim.sent.length;
     const garbage = { lastIncludedIndex: r.commitIndex + 10, lastIncludedTerm: r.term, data: { garbage: true } };
     sim.inject(f.id, wholeSnapshot(leader.id, r.term, garbage) satisfies TestMessage);

@@ -2,8 +2,13 @@
 // handed out, and later calls reject at once. Hand-driven ticks on the LocalNetwork simulator.
 import { describe, expect, it } from 'vitest';
 import {
-  CorruptStateError, InvalidOptionsError, MemoryStorage, Replica, ReplicaStoppedError,
-  type Cluster, type StorageBatch,
+  CorruptStateError,
+  InvalidOptionsError,
+  MemoryStorage,
+  Replica,
+  ReplicaStoppedError,
+  type Cluster,
+  type StorageBatch,
 } from '../../src/index.js';
 import { RecordingStateMachine } from '../helpers/recording-state-machine.js';
 import type { TestSnapshotData, TestTransition } from '../helpers/recording-state-machine.js';
@@ -14,7 +19,14 @@ type Outcome = 'resolved' | 'pending' | Error;
 /** Records how a promise settles, without awaiting it. */
 function watch(p: Promise<void>): { readonly outcome: Outcome } {
   const w: { outcome: Outcome } = { outcome: 'pending' };
-  p.then(() => { w.outcome = 'resolved'; }, (e: Error) => { w.outcome = e; });
+  p.then(
+    () => {
+      w.outcome = 'resolved';
+    },
+    (e: Error) => {
+      w.outcome = e;
+    },
+  );
   return w;
 }
 
@@ -50,22 +62,43 @@ class ClosableStorage extends MemoryStorage<TestTransition, TestSnapshotData> {
     if (this.failWith) throw this.failWith;
     return super.save(batch);
   }
-  async close(): Promise<void> { this.closed++; }
+  async close(): Promise<void> {
+    this.closed++;
+  }
 }
 
 const quietCluster = (halt = () => false): Cluster<TestTransition, TestSnapshotData> => ({
-  sendMessage() {}, receiveMessages: () => [], halt, registerLeader() {},
+  sendMessage() {},
+  receiveMessages: () => [],
+  halt,
+  registerLeader() {},
 });
 
 function single(storage = new ClosableStorage(), options: { clock?: () => number; random?: () => number } = {}) {
   let now = 0;
   const sm = new RecordingStateMachine(1);
   const replica = new Replica<TestTransition, TestSnapshotData>({
-    id: 1, peerIds: [], cluster: quietCluster(), stateMachine: sm, noopTransition: { id: 'noop' },
-    heartbeatTimeout: 50, electionTimeoutRange: [150, 300], storage, clock: () => now, random: () => 0.5,
-    tickInterval: 1, ...options,
+    id: 1,
+    peerIds: [],
+    cluster: quietCluster(),
+    stateMachine: sm,
+    noopTransition: { id: 'noop' },
+    heartbeatTimeout: 50,
+    electionTimeoutRange: [150, 300],
+    storage,
+    clock: () => now,
+    random: () => 0.5,
+    tickInterval: 1,
+    ...options,
   });
-  return { replica, storage, sm, advance: (ms: number) => { now += ms; } };
+  return {
+    replica,
+    storage,
+    sm,
+    advance: (ms: number) => {
+      now += ms;
+    },
+  };
 }
 
 describe('stop()', () => {
@@ -73,7 +106,9 @@ describe('stop()', () => {
   it('rejects what is pending with ReplicaStoppedError, closes the storage; later calls reject', async () => {
     const { sim, leader, all } = await leaderWithPendingRequests(201);
     let closed = 0;
-    (leader.storage as unknown as { close(): Promise<void> }).close = async () => { closed++; };
+    (leader.storage as unknown as { close(): Promise<void> }).close = async () => {
+      closed++;
+    };
     await leader.replica.stop();
     await flush();
     for (const w of all) expect(w.outcome).toBeInstanceOf(ReplicaStoppedError);
@@ -95,7 +130,9 @@ describe('stop()', () => {
     await replica.tick();
     advance(400); // the election timeout passes: the next tick campaigns, wins alone and saves
     let release!: () => void;
-    storage.gate = new Promise((resolve) => { release = resolve; });
+    storage.gate = new Promise((resolve) => {
+      release = resolve;
+    });
     const tick = watch(replica.tick());
     await flush();
     const stopped = watch(replica.stop());
@@ -118,7 +155,11 @@ describe('stop()', () => {
     const { replica } = single(new ClosableStorage(), { clock: Date.now, random: Math.random });
     const running = watch(replica.start());
     await new Promise((resolve) => setTimeout(resolve, 20));
-    const read = watch(new Promise<void>((resolve, reject) => { replica.readIndex().then(resolve, reject); }));
+    const read = watch(
+      new Promise<void>((resolve, reject) => {
+        replica.readIndex().then(resolve, reject);
+      }),
+    );
     await replica.stop();
     await flush();
     expect(running.outcome).toBe('resolved');
@@ -154,7 +195,9 @@ describe('a storage failure', () => {
     const { sim, leader, all } = await leaderWithPendingRequests(203, false);
     const error = new Error('disk on fire');
     const storage = leader.storage as unknown as { save: (b: unknown) => Promise<void> };
-    storage.save = async () => { throw error; };
+    storage.save = async () => {
+      throw error;
+    };
     leader.sm.submit({ id: 'x' }); // something to save
     await expect(leader.replica.tick()).rejects.toBe(error);
     await flush();
@@ -180,7 +223,9 @@ describe('start() ending on an error thrown by user code', () => {
   it('rejects what is pending with that error', { timeout: 10_000 }, async () => {
     const { replica, sm } = single(new ClosableStorage(), { clock: Date.now, random: Math.random });
     const boom = new Error('state machine bug');
-    sm.getPendingTransitions = () => { throw boom; };
+    sm.getPendingTransitions = () => {
+      throw boom;
+    };
     const read = watch(replica.readIndex());
     await expect(replica.start()).rejects.toBe(boom);
     await flush();
@@ -194,7 +239,10 @@ describe('random() outside [0, 1)', () => {
     it(`(${bad}) stops the replica with InvalidOptionsError instead of never campaigning`, async () => {
       const { replica } = single(new ClosableStorage(), { random: () => bad });
       const read = watch(replica.readIndex());
-      const error = await replica.tick().then(() => undefined, (e: unknown) => e);
+      const error = await replica.tick().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(InvalidOptionsError);
       expect((error as Error).message).toMatch(/random\(\) must return a number in \[0, 1\)/);
       await expect(replica.tick()).rejects.toBe(error);

@@ -1,19 +1,44 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStorage, Replica, type Cluster, type Snapshot } from '../../src/index.js';
-import { RecordingStateMachine, type TestSnapshotData, type TestTransition } from '../helpers/recording-state-machine.js';
+import {
+  RecordingStateMachine,
+  type TestSnapshotData,
+  type TestTransition,
+} from '../helpers/recording-state-machine.js';
 
 /** A state machine that keeps its own snapshot (as one persisting itself would). */
 class SelfPersisting extends RecordingStateMachine {
-  constructor(private readonly own: Snapshot<TestSnapshotData> | undefined) { super(1); }
-  getSnapshot(): Snapshot<TestSnapshotData> | undefined { return this.own; }
+  constructor(private readonly own: Snapshot<TestSnapshotData> | undefined) {
+    super(1);
+  }
+  getSnapshot(): Snapshot<TestSnapshotData> | undefined {
+    return this.own;
+  }
 }
 
-const alone: Cluster<TestTransition, TestSnapshotData> = { sendMessage() {}, receiveMessages: () => [], halt: () => false, registerLeader() {} };
+const alone: Cluster<TestTransition, TestSnapshotData> = {
+  sendMessage() {},
+  receiveMessages: () => [],
+  halt: () => false,
+  registerLeader() {},
+};
 
-function replicaOf(sm: RecordingStateMachine, storage: MemoryStorage<TestTransition, TestSnapshotData>, clock: () => number) {
+function replicaOf(
+  sm: RecordingStateMachine,
+  storage: MemoryStorage<TestTransition, TestSnapshotData>,
+  clock: () => number,
+) {
   return new Replica<TestTransition, TestSnapshotData>({
-    id: 1, peerIds: [], cluster: alone, stateMachine: sm, noopTransition: { id: 'noop' }, storage,
-    heartbeatTimeout: 10, electionTimeoutRange: [20, 40], clock, random: () => 0,
+    id: 1,
+    peerIds: [],
+    cluster: alone,
+    stateMachine: sm,
+    noopTransition: { id: 'noop' },
+    storage,
+    heartbeatTimeout: 10,
+    electionTimeoutRange: [20, 40],
+    clock,
+    random: () => 0,
   });
 }
 

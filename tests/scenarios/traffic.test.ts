@@ -9,7 +9,12 @@ describe('bounded message counts', () => {
       const heartbeat = 50;
       const periods = 10;
       // Fixed 2 ms delays and 1 ms steps keep every event on an integer millisecond.
-      const sim = new ScenarioSimulation({ size, seed: 91, heartbeatTimeout: heartbeat, network: { minDelay: 2, maxDelay: 2 } });
+      const sim = new ScenarioSimulation({
+        size,
+        seed: 91,
+        heartbeatTimeout: heartbeat,
+        network: { minDelay: 2, maxDelay: 2 },
+      });
       const step = () => sim.step(1);
       const leader = await (async () => {
         while (!sim.leader()) await step();
@@ -33,13 +38,19 @@ describe('bounded message counts', () => {
       const peers = sim.ids.filter((id) => id !== leader.id);
       for (const peer of peers) {
         const beats = window.filter((r) => r.from === leader.id && r.to === peer);
-        expect(beats.map((r) => r.at - start), `heartbeats to ${peer}`).toEqual(Array.from({ length: periods }, (_, i) => i * heartbeat));
+        expect(
+          beats.map((r) => r.at - start),
+          `heartbeats to ${peer}`,
+        ).toEqual(Array.from({ length: periods }, (_, i) => i * heartbeat));
         for (const r of beats) {
           expect(r.message.type).toBe('append');
           expect((r.message as AppendRequest<TestTransition>).entries).toEqual([]);
         }
         const answers = window.filter((r) => r.from === peer);
-        expect(answers.map((r) => r.at - start), `answers of ${peer}`).toEqual(beats.map((r) => r.at - start + 2));
+        expect(
+          answers.map((r) => r.at - start),
+          `answers of ${peer}`,
+        ).toEqual(beats.map((r) => r.at - start + 2));
         for (const r of answers) {
           expect(r.to).toBe(leader.id);
           expect(r.message.type).toBe('appendResponse');

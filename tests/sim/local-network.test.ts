@@ -6,7 +6,15 @@ type Cmd = { readonly id: number };
 type Msg = Message<Cmd>;
 
 /** A vote request whose `lastLogIndex` carries a sequence number, so tests can tell messages apart. */
-const msg = (from: number, n: number): Msg => ({ type: 'vote', from, term: 1, lastLogIndex: n, lastLogTerm: 0, pre: false, force: false });
+const msg = (from: number, n: number): Msg => ({
+  type: 'vote',
+  from,
+  term: 1,
+  lastLogIndex: n,
+  lastLogTerm: 0,
+  pre: false,
+  force: false,
+});
 const numbers = (ms: Msg[]): number[] => ms.map((m) => (m.type === 'vote' ? m.lastLogIndex : -1));
 
 /** Sends `count` numbered messages from 1 to 2, then delivers everything. */
@@ -107,7 +115,16 @@ describe('LocalNetwork delivery', () => {
   it('copies a message when it is sent', () => {
     const net = new LocalNetwork<Cmd>();
     const to = net.cluster(2);
-    const sent = { type: 'append' as const, from: 1, term: 1, prevLogIndex: 0, prevLogTerm: 0, leaderCommit: 0, round: 0, entries: [{ index: 1, term: 1, kind: 'transition' as const, transition: { id: 7 } }] };
+    const sent = {
+      type: 'append' as const,
+      from: 1,
+      term: 1,
+      prevLogIndex: 0,
+      prevLogTerm: 0,
+      leaderCommit: 0,
+      round: 0,
+      entries: [{ index: 1, term: 1, kind: 'transition' as const, transition: { id: 7 } }],
+    };
     net.cluster(1).sendMessage(2, sent);
     sent.entries[0]!.transition = { id: 99 };
     sent.entries.push({ index: 2, term: 1, kind: 'transition', transition: { id: 8 } });
@@ -153,7 +170,12 @@ describe('LocalNetwork faults', () => {
     const broadcast = (n: number) => {
       for (const from of c) for (const to of c) if (from !== to) from.sendMessage(to.id, msg(from.id, n));
     };
-    const inboxes = () => c.map((x) => receive(x).map((m) => m.from).sort());
+    const inboxes = () =>
+      c.map((x) =>
+        receive(x)
+          .map((m) => m.from)
+          .sort(),
+      );
     return { net, c, broadcast, inboxes };
   };
 
@@ -166,7 +188,11 @@ describe('LocalNetwork faults', () => {
     net.heal();
     broadcast(1);
     net.advance(5);
-    expect(inboxes()).toEqual([[2, 3], [1, 3], [1, 2]]);
+    expect(inboxes()).toEqual([
+      [2, 3],
+      [1, 3],
+      [1, 2],
+    ]);
   });
 
   it('partitions into groups; an id in no group hears no one', () => {
@@ -179,7 +205,12 @@ describe('LocalNetwork faults', () => {
     broadcast(1);
     net.advance(5);
     expect(inboxes()).toEqual([[], [3], [2]]);
-    expect(() => net.partition([[1, 2], [2, 3]])).toThrow(/two groups/);
+    expect(() =>
+      net.partition([
+        [1, 2],
+        [2, 3],
+      ]),
+    ).toThrow(/two groups/);
   });
 
   it('loses messages in flight across a new partition, but not once healed before arrival', () => {
@@ -193,19 +224,23 @@ describe('LocalNetwork faults', () => {
     net.partition([[1], [2], [3]]);
     net.heal();
     net.advance(5);
-    expect(inboxes()).toEqual([[2, 3], [1, 3], [1, 2]]);
+    expect(inboxes()).toEqual([
+      [2, 3],
+      [1, 3],
+      [1, 2],
+    ]);
   });
 
   it('crash discards inbound messages, drops new ones and halts the cluster', () => {
     const { net, c, broadcast, inboxes } = three();
-    const [one, two] = c as [typeof c[0], typeof c[0], typeof c[0]];
+    const [one, two] = c as [(typeof c)[0], (typeof c)[0], (typeof c)[0]];
     broadcast(0);
     net.crash(2);
     expect(net.isUp(2)).toBe(false);
     expect(two.halt()).toBe(true);
     expect(one.halt()).toBe(false);
-    two.sendMessage(1, msg(2, 9));    // a crashed node sends nothing
-    one.sendMessage(2, msg(1, 9));    // and receives nothing
+    two.sendMessage(1, msg(2, 9)); // a crashed node sends nothing
+    one.sendMessage(2, msg(1, 9)); // and receives nothing
     net.advance(5);
     // Messages 2 sent before the crash were already on the wire.
     expect(inboxes()).toEqual([[2, 3], [], [1, 2]]);
@@ -228,14 +263,20 @@ describe('LocalNetwork faults', () => {
     expect(fresh.leaderId).toBeUndefined();
     c[0]!.sendMessage(2, msg(1, 0));
     fresh.sendMessage(1, msg(2, 1));
-    old.sendMessage(1, msg(2, 2));    // the old incarnation cannot send
-    old.registerLeader(3);            // nor change the views
+    old.sendMessage(1, msg(2, 2)); // the old incarnation cannot send
+    old.registerLeader(3); // nor change the views
     net.advance(5);
     expect(receive(old)).toEqual([]); // nor steal messages
     expect(numbers(receive(fresh))).toEqual([0]);
     expect(numbers(receive(c[0]!))).toEqual([1]);
     fresh.registerLeader(1);
-    expect(net.leaderViews()).toEqual(new Map([[1, undefined], [2, 1], [3, undefined]]));
+    expect(net.leaderViews()).toEqual(
+      new Map([
+        [1, undefined],
+        [2, 1],
+        [3, undefined],
+      ]),
+    );
   });
 
   it('restarting a running node crashes it first', () => {
@@ -284,11 +325,19 @@ describe('LocalNetwork clock and options', () => {
 
   it('validates its options', () => {
     const bad = [
-      { loss: -0.1 }, { loss: 1.5 }, { duplication: NaN }, { minDelay: -1 },
-      { minDelay: 6, maxDelay: 5 }, { maxDelay: Infinity }, { seed: 1.5 }, { startTime: NaN },
+      { loss: -0.1 },
+      { loss: 1.5 },
+      { duplication: NaN },
+      { minDelay: -1 },
+      { minDelay: 6, maxDelay: 5 },
+      { maxDelay: Infinity },
+      { seed: 1.5 },
+      { startTime: NaN },
     ];
     for (const o of bad) expect(() => new LocalNetwork<Cmd>(o), JSON.stringify(o)).toThrow(TypeError);
-    expect(() => new LocalNetwork<Cmd>({ minDelay: 6, maxDelay: 5 })).toThrow(/minDelay \(6\) must not exceed maxDelay \(5\)/);
+    expect(() => new LocalNetwork<Cmd>({ minDelay: 6, maxDelay: 5 })).toThrow(
+      /minDelay \(6\) must not exceed maxDelay \(5\)/,
+    );
     expect(() => new LocalNetwork<Cmd>({ loss: 1, duplication: 0, minDelay: 0, maxDelay: 0 })).not.toThrow();
   });
 

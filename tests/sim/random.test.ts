@@ -44,14 +44,16 @@ describe('deriveSeed', () => {
 
   it('gives distinct, uncorrelated streams', () => {
     const seeds = new Set<number>();
-    for (let seed = 0; seed < 50; seed++) for (let stream = 0; stream < 50; stream++) seeds.add(deriveSeed(seed, stream));
+    for (let seed = 0; seed < 50; seed++)
+      for (let stream = 0; stream < 50; stream++) seeds.add(deriveSeed(seed, stream));
     expect(seeds.size).toBe(2500);
     expect(deriveSeed(1, 2)).not.toBe(deriveSeed(2, 1));
     // Two neighbouring streams should not move together.
     const a = take(seededRandom(deriveSeed(3, 1)), 5000);
     const b = take(seededRandom(deriveSeed(3, 2)), 5000);
     const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
-    const ma = mean(a), mb = mean(b);
+    const ma = mean(a),
+      mb = mean(b);
     const cov = mean(a.map((x, i) => (x - ma) * (b[i]! - mb)));
     expect(Math.abs(cov / (1 / 12))).toBeLessThan(0.05);
   });

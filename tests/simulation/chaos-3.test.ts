@@ -22,6 +22,8 @@ describe('randomized simulation, 3 replicas', () => {
       changes += result.changes;
       transfers += result.transfers;
     }
-    console.log(`3 replicas: ${all.length} seeds, ${steps} steps, ${committed} entries committed, ${reads} linearizable reads, ${changes} membership changes and ${transfers} leadership transfers completed`);
+    console.log(
+      `3 replicas: ${all.length} seeds, ${steps} steps, ${committed} entries committed, ${reads} linearizable reads, ${changes} membership changes and ${transfers} leadership transfers completed`,
+    );
   }, 300_000);
 });

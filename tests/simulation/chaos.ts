@@ -31,8 +31,10 @@ export function seedsToRun(base: number, offset: number, freshDefault = 10): See
 export function describeSeeds(seeds: Seeds, file: string): string {
   const { fixed, fresh } = seeds;
   const range = (xs: number[]): string => (xs.length === 0 ? 'none' : `${xs[0]}..${xs.at(-1)}`);
-  return `${file}: fixed seeds ${range(fixed)}, fresh seeds ${range(fresh)}; ` +
-    `replay one with TICKRAFT_SEED=<seed> npx vitest run ${file}`;
+  return (
+    `${file}: fixed seeds ${range(fixed)}, fresh seeds ${range(fresh)}; ` +
+    `replay one with TICKRAFT_SEED=<seed> npx vitest run ${file}`
+  );
 }
 
 /** Runs one seed; a failure names the seed and the command that replays it. */
@@ -47,7 +49,15 @@ export async function replayable<R>(seed: number, file: string, run: () => Promi
   }
 }
 
-export interface ChaosResult { steps: number; committed: number; elections: number; faults: number; reads: number; changes: number; transfers: number }
+export interface ChaosResult {
+  steps: number;
+  committed: number;
+  elections: number;
+  faults: number;
+  reads: number;
+  changes: number;
+  transfers: number;
+}
 
 /**
  * One seeded run: a fault phase (partitions, crashes and restarts, loss, duplication,
@@ -59,7 +69,8 @@ export async function chaosRun(seed: number, size: number): Promise<ChaosResult>
   const pick = <X>(xs: X[], r: () => number): X => xs[Math.floor(r() * xs.length)]!;
   const setup = new Simulation({ size, seed }).random;
   const sim = new Simulation({
-    size, seed,
+    size,
+    seed,
     snapshotDelta: pick([0, 0, 7, 25], setup),
     maxEntriesPerMessage: pick([1, 3, 64], setup),
     // Budgets of a few bytes send each snapshot (about 30 characters of JSON) in several chunks.
@@ -78,7 +89,9 @@ export async function chaosRun(seed: number, size: number): Promise<ChaosResult>
   let reads = 0;
   let changes = 0;
   let transfers = 0;
-  const changed = (): void => { changes++; };
+  const changed = (): void => {
+    changes++;
+  };
   const read = (): void => {
     // Any replica that believes it leads, a deposed one too: that is where a read could go wrong.
     const claimants = [...sim.nodes.values()].filter((n) => n.up && n.replica.status.role === 'leader');
@@ -92,7 +105,10 @@ export async function chaosRun(seed: number, size: number): Promise<ChaosResult>
     replica.readIndex().then(() => {
       reads++;
       const applied = replica.status.lastApplied;
-      if (applied < committedBefore) sim.violations.push(`read on ${node.id} resolved at applied ${applied} < ${committedBefore} committed before it began`);
+      if (applied < committedBefore)
+        sim.violations.push(
+          `read on ${node.id} resolved at applied ${applied} < ${committedBefore} committed before it began`,
+        );
     }, ignore);
   };
   const voters = (): number[] => {
@@ -121,11 +137,22 @@ export async function chaosRun(seed: number, size: number): Promise<ChaosResult>
       const members = voters();
       const out = sim.ids.filter((id) => !members.includes(id));
       if (leader && out.length > 0 && r() < 0.5) leader.replica.addMember(pick(out, r)).then(changed, ignore);
-      else if (leader && members.length > 3) leader.replica.removeMember(pick(members.filter((id) => id !== leader.id), r)).then(changed, ignore);
+      else if (leader && members.length > 3)
+        leader.replica
+          .removeMember(
+            pick(
+              members.filter((id) => id !== leader.id),
+              r,
+            ),
+          )
+          .then(changed, ignore);
     } else if (x < 0.9) {
       const leader = sim.leader();
       const members = voters().filter((id) => id !== leader?.id);
-      if (leader && members.length > 0) leader.replica.transferLeadership(pick(members, r)).then(() => { transfers++; }, ignore);
+      if (leader && members.length > 0)
+        leader.replica.transferLeadership(pick(members, r)).then(() => {
+          transfers++;
+        }, ignore);
     } else sim.network.setFaults({ loss: r() * 0.3, duplication: r() * 0.2, maxDelay: 1 + Math.floor(r() * 40) });
   }
   // Heal everything; a leader must emerge and make progress.
@@ -133,7 +160,10 @@ export async function chaosRun(seed: number, size: number): Promise<ChaosResult>
   sim.network.setFaults({ loss: 0, duplication: 0, maxDelay: 10 });
   for (const id of sim.ids) sim.restart(id);
   // Bring every removed replica back, one change at a time, so the whole cluster must agree.
-  const changing = (): boolean => [...sim.nodes.values()].some((n) => (raftOf(n.replica) as unknown as { change?: object } | undefined)?.change !== undefined);
+  const changing = (): boolean =>
+    [...sim.nodes.values()].some(
+      (n) => (raftOf(n.replica) as unknown as { change?: object } | undefined)?.change !== undefined,
+    );
   for (let end = sim.now + 20_000; sim.now < end;) {
     await sim.step();
     const leader = sim.leader();
@@ -143,13 +173,28 @@ export async function chaosRun(seed: number, size: number): Promise<ChaosResult>
   }
   expect(voters().length, `seed ${seed}: removed replicas were not brought back`).toBe(size);
   // A leadership transfer still under way would abandon new commands: let it finish (it is bounded).
-  await sim.runUntil(() => [...sim.nodes.values()].every((n) => (raftOf(n.replica) as unknown as { transfer?: unknown } | undefined)?.transfer === undefined), 2_000, 'transfers to finish');
+  await sim.runUntil(
+    () =>
+      [...sim.nodes.values()].every(
+        (n) => (raftOf(n.replica) as unknown as { transfer?: unknown } | undefined)?.transfer === undefined,
+      ),
+    2_000,
+    'transfers to finish',
+  );
   const leader = await sim.stableLeader(10_000);
   const fresh = Array.from({ length: 5 }, (_, i) => ({ id: `final${i}` }));
   leader.sm.submit(...fresh);
-  await sim.runUntil(() => fresh.every((t) => leader.sm.statusesOf(t.id).includes('applied')), 3_000, 'commands after healing');
+  await sim.runUntil(
+    () => fresh.every((t) => leader.sm.statusesOf(t.id).includes('applied')),
+    3_000,
+    'commands after healing',
+  );
   const target = leader.replica.status.commitIndex;
-  await sim.runUntil(() => [...sim.nodes.values()].every((n) => n.replica.status.lastApplied >= target), 3_000, 'every replica applying');
+  await sim.runUntil(
+    () => [...sim.nodes.values()].every((n) => n.replica.status.lastApplied >= target),
+    3_000,
+    'every replica applying',
+  );
   for (const t of fresh) expect(leader.sm.statusesOf(t.id)).toEqual(['queued', 'committed', 'applied']);
   // State Machine Safety at the end of the run: every replica applied the same history.
   const history = (n: { sm: { lastIndex: number; hash: number } }): string =>

@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { LocalNetwork, MemoryStorage, ProposalQueue, Replica, deriveSeed, seededRandom } from '../../src/index.js';
 import {
-  KV_NOOP, KvStateMachine, type KvCommand, type KvResult, type KvSnapshot,
+  KV_NOOP,
+  KvStateMachine,
+  type KvCommand,
+  type KvResult,
+  type KvSnapshot,
 } from '../../docs/examples/kv/state-machine.js';
 import { checkLinearizable, type HistoryOp, type KvOp } from '../helpers/linearizability.js';
 import { describeSeeds, replayable, seedsToRun } from './chaos.js';
@@ -12,7 +16,9 @@ interface Member {
   replica: Replica<KvCommand, KvSnapshot>;
   kv: KvStateMachine;
   proposals: ProposalQueue<KvCommand, KvSnapshot, KvResult>;
-  storage: MemoryStorage<KvCommand, KvSnapshot>; up: boolean; starts: number;
+  storage: MemoryStorage<KvCommand, KvSnapshot>;
+  up: boolean;
+  starts: number;
 }
 
 interface Client {
@@ -32,16 +38,29 @@ interface Client {
 async function linearizabilityRun(seed: number): Promise<{ ops: number; unknown: number; states: number }> {
   const ids = [1, 2, 3];
   const random = seededRandom(deriveSeed(seed, 7));
-  const network = new LocalNetwork<KvCommand, KvSnapshot>({ seed: deriveSeed(seed, 8), loss: 0.05, duplication: 0.05, maxDelay: 10 });
+  const network = new LocalNetwork<KvCommand, KvSnapshot>({
+    seed: deriveSeed(seed, 8),
+    loss: 0.05,
+    duplication: 0.05,
+    maxDelay: 10,
+  });
   const members = new Map<number, Member>();
   const boot = (id: number, storage = new MemoryStorage<KvCommand, KvSnapshot>(), starts = 0): void => {
     const kv = new KvStateMachine();
     const proposals = new ProposalQueue(kv);
     const cluster = starts === 0 ? network.cluster(id) : network.restart(id);
     const replica = new Replica<KvCommand, KvSnapshot>({
-      id, peerIds: ids.filter((p) => p !== id), cluster, stateMachine: proposals, noopTransition: KV_NOOP,
-      heartbeatTimeout: 50, electionTimeoutRange: [150, 300], snapshotDelta: 15, storage,
-      clock: network.clock, random: seededRandom(deriveSeed(seed, 100 + id * 10 + starts)),
+      id,
+      peerIds: ids.filter((p) => p !== id),
+      cluster,
+      stateMachine: proposals,
+      noopTransition: KV_NOOP,
+      heartbeatTimeout: 50,
+      electionTimeoutRange: [150, 300],
+      snapshotDelta: 15,
+      storage,
+      clock: network.clock,
+      random: seededRandom(deriveSeed(seed, 100 + id * 10 + starts)),
     });
     proposals.attach(replica);
     members.set(id, { replica, kv, proposals, storage, up: true, starts });
@@ -49,7 +68,9 @@ async function linearizabilityRun(seed: number): Promise<{ ops: number; unknown:
   for (const id of ids) boot(id);
   const leader = (): Member | undefined => {
     let best: Member | undefined;
-    for (const m of members.values()) if (m.up && m.replica.status.role === 'leader' && (!best || m.replica.status.term > best.replica.status.term)) best = m;
+    for (const m of members.values())
+      if (m.up && m.replica.status.role === 'leader' && (!best || m.replica.status.term > best.replica.status.term))
+        best = m;
     return best;
   };
   const history: HistoryOp[] = [];
@@ -70,22 +91,32 @@ async function linearizabilityRun(seed: number): Promise<{ ops: number; unknown:
       if (!target) return;
       // A read without a log write: readIndex, then the leader's own state machine.
       const key = op.op.key;
-      target.replica.readIndex().then(() => {
-        if (c.op !== op || c.settled || !target.up) return;
-        op.ret = network.now();
-        op.output = target.kv.data.get(key);
-        c.settled = true;
-      }, () => { /* not the leader: the client retries below */ });
+      target.replica.readIndex().then(
+        () => {
+          if (c.op !== op || c.settled || !target.up) return;
+          op.ret = network.now();
+          op.output = target.kv.data.get(key);
+          c.settled = true;
+        },
+        () => {
+          /* not the leader: the client retries below */
+        },
+      );
       return;
     }
-    target.proposals.propose(c.command!).then((result) => {
-      if (c.op !== op || c.settled) return;
-      // A retry repeats its command exactly, one at a time: nothing may be refused.
-      if (!result.ok) refused.push(result.refused);
-      op.ret = network.now();
-      if (op.op.kind === 'get' && result.ok) op.output = result.previous;
-      c.settled = true;
-    }, () => { /* abandoned: the client retries below */ });
+    target.proposals.propose(c.command!).then(
+      (result) => {
+        if (c.op !== op || c.settled) return;
+        // A retry repeats its command exactly, one at a time: nothing may be refused.
+        if (!result.ok) refused.push(result.refused);
+        op.ret = network.now();
+        if (op.op.kind === 'get' && result.ok) op.output = result.previous;
+        c.settled = true;
+      },
+      () => {
+        /* abandoned: the client retries below */
+      },
+    );
   };
 
   const driveClients = (faultsOn: boolean): void => {
@@ -95,10 +126,18 @@ async function linearizabilityRun(seed: number): Promise<{ ops: number; unknown:
         if (!faultsOn || random() > 0.2) continue;
         const key = keys[Math.floor(random() * keys.length)]!;
         const kind = random();
-        const op: KvOp = kind < 0.45 ? { kind: 'get', key } : kind < 0.9 ? { kind: 'put', key, value: `v${++writes}` } : { kind: 'delete', key };
+        const op: KvOp =
+          kind < 0.45
+            ? { kind: 'get', key }
+            : kind < 0.9
+              ? { kind: 'put', key, value: `v${++writes}` }
+              : { kind: 'delete', key };
         c.seq++;
         const id = `c${c.id}:${c.seq}`;
-        c.command = op.kind === 'put' ? { id, client: `c${c.id}`, seq: c.seq, op: 'put', key, value: op.value } : { id, client: `c${c.id}`, seq: c.seq, op: op.kind, key };
+        c.command =
+          op.kind === 'put'
+            ? { id, client: `c${c.id}`, seq: c.seq, op: 'put', key, value: op.value }
+            : { id, client: `c${c.id}`, seq: c.seq, op: op.kind, key };
         c.op = { client: c.id, op, call: now };
         history.push(c.op);
         c.settled = false;
@@ -126,7 +165,10 @@ async function linearizabilityRun(seed: number): Promise<{ ops: number; unknown:
     else if (x < 0.6) network.heal();
     else if (x < 0.8) {
       const m = members.get(victim)!;
-      if (m.up) { m.up = false; network.crash(victim); }
+      if (m.up) {
+        m.up = false;
+        network.crash(victim);
+      }
     } else {
       const m = members.get(victim)!;
       if (!m.up) boot(victim, m.storage, m.starts + 1);
@@ -140,7 +182,11 @@ async function linearizabilityRun(seed: number): Promise<{ ops: number; unknown:
   if (refused.length > 0) throw new Error(`seed ${seed}: a retried command was refused: ${refused[0]}`);
   const result = checkLinearizable(history);
   if (!result.ok) throw new Error(`seed ${seed}: not linearizable: ${result.explanation}`);
-  return { ops: history.length, unknown: history.filter((h) => h.ret === undefined).length, states: result.statesExplored };
+  return {
+    ops: history.length,
+    unknown: history.filter((h) => h.ret === undefined).length,
+    states: result.statesExplored,
+  };
 }
 
 describe('linearizability of a replicated key-value store', () => {

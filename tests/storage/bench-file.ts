@@ -21,7 +21,12 @@ async function measure(batchSize: number, batches: number, fsync: boolean): Prom
     const append = [];
     for (let i = 0; i < batchSize; i++) {
       index++;
-      append.push({ index, term: 1, kind: 'transition' as const, transition: { id: `c${index}`, op: 'set', key: `key-${index % 1000}`, value: 'v'.repeat(32) } });
+      append.push({
+        index,
+        term: 1,
+        kind: 'transition' as const,
+        transition: { id: `c${index}`, op: 'set', key: `key-${index % 1000}`, value: 'v'.repeat(32) },
+      });
     }
     await s.save({ append });
   }

@@ -5,7 +5,10 @@ import { describe, expect, it } from 'vitest';
 import type { Entry, Storage, StorageBatch } from '../../src/index.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 import {
-  checkStorageConformance, StorageConformanceError, storageConformanceChecks, type StorageUnderTest,
+  checkStorageConformance,
+  StorageConformanceError,
+  storageConformanceChecks,
+  type StorageUnderTest,
 } from '../../src/testing.js';
 
 type Batch = StorageBatch<unknown, unknown>;
@@ -36,7 +39,10 @@ const RANDOM = 'matches the reference model over many random batches, before and
 async function failures(fresh: () => StorageUnderTest): Promise<Map<string, StorageConformanceError>> {
   const failed = new Map<string, StorageConformanceError>();
   for (const check of storageConformanceChecks(fresh)) {
-    const err = await check.run().then(() => undefined, (e: unknown) => e);
+    const err = await check.run().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     if (err === undefined) continue;
     expect(err).toBeInstanceOf(StorageConformanceError);
     const c = err as StorageConformanceError;
@@ -129,7 +135,17 @@ describe('the Storage conformance suite fails a broken storage', () => {
   });
 
   it('refuses a seed or a length of the random workload that is not an integer', () => {
-    expect(() => storageConformanceChecks(fixture((b) => b), { seed: 1.5 })).toThrow(TypeError);
-    expect(() => storageConformanceChecks(fixture((b) => b), { batches: 0 })).toThrow(TypeError);
+    expect(() =>
+      storageConformanceChecks(
+        fixture((b) => b),
+        { seed: 1.5 },
+      ),
+    ).toThrow(TypeError);
+    expect(() =>
+      storageConformanceChecks(
+        fixture((b) => b),
+        { batches: 0 },
+      ),
+    ).toThrow(TypeError);
   });
 });

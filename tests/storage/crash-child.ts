@@ -13,7 +13,8 @@ import { FileStorage } from '../../src/file.js';
 import { crashBatch, modelOf, type Tr } from './workload.js';
 
 const [dir, seedText, progressFile] = process.argv.slice(2);
-if (dir === undefined || seedText === undefined || progressFile === undefined) throw new Error('usage: crash-child <dir> <seed> <progress-file>');
+if (dir === undefined || seedText === undefined || progressFile === undefined)
+  throw new Error('usage: crash-child <dir> <seed> <progress-file>');
 const seed = Number(seedText);
 process.stdout.write('booted\n');
 await once(process.stdin, 'data');

@@ -23,13 +23,24 @@ interface ChildRun {
 /** A booted child, waiting for "go" before it opens the directory. */
 class Child {
   private readonly proc: ChildProcessByStdio<Writable, Readable, Readable>;
-  readonly run: ChildRun = { ready: undefined, tried: undefined, acked: undefined, lines: [], killAfterMs: 0, early: false };
+  readonly run: ChildRun = {
+    ready: undefined,
+    tried: undefined,
+    acked: undefined,
+    lines: [],
+    killAfterMs: 0,
+    early: false,
+  };
   readonly booted: Promise<void>;
   readonly closed: Promise<void>;
   private onReady: () => void = () => {};
   private killed = false;
 
-  constructor(dir: string, seed: number, private readonly progressFile: string) {
+  constructor(
+    dir: string,
+    seed: number,
+    private readonly progressFile: string,
+  ) {
     this.proc = spawn(process.execPath, [compiled('tests/storage/crash-child.js'), dir, String(seed), progressFile], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -53,7 +64,8 @@ class Child {
     this.closed = new Promise((resolve, reject) => {
       this.proc.on('error', reject);
       this.proc.on('close', (code, signal) => {
-        if (!this.killed || signal !== 'SIGKILL') reject(new Error(`child ended by itself (code ${code}, signal ${signal}): ${stderr}`));
+        if (!this.killed || signal !== 'SIGKILL')
+          reject(new Error(`child ended by itself (code ${code}, signal ${signal}): ${stderr}`));
         else resolve();
       });
     });
@@ -122,12 +134,15 @@ describe('FileStorage under SIGKILL', () => {
           next = new Child(dir, seed, progress(k + 1));
           kills++;
           const where = `kill ${k}, lane ${laneNo}: ${JSON.stringify({ before, ...run, lines: run.lines.slice(-6) })}`;
-          if (run.ready !== undefined) expect(run.ready, `the child loaded what the parent verified; ${where}`).toBe(before);
+          if (run.ready !== undefined)
+            expect(run.ready, `the child loaded what the parent verified; ${where}`).toBe(before);
           const acked = run.acked ?? before;
           const tried = run.tried ?? before;
           acks += acked - before;
 
-          const storage = new FileStorage<Tr, unknown>(dir, { onWarning: (m) => (m.includes('never written') ? unfinished++ : torn++) });
+          const storage = new FileStorage<Tr, unknown>(dir, {
+            onWarning: (m) => (m.includes('never written') ? unfinished++ : torn++),
+          });
           const state = await storage.load();
           await storage.close();
           // Batch n carries hardState.term = n, so the term names the last batch on disk.
@@ -170,7 +185,13 @@ describe('FileStorage under SIGKILL', () => {
     console.log(
       `crash test: ${kills} SIGKILLs, ${acks} acknowledged saves verified, ${torn} torn tails cut, ${unfinished} batches whose snapshot never landed rolled back, ${tears} simulated torn writes recovered, ${seconds.toFixed(1)} s (seed ${SEED})`,
     );
-    if (process.env['TICKRAFT_CRASH_TIMING']) console.log('ms per kill', Object.entries(phase).map(([k, v]) => `${k} ${(v / kills).toFixed(1)}`).join(', '));
+    if (process.env['TICKRAFT_CRASH_TIMING'])
+      console.log(
+        'ms per kill',
+        Object.entries(phase)
+          .map(([k, v]) => `${k} ${(v / kills).toFixed(1)}`)
+          .join(', '),
+      );
     expect(kills).toBeGreaterThanOrEqual(200);
   }, 120_000);
 });

@@ -38,7 +38,10 @@ export function compiled(relative: string): string {
 }
 
 /** Runs a compiled helper to completion; resolves with its stdout. */
-export function runNode(file: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runNode(
+  file: string,
+  args: string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [file, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

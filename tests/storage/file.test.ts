@@ -4,7 +4,11 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { crc32, tableCrc32 } from '../../src/storage/crc32.js';
 import {
-  CorruptStorageError, FileStorage, StorageFormatError, StorageLockedError, type FileStorageOptions,
+  CorruptStorageError,
+  FileStorage,
+  StorageFormatError,
+  StorageLockedError,
+  type FileStorageOptions,
 } from '../../src/file.js';
 import { msgpackCodec } from '../../src/transport/codec.js';
 import { compiled, fileHarness, runNode, tempDir } from './file-harness.js';
@@ -38,12 +42,21 @@ async function workspace(options: FileStorageOptions = {}) {
     opened.push(s);
     return s;
   };
-  const segments = async () => (await readdir(dir)).filter((n) => n.endsWith('.seg')).sort().map((n) => path.join(dir, n));
+  const segments = async () =>
+    (await readdir(dir))
+      .filter((n) => n.endsWith('.seg'))
+      .sort()
+      .map((n) => path.join(dir, n));
   return { dir, open, segments };
 }
 
 /** Saves batches of `size` entries; returns the offset at which each batch's record starts. */
-async function writeBatches(s: FileStorage<Tr, unknown>, file: () => Promise<string>, count: number, size: number): Promise<number[]> {
+async function writeBatches(
+  s: FileStorage<Tr, unknown>,
+  file: () => Promise<string>,
+  count: number,
+  size: number,
+): Promise<number[]> {
   const starts: number[] = [];
   for (let b = 0; b < count; b++) {
     starts.push((await stat(await file())).size);
@@ -185,11 +198,18 @@ describe('FileStorage on disk', () => {
   });
 
   describe('corruption', () => {
-    async function expectCorrupt(w: Awaited<ReturnType<typeof workspace>>, file: string, offset: number): Promise<void> {
-      const err = await w.open().load().then(
-        () => undefined,
-        (e: unknown) => e,
-      );
+    async function expectCorrupt(
+      w: Awaited<ReturnType<typeof workspace>>,
+      file: string,
+      offset: number,
+    ): Promise<void> {
+      const err = await w
+        .open()
+        .load()
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
       expect(err).toBeInstanceOf(CorruptStorageError);
       const c = err as CorruptStorageError;
       expect(c.file).toBe(file);
@@ -214,7 +234,10 @@ describe('FileStorage on disk', () => {
       expect(segs.length).toBeGreaterThan(2);
       const size = (await stat(segs[0]!)).size;
       await truncate(segs[0]!, size - 5);
-      const err = (await w.open().load().catch((e: unknown) => e)) as CorruptStorageError;
+      const err = (await w
+        .open()
+        .load()
+        .catch((e: unknown) => e)) as CorruptStorageError;
       expect(err).toBeInstanceOf(CorruptStorageError);
       expect(err.file).toBe(segs[0]);
       expect(err.message).toContain(segs[0]!);
@@ -223,7 +246,10 @@ describe('FileStorage on disk', () => {
     it('refuses a missing segment', async () => {
       const { w, segs } = await manySegments();
       await unlink(segs[1]!);
-      const err = (await w.open().load().catch((e: unknown) => e)) as CorruptStorageError;
+      const err = (await w
+        .open()
+        .load()
+        .catch((e: unknown) => e)) as CorruptStorageError;
       expect(err).toBeInstanceOf(CorruptStorageError);
       expect(err.file).toBe(segs[1]);
     });
@@ -255,7 +281,10 @@ describe('FileStorage on disk', () => {
       const w = await workspace();
       const s = w.open();
       await s.load();
-      await s.save({ append: entries(1, 4, 1), snapshot: { lastIncludedIndex: 2, lastIncludedTerm: 1, data: { big: 'x'.repeat(100) } } });
+      await s.save({
+        append: entries(1, 4, 1),
+        snapshot: { lastIncludedIndex: 2, lastIncludedTerm: 1, data: { big: 'x'.repeat(100) } },
+      });
       await s.close();
       await flipByte(path.join(w.dir, 'snapshot'), 60);
       await expect(w.open().load()).rejects.toBeInstanceOf(CorruptStorageError);
@@ -286,7 +315,10 @@ describe('FileStorage on disk', () => {
       const format = path.join(w.dir, 'FORMAT');
       if (text === undefined) await unlink(format);
       else await writeFile(format, text);
-      const err = (await w.open().load().catch((e: unknown) => e)) as StorageFormatError;
+      const err = (await w
+        .open()
+        .load()
+        .catch((e: unknown) => e)) as StorageFormatError;
       expect(err).toBeInstanceOf(StorageFormatError);
       expect(err.version).toBe(version);
       expect(err.message).toContain(`format ${version}`);
@@ -301,7 +333,10 @@ describe('FileStorage on disk', () => {
       await s.close();
       const format = path.join(w.dir, 'FORMAT');
       await writeFile(format, 'tickraft FileStorage form');
-      const err = (await w.open().load().catch((e: unknown) => e)) as CorruptStorageError;
+      const err = (await w
+        .open()
+        .load()
+        .catch((e: unknown) => e)) as CorruptStorageError;
       expect(err).toBeInstanceOf(CorruptStorageError);
       expect([err.file, err.offset]).toEqual([format, 0]);
     });
@@ -312,7 +347,10 @@ describe('FileStorage on disk', () => {
       const w = await workspace();
       const a = w.open();
       await a.load();
-      const err = await w.open().load().catch((e: unknown) => e);
+      const err = await w
+        .open()
+        .load()
+        .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(StorageLockedError);
       expect((err as StorageLockedError).message).toContain('already open in this process');
       await a.close();
@@ -333,7 +371,9 @@ describe('FileStorage on disk', () => {
 
     it('takes over the lock of a process killed with SIGKILL', async () => {
       const w = await workspace();
-      const child = spawn(process.execPath, [compiled('tests/storage/lock-child.js'), w.dir, 'hold'], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, [compiled('tests/storage/lock-child.js'), w.dir, 'hold'], {
+        stdio: ['pipe', 'pipe', 'inherit'],
+      });
       const exited = new Promise((resolve) => child.on('exit', resolve));
       await new Promise<void>((resolve, reject) => {
         child.stdout.setEncoding('utf8').on('data', (d: string) => d.includes('locked') && resolve());

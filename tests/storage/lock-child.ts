@@ -10,11 +10,20 @@ try {
   await storage.load();
 } catch (err) {
   const e = err as Error;
-  process.stdout.write(JSON.stringify({ error: e.name, message: e.message, pid: err instanceof StorageLockedError ? err.pid : undefined }) + '\n');
+  process.stdout.write(
+    JSON.stringify({
+      error: e.name,
+      message: e.message,
+      pid: err instanceof StorageLockedError ? err.pid : undefined,
+    }) + '\n',
+  );
   process.exit(0);
 }
 if (mode === 'hold') {
-  await storage.save({ hardState: { term: 7, votedFor: 1 }, append: [{ index: 1, term: 7, kind: 'transition', transition: { id: 'held' } }] });
+  await storage.save({
+    hardState: { term: 7, votedFor: 1 },
+    append: [{ index: 1, term: 7, kind: 'transition', transition: { id: 'held' } }],
+  });
   process.stdout.write('locked\n');
   // Held until killed; never outlive the parent (stdin closes when it dies), nor run for long.
   process.stdin.on('end', () => process.exit(2)).resume();

@@ -6,7 +6,11 @@ import { ModelStorage, randomBatch, type SuiteTransition as Tr } from '../../src
 // (src/testing/storage-workload.ts), replayable from (seed, seq). Must not import vitest: the
 // crash-test child runs it.
 export {
-  entries, entry, ModelStorage, randomBatch, type SuiteTransition as Tr,
+  entries,
+  entry,
+  ModelStorage,
+  randomBatch,
+  type SuiteTransition as Tr,
 } from '../../src/testing/storage-workload.js';
 
 /** The project's seeded PRNG, so a failure replays. */

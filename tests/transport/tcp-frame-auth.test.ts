@@ -146,7 +146,10 @@ describe('per-frame authentication without TLS', { timeout: 20_000 }, () => {
       await new Promise((resolve) => setImmediate(resolve)); // written: the next one is a frame of its own
       dialer.cluster.sendMessage(20, vote(10, second));
       await waitFor(() => acceptor.cluster.stats.forgedFrames === before + 1, `the ${tamper} to be detected`);
-      expect(acceptor.received.filter((m) => m.term >= 1000), tamper).toEqual([]);
+      expect(
+        acceptor.received.filter((m) => m.term >= 1000),
+        tamper,
+      ).toEqual([]);
       const connections = proxy.connections;
       await waitFor(() => proxy.connections > connections, 'the dialer to reconnect');
       await talk();

@@ -5,8 +5,18 @@ import { msgpackCodec } from '../../src/transport/codec.js';
 import { encodeFrames, frameHeader } from '../../src/transport/frame.js';
 import { SEAL_OVERHEAD } from '../../src/transport/frame-auth.js';
 import { computeProof, encodeHello, newNonce } from '../../src/transport/handshake.js';
-import { closeAll, exchange, HOST, makeNode, mesh, rawPeer, SECRET, vote, waitFor, type Node }
-  from './fixtures/harness.js';
+import {
+  closeAll,
+  exchange,
+  HOST,
+  makeNode,
+  mesh,
+  rawPeer,
+  SECRET,
+  vote,
+  waitFor,
+  type Node,
+} from './fixtures/harness.js';
 
 /** The id the hand-driven peer claims: below the mesh's, so it is the one that dials. */
 const ROGUE = 5;
@@ -86,7 +96,9 @@ describe('TcpCluster under hostile peers', { timeout: 30_000 }, () => {
   it('refuses unknown replicas, misaddressed or unsigned hellos and dialers that should accept', async () => {
     const cases = [
       {
-        id: ROGUE, target: 20, secret: 'a wrong secret, long enough',
+        id: ROGUE,
+        target: 20,
+        secret: 'a wrong secret, long enough',
         reason: /hello not signed with the cluster secret/,
       },
       { id: 7, target: 20, reason: /unknown replica 7/ },
@@ -97,14 +109,18 @@ describe('TcpCluster under hostile peers', { timeout: 30_000 }, () => {
       const attempt = rawPeer({ port: target.cluster.port, id: c.id, target: c.target, secret: c.secret });
       await expect(attempt).rejects.toThrow(/closed during the handshake/);
       const e = target.events.at(-1);
-      expect(e?.type === 'authFailure' && c.reason.test(e.reason ?? ""), JSON.stringify(e)).toBe(true);
+      expect(e?.type === 'authFailure' && c.reason.test(e.reason ?? ''), JSON.stringify(e)).toBe(true);
     }
     expect(target.cluster.stats.authFailures).toBe(4);
     await meshStillWorks();
   });
 
   it('survives garbage and an oversized header before authentication', async () => {
-    for (const bytes of [Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), frameHeader(0xffff_ffff), encodeFrames([Buffer.alloc(80, 7)])]) {
+    for (const bytes of [
+      Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'),
+      frameHeader(0xffff_ffff),
+      encodeFrames([Buffer.alloc(80, 7)]),
+    ]) {
       const socket = net.connect({ host: HOST, port: target.cluster.port });
       socket.on('error', () => undefined);
       socket.write(bytes);
@@ -122,21 +138,40 @@ describe('TcpCluster under hostile peers', { timeout: 30_000 }, () => {
     socket.on('error', () => undefined);
     await new Promise((resolve) => socket.on('close', resolve));
     expect(target.cluster.stats.authFailures).toBe(1);
-    expect(target.events.some((e) => e.type === 'authFailure' && /timed out/.test(e.reason ?? ""))).toBe(true);
+    expect(target.events.some((e) => e.type === 'authFailure' && /timed out/.test(e.reason ?? ''))).toBe(true);
     await meshStillWorks();
   });
 
   const badFrames: Array<[string, (peer: Awaited<ReturnType<typeof rawPeer>>) => void, RegExp]> = [
     ['garbage bytes', (p) => p.sendFrames(Buffer.from([0xc1, 0xff, 0x00, 0x13, 0x37])), /undecodable|invalid/],
-    ['an oversized frame header', (p) => p.sendRaw(frameHeader(64 * 1024 * 1024 + SEAL_OVERHEAD + 1)),
-      /exceeds the limit/],
-    ['a truncated frame', (p) => {
-      p.sendRaw(Buffer.concat([frameHeader(100), Buffer.alloc(10)]));
-      p.socket.end();
-    }, /truncated/],
-    ['a valid message with a spoofed sender', (p) => p.sendFrames(msgpackCodec.encode(vote(10, 99))), /spoofed sender 10/],
-    ['a message of the wrong shape', (p) => p.sendFrames(msgpackCodec.encode({ type: 'voteResponse', from: ROGUE, term: -1, granted: 'yes' })), /invalid message/],
-    ['an unknown message type', (p) => p.sendFrames(msgpackCodec.encode({ type: 'surprise', from: ROGUE, term: 1 })), /invalid message/],
+    [
+      'an oversized frame header',
+      (p) => p.sendRaw(frameHeader(64 * 1024 * 1024 + SEAL_OVERHEAD + 1)),
+      /exceeds the limit/,
+    ],
+    [
+      'a truncated frame',
+      (p) => {
+        p.sendRaw(Buffer.concat([frameHeader(100), Buffer.alloc(10)]));
+        p.socket.end();
+      },
+      /truncated/,
+    ],
+    [
+      'a valid message with a spoofed sender',
+      (p) => p.sendFrames(msgpackCodec.encode(vote(10, 99))),
+      /spoofed sender 10/,
+    ],
+    [
+      'a message of the wrong shape',
+      (p) => p.sendFrames(msgpackCodec.encode({ type: 'voteResponse', from: ROGUE, term: -1, granted: 'yes' })),
+      /invalid message/,
+    ],
+    [
+      'an unknown message type',
+      (p) => p.sendFrames(msgpackCodec.encode({ type: 'surprise', from: ROGUE, term: 1 })),
+      /invalid message/,
+    ],
     // No replica could campaign past it: the whole cluster would be wedged at that term.
     ['a vote with term 2^53 - 1', (p) => p.sendFrames(msgpackCodec.encode(vote(ROGUE, 2 ** 53 - 1))), /invalid/],
   ];
@@ -151,7 +186,7 @@ describe('TcpCluster under hostile peers', { timeout: 30_000 }, () => {
       await peer.closed;
       await waitFor(() => target.cluster.stats.badFrames === 1, 'the bad frame to be counted');
       const e = target.events.find((ev) => ev.type === 'badFrame');
-      expect(e?.type === 'badFrame' && e.peer === ROGUE && reason.test(e.reason ?? ""), JSON.stringify(e)).toBe(true);
+      expect(e?.type === 'badFrame' && e.peer === ROGUE && reason.test(e.reason ?? ''), JSON.stringify(e)).toBe(true);
       expect(target.cluster.connectedPeers).not.toContain(ROGUE);
       await meshStillWorks();
       expect(target.cluster.stats.authFailures).toBe(0);
@@ -195,7 +230,7 @@ describe('TcpCluster under hostile peers', { timeout: 30_000 }, () => {
     hello[4] = 9; // another version
     socket.write(encodeFrames([hello]));
     await new Promise((resolve) => socket.on('close', resolve));
-    expect(target.events.some((e) => e.type === 'authFailure' && /malformed hello/.test(e.reason ?? ""))).toBe(true);
+    expect(target.events.some((e) => e.type === 'authFailure' && /malformed hello/.test(e.reason ?? ''))).toBe(true);
     await meshStillWorks();
   });
 });

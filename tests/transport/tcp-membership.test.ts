@@ -42,7 +42,10 @@ describe('TcpCluster membership', { timeout: 30_000 }, () => {
     // A message to a peer let go dials it again and is delivered.
     const before = b.received.length;
     a.cluster.sendMessage(2, vote(1, 7));
-    await waitFor(() => b.received.length > before && b.received.at(-1)!.term === 7, 'the message to 2 after reviving it');
+    await waitFor(
+      () => b.received.length > before && b.received.at(-1)!.term === 7,
+      'the message to 2 after reviving it',
+    );
     expect(a.cluster.retiredPeers).toEqual([]);
     await waitFor(() => a.cluster.retiredPeers.includes(2), '2 to be let go again once quiet');
     // A configuration listing it again (a truncated removal) reconnects it for good.

@@ -3,7 +3,13 @@ import { describe, expect, it } from 'vitest';
 import { jsonCodec, msgpackCodec } from '../../src/transport/codec.js';
 import { encodeFrame, encodeFrames, FrameDecoder, FrameTooLargeError, frameHeader } from '../../src/transport/frame.js';
 import {
-  computeProof, decodeHello, encodeHello, MAX_HANDSHAKE_FRAME, newNonce, verifyHello, verifyProof,
+  computeProof,
+  decodeHello,
+  encodeHello,
+  MAX_HANDSHAKE_FRAME,
+  newNonce,
+  verifyHello,
+  verifyProof,
 } from '../../src/transport/handshake.js';
 import { BoundedQueue } from '../../src/transport/queue.js';
 import { PendingPool } from '../../src/transport/admission.js';
@@ -17,7 +23,9 @@ const rng = seededRandom;
 describe('FrameDecoder', () => {
   it('reassembles frames however the stream is cut', () => {
     const random = rng(42);
-    const payloads = Array.from({ length: 300 }, (_, i) => Buffer.alloc(i % 7 === 0 ? 0 : Math.floor(random() * 3000), i % 256));
+    const payloads = Array.from({ length: 300 }, (_, i) =>
+      Buffer.alloc(i % 7 === 0 ? 0 : Math.floor(random() * 3000), i % 256),
+    );
     const stream = encodeFrames(payloads);
     for (const maxCut of [1, 3, 5, 64, 4096, stream.length]) {
       const decoder = new FrameDecoder(1 << 20);
@@ -118,7 +126,13 @@ describe('handshake encoding', () => {
     expect(verifyProof(secret, 'dialer', t, proof)).toBe(true);
     expect(verifyProof(Buffer.from('another secret, just as long'), 'dialer', t, proof)).toBe(false);
     expect(verifyProof(secret, 'acceptor', t, proof)).toBe(false);
-    for (const changed of [{ dialer: 3 }, { acceptor: 3 }, { dialerNonce: newNonce() }, { acceptorNonce: newNonce() }, { codec: 'msgpack' }]) {
+    for (const changed of [
+      { dialer: 3 },
+      { acceptor: 3 },
+      { dialerNonce: newNonce() },
+      { acceptorNonce: newNonce() },
+      { codec: 'msgpack' },
+    ]) {
       expect(verifyProof(secret, 'dialer', { ...t, ...changed }, proof)).toBe(false);
     }
     expect(verifyProof(secret, 'dialer', t, proof.subarray(1))).toBe(false);
@@ -128,7 +142,17 @@ describe('handshake encoding', () => {
 describe('codecs', () => {
   for (const codec of [jsonCodec, msgpackCodec]) {
     it(`${codec.name} round-trips every message kind and throws on garbage`, () => {
-      for (const m of [vote(1, 2), append(1, 3, 0), append(2, 5, 64), { type: 'snapshot', from: 1, term: 4, snapshot: { lastIncludedIndex: 9, lastIncludedTerm: 4, data: { a: [1, 'x', null] } } }]) {
+      for (const m of [
+        vote(1, 2),
+        append(1, 3, 0),
+        append(2, 5, 64),
+        {
+          type: 'snapshot',
+          from: 1,
+          term: 4,
+          snapshot: { lastIncludedIndex: 9, lastIncludedTerm: 4, data: { a: [1, 'x', null] } },
+        },
+      ]) {
         expect(codec.decode(codec.encode(m))).toEqual(m);
         expect(codec.decode(new Uint8Array(codec.encode(m)))).toEqual(m); // not only Buffers
       }
@@ -182,7 +206,7 @@ describe('admission of connections yet to say hello', () => {
   const limits = { soft: 2, hard: 4, perAddress: 3, evictAfter: 100 };
   const entry = (address: string, since: number): { address: string; since: number } => ({ address, since });
 
-  it('admits every newcomer; beyond soft replaces one old enough, beyond hard the busiest address\'s oldest', () => {
+  it("admits every newcomer; beyond soft replaces one old enough, beyond hard the busiest address's oldest", () => {
     const pool = new PendingPool(limits);
     const [a, b, c, d] = [entry('x', 0), entry('x', 10), entry('y', 20), entry('y', 30)];
     expect(pool.admit(a, 0)).toBeUndefined();

@@ -12,7 +12,9 @@ type Put = { id: string };
 const MiB = 1024 * 1024;
 const ITEMS = 256;
 /** Item i: its number, then 1 MiB less 8 characters of hex shared by all items. */
-const filler = randomBytes(MiB / 2).toString('hex').slice(8);
+const filler = randomBytes(MiB / 2)
+  .toString('hex')
+  .slice(8);
 const item = (i: number): string => `${String(i).padStart(8, '0')}${filler}`;
 
 /** A state of `ITEMS` strings of 1 MiB each: its JSON text is 256 MiB. */
@@ -20,11 +22,15 @@ class BigState implements StateMachine<Put, string[]> {
   data: string[] = [];
   registerTransitionState(): void {}
   applyTransition(): void {}
-  getPendingTransitions(): Put[] { return []; }
+  getPendingTransitions(): Put[] {
+    return [];
+  }
   createSnapshot(lastIncludedIndex: number, lastIncludedTerm: number): Snapshot<string[]> {
     return { lastIncludedIndex, lastIncludedTerm, data: this.data };
   }
-  setSnapshot(s: Snapshot<string[]>): void { this.data = s.data; }
+  setSnapshot(s: Snapshot<string[]>): void {
+    this.data = s.data;
+  }
 }
 
 let stop: (() => Promise<void>) | undefined;
@@ -54,11 +60,20 @@ describe('Figure 13: InstallSnapshot in chunks over TCP', () => {
     const machines = [new BigState(), new BigState()];
     // The election timeout is long because serializing and parsing 256 MiB of JSON each blocks
     // the process (both replicas share it) for a second or so: measured below, not asserted.
-    const replicas = clusters.map((cluster, i) => new Replica<Put, string[]>({
-      id: i + 1, peerIds: [2 - i], cluster, stateMachine: machines[i]!, noopTransition: { id: 'noop' },
-      heartbeatTimeout: 100, electionTimeoutRange: [2000, 4000], storage: i === 0 ? storage : undefined,
-      maxBytesPerMessage: 256 * 1024,
-    }));
+    const replicas = clusters.map(
+      (cluster, i) =>
+        new Replica<Put, string[]>({
+          id: i + 1,
+          peerIds: [2 - i],
+          cluster,
+          stateMachine: machines[i]!,
+          noopTransition: { id: 'noop' },
+          heartbeatTimeout: 100,
+          electionTimeoutRange: [2000, 4000],
+          storage: i === 0 ? storage : undefined,
+          maxBytesPerMessage: 256 * 1024,
+        }),
+    );
     const loops = replicas.map((r) => r.start());
     stop = async () => {
       await Promise.all(clusters.map((c) => c.close()));
@@ -88,7 +103,9 @@ describe('Figure 13: InstallSnapshot in chunks over TCP', () => {
     const sent = c1.stats.bytesOut / MiB;
     expect(sent).toBeLessThan(320);
     expect(dropped.filter((reason) => reason === 'too-large')).toEqual([]);
-    console.log(`256 MiB snapshot in ${ITEMS * 4} chunks of 256 KiB: installed in ${Date.now() - started} ms, `
-      + `${Math.round(sent)} MiB sent, longest event-loop block ${Math.round(block.max / 1e6)} ms`);
+    console.log(
+      `256 MiB snapshot in ${ITEMS * 4} chunks of 256 KiB: installed in ${Date.now() - started} ms, ` +
+        `${Math.round(sent)} MiB sent, longest event-loop block ${Math.round(block.max / 1e6)} ms`,
+    );
   }, 90_000);
 });

@@ -3,7 +3,18 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TcpTlsOptions } from '../../src/tcp.js';
-import { closeAll, exchange, fixture, HOST, liveHandles, makeNode, mesh, vote, waitFor, type Node } from './fixtures/harness.js';
+import {
+  closeAll,
+  exchange,
+  fixture,
+  HOST,
+  liveHandles,
+  makeNode,
+  mesh,
+  vote,
+  waitFor,
+  type Node,
+} from './fixtures/harness.js';
 
 const good: TcpTlsOptions = { key: fixture('node.key'), cert: fixture('node.crt'), ca: fixture('ca.crt') };
 const rogue: TcpTlsOptions = { key: fixture('rogue.key'), cert: fixture('rogue.crt'), ca: fixture('ca.crt') };
@@ -37,11 +48,17 @@ describe('TcpCluster with mutual TLS', { timeout: 30_000 }, () => {
     await waitFor(() => server.cluster.stats.authFailures === 1, 'the certificate-less client to be counted');
     await refused(tls.connect({ host: HOST, port, ca: good.ca as Buffer, key: rogue.key, cert: rogue.cert }));
     await waitFor(() => server.cluster.stats.authFailures === 2, 'the unknown certificate to be counted');
-    await refused(net.connect({ host: HOST, port }).on('connect', function (this: net.Socket) {
-      this.write(Buffer.alloc(64, 1));
-    }));
+    await refused(
+      net.connect({ host: HOST, port }).on('connect', function (this: net.Socket) {
+        this.write(Buffer.alloc(64, 1));
+      }),
+    );
     await waitFor(() => server.cluster.stats.authFailures === 3, 'the plain TCP client to be counted');
-    expect(server.events.filter((e) => e.type === 'authFailure').every((e) => e.type === 'authFailure' && /^tls:/.test(e.reason ?? ""))).toBe(true);
+    expect(
+      server.events
+        .filter((e) => e.type === 'authFailure')
+        .every((e) => e.type === 'authFailure' && /^tls:/.test(e.reason ?? '')),
+    ).toBe(true);
     await exchange(open, 1);
   });
 
@@ -57,7 +74,10 @@ describe('TcpCluster with mutual TLS', { timeout: 30_000 }, () => {
       honest.cluster.addPeer(id, { host: HOST, port: impostor.cluster.port });
       impostor.cluster.sendMessage(20, vote(id, 1));
       honest.cluster.sendMessage(id, vote(20, 1));
-      await waitFor(() => honest.cluster.stats.authFailures >= failures + 2 && impostor.cluster.stats.authFailures >= 2, `repeated refusals of ${id} on both sides`);
+      await waitFor(
+        () => honest.cluster.stats.authFailures >= failures + 2 && impostor.cluster.stats.authFailures >= 2,
+        `repeated refusals of ${id} on both sides`,
+      );
       await impostor.cluster.close();
       honest.cluster.removePeer(id);
       expect(impostor.received).toEqual([]);
@@ -77,6 +97,9 @@ describe('TcpCluster with mutual TLS', { timeout: 30_000 }, () => {
     await closeAll(nodes);
     await new Promise((resolve) => idle.on('close', resolve));
     const after = liveHandles();
-    expect(Object.keys(after).filter((type) => (after[type] ?? 0) > (before[type] ?? 0)), `before ${JSON.stringify(before)}, after ${JSON.stringify(after)}`).toEqual([]);
+    expect(
+      Object.keys(after).filter((type) => (after[type] ?? 0) > (before[type] ?? 0)),
+      `before ${JSON.stringify(before)}, after ${JSON.stringify(after)}`,
+    ).toEqual([]);
   });
 });

@@ -5,7 +5,20 @@ import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { jsonCodec, msgpackCodec } from '../../src/transport/codec.js';
 import { TcpCluster } from '../../src/transport/tcp.js';
-import { append, closeAll, exchange, HOST, liveHandles, makeNode, mesh, SECRET, vote, waitFor, type Kv, type Node } from './fixtures/harness.js';
+import {
+  append,
+  closeAll,
+  exchange,
+  HOST,
+  liveHandles,
+  makeNode,
+  mesh,
+  SECRET,
+  vote,
+  waitFor,
+  type Kv,
+  type Node,
+} from './fixtures/harness.js';
 
 /** The compiled transport (npm test builds it first); the exit test runs it in a child process. */
 const BUILT = join(process.cwd(), 'dist/src/transport/tcp.js');
@@ -53,7 +66,10 @@ describe('TcpCluster', { timeout: 30_000 }, () => {
     const nodes = track(await mesh([1, 2, 3]));
     const perPair = 50;
     for (let term = 1; term <= perPair; term++) {
-      for (const a of nodes) for (const b of nodes) if (a !== b) a.cluster.sendMessage(b.cluster.id, term % 2 ? vote(a.cluster.id, term) : append(a.cluster.id, term, 64));
+      for (const a of nodes)
+        for (const b of nodes)
+          if (a !== b)
+            a.cluster.sendMessage(b.cluster.id, term % 2 ? vote(a.cluster.id, term) : append(a.cluster.id, term, 64));
     }
     await waitFor(() => nodes.every((n) => n.received.length === 2 * perPair), 'every message to arrive');
     for (const b of nodes) {
@@ -65,7 +81,12 @@ describe('TcpCluster', { timeout: 30_000 }, () => {
       const other = b === nodes[0] ? 2 : 1;
       expect(b.received.find((m) => m.from === other && m.term === 2)).toEqual(append(other, 2, 64));
       expect(b.wakeups).toBeGreaterThan(0);
-      expect(b.cluster.connectedPeers.sort()).toEqual(nodes.filter((n) => n !== b).map((n) => n.cluster.id).sort());
+      expect(b.cluster.connectedPeers.sort()).toEqual(
+        nodes
+          .filter((n) => n !== b)
+          .map((n) => n.cluster.id)
+          .sort(),
+      );
       const s = b.cluster.stats;
       expect(s.framesIn).toBe(2 * perPair);
       expect(s.framesOut).toBe(2 * perPair);
@@ -89,7 +110,7 @@ describe('TcpCluster', { timeout: 30_000 }, () => {
       odd.cluster.sendMessage(n.cluster.id, vote(3, 7));
     }
     await waitFor(() => odd.cluster.stats.authFailures >= 2, 'the codec mismatch to be refused');
-    expect(odd.events.some((e) => e.type === 'authFailure' && /codec mismatch/.test(e.reason ?? ""))).toBe(true);
+    expect(odd.events.some((e) => e.type === 'authFailure' && /codec mismatch/.test(e.reason ?? ''))).toBe(true);
     expect(odd.received).toEqual([]);
     expect(nodes.every((n) => !n.received.some((m) => m.from === 3))).toBe(true);
     await exchange(nodes, 2);
@@ -124,11 +145,24 @@ describe('TcpCluster', { timeout: 30_000 }, () => {
     // While 2 is down, messages to it queue up.
     n1.cluster.sendMessage(2, vote(1, 5));
     n3.cluster.sendMessage(2, vote(3, 5));
-    const again = track([makeNode(2, { listen: { host: HOST, port: port2 }, peers: { 1: { host: HOST, port: n1.cluster.port }, 3: { host: HOST, port: n3.cluster.port } } })])[0] as Node;
+    const again = track([
+      makeNode(2, {
+        listen: { host: HOST, port: port2 },
+        peers: { 1: { host: HOST, port: n1.cluster.port }, 3: { host: HOST, port: n3.cluster.port } },
+      }),
+    ])[0] as Node;
     await again.cluster.listen();
-    await waitFor(() => again.received.some((m) => m.from === 1 && m.term === 5) && again.received.some((m) => m.from === 3 && m.term === 5), 'queued messages to reach the restarted replica');
+    await waitFor(
+      () =>
+        again.received.some((m) => m.from === 1 && m.term === 5) &&
+        again.received.some((m) => m.from === 3 && m.term === 5),
+      'queued messages to reach the restarted replica',
+    );
     await exchange([n1, again, n3], 6);
-    await waitFor(() => n1.cluster.stats.reconnects >= 1 && n3.cluster.stats.reconnects >= 1, 'reconnects to be counted');
+    await waitFor(
+      () => n1.cluster.stats.reconnects >= 1 && n3.cluster.stats.reconnects >= 1,
+      'reconnects to be counted',
+    );
   });
 
   it('reconnects when the dialing side restarts', async () => {
@@ -137,7 +171,9 @@ describe('TcpCluster', { timeout: 30_000 }, () => {
     const [n1, n2] = nodes as [Node, Node];
     const port1 = n1.cluster.port;
     await n1.cluster.close();
-    const again = track([makeNode(1, { listen: { host: HOST, port: port1 }, peers: { 2: { host: HOST, port: n2.cluster.port } } })])[0] as Node;
+    const again = track([
+      makeNode(1, { listen: { host: HOST, port: port1 }, peers: { 2: { host: HOST, port: n2.cluster.port } } }),
+    ])[0] as Node;
     await again.cluster.listen();
     await exchange([again, n2], 2);
     expect(n2.cluster.stats.reconnects).toBe(1);
@@ -146,12 +182,16 @@ describe('TcpCluster', { timeout: 30_000 }, () => {
   it('drops the oldest messages when a peer queue is full', async () => {
     const receiver = track([makeNode(2)])[0] as Node;
     await receiver.cluster.listen();
-    const sender = track([makeNode(1, { maxQueuedMessages: 5, peers: { 2: { host: HOST, port: receiver.cluster.port } } })])[0] as Node;
+    const sender = track([
+      makeNode(1, { maxQueuedMessages: 5, peers: { 2: { host: HOST, port: receiver.cluster.port } } }),
+    ])[0] as Node;
     receiver.cluster.addPeer(1, { host: HOST, port: 1 }); // never dialed: the lower id dials
     // Not listening yet, so not connected: the queue holds the last 5 of 8.
     for (let term = 1; term <= 8; term++) sender.cluster.sendMessage(2, vote(1, term));
     expect(sender.cluster.stats.dropped).toBe(3);
-    expect(sender.events.filter((e) => e.type === 'dropped').every((e) => e.type === 'dropped' && e.reason === 'queue-full')).toBe(true);
+    expect(
+      sender.events.filter((e) => e.type === 'dropped').every((e) => e.type === 'dropped' && e.reason === 'queue-full'),
+    ).toBe(true);
     await sender.cluster.listen();
     await waitFor(() => receiver.received.length === 5, 'the queued messages');
     expect(receiver.received.map((m) => m.term)).toEqual([4, 5, 6, 7, 8]);
@@ -163,7 +203,10 @@ describe('TcpCluster', { timeout: 30_000 }, () => {
     n1.cluster.sendMessage(9, vote(1, 1));
     n1.cluster.sendMessage(2, append(1, 1, 100));
     expect(n1.cluster.stats.dropped).toBe(2);
-    expect(n1.events.filter((e) => e.type === 'dropped').map((e) => e.type === 'dropped' && e.reason)).toEqual(['unknown-peer', 'too-large']);
+    expect(n1.events.filter((e) => e.type === 'dropped').map((e) => e.type === 'dropped' && e.reason)).toEqual([
+      'unknown-peer',
+      'too-large',
+    ]);
     await exchange(nodes, 2);
     expect(n2.received.every((m) => m.type === 'voteResponse')).toBe(true);
   });
@@ -175,12 +218,17 @@ describe('TcpCluster', { timeout: 30_000 }, () => {
     n1.cluster.removePeer(3);
     n3.cluster.removePeer(1);
     expect(n1.cluster.peerAddresses.has(3)).toBe(false);
-    await waitFor(() => !n1.cluster.connectedPeers.includes(3) && !n3.cluster.connectedPeers.includes(1), 'the removed pair to disconnect');
+    await waitFor(
+      () => !n1.cluster.connectedPeers.includes(3) && !n3.cluster.connectedPeers.includes(1),
+      'the removed pair to disconnect',
+    );
     n1.cluster.sendMessage(3, vote(1, 2));
     expect(n1.cluster.stats.dropped).toBe(1);
     // Replica 2 moves: a fresh instance on a new port, announced with addPeer.
     await n2.cluster.close();
-    const moved = track([makeNode(2, { peers: { 1: { host: HOST, port: n1.cluster.port }, 3: { host: HOST, port: n3.cluster.port } } })])[0] as Node;
+    const moved = track([
+      makeNode(2, { peers: { 1: { host: HOST, port: n1.cluster.port }, 3: { host: HOST, port: n3.cluster.port } } }),
+    ])[0] as Node;
     await moved.cluster.listen();
     n1.cluster.addPeer(2, { host: HOST, port: moved.cluster.port });
     n3.cluster.addPeer(2, { host: HOST, port: moved.cluster.port });
@@ -197,10 +245,13 @@ describe('TcpCluster', { timeout: 30_000 }, () => {
     for (let i = 0; i < 100; i++) nodes[0]?.cluster.sendMessage(2, append(1, 1, 8));
     await closeAll(nodes);
     // Sockets are gone when close() resolves; a server's handle finishes closing a turn or two later.
-    await waitFor(() => {
-      const now = liveHandles();
-      return Object.keys(now).every((type) => (now[type] ?? 0) <= (before[type] ?? 0));
-    }, `no live handles (before ${JSON.stringify(before)})`);
+    await waitFor(
+      () => {
+        const now = liveHandles();
+        return Object.keys(now).every((type) => (now[type] ?? 0) <= (before[type] ?? 0));
+      },
+      `no live handles (before ${JSON.stringify(before)})`,
+    );
   });
 
   // Runs the built package (npm test builds first), in a child that must exit on its own.
@@ -220,7 +271,9 @@ describe('TcpCluster', { timeout: 30_000 }, () => {
       console.log(JSON.stringify(b.receiveMessages()));
       await Promise.all([a.close(), b.close()]);
     `;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));

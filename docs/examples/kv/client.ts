@@ -4,22 +4,41 @@
 import { Agent, request } from 'node:http';
 
 /** A raw HTTP answer. */
-export interface HttpAnswer { status: number; headers: Record<string, string | string[] | undefined>; body: string }
+export interface HttpAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
 
 /** One HTTP request; rejects on a network error or after `timeout` ms. */
-export function httpRequest(url: string, options: { method?: string; headers?: Record<string, string>; body?: string; agent?: Agent; timeout?: number } = {}): Promise<HttpAnswer> {
+export function httpRequest(
+  url: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string; agent?: Agent; timeout?: number } = {},
+): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const body = options.body ?? '';
-    const req = request(url, {
-      method: options.method ?? 'GET', agent: options.agent,
-      headers: { ...options.headers, ...(body || options.method === 'PUT' ? { 'Content-Length': String(Buffer.byteLength(body)) } : {}) },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
-    req.setTimeout(options.timeout ?? 10_000, () => req.destroy(new Error(`timeout after ${options.timeout ?? 10_000} ms: ${url}`)));
+    const req = request(
+      url,
+      {
+        method: options.method ?? 'GET',
+        agent: options.agent,
+        headers: {
+          ...options.headers,
+          ...(body || options.method === 'PUT' ? { 'Content-Length': String(Buffer.byteLength(body)) } : {}),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.setTimeout(options.timeout ?? 10_000, () =>
+      req.destroy(new Error(`timeout after ${options.timeout ?? 10_000} ms: ${url}`)),
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -71,7 +90,13 @@ export class KvClient {
       const origin = this.leader ?? this.options.origins[this.next++ % this.options.origins.length]!;
       let a: HttpAnswer;
       try {
-        a = await httpRequest(`${origin}/kv/${encodeURIComponent(key)}`, { method, headers, body, agent: this.options.agent, timeout: 8000 });
+        a = await httpRequest(`${origin}/kv/${encodeURIComponent(key)}`, {
+          method,
+          headers,
+          body,
+          agent: this.options.agent,
+          timeout: 8000,
+        });
       } catch (error) {
         last = `${origin}: ${(error as Error).message}`;
         this.leader = undefined;

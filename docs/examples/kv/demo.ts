@@ -28,8 +28,13 @@ async function cleanup(): Promise<void> {
   await cluster.destroy();
 }
 process.on('exit', () => cluster.killAllNow());
-process.on('SIGINT', () => { console.log('\ninterrupted: stopping the servers'); void cleanup().finally(() => process.exit(130)); });
-process.on('SIGTERM', () => { void cleanup().finally(() => process.exit(143)); });
+process.on('SIGINT', () => {
+  console.log('\ninterrupted: stopping the servers');
+  void cleanup().finally(() => process.exit(130));
+});
+process.on('SIGTERM', () => {
+  void cleanup().finally(() => process.exit(143));
+});
 
 const agent = new Agent({ keepAlive: true, maxSockets: LANES * 2 });
 const runId = Math.random().toString(36).slice(2, 8);
@@ -47,22 +52,26 @@ async function writeKeys(from: number, count: number, label: string): Promise<nu
       const width = 30;
       const filled = Math.round((done / count) * width);
       const rate = done / Math.max(0.001, (Date.now() - started) / 1000);
-      process.stdout.write(`\r  ${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(done).padStart(5)}/${count} keys, ${rate.toFixed(0)} writes/s `);
+      process.stdout.write(
+        `\r  ${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(done).padStart(5)}/${count} keys, ${rate.toFixed(0)} writes/s `,
+      );
     } else if (done % 250 === 0 || done === count) {
       console.log(`  ${label}: ${done}/${count} keys written`);
     }
   };
-  await Promise.all(Array.from({ length: LANES }, async (_, lane) => {
-    const client = new KvClient({ origins: cluster.origins, clientId: `demo-${runId}-${label}-${lane}`, agent });
-    for (let i = next++; i < from + count; i = next++) {
-      const key = keyName(i);
-      const value = `value-${i}-${runId}`;
-      await client.put(key, value);
-      acked.set(key, value);
-      done++;
-      if (!tty || done % 10 === 0 || done === count) draw();
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: LANES }, async (_, lane) => {
+      const client = new KvClient({ origins: cluster.origins, clientId: `demo-${runId}-${label}-${lane}`, agent });
+      for (let i = next++; i < from + count; i = next++) {
+        const key = keyName(i);
+        const value = `value-${i}-${runId}`;
+        await client.put(key, value);
+        acked.set(key, value);
+        done++;
+        if (!tty || done % 10 === 0 || done === count) draw();
+      }
+    }),
+  );
   if (tty) process.stdout.write('\n');
   return count / ((Date.now() - started) / 1000);
 }
@@ -82,13 +91,22 @@ async function main(): Promise<void> {
   const killedAt = Date.now();
   await cluster.kill(victim, 'SIGKILL');
   say(`SIGKILL the leader, replica ${victim}`);
-  const next = await waitFor('a new leader', async () => {
-    const l = await cluster.waitForLeader(survivors, 20_000, 5);
-    return l.term > oldTerm ? l : undefined;
-  }, 20_000, 5);
+  const next = await waitFor(
+    'a new leader',
+    async () => {
+      const l = await cluster.waitForLeader(survivors, 20_000, 5);
+      return l.term > oldTerm ? l : undefined;
+    },
+    20_000,
+    5,
+  );
   const leaderMs = Date.now() - killedAt;
   say(`replica ${next.id} leads (term ${next.term}), ${leaderMs} ms after the kill`);
-  const probe = new KvClient({ origins: survivors.map((id) => cluster.origin(id)), clientId: `demo-${runId}-probe`, agent });
+  const probe = new KvClient({
+    origins: survivors.map((id) => cluster.origin(id)),
+    clientId: `demo-${runId}-probe`,
+    agent,
+  });
   const probeKey = keyName(KEYS);
   await probe.put(probeKey, `value-${KEYS}-${runId}`);
   acked.set(probeKey, `value-${KEYS}-${runId}`);
@@ -108,14 +126,19 @@ async function main(): Promise<void> {
     return s && s.status.lastApplied >= target ? s : undefined;
   });
   const recoveryMs = Date.now() - restartedAt;
-  say(`replica ${victim} caught up to index ${caughtUp.status.lastApplied} in ${recoveryMs} ms (snapshots installed: ${caughtUp.metrics.snapshotsInstalled ?? 0})`);
+  say(
+    `replica ${victim} caught up to index ${caughtUp.status.lastApplied} in ${recoveryMs} ms (snapshots installed: ${caughtUp.metrics.snapshotsInstalled ?? 0})`,
+  );
 
   console.log('\nchecks:');
   const reader = new KvClient({ origins: cluster.origins, clientId: `demo-${runId}-reader`, agent });
   const sample = [0, 1, KEYS - 1, KEYS, KEYS + 1, 2 * KEYS - 1].map(keyName);
   let readsOk = true;
   for (const k of sample) if ((await reader.get(k)) !== acked.get(k)) readsOk = false;
-  check(readsOk, `linearizable reads (read index, no log write) return the acknowledged values (${sample.length} keys)`);
+  check(
+    readsOk,
+    `linearizable reads (read index, no log write) return the acknowledged values (${sample.length} keys)`,
+  );
 
   const finalTarget = (await cluster.status((await cluster.waitForLeader()).id))!.status.commitIndex;
   await waitFor('every replica to apply everything', async () => {
@@ -123,11 +146,21 @@ async function main(): Promise<void> {
     return all.every((s) => s !== undefined && s.status.lastApplied >= finalTarget) ? true : undefined;
   });
   const dumps = await Promise.all(cluster.ids.map((id) => cluster.dump(id)));
-  const canonical = (d: Record<string, string>): string => JSON.stringify(Object.entries(d).sort(([a], [b]) => (a < b ? -1 : 1)));
-  for (const d of dumps) console.log(`  replica ${d.id}: ${Object.keys(d.data).length} keys, applied through index ${d.lastApplied}, snapshots installed ${d.snapshotsInstalled}`);
-  check(dumps.every((d) => canonical(d.data) === canonical(dumps[0]!.data)), 'all three replicas hold identical data');
+  const canonical = (d: Record<string, string>): string =>
+    JSON.stringify(Object.entries(d).sort(([a], [b]) => (a < b ? -1 : 1)));
+  for (const d of dumps)
+    console.log(
+      `  replica ${d.id}: ${Object.keys(d.data).length} keys, applied through index ${d.lastApplied}, snapshots installed ${d.snapshotsInstalled}`,
+    );
+  check(
+    dumps.every((d) => canonical(d.data) === canonical(dumps[0]!.data)),
+    'all three replicas hold identical data',
+  );
   const lost = [...acked].filter(([k, v]) => dumps.some((d) => d.data[k] !== v));
-  check(acked.size === 2 * KEYS && lost.length === 0, `no acknowledged write lost (${acked.size} acknowledged, ${lost.length} missing or different)`);
+  check(
+    acked.size === 2 * KEYS && lost.length === 0,
+    `no acknowledged write lost (${acked.size} acknowledged, ${lost.length} missing or different)`,
+  );
   check(Object.keys(dumps[0]!.data).length === 2 * KEYS, `exactly ${2 * KEYS} keys stored`);
 
   console.log('\nmembership:');
@@ -142,23 +175,35 @@ async function main(): Promise<void> {
     const s = await cluster.status(joiner);
     return s && s.status.lastApplied >= joinTarget ? s : undefined;
   });
-  say(`replica ${joiner} is a voting member (${JSON.stringify(joined.membership)}), caught up to index ${joined.status.lastApplied} in ${Date.now() - joinedAt} ms (snapshots installed: ${joined.metrics.snapshotsInstalled ?? 0})`);
+  say(
+    `replica ${joiner} is a voting member (${JSON.stringify(joined.membership)}), caught up to index ${joined.status.lastApplied} in ${Date.now() - joinedAt} ms (snapshots installed: ${joined.metrics.snapshotsInstalled ?? 0})`,
+  );
   const joinedDump = await cluster.dump(joiner);
-  check(canonical(joinedDump.data) === canonical(dumps[0]!.data), `replica ${joiner} holds the same ${Object.keys(joinedDump.data).length} keys`);
+  check(
+    canonical(joinedDump.data) === canonical(dumps[0]!.data),
+    `replica ${joiner} holds the same ${Object.keys(joinedDump.data).length} keys`,
+  );
   await cluster.leaderRequest('DELETE', `/members/${joiner}`, undefined, [1, 2, 3]);
   const after = await cluster.status((await cluster.waitForLeader([1, 2, 3])).id);
   say(`DELETE /members/${joiner}: the membership is ${JSON.stringify(after?.membership)} again`);
-  check(await cluster.kill(joiner, 'SIGTERM') === 0, `removed replica ${joiner} stopped gracefully`);
+  check((await cluster.kill(joiner, 'SIGTERM')) === 0, `removed replica ${joiner} stopped gracefully`);
   cluster.forget(joiner);
 
   const codes = await cluster.stopAll();
-  check([...codes.values()].every((c) => c === 0), `graceful shutdown on SIGTERM (exit codes ${[...codes.values()].join(', ')})`);
+  check(
+    [...codes.values()].every((c) => c === 0),
+    `graceful shutdown on SIGTERM (exit codes ${[...codes.values()].join(', ')})`,
+  );
 
   console.log('\nsummary:');
   console.log(`  keys written:     ${acked.size} (${KEYS} before the failover, ${KEYS} after)`);
-  console.log(`  write throughput: ${rate1.toFixed(0)} writes/s on 3 replicas, ${rate2.toFixed(0)} writes/s on 2 (${LANES} in flight, fsync on)`);
+  console.log(
+    `  write throughput: ${rate1.toFixed(0)} writes/s on 3 replicas, ${rate2.toFixed(0)} writes/s on 2 (${LANES} in flight, fsync on)`,
+  );
   console.log(`  failover:         new leader ${leaderMs} ms after SIGKILL, first write ${writeMs} ms after`);
-  console.log(`  recovery:         restarted replica ${victim} reloaded its disk and caught up to index ${caughtUp.status.lastApplied} in ${recoveryMs} ms (${caughtUp.metrics.snapshotsInstalled ?? 0} snapshot(s) installed)`);
+  console.log(
+    `  recovery:         restarted replica ${victim} reloaded its disk and caught up to index ${caughtUp.status.lastApplied} in ${recoveryMs} ms (${caughtUp.metrics.snapshotsInstalled ?? 0} snapshot(s) installed)`,
+  );
   console.log(`  total:            ${elapsed().trim()}`);
 }
 
@@ -171,5 +216,7 @@ try {
 }
 agent.destroy();
 await cleanup();
-console.log(failures.length === 0 ? '\nOK: every check passed' : `\nFAILED: ${failures.length} check(s): ${failures.join('; ')}`);
+console.log(
+  failures.length === 0 ? '\nOK: every check passed' : `\nFAILED: ${failures.length} check(s): ${failures.join('; ')}`,
+);
 process.exit(failures.length === 0 ? 0 : 1);

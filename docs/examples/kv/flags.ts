@@ -5,7 +5,10 @@ import { parseArgs } from 'node:util';
 import { isLogLevel, LOG_LEVELS, type LogLevel } from './log.js';
 
 /** Where something listens. */
-export interface Address { host: string; port: number }
+export interface Address {
+  host: string;
+  port: number;
+}
 
 /** The server's configuration, as the flags give it. */
 export interface ServerFlags {
@@ -89,11 +92,21 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = {}): ServerF
       strict: true,
       allowPositionals: false,
       options: {
-        id: { type: 'string' }, data: { type: 'string' }, peers: { type: 'string' }, http: { type: 'string' },
-        secret: { type: 'string' }, heartbeat: { type: 'string' }, election: { type: 'string' },
-        'snapshot-delta': { type: 'string' }, fsync: { type: 'string' }, timeout: { type: 'string' },
-        quiet: { type: 'boolean' }, join: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-        'log-level': { type: 'string' }, version: { type: 'boolean', short: 'v' },
+        id: { type: 'string' },
+        data: { type: 'string' },
+        peers: { type: 'string' },
+        http: { type: 'string' },
+        secret: { type: 'string' },
+        heartbeat: { type: 'string' },
+        election: { type: 'string' },
+        'snapshot-delta': { type: 'string' },
+        fsync: { type: 'string' },
+        timeout: { type: 'string' },
+        quiet: { type: 'boolean' },
+        join: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        'log-level': { type: 'string' },
+        version: { type: 'boolean', short: 'v' },
       },
     }));
   } catch (error) {
@@ -118,27 +131,43 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = {}): ServerF
   const http = addressList('--http', required('http'));
   if (!peers.has(id)) throw new UsageError(`--peers must list this replica (--id ${id})`);
   const ids = (m: Map<number, Address>): string => [...m.keys()].sort((a, b) => a - b).join(',');
-  if (ids(peers) !== ids(http)) throw new UsageError(`--peers and --http must list the same ids (got ${ids(peers)} and ${ids(http)})`);
-  if (values.join === true && peers.size < 2) throw new UsageError('--join needs the current members in --peers and --http, besides this replica');
+  if (ids(peers) !== ids(http))
+    throw new UsageError(`--peers and --http must list the same ids (got ${ids(peers)} and ${ids(http)})`);
+  if (values.join === true && peers.size < 2)
+    throw new UsageError('--join needs the current members in --peers and --http, besides this replica');
   const secret = str('secret') ?? env.TICKRAFT_SECRET;
   if (secret === undefined || secret === '') throw new UsageError('--secret (or env TICKRAFT_SECRET) is required');
   if (Buffer.byteLength(secret, 'utf8') < 16) throw new UsageError('--secret must be at least 16 bytes');
   const heartbeat = integer('--heartbeat', str('heartbeat') ?? '50', 1);
   const election = range('--election', str('election') ?? '150-300');
-  if (election[0] <= heartbeat) throw new UsageError(`--election minimum (${election[0]}) must be greater than --heartbeat (${heartbeat})`);
+  if (election[0] <= heartbeat)
+    throw new UsageError(`--election minimum (${election[0]}) must be greater than --heartbeat (${heartbeat})`);
   const snapshotDelta = integer('--snapshot-delta', str('snapshot-delta') ?? '1000', 0);
   const fsyncFlag = str('fsync') ?? 'on';
-  if (fsyncFlag !== 'on' && fsyncFlag !== 'off') throw new UsageError(`--fsync must be on or off, got ${JSON.stringify(fsyncFlag)}`);
+  if (fsyncFlag !== 'on' && fsyncFlag !== 'off')
+    throw new UsageError(`--fsync must be on or off, got ${JSON.stringify(fsyncFlag)}`);
   const timeout = integer('--timeout', str('timeout') ?? '5000', 1);
   return {
-    id, data, peers, http, secret, heartbeat, election, snapshotDelta, fsync: fsyncFlag === 'on', timeout, quiet,
-    logLevel, join: values.join === true,
+    id,
+    data,
+    peers,
+    http,
+    secret,
+    heartbeat,
+    election,
+    snapshotDelta,
+    fsync: fsyncFlag === 'on',
+    timeout,
+    quiet,
+    logLevel,
+    join: values.join === true,
   };
 }
 
 function integer(flag: string, text: string, min: number): number {
   const n = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`${flag} must be an integer >= ${min}, got ${JSON.stringify(text)}`);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min)
+    throw new UsageError(`${flag} must be an integer >= ${min}, got ${JSON.stringify(text)}`);
   return n;
 }
 

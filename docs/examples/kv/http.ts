@@ -6,7 +6,14 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { UsageError, addressList } from './flags.js';
 import {
-  KvConflict, KvInvalid, KvNotFound, KvNotLeader, KvStopping, KvTimeout, type KvCommand, type KvResult,
+  KvConflict,
+  KvInvalid,
+  KvNotFound,
+  KvNotLeader,
+  KvStopping,
+  KvTimeout,
+  type KvCommand,
+  type KvResult,
   type MemberAddresses,
 } from './state-machine.js';
 
@@ -55,14 +62,23 @@ export const MAX_BODY = 1024 * 1024;
 const MAX_DRAIN = 16 * MAX_BODY;
 
 class HttpError extends Error {
-  constructor(readonly code: number, message: string, readonly headers: Record<string, string> = {}) { super(message); }
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
 }
 
 /** The request listener for `http.createServer`. */
 export function kvRequestListener(backend: KvBackend): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     handle(backend, req, res).catch((error: unknown) => {
-      const e = error instanceof HttpError ? error : new HttpError(500, `internal error: ${(error as Error)?.message ?? String(error)}`);
+      const e =
+        error instanceof HttpError
+          ? error
+          : new HttpError(500, `internal error: ${(error as Error)?.message ?? String(error)}`);
       send(res, e.code, `${e.message}\n`, e.headers);
     });
   };
@@ -85,7 +101,8 @@ async function handle(backend: KvBackend, req: IncomingMessage, res: ServerRespo
     if (method !== 'GET') throw new HttpError(405, 'use GET', { Allow: 'GET' });
     return sendJson(res, 200, await backend.dump());
   }
-  if (url.pathname === '/members' || url.pathname.startsWith('/members/') || url.pathname.startsWith('/transfer/')) return membership(backend, url.pathname, method, req, res);
+  if (url.pathname === '/members' || url.pathname.startsWith('/members/') || url.pathname.startsWith('/transfer/'))
+    return membership(backend, url.pathname, method, req, res);
   const m = /^\/kv\/(.+)$/.exec(url.pathname);
   const paths = '/kv/<key>, /members, /transfer/<id>, /status, /metrics or /debug/dump';
   if (!m) throw new HttpError(404, `not found: use ${paths}`);
@@ -95,7 +112,8 @@ async function handle(backend: KvBackend, req: IncomingMessage, res: ServerRespo
   } catch {
     throw new HttpError(400, 'bad percent-encoding in key');
   }
-  if (method !== 'GET' && method !== 'PUT' && method !== 'DELETE') throw new HttpError(405, 'use GET, PUT or DELETE', { Allow: 'GET, PUT, DELETE' });
+  if (method !== 'GET' && method !== 'PUT' && method !== 'DELETE')
+    throw new HttpError(405, 'use GET, PUT or DELETE', { Allow: 'GET, PUT, DELETE' });
   if (method === 'GET') {
     // A linearizable read without a log write: the leader confirms it still leads, waits until
     // it has applied everything committed before the request, then reads its own map.
@@ -145,7 +163,13 @@ async function leaderOnly<R>(backend: KvBackend, p: Promise<R>, kv = false): Pro
 }
 
 /** POST /members, DELETE /members/<id>, POST /transfer/<id>: leader only; 200 once done. */
-async function membership(backend: KvBackend, path: string, method: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function membership(
+  backend: KvBackend,
+  path: string,
+  method: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   const target = /^\/(members|transfer)\/(\d+)$/.exec(path);
   if (path === '/members') {
     if (method !== 'POST') throw new HttpError(405, 'use POST', { Allow: 'POST' });
@@ -157,11 +181,16 @@ async function membership(backend: KvBackend, path: string, method: string, req:
       throw new HttpError(400, 'the body must be JSON: {"id":4,"raft":"host:port","http":"host:port"}');
     }
     const { id, raft, http } = parsed ?? {};
-    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1) throw new HttpError(400, '"id" must be a positive integer');
-    if (typeof raft !== 'string' || typeof http !== 'string') throw new HttpError(400, '"raft" and "http" must be "host:port" strings');
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1)
+      throw new HttpError(400, '"id" must be a positive integer');
+    if (typeof raft !== 'string' || typeof http !== 'string')
+      throw new HttpError(400, '"raft" and "http" must be "host:port" strings');
     let addresses: MemberAddresses;
     try {
-      addresses = { raft: addressList('raft', `${id}=${raft}`).get(id)!, http: addressList('http', `${id}=${http}`).get(id)! };
+      addresses = {
+        raft: addressList('raft', `${id}=${raft}`).get(id)!,
+        http: addressList('http', `${id}=${http}`).get(id)!,
+      };
     } catch (error) {
       if (error instanceof UsageError) throw new HttpError(400, error.message);
       throw error;
@@ -170,7 +199,8 @@ async function membership(backend: KvBackend, path: string, method: string, req:
     await leaderOnly(backend, backend.addMember(id, addresses));
     return sendJson(res, 200, { added: id });
   }
-  if (target === null) throw new HttpError(404, 'not found: use POST /members, DELETE /members/<id> or POST /transfer/<id>');
+  if (target === null)
+    throw new HttpError(404, 'not found: use POST /members, DELETE /members/<id> or POST /transfer/<id>');
   const id = Number(target[2]);
   if (target[1] === 'members') {
     if (method !== 'DELETE') throw new HttpError(405, 'use DELETE', { Allow: 'DELETE' });
@@ -189,9 +219,11 @@ function session(id: number, req: IncomingMessage): { client: string; seq: numbe
   const client = header(req, 'x-client-id');
   const seqText = header(req, 'x-client-seq');
   if (client === undefined && seqText === undefined) return { client: `anon-${id}-${randomUUID()}`, seq: 1 };
-  if (client === undefined || seqText === undefined) throw new HttpError(400, 'send both x-client-id and x-client-seq, or neither');
+  if (client === undefined || seqText === undefined)
+    throw new HttpError(400, 'send both x-client-id and x-client-seq, or neither');
   const seq = Number(seqText);
-  if (!/^\d+$/.test(seqText) || !Number.isSafeInteger(seq) || seq < 1) throw new HttpError(400, 'x-client-seq must be a positive integer');
+  if (!/^\d+$/.test(seqText) || !Number.isSafeInteger(seq) || seq < 1)
+    throw new HttpError(400, 'x-client-seq must be a positive integer');
   if (client.length === 0 || client.length > 200) throw new HttpError(400, 'x-client-id must be 1 to 200 characters');
   return { client, seq };
 }
@@ -208,7 +240,8 @@ function header(req: IncomingMessage, name: string): string | undefined {
  * earlier attempt with the same x-client-id and x-client-seq may be applied in any case).
  */
 function notLeader(
-  backend: KvBackend, o: { why?: string; leaderId?: number | undefined; definite?: boolean } = {},
+  backend: KvBackend,
+  o: { why?: string; leaderId?: number | undefined; definite?: boolean } = {},
 ): HttpError {
   const why = o.why ?? 'this replica does not lead';
   const origin = backend.leaderOrigin(o.leaderId);
@@ -220,8 +253,20 @@ function notLeader(
 
 function withTimeout<R>(p: Promise<R>, ms: number): Promise<R> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new HttpError(504, `not applied within ${ms} ms; retry with the same x-client-id and x-client-seq`)), ms);
-    p.then((v) => { clearTimeout(timer); resolve(v); }, (e: unknown) => { clearTimeout(timer); reject(e); });
+    const timer = setTimeout(
+      () => reject(new HttpError(504, `not applied within ${ms} ms; retry with the same x-client-id and x-client-seq`)),
+      ms,
+    );
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
   });
 }
 
@@ -238,7 +283,11 @@ function readBody(req: IncomingMessage): Promise<string> {
     req.on('data', (c: Buffer) => {
       size += c.length;
       if (size <= MAX_BODY) chunks.push(c);
-      else if (size > MAX_DRAIN) { req.removeAllListeners('data'); req.pause(); reject(tooLarge()); }
+      else if (size > MAX_DRAIN) {
+        req.removeAllListeners('data');
+        req.pause();
+        reject(tooLarge());
+      }
     });
     req.on('end', () => (size > MAX_BODY ? reject(tooLarge()) : resolve(Buffer.concat(chunks).toString('utf8'))));
     req.on('error', reject);
@@ -246,12 +295,19 @@ function readBody(req: IncomingMessage): Promise<string> {
 }
 
 function send(res: ServerResponse, code: number, body: string, headers: Record<string, string> = {}): void {
-  if (res.headersSent) { res.end(); return; }
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
   // An answer sent before the request was read (413 past MAX_DRAIN) closes the connection after it.
   if (!res.req.complete) res.once('finish', () => res.req.socket.destroy());
   const h = { ...headers };
   if (code === 307 && h.Location !== undefined && res.req.url) h.Location += res.req.url;
-  res.writeHead(code, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)), ...h });
+  res.writeHead(code, {
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Content-Length': String(Buffer.byteLength(body)),
+    ...h,
+  });
   res.end(body);
 }
 

@@ -11,18 +11,29 @@ import { httpRequest, sleep, type HttpAnswer } from './client.js';
 
 /** `n` distinct free TCP ports on 127.0.0.1: all bound to port 0 at once, then released. */
 export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => resolve(s));
-  })));
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const s = createServer();
+          s.once('error', reject);
+          s.listen(0, '127.0.0.1', () => resolve(s));
+        }),
+    ),
+  );
   const ports = servers.map((s) => (s.address() as { port: number }).port);
   await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
   return ports;
 }
 
 /** Polls `probe` every `interval` ms until it returns a value; rejects after `timeout` ms. */
-export async function waitFor<R>(what: string, probe: () => Promise<R | undefined> | R | undefined, timeout = 20_000, interval = 10): Promise<R> {
+export async function waitFor<R>(
+  what: string,
+  probe: () => Promise<R | undefined> | R | undefined,
+  timeout = 20_000,
+  interval = 10,
+): Promise<R> {
   const end = Date.now() + timeout;
   for (;;) {
     const r = await probe();
@@ -34,7 +45,15 @@ export async function waitFor<R>(what: string, probe: () => Promise<R | undefine
 
 /** What `GET /status` answers (the parts used here). */
 export interface NodeStatus {
-  status: { id: number; role: 'follower' | 'candidate' | 'leader'; term: number; leaderId: number | null; commitIndex: number; lastApplied: number; lastLogIndex: number };
+  status: {
+    id: number;
+    role: 'follower' | 'candidate' | 'leader';
+    term: number;
+    leaderId: number | null;
+    commitIndex: number;
+    lastApplied: number;
+    lastLogIndex: number;
+  };
   metrics: Record<string, number>;
   leader: { id: number; http: string } | null;
   /** The voting members this replica's configuration lists. */
@@ -42,9 +61,23 @@ export interface NodeStatus {
 }
 
 /** What `GET /debug/dump` answers. */
-export interface NodeDump { id: number; appliedIndex: number; lastApplied: number; snapshotsInstalled: number; data: Record<string, string> }
+export interface NodeDump {
+  id: number;
+  appliedIndex: number;
+  lastApplied: number;
+  snapshotsInstalled: number;
+  data: Record<string, string>;
+}
 
-interface Member { id: number; raftPort: number; httpPort: number; join: boolean; child: ChildProcess | undefined; exited: Promise<number | null> | undefined; log: string[] }
+interface Member {
+  id: number;
+  raftPort: number;
+  httpPort: number;
+  join: boolean;
+  child: ChildProcess | undefined;
+  exited: Promise<number | null> | undefined;
+  log: string[];
+}
 
 /** A cluster of `tickraft-kv` processes. Call {@link KvProcesses.create}, then {@link start}. */
 export class KvProcesses {
@@ -53,14 +86,28 @@ export class KvProcesses {
   /** The command line each member was first started with. */
   private readonly started = new Map<number, string[]>();
 
-  private constructor(readonly serverJs: string, readonly dir: string, private readonly extraArgs: string[]) {}
+  private constructor(
+    readonly serverJs: string,
+    readonly dir: string,
+    private readonly extraArgs: string[],
+  ) {}
 
   /** Picks ports and a fresh temp directory; starts nothing. */
   static async create(serverJs: string, ids = [1, 2, 3], extraArgs: string[] = []): Promise<KvProcesses> {
     const dir = await mkdtemp(join(tmpdir(), 'tickraft-kv-'));
     const c = new KvProcesses(serverJs, dir, extraArgs);
     const ports = await freePorts(ids.length * 2);
-    ids.forEach((id, i) => c.members.set(id, { id, raftPort: ports[2 * i]!, httpPort: ports[2 * i + 1]!, join: false, child: undefined, exited: undefined, log: [] }));
+    ids.forEach((id, i) =>
+      c.members.set(id, {
+        id,
+        raftPort: ports[2 * i]!,
+        httpPort: ports[2 * i + 1]!,
+        join: false,
+        child: undefined,
+        exited: undefined,
+        log: [],
+      }),
+    );
     return c;
   }
 
@@ -71,7 +118,15 @@ export class KvProcesses {
   async prepareJoin(id: number): Promise<void> {
     if (this.members.has(id)) throw new Error(`member ${id} exists`);
     const [raftPort, httpPort] = await freePorts(2);
-    this.members.set(id, { id, raftPort: raftPort!, httpPort: httpPort!, join: true, child: undefined, exited: undefined, log: [] });
+    this.members.set(id, {
+      id,
+      raftPort: raftPort!,
+      httpPort: httpPort!,
+      join: true,
+      child: undefined,
+      exited: undefined,
+      log: [],
+    });
   }
 
   /** Forgets member `id` (after it was removed and stopped): later command lines and origins leave it out. */
@@ -92,7 +147,13 @@ export class KvProcesses {
    * leader among `among`, retrying on 307, 409, 503, 504 and dead connections until a 2xx or
    * `timeout` ms; throws on any other answer.
    */
-  async leaderRequest(method: string, path: string, body?: string, among = this.ids, timeout = 20_000): Promise<HttpAnswer> {
+  async leaderRequest(
+    method: string,
+    path: string,
+    body?: string,
+    among = this.ids,
+    timeout = 20_000,
+  ): Promise<HttpAnswer> {
     const end = Date.now() + timeout;
     let last = 'no attempt';
     while (Date.now() < end) {
@@ -104,7 +165,12 @@ export class KvProcesses {
       }
       let a: HttpAnswer;
       try {
-        a = await httpRequest(`${this.origin(leader)}${path}`, { method, body, headers: body ? { 'Content-Type': 'application/json' } : {}, timeout: 10_000 });
+        a = await httpRequest(`${this.origin(leader)}${path}`, {
+          method,
+          body,
+          headers: body ? { 'Content-Type': 'application/json' } : {},
+          timeout: 10_000,
+        });
       } catch (error) {
         last = (error as Error).message;
         await sleep(20);
@@ -118,15 +184,37 @@ export class KvProcesses {
     throw new Error(`${method} ${path}: not done within ${timeout} ms (last: ${last})`);
   }
 
-  get ids(): number[] { return [...this.members.keys()]; }
-  origin(id: number): string { return `http://127.0.0.1:${this.member(id).httpPort}`; }
-  get origins(): string[] { return this.ids.map((id) => this.origin(id)); }
-  dataDir(id: number): string { return join(this.dir, String(id)); }
+  get ids(): number[] {
+    return [...this.members.keys()];
+  }
+  origin(id: number): string {
+    return `http://127.0.0.1:${this.member(id).httpPort}`;
+  }
+  get origins(): string[] {
+    return this.ids.map((id) => this.origin(id));
+  }
+  dataDir(id: number): string {
+    return join(this.dir, String(id));
+  }
 
   /** The server's command line for member `id`. */
   args(id: number): string[] {
-    const list = (port: (m: Member) => number): string => [...this.members.values()].map((m) => `${m.id}=127.0.0.1:${port(m)}`).join(',');
-    return ['--id', String(id), '--data', this.dataDir(id), '--peers', list((m) => m.raftPort), '--http', list((m) => m.httpPort), '--secret', this.secret, ...(this.member(id).join ? ['--join'] : []), ...this.extraArgs];
+    const list = (port: (m: Member) => number): string =>
+      [...this.members.values()].map((m) => `${m.id}=127.0.0.1:${port(m)}`).join(',');
+    return [
+      '--id',
+      String(id),
+      '--data',
+      this.dataDir(id),
+      '--peers',
+      list((m) => m.raftPort),
+      '--http',
+      list((m) => m.httpPort),
+      '--secret',
+      this.secret,
+      ...(this.member(id).join ? ['--join'] : []),
+      ...this.extraArgs,
+    ];
   }
 
   /**
@@ -180,7 +268,8 @@ export class KvProcesses {
 
   /** Synchronous last resort (for process 'exit' handlers): SIGKILL whatever still runs. */
   killAllNow(): void {
-    for (const m of this.members.values()) if (m.child && m.child.exitCode === null && m.child.signalCode === null) m.child.kill('SIGKILL');
+    for (const m of this.members.values())
+      if (m.child && m.child.exitCode === null && m.child.signalCode === null) m.child.kill('SIGKILL');
   }
 
   /** Kills every member and removes the temp directory. */
@@ -208,12 +297,19 @@ export class KvProcesses {
 
   /** The leader, once a member among `among` reports itself leader (the highest term wins). */
   waitForLeader(among = this.ids, timeout = 20_000, interval = 10): Promise<{ id: number; term: number }> {
-    return waitFor('a leader', async () => {
-      const all = await Promise.all(among.map((id) => this.status(id)));
-      let best: { id: number; term: number } | undefined;
-      for (const s of all) if (s?.status.role === 'leader' && (!best || s.status.term > best.term)) best = { id: s.status.id, term: s.status.term };
-      return best;
-    }, timeout, interval);
+    return waitFor(
+      'a leader',
+      async () => {
+        const all = await Promise.all(among.map((id) => this.status(id)));
+        let best: { id: number; term: number } | undefined;
+        for (const s of all)
+          if (s?.status.role === 'leader' && (!best || s.status.term > best.term))
+            best = { id: s.status.id, term: s.status.term };
+        return best;
+      },
+      timeout,
+      interval,
+    );
   }
 
   /** The last lines member `id` printed, for diagnosing a failure. */

@@ -21,8 +21,18 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
 import {
-  CatchUpTimeoutError, ConflictError, FileStorage, InvalidArgumentError, MembershipChangeInProgressError, NotLeaderError,
-  ProposalQueue, ProposalTimeoutError, Replica, ReplicaStoppedError, TransferInProgressError, TransferTimeoutError,
+  CatchUpTimeoutError,
+  ConflictError,
+  FileStorage,
+  InvalidArgumentError,
+  MembershipChangeInProgressError,
+  NotLeaderError,
+  ProposalQueue,
+  ProposalTimeoutError,
+  Replica,
+  ReplicaStoppedError,
+  TransferInProgressError,
+  TransferTimeoutError,
   type Storage,
 } from 'tickraft';
 import { TcpCluster } from 'tickraft/tcp';
@@ -32,8 +42,17 @@ import { kvLogger } from './log.js';
 import { kvMetrics, type ProposalOutcome } from './metrics.js';
 import { statusCommand } from './status.js';
 import {
-  KV_NOOP, KvConflict, KvInvalid, KvNotFound, KvNotLeader, KvStopping, KvTimeout, KvStateMachine, type KvCommand,
-  type KvResult, type KvSnapshot,
+  KV_NOOP,
+  KvConflict,
+  KvInvalid,
+  KvNotFound,
+  KvNotLeader,
+  KvStopping,
+  KvTimeout,
+  KvStateMachine,
+  type KvCommand,
+  type KvResult,
+  type KvSnapshot,
 } from './state-machine.js';
 
 /** The version in the package.json of the tickraft package this file belongs to. */
@@ -42,7 +61,9 @@ function version(): string {
     try {
       const p = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
       if (p.name === 'tickraft') return p.version ?? 'unknown';
-    } catch { /* not here: look further up */ }
+    } catch {
+      /* not here: look further up */
+    }
     if (dirname(dir) === dir) return 'unknown';
   }
 }
@@ -74,7 +95,10 @@ const kv = new KvStateMachine();
 // Proposals go through tickraft's ProposalQueue: each resolves with what kv.applyTransition
 // returned for its own entry, or rejects with a typed error.
 const proposals = new ProposalQueue<KvCommand, KvSnapshot, KvResult>(kv);
-const storage = new FileStorage<KvCommand, KvSnapshot>(f.data, { fsync: f.fsync, onWarning: (m) => log(`storage: ${m}`) });
+const storage = new FileStorage<KvCommand, KvSnapshot>(f.data, {
+  fsync: f.fsync,
+  onWarning: (m) => log(`storage: ${m}`),
+});
 // What can hold up the replica's tick, shown in GET /status: the longest save, and the longest
 // time the event loop was blocked (encoding, decoding, applying), in ms.
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
@@ -92,7 +116,10 @@ const timedStorage: Storage<KvCommand, KvSnapshot> = {
 };
 const peers = Object.fromEntries([...f.peers].filter(([id]) => id !== f.id));
 const cluster = new TcpCluster<KvCommand, KvSnapshot>({
-  id: f.id, listen: f.peers.get(f.id)!, peers, secret: f.secret,
+  id: f.id,
+  listen: f.peers.get(f.id)!,
+  peers,
+  secret: f.secret,
   onEvent: (e) => {
     if (e.type === 'dropped') metrics.dropped(e.peer);
     else if (e.type === 'connected' || e.type === 'disconnected') log(`raft peer ${e.peer} ${e.type}`);
@@ -107,9 +134,15 @@ const cluster = new TcpCluster<KvCommand, KvSnapshot>({
   },
 });
 const replica = new Replica<KvCommand, KvSnapshot>({
-  id: f.id, peerIds: [...f.peers.keys()].filter((id) => id !== f.id), cluster, stateMachine: proposals,
+  id: f.id,
+  peerIds: [...f.peers.keys()].filter((id) => id !== f.id),
+  cluster,
+  stateMachine: proposals,
   noopTransition: KV_NOOP,
-  heartbeatTimeout: f.heartbeat, electionTimeoutRange: f.election, snapshotDelta: f.snapshotDelta, join: f.join,
+  heartbeatTimeout: f.heartbeat,
+  electionTimeoutRange: f.election,
+  snapshotDelta: f.snapshotDelta,
+  join: f.join,
   storage: timedStorage,
 });
 // A member's addresses, committed through the log: every replica learns where to reach it.
@@ -123,8 +156,10 @@ const metrics = kvMetrics(f.id, {
   status: () => replica.status,
   metrics: () => replica.metrics,
   tcp: () => cluster.stats,
-  peers: () => [...cluster.peerAddresses.keys()].filter((id) => !cluster.retiredPeers.includes(id))
-    .map((id) => ({ id, connected: cluster.connectedPeers.includes(id) })),
+  peers: () =>
+    [...cluster.peerAddresses.keys()]
+      .filter((id) => !cluster.retiredPeers.includes(id))
+      .map((id) => ({ id, connected: cluster.connectedPeers.includes(id) })),
 });
 // Every leader change the replica reports goes through the cluster: count it on the way.
 const registerLeader = cluster.registerLeader.bind(cluster);
@@ -176,58 +211,70 @@ async function leaderOp<R>(p: Promise<R>): Promise<R> {
   }
 }
 
-
-const http = createServer({ keepAliveTimeout: 10_000 }, kvRequestListener({
-  id: f.id,
-  timeout: f.timeout,
-  isStopping: () => stopping !== undefined,
-  isLeader: () => replica.status.role === 'leader',
-  leaderOrigin: (leaderId) => {
-    const leader = leaderId ?? replica.status.leaderId;
-    const address = leader === undefined || leader === f.id ? undefined : f.http.get(leader);
-    return address && httpOrigin(address);
-  },
-  submit,
-  async read(key) {
-    await leaderOp(replica.readIndex());
-    return replica.runExclusive(() => kv.data.get(key));
-  },
-  async addMember(id, addresses) {
-    const { raft, http: web } = addresses;
-    log(`adding member ${id} (raft ${raft.host}:${raft.port}, http ${httpOrigin(web)})`);
-    await submit({ id: `member-address:${id}:${randomUUID()}`, op: 'member-address', member: id, raft, http: web });
-    await leaderOp(replica.addMember(id));
-    log(`member ${id} added`);
-  },
-  async removeMember(id) {
-    // Removing a non-member would succeed at once, doing nothing: say so instead.
-    const members = cluster.membership;
-    if (members !== undefined && !members.includes(id)) throw new KvNotFound(`replica ${id} is not a member`);
-    log(`removing member ${id}`);
-    await leaderOp(replica.removeMember(id));
-    log(`member ${id} removed`);
-  },
-  async transferLeadership(id) {
-    log(`handing leadership to ${id}`);
-    await leaderOp(replica.transferLeadership(id));
-  },
-  status: () => {
-    const status = replica.status;
-    const leader = status.leaderId === undefined ? undefined : f.http.get(status.leaderId);
-    return {
-      status, metrics: replica.metrics, leader: status.leaderId === undefined ? null : { id: status.leaderId, http: leader && httpOrigin(leader) },
-      membership: cluster.membership ?? null, tcp: cluster.stats, connectedPeers: cluster.connectedPeers, retiredPeers: cluster.retiredPeers,
-      peers: Object.fromEntries([...cluster.peerAddresses].map(([id, a]) => [id, `${a.host}:${a.port}`])), pid: process.pid,
-      longest: { saveMs: Math.round(longestSaveMs), eventLoopBlockMs: Math.round(loopDelay.max / 1e6) },
-      httpAddresses: Object.fromEntries([...f.http].map(([id, a]) => [id, httpOrigin(a)])),
-    };
-  },
-  metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
-  dump: () => replica.runExclusive(() => ({
-    id: f.id, appliedIndex: kv.appliedIndex, lastApplied: replica.status.lastApplied,
-    snapshotsInstalled: replica.metrics.snapshotsInstalled, data: Object.fromEntries(kv.data),
-  })),
-}));
+const http = createServer(
+  { keepAliveTimeout: 10_000 },
+  kvRequestListener({
+    id: f.id,
+    timeout: f.timeout,
+    isStopping: () => stopping !== undefined,
+    isLeader: () => replica.status.role === 'leader',
+    leaderOrigin: (leaderId) => {
+      const leader = leaderId ?? replica.status.leaderId;
+      const address = leader === undefined || leader === f.id ? undefined : f.http.get(leader);
+      return address && httpOrigin(address);
+    },
+    submit,
+    async read(key) {
+      await leaderOp(replica.readIndex());
+      return replica.runExclusive(() => kv.data.get(key));
+    },
+    async addMember(id, addresses) {
+      const { raft, http: web } = addresses;
+      log(`adding member ${id} (raft ${raft.host}:${raft.port}, http ${httpOrigin(web)})`);
+      await submit({ id: `member-address:${id}:${randomUUID()}`, op: 'member-address', member: id, raft, http: web });
+      await leaderOp(replica.addMember(id));
+      log(`member ${id} added`);
+    },
+    async removeMember(id) {
+      // Removing a non-member would succeed at once, doing nothing: say so instead.
+      const members = cluster.membership;
+      if (members !== undefined && !members.includes(id)) throw new KvNotFound(`replica ${id} is not a member`);
+      log(`removing member ${id}`);
+      await leaderOp(replica.removeMember(id));
+      log(`member ${id} removed`);
+    },
+    async transferLeadership(id) {
+      log(`handing leadership to ${id}`);
+      await leaderOp(replica.transferLeadership(id));
+    },
+    status: () => {
+      const status = replica.status;
+      const leader = status.leaderId === undefined ? undefined : f.http.get(status.leaderId);
+      return {
+        status,
+        metrics: replica.metrics,
+        leader: status.leaderId === undefined ? null : { id: status.leaderId, http: leader && httpOrigin(leader) },
+        membership: cluster.membership ?? null,
+        tcp: cluster.stats,
+        connectedPeers: cluster.connectedPeers,
+        retiredPeers: cluster.retiredPeers,
+        peers: Object.fromEntries([...cluster.peerAddresses].map(([id, a]) => [id, `${a.host}:${a.port}`])),
+        pid: process.pid,
+        longest: { saveMs: Math.round(longestSaveMs), eventLoopBlockMs: Math.round(loopDelay.max / 1e6) },
+        httpAddresses: Object.fromEntries([...f.http].map(([id, a]) => [id, httpOrigin(a)])),
+      };
+    },
+    metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
+    dump: () =>
+      replica.runExclusive(() => ({
+        id: f.id,
+        appliedIndex: kv.appliedIndex,
+        lastApplied: replica.status.lastApplied,
+        snapshotsInstalled: replica.metrics.snapshotsInstalled,
+        data: Object.fromEntries(kv.data),
+      })),
+  }),
+);
 
 let loop: Promise<void> = Promise.resolve();
 let stopping: Promise<void> | undefined;
@@ -240,7 +287,10 @@ let stopping: Promise<void> | undefined;
 function shutdown(code: number, why: string): Promise<void> {
   stopping ??= (async () => {
     log(`shutting down: ${why}`);
-    const force = setTimeout(() => { fail('shutdown took over 5 s; exiting'); process.exit(code || 1); }, 5000);
+    const force = setTimeout(() => {
+      fail('shutdown took over 5 s; exiting');
+      process.exit(code || 1);
+    }, 5000);
     force.unref();
     http.close();
     http.closeIdleConnections();
@@ -280,7 +330,10 @@ try {
   listening = `--http ${f.id}=${a.host}:${a.port}`;
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
-    http.listen(a.port, a.host, () => { http.off('error', reject); resolve(); });
+    http.listen(a.port, a.host, () => {
+      http.off('error', reject);
+      resolve();
+    });
   });
 } catch (error) {
   const code = (error as NodeJS.ErrnoException).code;
@@ -293,7 +346,9 @@ log(`raft on ${f.peers.get(f.id)!.host}:${cluster.port}, HTTP on ${httpOrigin(f.
 
 loop = replica.start();
 loop.then(
-  () => { if (!stopping) void shutdown(1, 'the replica stopped'); },
+  () => {
+    if (!stopping) void shutdown(1, 'the replica stopped');
+  },
   (error: unknown) => {
     fail(`the replica failed: ${(error as Error)?.stack ?? String(error)}`);
     void shutdown(1, 'replica failure');
@@ -311,6 +366,10 @@ const watch = setInterval(() => {
   const now = `${s.role}:${s.term}:${s.leaderId ?? '-'}`;
   if (now === seen) return;
   seen = now;
-  log(s.role === 'leader' ? `leader of term ${s.term}` : `${s.role} in term ${s.term}, leader ${s.leaderId ?? 'unknown'} (applied ${s.lastApplied})`);
+  log(
+    s.role === 'leader'
+      ? `leader of term ${s.term}`
+      : `${s.role} in term ${s.term}, leader ${s.leaderId ?? 'unknown'} (applied ${s.lastApplied})`,
+  );
 }, 50);
 watch.unref();

@@ -3,10 +3,16 @@ import { createHash } from 'node:crypto';
 import type { ProposalStateMachine, Snapshot } from 'tickraft';
 
 /** Where a member listens: host and port. */
-export interface KvAddress { host: string; port: number }
+export interface KvAddress {
+  host: string;
+  port: number;
+}
 
 /** A member's Raft (TCP) and HTTP addresses, replicated through the log so every replica knows them. */
-export interface MemberAddresses { raft: KvAddress; http: KvAddress }
+export interface MemberAddresses {
+  raft: KvAddress;
+  http: KvAddress;
+}
 
 /**
  * A key-value command. `client` and `seq` make retries safe: a command is applied once per
@@ -29,7 +35,11 @@ export type KvCommand =
 export type KvResult = { ok: true; previous: string | undefined } | { ok: false; refused: string };
 
 /** A client's last applied command: its seq, its answer, and a digest of it to tell a retry from a reuse. */
-export interface KvSession { seq: number; result: string | undefined; digest?: string }
+export interface KvSession {
+  seq: number;
+  result: string | undefined;
+  digest?: string;
+}
 
 /** The replicated state of a snapshot: the map and each client's last applied command. */
 export interface KvSnapshot {
@@ -51,7 +61,11 @@ export const KV_NOOP: KvCommand = { id: 'noop', op: 'noop' };
  */
 export class KvNotLeader extends Error {
   /** `leaderId`: the leader the replica knows of, when the error says so. */
-  constructor(readonly reason: string, readonly leaderId?: number, readonly definite = true) {
+  constructor(
+    readonly reason: string,
+    readonly leaderId?: number,
+    readonly definite = true,
+  ) {
     super(`${definite ? 'not applied' : 'outcome unknown'}: ${reason}`);
   }
 }
@@ -118,7 +132,11 @@ export class KvStateMachine implements ProposalStateMachine<KvCommand, KvSnapsho
   }
 
   createSnapshot(lastIncludedIndex: number, lastIncludedTerm: number): Snapshot<KvSnapshot> {
-    return { lastIncludedIndex, lastIncludedTerm, data: { entries: [...this.data], sessions: [...this.sessions], addresses: [...this.addresses] } };
+    return {
+      lastIncludedIndex,
+      lastIncludedTerm,
+      data: { entries: [...this.data], sessions: [...this.sessions], addresses: [...this.addresses] },
+    };
   }
 
   /**
@@ -143,7 +161,9 @@ export class KvStateMachine implements ProposalStateMachine<KvCommand, KvSnapsho
 /** What a retry must repeat exactly: the operation, the key and the value. */
 function digestOf(c: KvCommand & { key: string }): string {
   const value = c.op === 'put' ? c.value : null;
-  return createHash('sha256').update(JSON.stringify([c.op, c.key, value])).digest('base64url');
+  return createHash('sha256')
+    .update(JSON.stringify([c.op, c.key, value]))
+    .digest('base64url');
 }
 
 const isString = (v: unknown): v is string => typeof v === 'string';
@@ -155,8 +175,13 @@ const isAddress = (v: unknown): boolean => {
 };
 const isSession = (v: unknown): boolean => {
   const s = v as { seq?: unknown; result?: unknown; digest?: unknown } | null;
-  return typeof s === 'object' && s !== null && Number.isSafeInteger(s.seq)
-    && (s.result === undefined || isString(s.result)) && (s.digest === undefined || isString(s.digest));
+  return (
+    typeof s === 'object' &&
+    s !== null &&
+    Number.isSafeInteger(s.seq) &&
+    (s.result === undefined || isString(s.result)) &&
+    (s.digest === undefined || isString(s.digest))
+  );
 };
 const isMember = (v: unknown): boolean => {
   const m = v as Partial<MemberAddresses> | null;
@@ -165,7 +190,9 @@ const isMember = (v: unknown): boolean => {
 
 /** Throws a TypeError naming the first part of `d` that is not a {@link KvSnapshot}. */
 function checkSnapshotData(d: unknown): void {
-  const fail = (what: string): never => { throw new TypeError(`unreadable snapshot: ${what}`); };
+  const fail = (what: string): never => {
+    throw new TypeError(`unreadable snapshot: ${what}`);
+  };
   if (typeof d !== 'object' || d === null) fail('the data is not an object');
   const { entries, sessions, addresses } = d as Record<string, unknown>;
   const list = (v: unknown, item: (e: unknown) => boolean): boolean => Array.isArray(v) && v.every(item);
