@@ -16,7 +16,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { FRAME_HEADER_BYTES } from './frame.js';
-import type { HandshakeRole, Transcript } from './handshake.js';
+import { transcriptMac, type HandshakeRole, type Transcript } from './handshake.js';
 
 /** Bytes of the tag at the end of every authenticated frame. */
 export const TAG_BYTES = 16;
@@ -42,21 +42,10 @@ export const FrameKind = {
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 
 const LABEL = Buffer.from('tickraft-frame-v1', 'ascii');
-const ROLE_BYTE: Record<HandshakeRole, number> = { dialer: 0x44, acceptor: 0x41 };
 
 /** The key for frames sent by `sender` on the connection of transcript `t`. */
 export function frameKey(secret: Buffer, sender: HandshakeRole, t: Transcript): Buffer {
-  const ids = Buffer.allocUnsafe(16);
-  ids.writeDoubleBE(t.dialer, 0);
-  ids.writeDoubleBE(t.acceptor, 8);
-  return createHmac('sha256', secret)
-    .update(LABEL)
-    .update(Buffer.of(ROLE_BYTE[sender]))
-    .update(ids)
-    .update(t.dialerNonce)
-    .update(t.acceptorNonce)
-    .update(Buffer.from(t.codec, 'ascii'))
-    .digest();
+  return transcriptMac(secret, LABEL, sender, t);
 }
 
 function tag(key: Buffer, seq: number, kind: number, body: Uint8Array): Buffer {

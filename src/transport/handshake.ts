@@ -109,11 +109,20 @@ export interface Transcript {
 
 /** The proof that `role` knows `secret`, for this connection's transcript. */
 export function computeProof(secret: Buffer, role: HandshakeRole, t: Transcript): Buffer {
+  return transcriptMac(secret, LABEL, role, t);
+}
+
+/**
+ * An HMAC of the connection's whole transcript (both ids, both nonces, the codec) under `label`,
+ * for `role`: the handshake's proofs and the per-frame keys are all made this way, told apart by
+ * their labels, so no value of one can serve as another.
+ */
+export function transcriptMac(secret: Buffer, label: Buffer, role: HandshakeRole, t: Transcript): Buffer {
   const ids = Buffer.allocUnsafe(16);
   ids.writeDoubleBE(t.dialer, 0);
   ids.writeDoubleBE(t.acceptor, 8);
   return createHmac('sha256', secret)
-    .update(LABEL)
+    .update(label)
     .update(Buffer.of(ROLE_BYTE[role]))
     .update(ids)
     .update(t.dialerNonce)

@@ -10,7 +10,8 @@ import {
 
 type Cmd = { readonly id: string };
 const yieldOnce = () => new Promise<void>((resolve) => setImmediate(resolve));
-const macrotask = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+// Two trips through the event loop's check phase: deterministic order (a 0 ms timer is not, under load).
+const macrotask = () => yieldOnce().then(yieldOnce);
 
 /** A state machine whose every call awaits, recording when it enters and leaves user code. */
 class SlowMachine implements StateMachine<Cmd> {
@@ -83,11 +84,14 @@ describe('runExclusive', () => {
     let exclusiveRuns = 0;
     let clientsDone = false;
     let ticks = 0;
+    // Clients wait for a tick now and then, so ticks and clients alternate by construction.
+    const tickWaiters: (() => void)[] = [];
     const ticking = (async () => {
       while (!clientsDone) {
         now += 10;
         await replica.tick();
         ticks++;
+        for (const wake of tickWaiters.splice(0)) wake();
       }
     })();
     // Clients, like HTTP handlers: each queues transitions and reads state under the lock, while ticks run.
@@ -106,6 +110,7 @@ describe('runExclusive', () => {
           }),
         );
         for (let k = 0; k < i % 4; k++) await macrotask();
+        if (i % 4 === 3) await new Promise<void>((resolve) => tickWaiters.push(resolve));
       }
       await Promise.all(runs);
       clientsDone = true;
