@@ -389,7 +389,10 @@ export class Raft<T extends StateMachineTransition, D> {
     return batch;
   }
 
-  /** Replaces the applied prefix of the log by the state machine's snapshot (§7); the configuration travels with it. */
+  /**
+   * Replaces the applied prefix of the log by the state machine's snapshot (§7); the configuration
+   * travels with it.
+   */
   compact(snapshot: Snapshot<D>): void {
     const index = snapshot.lastIncludedIndex;
     this.snapshot = { ...snapshot, members: this.membership.at(index) };
