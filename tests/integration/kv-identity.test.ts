@@ -32,6 +32,13 @@ describe('a second process with a running member id', () => {
     const leader = await cluster.waitForLeader(cluster.ids, WAIT);
     const client = new KvClient({ origins: cluster.origins, clientId: 'identity', deadline: WAIT });
     await client.put('before', '1');
+    // The baseline is taken once members 2 and 3 have both logged their connection to member 1.
+    const connected = /raft peer 1 connected/;
+    await waitFor(
+      '2 and 3 connected to 1',
+      () => (lines(2, connected) > 0 && lines(3, connected) > 0 ? true : undefined),
+      WAIT,
+    );
     const peerLines = [2, 3].map((id) => lines(id, /raft peer 1 (dis)?connected/));
 
     // The twin: id 1, the cluster's secret, its own ports and directory, the real members 2 and 3.

@@ -47,6 +47,18 @@ describe('operating a 3-process tickraft-kv cluster', () => {
   }, WAIT);
 
   it("GET /metrics serves the Prometheus text format; the leader's series say it leads", async () => {
+    // A leader commits with one follower: wait until it is connected to both before reading its series.
+    const followers = cluster.ids.filter((id) => id !== leader.id);
+    await waitFor(
+      'the leader connected to every follower',
+      async () => {
+        const text = (await httpRequest(`${cluster.origin(leader.id)}/metrics`)).body;
+        return followers.every((peer) => sample(text, 'tickraft_peer_connected', { peer: String(peer) }) === 1)
+          ? true
+          : undefined;
+      },
+      WAIT,
+    );
     const texts = await Promise.all(
       cluster.ids.map(async (id) => {
         const a = await httpRequest(`${cluster.origin(id)}/metrics`);
