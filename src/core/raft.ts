@@ -52,8 +52,10 @@ const newReady = <T, D>(): Ready<T, D> =>
 export interface Pending { resolve(): void; reject(error: Error): void }
 interface Read extends Pending { readonly round: number; index: number }
 /** A membership change; `index` is its configuration entry's once appended, 0 while a new member catches up. */
-interface Change extends Pending { readonly id: ReplicaId; readonly add: boolean; index: number; deadline: number }
-interface Transfer extends Pending { readonly to: ReplicaId; readonly deadline: number; sent: boolean }
+export interface Change extends Pending {
+  readonly id: ReplicaId; readonly add: boolean; index: number; deadline: number;
+}
+export interface Transfer extends Pending { readonly to: ReplicaId; readonly deadline: number; sent: boolean }
 
 /** Counters worth watching; they only ever grow. */
 export interface ReplicaMetrics {
@@ -94,8 +96,8 @@ export class Raft<T extends StateMachineTransition, D> {
   readonly membership: Membership;
   /** The latest snapshot, kept to send to followers that need compacted entries. */
   snapshot: CoreSnapshot<D> | undefined;
-  /** A leadership transfer under way: the leader accepts no transitions meanwhile. */
-  private transfer: Transfer | undefined = undefined;
+  /** A leadership transfer under way: the leader accepts no transitions meanwhile. Read-only outside. */
+  transfer: Transfer | undefined = undefined;
   readonly metrics: ReplicaMetrics = {
     messagesIn: 0, messagesOut: 0, messagesDropped: 0, electionsStarted: 0, entriesAppended: 0, snapshotsCreated: 0,
     snapshotsInstalled: 0, snapshotsRefused: 0,
@@ -119,11 +121,12 @@ export class Raft<T extends StateMachineTransition, D> {
   /** The latest read round: reads wait for a majority to answer an AppendEntries of their round. */
   private round = 0;
   private reads: Read[] = [];
-  private change: Change | undefined = undefined;
+  /** The membership change under way, on the leader. Read-only outside. */
+  change: Change | undefined = undefined;
   /** Polled transitions beyond one tick's byte budget: they are appended in the next ticks. */
   private backlog: T[] = [];
-  /** The chunks of a snapshot being received: its text so far, for one leader's term. */
-  private incoming: { term: number; index: number; size: number; chunks: string[]; length: number } | undefined;
+  /** The chunks of a snapshot being received: its text so far, for one leader's term. Read-only outside. */
+  incoming: { term: number; index: number; size: number; chunks: string[]; length: number } | undefined;
 
   /** Starts from what storage holds (checked by `checkPersistentState`). */
   constructor(private readonly config: RaftConfig<T>, stored: PersistentState<T, D>) {

@@ -37,6 +37,11 @@ export interface ProposalHost {
   runExclusive<X>(fn: () => X | Promise<X>): Promise<X>;
   /** Where the replica stands: `leaderId` goes into a {@link NotLeaderError}. */
   readonly status: ProposalHostStatus;
+  /**
+   * Optional: tells the queue when the replica stops for good, so that no proposal waits on a
+   * replica that can no longer settle it. A {@link Replica} has it.
+   */
+  on?(name: 'stopped', listener: (event: { error: unknown }) => void): () => void;
 }
 
 /** Options of {@link ProposalQueue}. */
@@ -115,6 +120,8 @@ export class ProposalQueue<T extends StateMachineTransition, D = unknown, R = un
   /** Each live attempt by its entry's identity: how an application finds its proposal. */
   private readonly byEntry = new Map<T, Attempt<T, R>>();
   private readonly clock: (() => number) | undefined;
+  /** Set once the attached replica has stopped for good: every proposal rejects with its error. */
+  private stopped: { error: unknown } | undefined;
 
   /**
    * @param stateMachine - Your state machine; its `applyTransition` results resolve the proposals.
@@ -130,9 +137,17 @@ export class ProposalQueue<T extends StateMachineTransition, D = unknown, R = un
     if (stateMachine.setSnapshot) this.setSnapshot = (s) => stateMachine.setSnapshot!(s);
   }
 
-  /** The replica this queue is the state machine of; call once, before {@link ProposalQueue.propose}. */
+  /**
+   * The replica this queue is the state machine of; call once, before {@link ProposalQueue.propose}.
+   * Once that replica stops for good (stopped, halted, failed), every proposal still waiting, and
+   * every later one, rejects with the replica's error.
+   */
   attach(host: ProposalHost): this {
     this.host = host;
+    host.on?.('stopped', ({ error }) => {
+      this.stopped = { error };
+      this.rejectAll(error);
+    });
     return this;
   }
 
@@ -162,6 +177,7 @@ export class ProposalQueue<T extends StateMachineTransition, D = unknown, R = un
       );
     }
     signal?.throwIfAborted();
+    if (this.stopped) throw this.stopped.error;
     let attempt!: Attempt<T, R>;
     const done = new Promise<R>((resolve, reject) => {
       attempt = { entry: { ...transition }, id: transition.id, resolve, reject, settled: false };
@@ -188,6 +204,8 @@ export class ProposalQueue<T extends StateMachineTransition, D = unknown, R = un
         for (const c of cleanups) c();
       };
       attempt.timeoutMs = timeoutMs;
+      // The replica stopped while this call waited for the lock: nothing would settle it.
+      if (this.stopped) this.settle(attempt, { error: this.stopped.error });
     });
     host.wake();
     return done;
