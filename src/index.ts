@@ -39,8 +39,25 @@ export { isValidMessage } from './core/validate.js';
 export type { ReplicaOptions } from './replica/options.js';
 export type { ReplicaMetrics } from './core/raft.js';
 export { Replica } from './replica/replica.js';
-export type { ReplicaStatus, FollowerStatus } from './observe/status.js';
-export type { ReplicaEvents, ReplicaListener, Role } from './observe/events.js';
+export type {
+  ReplicaStatus,
+  FollowerStatus,
+  SnapshotProgress,
+  MembershipChangeStatus,
+  TransferStatus,
+} from './observe/status.js';
+export type {
+  ReplicaEvents,
+  ReplicaListener,
+  Role,
+  LeaderEvent,
+  RoleEvent,
+  TermEvent,
+  CommitEvent,
+  SnapshotEvent,
+  MembershipEvent,
+  FailureEvent,
+} from './observe/events.js';
 export type { Logger } from './observe/logger.js';
 export {
   NotLeaderError,

@@ -20,7 +20,31 @@ export interface FollowerStatus {
    */
   state: 'probe' | 'replicate' | 'snapshot';
   /** While a snapshot is being sent: bytes acknowledged so far, of the whole. */
-  snapshotBytes?: { acked: number; total: number };
+  snapshotBytes?: SnapshotProgress;
+}
+
+/** How far a snapshot being sent has got, in bytes of its encoded text. */
+export interface SnapshotProgress {
+  /** Bytes the follower has acknowledged. */
+  acked: number;
+  /** Bytes in all. */
+  total: number;
+}
+
+/** A membership change under way on a leader, in {@link ReplicaStatus.membershipChange}. */
+export interface MembershipChangeStatus {
+  /** The member added or removed. */
+  id: ReplicaId;
+  /** Added or removed. */
+  kind: 'add' | 'remove';
+  /** `catching-up`: a new member is still catching up as a non-voter; `committing`: its configuration entry awaits commit. */
+  phase: 'catching-up' | 'committing';
+}
+
+/** A leadership transfer under way on a leader, in {@link ReplicaStatus.transfer}. */
+export interface TransferStatus {
+  /** The member leadership is handed to. */
+  to: ReplicaId;
 }
 
 /** A snapshot of where a replica stands, read through {@link Replica.status}. */
@@ -47,9 +71,9 @@ export interface ReplicaStatus {
    * On a leader, the membership change under way: the member added or removed, and whether a
    * new member is still catching up (`catching-up`) or its configuration entry awaits commit.
    */
-  membershipChange: { id: ReplicaId; kind: 'add' | 'remove'; phase: 'catching-up' | 'committing' } | undefined;
+  membershipChange: MembershipChangeStatus | undefined;
   /** On a leader, the leadership transfer under way, to `to`. */
-  transfer: { to: ReplicaId } | undefined;
+  transfer: TransferStatus | undefined;
 }
 
 /** The status of replica `id`, whose algorithm is `raft` (undefined before its first tick). */
