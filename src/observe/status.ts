@@ -37,7 +37,7 @@ export interface MembershipChangeStatus {
   id: ReplicaId;
   /** Added or removed. */
   kind: 'add' | 'remove';
-  /** `catching-up`: a new member is still catching up as a non-voter; `committing`: its configuration entry awaits commit. */
+  /** `catching-up`: a new member still catches up as a non-voter; `committing`: the entry awaits commit. */
   phase: 'catching-up' | 'committing';
 }
 
