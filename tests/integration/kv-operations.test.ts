@@ -34,7 +34,9 @@ describe('operating a 3-process tickraft-kv cluster', { timeout: 30_000 }, () =>
 
   beforeAll(async () => {
     if (!existsSync(serverJs)) throw new Error(`${serverJs} is missing: run tsc -p tsconfig.json first`);
-    cluster = await KvProcesses.create(serverJs, [1, 2, 3]);
+    // These tests read one leader's view: election timeouts of 1-2 s keep that leader through the
+    // event-loop stalls of a loaded machine (at 150-300 ms, a load average of 10 made terms of 10).
+    cluster = await KvProcesses.create(serverJs, [1, 2, 3], ['--heartbeat', '100', '--election', '1000-2000']);
     cluster.start();
     leader = await cluster.waitForLeader(cluster.ids, WAIT);
     const client = new KvClient({ origins: cluster.origins, clientId: 'ops' });
