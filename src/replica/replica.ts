@@ -4,8 +4,8 @@ import { MemoryStorage } from '../storage/memory.js';
 import { InvalidArgumentError, NotLeaderError } from '../core/errors.js';
 import { InvalidOptionsError, InvalidTransitionError, ReplicaStoppedError } from './errors.js';
 import { checkPersistentState, isTransition } from '../core/validate.js';
-import type { Entry } from '../core/message.js';
-import { Raft, type Pending, type ReplicaMetrics, type SnapshotToInstall } from '../core/raft.js';
+import type { Entry, Message } from '../core/message.js';
+import { newMetrics, Raft, type Pending, type ReplicaMetrics, type SnapshotToInstall } from '../core/raft.js';
 import { raftConfig, validateOptions, type Config, type ReplicaOptions } from './options.js';
 import type { Storage } from '../core/storage.js';
 import type { ReplicaId, StateMachineTransition, TransitionState } from '../core/types.js';
@@ -94,11 +94,7 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
 
   /** Counters worth watching (messages, elections, entries, snapshots); zero before the first tick. */
   get metrics(): Readonly<ReplicaMetrics> {
-    if (this.raft) return { ...this.raft.metrics };
-    return {
-      messagesIn: 0, messagesOut: 0, messagesDropped: 0, electionsStarted: 0, entriesAppended: 0, snapshotsCreated: 0,
-      snapshotsInstalled: 0, snapshotsRefused: 0,
-    };
+    return { ...(this.raft?.metrics ?? newMetrics()) };
   }
 
   /**
@@ -319,7 +315,7 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
       if (ready.batch) await this.durably(() => this.storage.save(ready.batch!));
       raft.advance(ready);
       const applied = await this.exclusive(async () => {
-        for (const [to, m] of ready.messages) cluster.sendMessage(to, m);
+        this.send(ready.messages);
         for (const id of ready.leaderChanges) cluster.registerLeader(id);
         if (ready.members) cluster.registerMembership?.(ready.members);
         for (const [id, state] of ready.reports) {
@@ -340,6 +336,12 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
     });
     this.ticking = run.catch(() => undefined);
     return run;
+  }
+
+  /** Hands messages to the cluster, under the lock; returns how many. */
+  private send(messages: [ReplicaId, Message<T, D>][]): number {
+    for (const [to, m] of messages) this.config.cluster.sendMessage(to, m);
+    return messages.length;
   }
 
   /** Runs a storage step; its failure stops the replica for good, since memory is now ahead of disk. */
