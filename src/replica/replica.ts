@@ -312,10 +312,12 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
       for (const r of requests) r.run(raft);
       raft.propose(pending); // a non-leader abandons them
       const ready = raft.ready();
+      // A leader's messages go out before its own save when the algorithm allows (Ready.sendFirst); all else after.
+      const sent = ready.sendFirst && ready.batch ? await this.exclusive(async () => this.send(ready.messages)) : 0;
       if (ready.batch) await this.durably(() => this.storage.save(ready.batch!));
       raft.advance(ready);
       const applied = await this.exclusive(async () => {
-        this.send(ready.messages);
+        this.send(ready.messages.slice(sent));
         for (const id of ready.leaderChanges) cluster.registerLeader(id);
         if (ready.members) cluster.registerMembership?.(ready.members);
         for (const [id, state] of ready.reports) {
