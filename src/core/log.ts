@@ -43,9 +43,21 @@ export class RaftLog<T> {
 
   /** The estimated size ({@link sizeOf}, computed once per entry) of the entries held from `from` to `to`. */
   bytes(from: number, to: number): number {
-    const k = to - this.snapshotIndex - 1;
+    return this.sizeUpTo(to) - this.sizeUpTo(Math.max(from, this.snapshotIndex + 1) - 1);
+  }
+
+  /** The last index in `from`..`to` such that the entries from `from` fit in `budget` bytes; `from` at the least. */
+  fit(from: number, to: number, budget: number): number {
+    const most = this.sizeUpTo(from - 1) + budget;
+    this.sizeUpTo(to);
+    return search(from, to, (i) => this.sums[i - this.snapshotIndex - 1]! <= most);
+  }
+
+  /** The estimated size of the entries held up to `index`. */
+  private sizeUpTo(index: number): number {
+    const k = index - this.snapshotIndex - 1;
     for (let i = this.sums.length; i <= k; i++) this.sums.push((this.sums[i - 1] ?? 0) + sizeOf(this.entries[i]));
-    return (this.sums[k] ?? 0) - (this.sums[Math.max(from, this.snapshotIndex + 1) - this.snapshotIndex - 2] ?? 0);
+    return k < 0 ? 0 : this.sums[k]!;
   }
 
   append(entry: Entry<T>): void { this.entries.push(entry); }
@@ -75,13 +87,16 @@ export class RaftLog<T> {
 
   /** The largest index <= `index` whose term is <= `term` (the snapshot index at the least). */
   lastIndexWithTermAtMost(index: number, term: number): number {
-    let lo = this.snapshotIndex;
-    let hi = Math.min(index, this.lastIndex);
-    while (lo < hi) {
-      const mid = Math.ceil((lo + hi) / 2);
-      if (this.term(mid)! <= term) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
+    return search(this.snapshotIndex, Math.min(index, this.lastIndex), (i) => this.term(i)! <= term);
   }
+}
+
+/** The largest `i` in `lo`..`hi` for which `ok` holds, given it holds at `lo` and, once false, stays false. */
+function search(lo: number, hi: number, ok: (i: number) => boolean): number {
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (ok(mid)) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
 }

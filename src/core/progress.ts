@@ -27,8 +27,11 @@ export class Progress {
 
   constructor(public next: number) {}
 
-  becomeProbe(): void {
-    this.state = 'probe';
+  becomeProbe(): void { this.restart('probe'); }
+
+  /** Enters `state` with nothing in flight: the next message carries the entry after `match`. */
+  private restart(state: 'probe' | 'replicate'): void {
+    this.state = state;
     this.next = this.match + 1;
     this.paused = false;
     this.inflight.length = 0;
@@ -39,12 +42,7 @@ export class Progress {
   acknowledge(index: number): boolean {
     const moved = index > this.match;
     if (moved) this.match = index;
-    if (this.state !== 'replicate') {
-      this.state = 'replicate';
-      this.inflight.length = 0;
-      this.chunks = undefined;
-      this.next = this.match + 1;
-    }
+    if (this.state !== 'replicate') this.restart('replicate');
     this.next = Math.max(this.next, this.match + 1);
     while (this.inflight.length > 0 && this.inflight[0]! <= this.match) this.inflight.shift();
     return moved;

@@ -33,8 +33,13 @@ export interface SnapshotToInstall<D> { readonly from: ReplicaId; readonly snaps
 export interface Ready<T, D> {
   /** The changes to make durable before anything else here is acted on. */
   batch: StorageBatch<T, D> | undefined;
-  /** Messages to send, once `batch` is durable. */
+  /** Messages to send, once `batch` is durable, or before it is saved if `sendFirst`. */
   readonly messages: [ReplicaId, Message<T, D>][];
+  /**
+   * A leader's messages, when its term and vote are durable already: they may go out while
+   * `batch` is being saved (dissertation §10.2.1). See {@link Raft.ready} for why that is safe.
+   */
+  sendFirst: boolean;
   /** Transition states to report, in order. */
   readonly reports: [TransitionId, TransitionState][];
   /** Every change of the known leader, in order. */
@@ -45,16 +50,15 @@ export interface Ready<T, D> {
   committed: Entry<T>[];
 }
 
-const newReady = <T, D>(): Ready<T, D> =>
-  ({ batch: undefined, messages: [], reports: [], leaderChanges: [], members: undefined, committed: [] });
+const newReady = <T, D>(): Ready<T, D> => ({
+  batch: undefined, messages: [], sendFirst: false, reports: [], leaderChanges: [], members: undefined, committed: [],
+});
 
 /** A caller waiting for a request the core settles in a later tick. */
 export interface Pending { resolve(): void; reject(error: Error): void }
 interface Read extends Pending { readonly round: number; index: number }
 /** A membership change; `index` is its configuration entry's once appended, 0 while a new member catches up. */
-export interface Change extends Pending {
-  readonly id: ReplicaId; readonly add: boolean; index: number; deadline: number;
-}
+export interface Change extends Pending { readonly id: ReplicaId; add: boolean; index: number; deadline: number }
 export interface Transfer extends Pending { readonly to: ReplicaId; readonly deadline: number; sent: boolean }
 
 /** Counters worth watching; they only ever grow. */
@@ -77,6 +81,12 @@ export interface ReplicaMetrics {
   snapshotsRefused: number;
 }
 
+/** Every counter at zero. */
+export const newMetrics = (): ReplicaMetrics => ({
+  messagesIn: 0, messagesOut: 0, messagesDropped: 0, electionsStarted: 0, entriesAppended: 0, snapshotsCreated: 0,
+  snapshotsInstalled: 0, snapshotsRefused: 0,
+});
+
 const COMMITTED: TransitionState = { status: 'committed' };
 const QUEUED: TransitionState = { status: 'queued' };
 const CONFLICT: TransitionState = { status: 'abandoned', reason: 'conflict-with-leader' };
@@ -98,10 +108,7 @@ export class Raft<T extends StateMachineTransition, D> {
   snapshot: CoreSnapshot<D> | undefined;
   /** A leadership transfer under way: the leader accepts no transitions meanwhile. Read-only outside. */
   transfer: Transfer | undefined = undefined;
-  readonly metrics: ReplicaMetrics = {
-    messagesIn: 0, messagesOut: 0, messagesDropped: 0, electionsStarted: 0, entriesAppended: 0, snapshotsCreated: 0,
-    snapshotsInstalled: 0, snapshotsRefused: 0,
-  };
+  readonly metrics = newMetrics();
 
   /** What the next Ready hands over, filled in as the algorithm goes; `batch` is taken last. */
   private out: Ready<T, D> = newReady();
@@ -112,6 +119,8 @@ export class Raft<T extends StateMachineTransition, D> {
   private snapshotDirty = false;
   /** The last index known durable in this replica's storage: the leader counts itself only up to it. */
   private durableIndex: number;
+  /** The last AppendEntries made, sent again as it is to the next follower that needs the same. */
+  private lastAppend: AppendRequest<T> | undefined;
 
   private now = 0;
   private electionDeadline = 0;
@@ -131,9 +140,7 @@ export class Raft<T extends StateMachineTransition, D> {
   /** Starts from what storage holds (checked by `checkPersistentState`). */
   constructor(private readonly config: RaftConfig<T>, stored: PersistentState<T, D>) {
     const { snapshot, entries } = stored;
-    this.term = stored.term;
-    this.votedFor = stored.votedFor;
-    this.snapshot = snapshot;
+    ({ term: this.term, votedFor: this.votedFor, snapshot: this.snapshot } = stored);
     this.log = new RaftLog(snapshot?.lastIncludedIndex ?? 0, snapshot?.lastIncludedTerm ?? 0, entries);
     this.commitIndex = this.lastApplied = this.log.snapshotIndex;
     this.durableIndex = this.log.lastIndex;
@@ -349,6 +356,11 @@ export class Raft<T extends StateMachineTransition, D> {
    */
   ready(): Ready<T, D> {
     this.proceed();
+    // §10.2.1: a leader's AppendEntries may leave before its own save, which then runs in parallel
+    // with the followers'. Safe because the leader counts itself toward commitment only up to
+    // `durableIndex`, set once the save resolved (advance), and followers save before they answer.
+    // A leader whose term or vote is not durable yet (it just stepped down, or won alone) waits.
+    this.out.sendFirst = this.role.kind === 'leader' && !this.hardStateDirty;
     this.out.batch = this.takeBatch();
     return this.out;
   }
@@ -428,12 +440,7 @@ export class Raft<T extends StateMachineTransition, D> {
 
   /** How many voters (this leader included, if it is one) satisfy `ok`. */
   private count(progress: Map<ReplicaId, Progress>, ok: (pr: Progress) => boolean): number {
-    let n = 0;
-    for (const id of this.voters) {
-      const pr = progress.get(id);
-      if (id === this.config.id || (pr && ok(pr))) n++;
-    }
-    return n;
+    return this.voters.filter((id) => id === this.config.id || (progress.has(id) && ok(progress.get(id)!))).length;
   }
 
   private setLeader(id: ReplicaId | undefined): void {
@@ -490,8 +497,7 @@ export class Raft<T extends StateMachineTransition, D> {
       // A deposed leader's election timer is stale: give the new leader a full timeout.
       this.resetElectionTimer();
       const gone = new NotLeaderError(leaderId);
-      for (const r of this.reads) r.reject(gone);
-      this.change?.reject(gone);
+      for (const p of [...this.reads, this.change]) p?.reject(gone);
       this.reads = [];
       this.change = undefined;
     }
@@ -754,13 +760,11 @@ export class Raft<T extends StateMachineTransition, D> {
         pr.chunks = { meta, text: text ?? JSON.stringify(data) ?? 'null', sent: 0, acked: 0, ackedAtHeartbeat: 0 };
         continue;
       }
-      let last = prev;
       const end = Math.min(this.log.lastIndex, prev + limit);
-      while (last < end && (last === prev || this.log.bytes(pr.next, last + 1) <= maxBytesPerMessage)) last++;
+      const last = end > prev ? this.log.fit(prev + 1, end, maxBytesPerMessage) : prev;
       const full = pr.inflight.length >= maxInflightMessages || this.log.bytes(pr.match + 1, prev) >= maxInflightBytes;
       if ((last === prev && !force) || (pr.state === 'replicate' && full)) return;
-      const entries = last > prev ? this.log.slice(pr.next, last) : [];
-      this.send(id, this.appendRequest(prev, prevTerm, entries));
+      this.send(id, this.appendRequest(prev, prevTerm, last));
       force = false;
       if (pr.state === 'probe') pr.paused = true;
       else if (last > prev) {
@@ -797,11 +801,17 @@ export class Raft<T extends StateMachineTransition, D> {
    */
   private sendHeartbeat(id: ReplicaId, at: number): void {
     const term = this.log.term(at);
-    if (term !== undefined) this.send(id, this.appendRequest(at, term, []));
+    if (term !== undefined) this.send(id, this.appendRequest(at, term, at));
   }
 
-  private appendRequest(prevLogIndex: number, prevLogTerm: number, entries: Entry<T>[]): AppendRequest<T> {
+  /** AppendEntries with the entries after `prevLogIndex` up to `last`: one object for every follower at that point. */
+  private appendRequest(prevLogIndex: number, prevLogTerm: number, last: number): AppendRequest<T> {
     const { term, commitIndex: leaderCommit, round } = this;
-    return appendRequest({ from: this.config.id, term, prevLogIndex, prevLogTerm, entries, leaderCommit, round });
+    const m = this.lastAppend;
+    const same = m?.term === term && m.leaderCommit === leaderCommit && m.round === round;
+    if (same && m.prevLogIndex === prevLogIndex && prevLogIndex + m.entries.length === last) return m;
+    const entries = last > prevLogIndex ? this.log.slice(prevLogIndex + 1, last) : [];
+    const from = this.config.id;
+    return (this.lastAppend = appendRequest({ from, term, prevLogIndex, prevLogTerm, entries, leaderCommit, round }));
   }
 }

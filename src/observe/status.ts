@@ -1,6 +1,6 @@
 // What `replica.status` answers, read off the algorithm's state: where the replica stands, and on
 // a leader how far each follower is and what change or transfer is under way.
-import type { Raft, ReplicaMetrics } from '../core/raft.js';
+import type { Raft } from '../core/raft.js';
 import type { ReplicaId, StateMachineTransition } from '../core/types.js';
 import type { Role } from './events.js';
 
@@ -133,17 +133,3 @@ export function statusOf<T extends StateMachineTransition, D>(
   };
 }
 
-/** The counters of `raft`, copied (all zero before the first tick). */
-export function metricsOf<T extends StateMachineTransition, D>(raft: Raft<T, D> | undefined): ReplicaMetrics {
-  if (raft) return { ...raft.metrics };
-  return {
-    messagesIn: 0,
-    messagesOut: 0,
-    messagesDropped: 0,
-    electionsStarted: 0,
-    entriesAppended: 0,
-    snapshotsCreated: 0,
-    snapshotsInstalled: 0,
-    snapshotsRefused: 0,
-  };
-}

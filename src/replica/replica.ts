@@ -3,14 +3,14 @@ import { MemoryStorage } from '../storage/memory.js';
 import { InvalidArgumentError, NotLeaderError } from '../core/errors.js';
 import { InvalidOptionsError, InvalidTransitionError, ReplicaStoppedError, StateMachineError, show } from './errors.js';
 import { checkPersistentState, isTransition } from '../core/validate.js';
-import type { Entry } from '../core/message.js';
-import { Raft, type Pending, type ReplicaMetrics, type SnapshotToInstall } from '../core/raft.js';
+import type { Entry, Message } from '../core/message.js';
+import { newMetrics, Raft, type Pending, type ReplicaMetrics, type SnapshotToInstall } from '../core/raft.js';
 import { raftConfig, validateOptions, type Config, type ReplicaOptions } from './options.js';
 import type { Storage } from '../core/storage.js';
 import type { ReplicaId, StateMachineTransition, TransitionState } from '../core/types.js';
 import type { ReplicaEvents, ReplicaListener } from '../observe/events.js';
 import { Observer } from '../observe/observer.js';
-import { metricsOf, statusOf, type ReplicaStatus } from '../observe/status.js';
+import { statusOf, type ReplicaStatus } from '../observe/status.js';
 
 const APPLIED: TransitionState = { status: 'applied' };
 
@@ -83,7 +83,7 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
 
   /** Counters worth watching (messages, elections, entries, snapshots); zero before the first tick. */
   get metrics(): Readonly<ReplicaMetrics> {
-    return metricsOf(this.raft);
+    return { ...(this.raft?.metrics ?? newMetrics()) };
   }
 
   /**
@@ -303,10 +303,12 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
       for (const r of requests) r.run(raft);
       raft.propose(pending); // a non-leader abandons them
       const ready = raft.ready();
+      // A leader's messages go out before its own save when the algorithm allows (Ready.sendFirst); all else after.
+      const sent = ready.sendFirst && ready.batch ? await this.exclusive(async () => this.send(ready.messages)) : 0;
       if (ready.batch) await this.durably(() => this.storage.save(ready.batch!));
       raft.advance(ready);
       const applied = await this.exclusive(async () => {
-        for (const [to, m] of ready.messages) cluster.sendMessage(to, m);
+        this.send(ready.messages.slice(sent));
         for (const id of ready.leaderChanges) cluster.registerLeader(id);
         if (ready.members) cluster.registerMembership?.(ready.members);
         for (const [id, state] of ready.reports) {
@@ -324,6 +326,12 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
     });
     this.ticking = run.catch(() => undefined);
     return run;
+  }
+
+  /** Hands messages to the cluster, under the lock; returns how many. */
+  private send(messages: [ReplicaId, Message<T, D>][]): number {
+    for (const [to, m] of messages) this.config.cluster.sendMessage(to, m);
+    return messages.length;
   }
 
   /** Runs a storage step; its failure stops the replica for good, since memory is now ahead of disk. */

@@ -77,6 +77,11 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
   private serverClosed = true;
   private closeWaiter: (() => void) | undefined;
   private leader: ReplicaId | undefined;
+  /**
+   * The last message encoded and its bytes, kept for the rest of the synchronous burst of sends:
+   * the leader hands every follower at the same point one AppendEntries object, encoded once.
+   */
+  private encoded: { message: Message<T, D>; payload: Uint8Array } | undefined;
 
   /**
    * Checks the options (a TypeError names the first one that is wrong) and adds the peers;
@@ -132,7 +137,12 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
     if (peer.leaving) this.book.touch(peer);
     let payload: Uint8Array;
     try {
-      payload = this.options.codec.encode(message);
+      if (this.encoded?.message === message) payload = this.encoded.payload;
+      else {
+        payload = this.options.codec.encode(message);
+        if (this.encoded === undefined) queueMicrotask(() => (this.encoded = undefined));
+        this.encoded = { message, payload };
+      }
     } catch (error) {
       shared.emit({ type: 'error', peer: toId, error: error instanceof Error ? error : new Error(String(error)) });
       return shared.drop(toId, 'encode-failed');
