@@ -132,4 +132,3 @@ export function statusOf<T extends StateMachineTransition, D>(
     transfer: transfer && { to: transfer.to },
   };
 }
-
