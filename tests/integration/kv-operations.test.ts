@@ -129,6 +129,14 @@ describe('operating a 3-process tickraft-kv cluster', { timeout: 30_000 }, () =>
     expect(entry).toMatchObject({ level: 30, replica: leader.id });
     expect(entry.msg).toMatch(/^leader of term \d+$/);
     expect(new Date(entry.time as string).toISOString()).toBe(entry.time);
+    // The replica's own lines come through the same logger, marked as the library's.
+    const own = cluster
+      .logTail(leader.id, 200)
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((e) => e.msg === 'became leader');
+    expect(own).toMatchObject({ component: 'raft', replica: leader.id, role: 'leader', previous: 'candidate' });
   });
 });
 

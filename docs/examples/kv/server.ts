@@ -144,6 +144,8 @@ const replica = new Replica<KvCommand, KvSnapshot>({
   snapshotDelta: f.snapshotDelta,
   join: f.join,
   storage: timedStorage,
+  // The replica's own lines (elections, membership, snapshots, catch-up progress, dropped messages).
+  logger: logger.child({ component: 'raft' }),
 });
 // A member's addresses, committed through the log: every replica learns where to reach it.
 kv.onMemberAddress = (member, a) => {
@@ -161,12 +163,8 @@ const metrics = kvMetrics(f.id, {
       .filter((id) => !cluster.retiredPeers.includes(id))
       .map((id) => ({ id, connected: cluster.connectedPeers.includes(id) })),
 });
-// Every leader change the replica reports goes through the cluster: count it on the way.
-const registerLeader = cluster.registerLeader.bind(cluster);
-cluster.registerLeader = (id) => {
-  metrics.leaderChanged();
-  registerLeader(id);
-};
+// Every change of the known leader, losing one included, from the replica's own event.
+replica.on('leader', () => metrics.leaderChanged());
 
 /**
  * Proposes a command and waits until it is applied here (at most --timeout ms); counted and timed.
@@ -363,21 +361,23 @@ loop.then(
   },
 );
 
-// Log role and leader changes: the story of the cluster as this replica sees it.
-let seen = '';
+// Log role and leader changes: the story of the cluster as this replica sees it (the replica's
+// own lines, with more detail, come through the logger it was given).
+replica.on('role', ({ role, term }) => {
+  if (role === 'leader') log(`leader of term ${term}`);
+});
+replica.on('leader', ({ leaderId, term }) => {
+  const s = replica.status;
+  if (s.role !== 'leader') log(`${s.role} in term ${term}, leader ${leaderId ?? 'unknown'} (applied ${s.lastApplied})`);
+});
+replica.on('snapshot', ({ kind, index }) => {
+  if (kind === 'installed') log(`installed the leader's snapshot at index ${index}`);
+});
+// A snapshot from the leader that this version cannot read is refused (and sent again): say so.
 let refused = 0;
 const watch = setInterval(() => {
-  const s = replica.status;
   const r = replica.metrics.snapshotsRefused;
   if (r > refused) fail(`refused ${r - refused} snapshot(s) from the leader that this version cannot read`);
   refused = r;
-  const now = `${s.role}:${s.term}:${s.leaderId ?? '-'}`;
-  if (now === seen) return;
-  seen = now;
-  log(
-    s.role === 'leader'
-      ? `leader of term ${s.term}`
-      : `${s.role} in term ${s.term}, leader ${s.leaderId ?? 'unknown'} (applied ${s.lastApplied})`,
-  );
-}, 50);
+}, 1000);
 watch.unref();
