@@ -76,6 +76,34 @@ describe('tickraft-kv: definite and unknown outcomes', () => {
     expect(a.body).toMatch(/^outcome unknown: the caller stopped waiting/);
   });
 
+  it('times out only the writes still waiting, each after the timeout (one timer serves them all)', async () => {
+    let n = 0;
+    const origin = await serve({
+      leader: true,
+      // Every third write never settles; the others are applied after 50 ms.
+      submit: () =>
+        ++n % 3 === 0
+          ? new Promise<KvResult>(() => undefined)
+          : new Promise((resolve) => setTimeout(() => resolve({ ok: true, previous: undefined }), 50)),
+    });
+    const start = Date.now();
+    const answers = await Promise.all(
+      Array.from({ length: 9 }, (_, i) =>
+        httpRequest(`${origin}/kv/k${i}`, {
+          method: 'PUT',
+          body: 'v',
+          headers: { 'x-client-id': `c${i}`, 'x-client-seq': '1' },
+        }).then((a) => ({ status: a.status, ms: Date.now() - start })),
+      ),
+    );
+    expect(answers.filter((a) => a.status === 504)).toHaveLength(3);
+    expect(answers.filter((a) => a.status === 204)).toHaveLength(6);
+    // (Date.now() counts whole ms: a 200 ms wait may read 199.)
+    for (const a of answers.filter((x) => x.status === 504)) expect(a.ms).toBeGreaterThanOrEqual(199);
+    // Nothing waits any more: the next write is answered as usual.
+    expect((await put(origin)).status).toBe(204);
+  });
+
   it('leaves a timed-out write unknown (504, no header)', async () => {
     const a = await put(await serve({ leader: true, submit: () => new Promise<KvResult>(() => undefined) }));
     expect(a.status).toBe(504);

@@ -267,24 +267,97 @@ function notLeader(
     : new HttpError(307, `${why}; the leader is ${origin}`, { Location: origin, ...definite });
 }
 
+/** Rejects with a 504 if `p` has not settled within `ms`. */
 function withTimeout<R>(p: Promise<R>, ms: number): Promise<R> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new HttpError(504, `not applied within ${ms} ms; retry with the same x-client-id and x-client-seq`)),
-      ms,
-    );
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
+  let d = deadlines.get(ms);
+  if (d === undefined) deadlines.set(ms, (d = new Deadlines(ms)));
+  return d.race(p);
 }
+
+/** A request waiting on the backend, in the order of its deadline. */
+interface Waiter {
+  readonly at: number;
+  readonly expire: () => void;
+  done: boolean;
+}
+
+/**
+ * The 504 deadlines of the requests waiting `ms` on the backend: one timer for all of them, armed
+ * for the oldest, instead of a Timeout object (and its async hooks) per request. They all wait
+ * the same time, so they join in deadline order; a settled one is marked done, and the queue's
+ * head skips done ones at once, since most settle in the order they came. The timer is cleared
+ * whenever nothing waits, so it never keeps the process alive by itself longer than a request would.
+ */
+class Deadlines {
+  private readonly waiting: Waiter[] = [];
+  private head = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(private readonly ms: number) {}
+
+  race<R>(p: Promise<R>): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      const ms = this.ms;
+      const w: Waiter = {
+        at: performance.now() + ms,
+        expire: () =>
+          reject(new HttpError(504, `not applied within ${ms} ms; retry with the same x-client-id and x-client-seq`)),
+        done: false,
+      };
+      this.waiting.push(w);
+      this.timer ??= setTimeout(this.fire, ms);
+      p.then(
+        (v) => {
+          this.finish(w);
+          resolve(v);
+        },
+        (e: unknown) => {
+          this.finish(w);
+          reject(e);
+        },
+      );
+    });
+  }
+
+  private finish(w: Waiter): void {
+    w.done = true;
+    this.trim();
+  }
+
+  /** Drops the done waiters at the head; clears the timer once none is left. */
+  private trim(): void {
+    const q = this.waiting;
+    while (this.head < q.length && q[this.head]!.done) this.head++;
+    if (this.head === q.length) {
+      q.length = 0;
+      this.head = 0;
+      if (this.timer !== undefined) clearTimeout(this.timer);
+      this.timer = undefined;
+    } else if (this.head >= 1024 && this.head * 2 >= q.length) {
+      q.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+
+  /** Expires every waiter whose deadline has passed, then re-arms for the oldest left. */
+  private readonly fire = (): void => {
+    this.timer = undefined;
+    const q = this.waiting;
+    const now = performance.now();
+    while (this.head < q.length && q[this.head]!.at <= now) {
+      const w = q[this.head++]!;
+      if (!w.done) {
+        w.done = true;
+        w.expire();
+      }
+    }
+    this.trim();
+    if (this.head < q.length) this.timer = setTimeout(this.fire, Math.max(1, q[this.head]!.at - now));
+  };
+}
+
+/** One {@link Deadlines} per waiting time (one per server, in practice). */
+const deadlines = new Map<number, Deadlines>();
 
 /**
  * The body, at most MAX_BODY bytes. A larger one is answered 413 once it has been read (and
