@@ -56,14 +56,29 @@ module.exports = {
     {
       name: 'driver-imports-core-and-memory-storage',
       comment:
-        'src/replica, the driver, talks to the algorithm (src/core) and defaults to MemoryStorage; it knows ' +
+        'src/replica, the driver, talks to the algorithm (src/core), is watched through src/observe and ' +
+        'defaults to MemoryStorage; it knows ' +
         'no transport, no file and no simulator. Its one npm package is async-mutex (the lock); of Node, ' +
         'it may use what a tick loop needs (timers, util), never the network or the disk.',
       severity: 'error',
       from: { path: '^src/replica/' },
       to: {
-        pathNot: ['^src/(core|replica)/', '^src/storage/memory\\.ts$', `${NODE_MODULES}async-mutex/`, '^(timers|util)$'],
+        pathNot: [
+          '^src/(core|replica|observe)/',
+          '^src/storage/memory\\.ts$',
+          `${NODE_MODULES}async-mutex/`,
+          '^(timers|util)$',
+        ],
       },
+    },
+    {
+      name: 'observe-reads-core',
+      comment:
+        'src/observe turns what the algorithm did in a tick into events, log lines and the status: it ' +
+        "reads src/core and nothing else (no node builtin, no npm package; the logger is the application's).",
+      severity: 'error',
+      from: { path: '^src/observe/' },
+      to: { pathNot: '^src/(core|observe)/' },
     },
     {
       name: 'proposals-import-core',

@@ -6,6 +6,10 @@
 // The driver's budget was 350 (the issue's "say 350") before it took over checking what the
 // user hands it: the options (src/replica/options.ts, about 100 lines) and the state storage
 // returns (src/replica/check-state.ts). Both validate input to Replica, not the algorithm.
+// It became 420 when the replica gained events and a logger (issue 13): the observing itself
+// lives in src/observe, and the driver keeps only the ten lines that call it at the right moments
+// (load, the end of a tick, a storage failure, a stop) and the StateMachineError of a throwing
+// applyTransition.
 //
 // Two counts per folder: of the files as they are, which is the gate, and of the same files as
 // prettier (.prettierrc.json, width 120) prints them, which is the honest figure while the files
@@ -17,7 +21,7 @@ import * as prettier from 'prettier';
 
 const BUDGETS = [
   { dir: 'src/core', limit: 1000, what: 'the algorithm' },
-  { dir: 'src/replica', limit: 400, what: 'the driver' },
+  { dir: 'src/replica', limit: 420, what: 'the driver' },
 ];
 const root = new URL('..', import.meta.url).pathname;
 const WIDTH = 120;

@@ -38,7 +38,27 @@ export type {
 export { isValidMessage } from './core/validate.js';
 export type { ReplicaOptions } from './replica/options.js';
 export type { ReplicaMetrics } from './core/raft.js';
-export { Replica, type ReplicaStatus } from './replica/replica.js';
+export { Replica } from './replica/replica.js';
+export type {
+  ReplicaStatus,
+  FollowerStatus,
+  SnapshotProgress,
+  MembershipChangeStatus,
+  TransferStatus,
+} from './observe/status.js';
+export type {
+  ReplicaEvents,
+  ReplicaListener,
+  Role,
+  LeaderEvent,
+  RoleEvent,
+  TermEvent,
+  CommitEvent,
+  SnapshotEvent,
+  MembershipEvent,
+  FailureEvent,
+} from './observe/events.js';
+export type { Logger } from './observe/logger.js';
 export {
   NotLeaderError,
   CorruptStateError,
@@ -49,7 +69,12 @@ export {
   TransferTimeoutError,
   NotVoterError,
 } from './core/errors.js';
-export { InvalidOptionsError, ReplicaStoppedError, InvalidTransitionError } from './replica/errors.js';
+export {
+  InvalidOptionsError,
+  ReplicaStoppedError,
+  InvalidTransitionError,
+  StateMachineError,
+} from './replica/errors.js';
 // The recommended way to propose: await a transition's applied value (docs/guide.md#proposing).
 export {
   ProposalQueue,

@@ -7,6 +7,14 @@ import type { ReplicaId, StateMachineTransition } from './types.js';
  *
  * Calls are serialized with the state machine's (see {@link StateMachine}). None may block:
  * Raft tolerates loss, so a transport drops what it cannot deliver rather than wait.
+ *
+ * Messages, sent or received, must not be mutated: a message handed to `sendMessage` may share
+ * its entries with the sender's log, and one returned by `receiveMessages` may be kept by the
+ * receiver (an in-process transport may hand the same object over without a copy).
+ *
+ * A method that throws makes that tick reject with the error (and {@link Replica.start} with
+ * it); the replica itself is unharmed and the next tick is a normal one. Messages that tick did
+ * not receive or send are as if lost, which Raft repairs by retransmission.
  */
 export interface Cluster<T extends StateMachineTransition, D = unknown> {
   /** Queues a message for a peer. Never blocks; may silently drop. */

@@ -58,8 +58,8 @@ const newReady = <T, D>(): Ready<T, D> => ({
 export interface Pending { resolve(): void; reject(error: Error): void }
 interface Read extends Pending { readonly round: number; index: number }
 /** A membership change; `index` is its configuration entry's once appended, 0 while a new member catches up. */
-interface Change extends Pending { readonly id: ReplicaId; readonly add: boolean; index: number; deadline: number }
-interface Transfer extends Pending { readonly to: ReplicaId; readonly deadline: number; sent: boolean }
+export interface Change extends Pending { readonly id: ReplicaId; add: boolean; index: number; deadline: number }
+export interface Transfer extends Pending { readonly to: ReplicaId; readonly deadline: number; sent: boolean }
 
 /** Counters worth watching; they only ever grow. */
 export interface ReplicaMetrics {
@@ -106,8 +106,8 @@ export class Raft<T extends StateMachineTransition, D> {
   readonly membership: Membership;
   /** The latest snapshot, kept to send to followers that need compacted entries. */
   snapshot: CoreSnapshot<D> | undefined;
-  /** A leadership transfer under way: the leader accepts no transitions meanwhile. */
-  private transfer: Transfer | undefined = undefined;
+  /** A leadership transfer under way: the leader accepts no transitions meanwhile. Read-only outside. */
+  transfer: Transfer | undefined = undefined;
   readonly metrics = newMetrics();
 
   /** What the next Ready hands over, filled in as the algorithm goes; `batch` is taken last. */
@@ -130,11 +130,12 @@ export class Raft<T extends StateMachineTransition, D> {
   /** The latest read round: reads wait for a majority to answer an AppendEntries of their round. */
   private round = 0;
   private reads: Read[] = [];
-  private change: Change | undefined = undefined;
+  /** The membership change under way, on the leader. Read-only outside. */
+  change: Change | undefined = undefined;
   /** Polled transitions beyond one tick's byte budget: they are appended in the next ticks. */
   private backlog: T[] = [];
-  /** The chunks of a snapshot being received: its text so far, for one leader's term. */
-  private incoming: { term: number; index: number; size: number; chunks: string[]; length: number } | undefined;
+  /** The chunks of a snapshot being received: its text so far, for one leader's term. Read-only outside. */
+  incoming: { term: number; index: number; size: number; chunks: string[]; length: number } | undefined;
 
   /** Starts from what storage holds (checked by `checkPersistentState`). */
   constructor(private readonly config: RaftConfig<T>, stored: PersistentState<T, D>) {

@@ -33,10 +33,13 @@ export interface ProposalHostStatus {
 export interface ProposalHost {
   /** Ends the replica's idle sleep, so a proposal is polled at once. */
   wake(): void;
-  /** Runs `fn` under the lock around every call into the state machine. */
-  runExclusive<X>(fn: () => X | Promise<X>): Promise<X>;
   /** Where the replica stands: `leaderId` goes into a {@link NotLeaderError}. */
   readonly status: ProposalHostStatus;
+  /**
+   * Optional: tells the queue when the replica stops for good, so that no proposal waits on a
+   * replica that can no longer settle it. A {@link Replica} has it.
+   */
+  on?(name: 'stopped', listener: (event: { error: unknown }) => void): () => void;
 }
 
 /** Options of {@link ProposalQueue}. */
@@ -67,7 +70,11 @@ interface Attempt<T, R> {
   /** Set by applyTransition of this very entry; handed over when `applied` is reported. */
   result?: { value: R };
   timeoutMs?: number;
+  /** On the queue's `clock`, when it has one. */
   deadline?: number;
+  /** Without a `clock`: the timer that rejects it at `timeoutMs`. */
+  timer?: ReturnType<typeof setTimeout>;
+  /** Stops listening to its abort signal. */
   cleanup?: () => void;
 }
 
@@ -115,6 +122,8 @@ export class ProposalQueue<T extends StateMachineTransition, D = unknown, R = un
   /** Each live attempt by its entry's identity: how an application finds its proposal. */
   private readonly byEntry = new Map<T, Attempt<T, R>>();
   private readonly clock: (() => number) | undefined;
+  /** Set once the attached replica has stopped for good: every proposal rejects with its error. */
+  private stopped: { error: unknown } | undefined;
 
   /**
    * @param stateMachine - Your state machine; its `applyTransition` results resolve the proposals.
@@ -130,9 +139,17 @@ export class ProposalQueue<T extends StateMachineTransition, D = unknown, R = un
     if (stateMachine.setSnapshot) this.setSnapshot = (s) => stateMachine.setSnapshot!(s);
   }
 
-  /** The replica this queue is the state machine of; call once, before {@link ProposalQueue.propose}. */
+  /**
+   * The replica this queue is the state machine of; call once, before {@link ProposalQueue.propose}.
+   * Once that replica stops for good (stopped, halted, failed), every proposal still waiting, and
+   * every later one, rejects with the replica's error.
+   */
   attach(host: ProposalHost): this {
     this.host = host;
+    host.on?.('stopped', ({ error }) => {
+      this.stopped = { error };
+      this.rejectAll(error);
+    });
     return this;
   }
 
@@ -147,48 +164,46 @@ export class ProposalQueue<T extends StateMachineTransition, D = unknown, R = un
    * @throws TypeError (rejects) if no replica is attached, or `transition` has no valid id;
    * RangeError if `timeoutMs` is negative or not finite; `signal.reason` if already aborted.
    */
-  async propose(transition: T, options: ProposeOptions = {}): Promise<R> {
+  propose(transition: T, options: ProposeOptions = {}): Promise<R> {
     const host = this.host;
-    if (!host) throw new TypeError('ProposalQueue.propose: attach(replica) first');
+    if (!host) return Promise.reject(new TypeError('ProposalQueue.propose: attach(replica) first'));
     const { timeoutMs, signal } = options;
     if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs >= 0)) {
-      throw new RangeError(`timeoutMs must be a finite number >= 0, got ${String(timeoutMs)}`);
+      return Promise.reject(new RangeError(`timeoutMs must be a finite number >= 0, got ${String(timeoutMs)}`));
     }
     const id: unknown = (transition as { id?: unknown } | null)?.id;
     // The replica drops a polled item that is not a transition without a report: refuse it here.
     if (!(typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)))) {
-      throw new TypeError(
-        `propose: a transition is an object whose id is a string or a finite number, got ${String(id)}`,
+      return Promise.reject(
+        new TypeError(`propose: a transition is an object whose id is a string or a finite number, got ${String(id)}`),
       );
     }
-    signal?.throwIfAborted();
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.stopped) return Promise.reject(this.stopped.error);
     let attempt!: Attempt<T, R>;
     const done = new Promise<R>((resolve, reject) => {
       attempt = { entry: { ...transition }, id: transition.id, resolve, reject, settled: false };
     });
-    await host.runExclusive(() => {
-      this.byEntry.set(attempt.entry, attempt);
-      this.pending.push(attempt);
-      const cleanups: (() => void)[] = [];
-      if (timeoutMs !== undefined) {
-        if (this.clock) attempt.deadline = this.clock() + timeoutMs;
-        else {
-          const expired = (): void => this.settle(attempt, { error: new ProposalTimeoutError(attempt.id, timeoutMs) });
-          const timer = setTimeout(expired, timeoutMs);
-          cleanups.push(() => clearTimeout(timer));
-        }
+    // Registered at once, without the replica's lock: the queue's own state is only ever touched
+    // by synchronous code, and a proposal added while the replica awaits your state machine waits
+    // in `pending` for the next poll, like any other. A lock per call costs more than the rest.
+    this.byEntry.set(attempt.entry, attempt);
+    this.pending.push(attempt);
+    attempt.timeoutMs = timeoutMs;
+    if (timeoutMs !== undefined) {
+      if (this.clock) attempt.deadline = this.clock() + timeoutMs;
+      else {
+        attempt.timer = setTimeout(
+          () => this.settle(attempt, { error: new ProposalTimeoutError(attempt.id, timeoutMs) }),
+          timeoutMs,
+        );
       }
-      if (signal) {
-        const onAbort = (): void => this.settle(attempt, { error: signal.reason });
-        signal.addEventListener('abort', onAbort, { once: true });
-        cleanups.push(() => signal.removeEventListener('abort', onAbort));
-        if (signal.aborted) onAbort();
-      }
-      attempt.cleanup = () => {
-        for (const c of cleanups) c();
-      };
-      attempt.timeoutMs = timeoutMs;
-    });
+    }
+    if (signal) {
+      const onAbort = (): void => this.settle(attempt, { error: signal.reason });
+      signal.addEventListener('abort', onAbort, { once: true });
+      attempt.cleanup = () => signal.removeEventListener('abort', onAbort);
+    }
     host.wake();
     return done;
   }
@@ -273,14 +288,15 @@ export class ProposalQueue<T extends StateMachineTransition, D = unknown, R = un
   private settle(a: Attempt<T, R>, outcome: { value: R } | { error: unknown }): void {
     if (a.settled) return;
     a.settled = true;
+    if (a.timer !== undefined) clearTimeout(a.timer);
     a.cleanup?.();
     this.byEntry.delete(a.entry);
     // A polled attempt stays in `polled` until its first report, which must line up with it.
     const list = this.queued.get(a.id);
     if (list) {
-      const rest = list.filter((x) => x !== a);
-      if (rest.length > 0) this.queued.set(a.id, rest);
-      else this.queued.delete(a.id);
+      const at = list.indexOf(a);
+      if (at >= 0) list.splice(at, 1);
+      if (list.length === 0) this.queued.delete(a.id);
     }
     if ('value' in outcome) a.resolve(outcome.value);
     else a.reject(outcome.error);

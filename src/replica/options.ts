@@ -5,6 +5,7 @@ import type { StateMachine } from './state-machine.js';
 import type { Storage } from '../core/storage.js';
 import type { ReplicaId, StateMachineTransition } from '../core/types.js';
 import { isTransition } from '../core/validate.js';
+import { SILENT_LOGGER, isLogger, safeLogger, type Logger } from '../observe/logger.js';
 
 /** How a {@link Replica} is built. Invalid options make the constructor throw {@link InvalidOptionsError}. */
 export interface ReplicaOptions<T extends StateMachineTransition, D = unknown> {
@@ -66,6 +67,13 @@ export interface ReplicaOptions<T extends StateMachineTransition, D = unknown> {
    * @defaultValue `Math.random`
    */
   random?: () => number;
+  /**
+   * Where the replica writes its log lines (elections, leader and membership changes,
+   * snapshots, catch-up progress, dropped messages, failures): any object with pino's methods
+   * `debug`, `info`, `warn` and `error(fields, message)`, such as a pino logger.
+   * @defaultValue a logger that writes nothing
+   */
+  logger?: Logger;
   /**
    * Most entries one AppendEntries message carries.
    * @defaultValue 512
@@ -157,6 +165,7 @@ export function validateOptions<T extends StateMachineTransition, D>(o: ReplicaO
     fail('snapshotDelta > 0 needs stateMachine.createSnapshot and stateMachine.setSnapshot');
   }
   if (o.storage !== undefined && !hasMethods(o.storage, ['load', 'save'])) fail('storage must implement load and save');
+  if (o.logger !== undefined && !isLogger(o.logger)) fail('logger must have the methods debug, info, warn and error');
   const tickInterval = o.tickInterval ?? 5;
   if (typeof tickInterval !== 'number' || !(tickInterval >= 0) || !Number.isFinite(tickInterval)) {
     fail('tickInterval must be a non-negative number of ms');
@@ -176,7 +185,7 @@ export function validateOptions<T extends StateMachineTransition, D>(o: ReplicaO
     ...o, catchUpTimeout, snapshotDelta, tickInterval, ...counts, storage: o.storage,
     preVote: o.preVote ?? true, checkQuorum: o.checkQuorum ?? true, join: o.join ?? false,
     // The defaults are the only place the library touches a real clock or real randomness.
-    clock: o.clock ?? Date.now, random: o.random ?? Math.random,
+    clock: o.clock ?? Date.now, random: o.random ?? Math.random, logger: safeLogger(o.logger ?? SILENT_LOGGER),
   };
 }
 

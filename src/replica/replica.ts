@@ -1,37 +1,18 @@
-import { inspect } from 'node:util';
 import { Mutex } from 'async-mutex';
 import { MemoryStorage } from '../storage/memory.js';
 import { InvalidArgumentError, NotLeaderError } from '../core/errors.js';
-import { InvalidOptionsError, InvalidTransitionError, ReplicaStoppedError } from './errors.js';
+import { InvalidOptionsError, InvalidTransitionError, ReplicaStoppedError, StateMachineError, show } from './errors.js';
 import { checkPersistentState, isTransition } from '../core/validate.js';
 import type { Entry, Message } from '../core/message.js';
 import { newMetrics, Raft, type Pending, type ReplicaMetrics, type SnapshotToInstall } from '../core/raft.js';
 import { raftConfig, validateOptions, type Config, type ReplicaOptions } from './options.js';
 import type { Storage } from '../core/storage.js';
 import type { ReplicaId, StateMachineTransition, TransitionState } from '../core/types.js';
-
-/** A snapshot of where a replica stands, read through {@link Replica.status}. */
-export interface ReplicaStatus {
-  /** This replica's id. */
-  id: ReplicaId;
-  /** Its role now; a replica campaigning (pre-vote or vote) is a candidate. */
-  role: 'follower' | 'candidate' | 'leader';
-  /** Its current term. */
-  term: number;
-  /** The leader this replica knows of, if any. */
-  leaderId: ReplicaId | undefined;
-  /** The highest index known committed. */
-  commitIndex: number;
-  /** The highest index applied to the state machine (or covered by its snapshot). */
-  lastApplied: number;
-  /** The index of the last entry in its log. */
-  lastLogIndex: number;
-}
+import type { ReplicaEvents, ReplicaListener } from '../observe/events.js';
+import { Observer } from '../observe/observer.js';
+import { statusOf, type ReplicaStatus } from '../observe/status.js';
 
 const APPLIED: TransitionState = { status: 'applied' };
-/** One line naming a bad value for an error message, whatever it is (cycles, BigInt, symbols). */
-const show = (v: unknown): string =>
-  inspect(v, { depth: 2, breakLength: Infinity, maxArrayLength: 10, maxStringLength: 80 });
 
 /**
  * One member of a Raft cluster: it polls the {@link Cluster} for messages and the
@@ -66,11 +47,14 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
   private endSleep: (() => void) | undefined;
   private woken = false;
   private held = false;
+  /** Turns each tick's changes into events and log lines. */
+  private readonly observer: Observer;
 
   /** Validates the options; throws {@link InvalidOptionsError} naming the first invalid one. */
   constructor(options: ReplicaOptions<T, D>) {
     this.config = validateOptions(options);
     this.storage = options.storage ?? new MemoryStorage<T, D>();
+    this.observer = new Observer(this.config.logger);
     const random = this.config.random;
     this.config.random = () => {
       const r = random();
@@ -83,13 +67,18 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
     (this.config.cluster.registerWakeup ?? this.config.cluster.setWakeup)?.call(this.config.cluster, () => this.wake());
   }
 
-  /** Where this replica stands now. */
+  /** Where this replica stands now: role, term, indexes, and on a leader each follower's progress. */
   get status(): ReplicaStatus {
-    const r = this.raft;
-    return {
-      id: this.config.id, role: r?.role.kind ?? 'follower', term: r?.term ?? 0, leaderId: r?.leaderId,
-      commitIndex: r?.commitIndex ?? 0, lastApplied: r?.lastApplied ?? 0, lastLogIndex: r?.log.lastIndex ?? 0,
-    };
+    return statusOf(this.config.id, this.raft);
+  }
+
+  /**
+   * Calls `listener` on every `name` event (see {@link ReplicaEvents}); returns the function that
+   * removes it. Listeners run inside the tick, synchronously, in the order they were added: keep
+   * them short. One that throws is logged and skipped; the replica goes on.
+   */
+  on<K extends keyof ReplicaEvents>(name: K, listener: ReplicaListener<K>): () => void {
+    return this.observer.events.on(name, listener);
   }
 
   /** Counters worth watching (messages, elections, entries, snapshots); zero before the first tick. */
@@ -181,6 +170,7 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
       this.endSleep?.();
       await this.ticking;
       this.settle(this.failure.error);
+      this.observer.stopped(this.failure.error, false);
       const storage = this.storage as Storage<T, D> & { close?: unknown };
       if (typeof storage.close === 'function') await (storage.close as () => unknown).call(storage);
     })();
@@ -191,6 +181,7 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
   private fail(error: unknown): void {
     this.failure ??= { error };
     this.settle(error);
+    this.observer.stopped(this.failure.error, !(this.failure.error instanceof ReplicaStoppedError));
   }
 
   /** Rejects every request still queued or held by the algorithm. */
@@ -331,11 +322,8 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
         raft.settleReads();
         return count;
       });
-      if (invalid.length > 0) {
-        const what = `getPendingTransitions() returned ${invalid.length} item(s) that are not transitions`
-          + ` (an object whose id is a string or a finite number), dropped: ${invalid.map(show).join(', ')}`;
-        throw new InvalidTransitionError(what, invalid);
-      }
+      this.observer.ticked(raft, now);
+      if (invalid.length > 0) throw new InvalidTransitionError(invalid);
       return messages.length + pending.length + ready.messages.length + applied > 0 || ready.batch !== undefined;
     });
     this.ticking = run.catch(() => undefined);
@@ -353,6 +341,7 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
     try {
       return await fn();
     } catch (error) {
+      this.observer.storageFailed(error);
       this.fail(error);
       throw error;
     }
@@ -390,6 +379,7 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
     });
     raft.start(this.config.clock());
     this.raft = raft;
+    this.observer.started(raft);
     return raft;
   }
 
@@ -406,8 +396,15 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
     const sm = this.config.stateMachine;
     for (const e of committed) {
       // Configuration entries take an index but are not the state machine's.
-      const done = e.kind === 'config' ? undefined : sm.applyTransition(e.transition, e.index);
-      if (done) (this.hold(), await done);
+      try {
+        const done = e.kind === 'config' ? undefined : sm.applyTransition(e.transition, e.index);
+        if (done) (this.hold(), await done);
+      } catch (cause) {
+        // The state machine may be half-changed: applying the entry again could apply it twice.
+        const error = new StateMachineError(e.index, cause);
+        this.fail(error);
+        throw error;
+      }
       raft.applied(e.index);
       const reported = e.kind === 'transition' ? sm.registerTransitionState(e.transition.id, APPLIED) : undefined;
       if (reported) (this.hold(), await reported);

@@ -7,6 +7,13 @@ import type { Snapshot, StateMachineTransition, TransitionId, TransitionState } 
  * {@link Cluster} method, or with code run through {@link Replica.runExclusive}. A method may
  * return a promise; the replica awaits it before calling anything else.
  *
+ * When a method throws (or its promise rejects): `applyTransition` stops the replica for good
+ * with a {@link StateMachineError}, since applying the entry again could apply it twice; any other
+ * method makes that tick reject with the error and the replica goes on at the next tick, nothing
+ * applied twice (a report not made is not made again; a snapshot not taken is asked for again).
+ * `setSnapshot` refusing a snapshot from the leader drops it (the leader sends it again); refusing
+ * the stored one at start, like `getSnapshot` throwing there, stops the replica with that error.
+ *
  * @example
  * ```ts
  * class Counter implements StateMachine<{ id: number; add: number }> {
@@ -28,6 +35,7 @@ export interface StateMachine<T extends StateMachineTransition, D = unknown> {
    * Applies a committed transition. Called exactly once per log index, in index order, without
    * gaps, with the same transition at the same index on every replica. A snapshot installed
    * through {@link StateMachine.setSnapshot} replaces a prefix; application resumes after it.
+   * Throwing stops the replica for good with a {@link StateMachineError} (see above).
    */
   applyTransition(transition: T, index: number): void | Promise<void>;
   /**

@@ -28,13 +28,15 @@ function run(args: string[]): { status: number | null; stdout: string; stderr: s
   return spawnSync(process.execPath, [serverJs, ...args], { encoding: 'utf8', timeout: 20_000 });
 }
 
-describe('operating a 3-process tickraft-kv cluster', () => {
+describe('operating a 3-process tickraft-kv cluster', { timeout: 30_000 }, () => {
   let cluster: KvProcesses;
   let leader: { id: number; term: number };
 
   beforeAll(async () => {
     if (!existsSync(serverJs)) throw new Error(`${serverJs} is missing: run tsc -p tsconfig.json first`);
-    cluster = await KvProcesses.create(serverJs, [1, 2, 3]);
+    // These tests read one leader's view: election timeouts of 1-2 s keep that leader through the
+    // event-loop stalls of a loaded machine (at 150-300 ms, a load average of 10 made terms of 10).
+    cluster = await KvProcesses.create(serverJs, [1, 2, 3], ['--heartbeat', '100', '--election', '1000-2000']);
     cluster.start();
     leader = await cluster.waitForLeader(cluster.ids, WAIT);
     const client = new KvClient({ origins: cluster.origins, clientId: 'ops' });
@@ -97,11 +99,20 @@ describe('operating a 3-process tickraft-kv cluster', () => {
       setImmediate(() => resolve(run(['status', '--http', address]))),
     );
     expect(r.status, r.stderr).toBe(0);
-    const rows = r.stdout.trim().split('\n');
+    const [members, view] = r.stdout.trim().split('\n\n');
+    const rows = members!.split('\n');
     expect(rows[0]).toMatch(/^ID\s+ROLE\s+TERM\s+LEADER\s+COMMIT\s+APPLIED\s+LAST-LOG\s+LAG\s+HTTP$/);
     expect(rows).toHaveLength(4);
     const leaderRow = rows.find((row) => row.startsWith(`${leader.id} `))!;
     expect(leaderRow).toMatch(/^\d+\s+leader\s+\d+\s+\d+/);
+    // The leader's view: a row per follower, with its match index, lag and state.
+    const lines = view!.split('\n');
+    expect(lines[0]).toMatch(new RegExp(`^leader ${leader.id}, term \\d+, last log index \\d+:$`));
+    expect(lines[1]).toMatch(/^FOLLOWER\s+VOTER\s+MATCH\s+LAG\s+STATE$/);
+    const followers = cluster.ids.filter((id) => id !== leader.id);
+    expect(lines.slice(2, 4).map((l) => Number(l.split(/\s+/)[0]))).toEqual(followers);
+    for (const l of lines.slice(2, 4)) expect(l).toMatch(/^\d+\s+yes\s+\d+\s+\d+\s+(replicate|probe)$/);
+    expect(lines.slice(4)).toEqual(['membership change: none', 'leadership transfer: none']);
   });
 
   it('logs JSON lines on stdout, each with time, level, replica and msg', async () => {
@@ -118,10 +129,18 @@ describe('operating a 3-process tickraft-kv cluster', () => {
     expect(entry).toMatchObject({ level: 30, replica: leader.id });
     expect(entry.msg).toMatch(/^leader of term \d+$/);
     expect(new Date(entry.time as string).toISOString()).toBe(entry.time);
+    // The replica's own lines come through the same logger, marked as the library's.
+    const own = cluster
+      .logTail(leader.id, 200)
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((e) => e.msg === 'became leader');
+    expect(own).toMatchObject({ component: 'raft', replica: leader.id, role: 'leader', previous: 'candidate' });
   });
 });
 
-describe('tickraft-kv on the command line', () => {
+describe('tickraft-kv on the command line', { timeout: 30_000 }, () => {
   it('--version prints the package version', () => {
     const r = run(['--version']);
     expect(r.status).toBe(0);

@@ -84,8 +84,24 @@ export function kvRequestListener(backend: KvBackend): (req: IncomingMessage, re
   };
 }
 
+/** A request target that `new URL` would return unchanged as the pathname: `/kv/` and plain path characters. */
+const PLAIN_KV_TARGET = /^\/kv\/[\w\-.~!$&'()*+,;=:@%/]+$/;
+/** A segment starting with a dot, which `new URL` may resolve (`.`, `..`, `%2e`, `.%2E`, ...). */
+const DOT_SEGMENT = /\/(?:\.|%2e)/i;
+
+/**
+ * The pathname of a request target, as `new URL(target, 'http://localhost').pathname` gives it.
+ * The common `/kv/<key>` target is returned as is when parsing could not change it (no query,
+ * fragment, dot segment, backslash or character the parser would encode): the parser costs more
+ * than the rest of a write's HTTP handling.
+ */
+export function requestPath(target: string): string {
+  if (PLAIN_KV_TARGET.test(target) && !DOT_SEGMENT.test(target)) return target;
+  return new URL(target, 'http://localhost').pathname;
+}
+
 async function handle(backend: KvBackend, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const url = new URL(req.url ?? '/', 'http://localhost');
+  const url = { pathname: requestPath(req.url ?? '/') };
   const method = req.method ?? 'GET';
   if (backend.isStopping?.()) throw new KvStoppingHttp();
   if (url.pathname === '/status') {
@@ -124,14 +140,14 @@ async function handle(backend: KvBackend, req: IncomingMessage, res: ServerRespo
   const body = method === 'PUT' ? await readBody(req) : '';
   const { client, seq } = session(backend.id, req);
   if (!backend.isLeader()) throw notLeader(backend, { definite: true });
-  const base = { id: `${client}:${seq}`, client, seq, key };
-  const command: KvCommand = method === 'PUT' ? { ...base, op: 'put', value: body } : { ...base, op: 'delete' };
+  const id = `${client}:${seq}`;
+  const command: KvCommand =
+    method === 'PUT' ? { id, client, seq, key, op: 'put', value: body } : { id, client, seq, key, op: 'delete' };
   const result = await leaderOnly(backend, backend.submit(command), true);
   // A (client, seq) pair reused with another command, or an old seq: nothing was applied.
   if (!result.ok) return send(res, 409, `refused: ${result.refused}\n`);
-  if (method === 'PUT') return send(res, 204, '');
-  if (result.previous === undefined) return send(res, 404, 'no such key (nothing deleted)\n');
-  return send(res, 204, '');
+  if (method === 'DELETE' && result.previous === undefined) return send(res, 404, 'no such key (nothing deleted)\n');
+  return sendEmpty(res);
 }
 
 /** 503 with Retry-After: the server is shutting down; the connection closes after the answer. */
@@ -289,7 +305,10 @@ function readBody(req: IncomingMessage): Promise<string> {
         reject(tooLarge());
       }
     });
-    req.on('end', () => (size > MAX_BODY ? reject(tooLarge()) : resolve(Buffer.concat(chunks).toString('utf8'))));
+    req.on('end', () => {
+      if (size > MAX_BODY) reject(tooLarge());
+      else resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'));
+    });
     req.on('error', reject);
   });
 }
@@ -309,6 +328,16 @@ function send(res: ServerResponse, code: number, body: string, headers: Record<s
     ...h,
   });
   res.end(body);
+}
+
+/** The headers of an empty 204, as {@link send} writes them: one object for every write answered. */
+const EMPTY_204 = Object.freeze({ 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': '0' });
+
+/** `send(res, 204, '')` for a request read in full: the answer to every successful write. */
+function sendEmpty(res: ServerResponse): void {
+  if (res.headersSent || !res.req.complete) return send(res, 204, '');
+  res.writeHead(204, EMPTY_204);
+  res.end();
 }
 
 function sendJson(res: ServerResponse, code: number, value: unknown): void {

@@ -116,11 +116,20 @@ export function kvMetrics(id: number, source: KvMetricsSource): KvMetrics {
     help: 'Leader changes seen by this replica (a leader lost counts).',
     registers: [registry],
   });
-  const proposals = new Counter({
+  // Counted in a plain record per write and added to the counter when scraped: the counter's
+  // label hashing and checks would otherwise run for every request.
+  const outcomes: Partial<Record<ProposalOutcome, number>> = {};
+  new Counter({
     name: 'tickraft_proposals_total',
     help: 'Writes proposed through this replica, by outcome.',
     labelNames: ['outcome'],
     registers: [registry],
+    collect() {
+      for (const [outcome, n] of Object.entries(outcomes) as [ProposalOutcome, number][]) {
+        if (n > 0) this.inc({ outcome }, n);
+        outcomes[outcome] = 0;
+      }
+    },
   });
   const commit = new Histogram({
     name: 'tickraft_commit_latency_seconds',
@@ -137,7 +146,7 @@ export function kvMetrics(id: number, source: KvMetricsSource): KvMetrics {
   return {
     registry,
     proposal(outcome, seconds) {
-      proposals.inc({ outcome });
+      outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
       if (seconds !== undefined) commit.observe(seconds);
     },
     save: (seconds) => fsync.observe(seconds),

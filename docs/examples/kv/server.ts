@@ -144,6 +144,8 @@ const replica = new Replica<KvCommand, KvSnapshot>({
   snapshotDelta: f.snapshotDelta,
   join: f.join,
   storage: timedStorage,
+  // The replica's own lines (elections, membership, snapshots, catch-up progress, dropped messages).
+  logger: logger.child({ component: 'raft' }),
 });
 // A member's addresses, committed through the log: every replica learns where to reach it.
 kv.onMemberAddress = (member, a) => {
@@ -161,25 +163,25 @@ const metrics = kvMetrics(f.id, {
       .filter((id) => !cluster.retiredPeers.includes(id))
       .map((id) => ({ id, connected: cluster.connectedPeers.includes(id) })),
 });
-// Every leader change the replica reports goes through the cluster: count it on the way.
-const registerLeader = cluster.registerLeader.bind(cluster);
-cluster.registerLeader = (id) => {
-  metrics.leaderChanged();
-  registerLeader(id);
-};
+// Every change of the known leader, losing one included, from the replica's own event.
+replica.on('leader', () => metrics.leaderChanged());
 
-/** Proposes a command and waits until it is applied here (at most --timeout ms); counted and timed. */
-async function submit(command: KvCommand): Promise<KvResult> {
+/**
+ * Proposes a command and waits until it is applied here (at most --timeout ms); counted and timed.
+ * One promise chain per write: this runs for every request.
+ */
+function submit(command: KvCommand): Promise<KvResult> {
   const start = performance.now();
-  let result: KvResult;
-  try {
-    result = await proposals.propose(command, { timeoutMs: f.timeout });
-  } catch (error) {
-    metrics.proposal(outcomeOf(error));
-    return leaderOp(Promise.reject(error));
-  }
-  metrics.proposal(result.ok ? 'applied' : 'refused', (performance.now() - start) / 1000);
-  return result;
+  return proposals.propose(command, { timeoutMs: f.timeout }).then(
+    (result) => {
+      metrics.proposal(result.ok ? 'applied' : 'refused', (performance.now() - start) / 1000);
+      return result;
+    },
+    (error: unknown) => {
+      metrics.proposal(outcomeOf(error));
+      throw refusal(error);
+    },
+  );
 }
 
 function outcomeOf(error: unknown): ProposalOutcome {
@@ -191,24 +193,27 @@ function outcomeOf(error: unknown): ProposalOutcome {
 }
 
 /** Maps the replica's refusals, told apart by class, to what the HTTP layer understands. */
-async function leaderOp<R>(p: Promise<R>): Promise<R> {
-  try {
-    return await p;
-  } catch (error) {
-    if (error instanceof NotLeaderError) throw new KvNotLeader(error.message, error.leaderId);
-    // A conflict settles the latest attempt under the id, which need not be the entry removed: unknown.
-    if (error instanceof ConflictError) throw new KvNotLeader(error.message, undefined, false);
-    if (error instanceof ProposalTimeoutError) throw new KvTimeout(error.message);
-    if (error instanceof InvalidArgumentError) throw new KvInvalid(error.message);
-    if (error instanceof ReplicaStoppedError || error instanceof KvStopping) {
-      throw new KvStopping('the server is shutting down');
-    }
-    const busy = error instanceof MembershipChangeInProgressError || error instanceof TransferInProgressError;
-    if (busy) throw new KvConflict(error.message);
-    const late = error instanceof CatchUpTimeoutError || error instanceof TransferTimeoutError;
-    if (late) throw new KvTimeout(error.message);
-    throw error;
+function refusal(error: unknown): unknown {
+  if (error instanceof NotLeaderError) return new KvNotLeader(error.message, error.leaderId);
+  // A conflict settles the latest attempt under the id, which need not be the entry removed: unknown.
+  if (error instanceof ConflictError) return new KvNotLeader(error.message, undefined, false);
+  if (error instanceof ProposalTimeoutError) return new KvTimeout(error.message);
+  if (error instanceof InvalidArgumentError) return new KvInvalid(error.message);
+  if (error instanceof ReplicaStoppedError || error instanceof KvStopping) {
+    return new KvStopping('the server is shutting down');
   }
+  const busy = error instanceof MembershipChangeInProgressError || error instanceof TransferInProgressError;
+  if (busy) return new KvConflict(error.message);
+  const late = error instanceof CatchUpTimeoutError || error instanceof TransferTimeoutError;
+  if (late) return new KvTimeout(error.message);
+  return error;
+}
+
+/** Waits for a leader-only operation of the replica, its refusals mapped by {@link refusal}. */
+function leaderOp<R>(p: Promise<R>): Promise<R> {
+  return p.catch((error: unknown) => {
+    throw refusal(error);
+  });
 }
 
 const http = createServer(
@@ -224,10 +229,11 @@ const http = createServer(
       return address && httpOrigin(address);
     },
     submit,
-    async read(key) {
-      await leaderOp(replica.readIndex());
-      return replica.runExclusive(() => kv.data.get(key));
-    },
+    // Every read that arrives before the replica's next tick shares that tick's heartbeat round
+    // (readIndex() batches them). The map is read without runExclusive: KvStateMachine is
+    // synchronous, so no application can be half done when this runs, and a lock per read
+    // would cost more than the read.
+    read: (key) => leaderOp(replica.readIndex()).then(() => kv.data.get(key)),
     async addMember(id, addresses) {
       const { raft, http: web } = addresses;
       log(`adding member ${id} (raft ${raft.host}:${raft.port}, http ${httpOrigin(web)})`);
@@ -355,21 +361,23 @@ loop.then(
   },
 );
 
-// Log role and leader changes: the story of the cluster as this replica sees it.
-let seen = '';
+// Log role and leader changes: the story of the cluster as this replica sees it (the replica's
+// own lines, with more detail, come through the logger it was given).
+replica.on('role', ({ role, term }) => {
+  if (role === 'leader') log(`leader of term ${term}`);
+});
+replica.on('leader', ({ leaderId, term }) => {
+  const s = replica.status;
+  if (s.role !== 'leader') log(`${s.role} in term ${term}, leader ${leaderId ?? 'unknown'} (applied ${s.lastApplied})`);
+});
+replica.on('snapshot', ({ kind, index }) => {
+  if (kind === 'installed') log(`installed the leader's snapshot at index ${index}`);
+});
+// A snapshot from the leader that this version cannot read is refused (and sent again): say so.
 let refused = 0;
 const watch = setInterval(() => {
-  const s = replica.status;
   const r = replica.metrics.snapshotsRefused;
   if (r > refused) fail(`refused ${r - refused} snapshot(s) from the leader that this version cannot read`);
   refused = r;
-  const now = `${s.role}:${s.term}:${s.leaderId ?? '-'}`;
-  if (now === seen) return;
-  seen = now;
-  log(
-    s.role === 'leader'
-      ? `leader of term ${s.term}`
-      : `${s.role} in term ${s.term}, leader ${s.leaderId ?? 'unknown'} (applied ${s.lastApplied})`,
-  );
-}, 50);
+}, 1000);
 watch.unref();

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 
 import type { ProposalStateMachine, Snapshot } from 'tickraft';
 
@@ -158,12 +158,15 @@ export class KvStateMachine implements ProposalStateMachine<KvCommand, KvSnapsho
   }
 }
 
-/** What a retry must repeat exactly: the operation, the key and the value. */
+/** SHA-256 in base64url, one-shot where Node.js has `crypto.hash` (20.12+): a fifth of a Hash object's cost. */
+const sha256: (data: string) => string =
+  typeof crypto.hash === 'function'
+    ? (data) => crypto.hash('sha256', data, 'base64url')
+    : (data) => crypto.createHash('sha256').update(data).digest('base64url');
+
+/** What a retry must repeat exactly: the operation, the key and the value. Every replica computes it for every write. */
 function digestOf(c: KvCommand & { key: string }): string {
-  const value = c.op === 'put' ? c.value : null;
-  return createHash('sha256')
-    .update(JSON.stringify([c.op, c.key, value]))
-    .digest('base64url');
+  return sha256(JSON.stringify([c.op, c.key, c.op === 'put' ? c.value : null]));
 }
 
 const isString = (v: unknown): v is string => typeof v === 'string';

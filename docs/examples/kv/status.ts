@@ -1,6 +1,8 @@
 // `tickraft-kv status --http <host:port,...>`: asks one of the given members for the HTTP
 // addresses of all (GET /status lists them), then each member for its GET /status, and prints
-// one row per member: role, term, leader, commit and applied index, and how far it lags.
+// one row per member: role, term, leader, commit and applied index, and how far it lags; then
+// the leader's view: each follower's match index, lag and state, and any membership change or
+// leadership transfer under way.
 import { parseArgs } from 'node:util';
 
 import { UsageError } from './flags.js';
@@ -14,6 +16,9 @@ interface StatusJson {
     commitIndex: number;
     lastApplied: number;
     lastLogIndex: number;
+    followers?: { id: number; voter: boolean; matchIndex: number; lag: number; state: string }[];
+    membershipChange?: { id: number; kind: string; phase: string };
+    transfer?: { to: number };
   };
   membership: number[] | null;
   httpAddresses?: Record<string, string>;
@@ -70,6 +75,25 @@ export async function statusCommand(argv: string[], out: NodeJS.WritableStream =
       origin,
     ]);
   });
+  table(rows, out);
+  // The leader's own view: how far each follower is, and what change or transfer is under way.
+  const lead = all.find((s) => s?.status.role === 'leader')?.status;
+  if (lead) {
+    out.write(`\nleader ${lead.id}, term ${lead.term}, last log index ${lead.lastLogIndex}:\n`);
+    const followers = [['FOLLOWER', 'VOTER', 'MATCH', 'LAG', 'STATE']];
+    for (const f of lead.followers ?? []) {
+      followers.push([String(f.id), f.voter ? 'yes' : 'no', String(f.matchIndex), String(f.lag), f.state]);
+    }
+    table(followers, out);
+    const change = lead.membershipChange;
+    out.write(`membership change: ${change ? `${change.kind} ${change.id} (${change.phase})` : 'none'}\n`);
+    out.write(`leadership transfer: ${lead.transfer ? `to ${lead.transfer.to}` : 'none'}\n`);
+  }
+  return all.some((s) => s === undefined) ? 1 : 0;
+}
+
+/** Prints rows as columns, each as wide as its widest cell. */
+function table(rows: string[][], out: NodeJS.WritableStream): void {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   for (const r of rows)
     out.write(
@@ -78,7 +102,6 @@ export async function statusCommand(argv: string[], out: NodeJS.WritableStream =
         .join('  ')
         .trimEnd()}\n`,
     );
-  return all.some((s) => s === undefined) ? 1 : 0;
 }
 
 async function fetchStatus(origin: string): Promise<StatusJson | undefined> {
