@@ -153,9 +153,8 @@ export function validateOptions<T extends StateMachineTransition, D>(o: ReplicaO
     fail('electionTimeoutRange must be two positive numbers of ms');
   }
   if (range[0] > range[1]) fail(`electionTimeoutRange is inverted: [${range[0]}, ${range[1]}]`);
-  if (range[0] <= heartbeat) {
-    fail(`electionTimeoutRange[0] (${range[0]}) must be above heartbeatTimeout (${heartbeat})`);
-  }
+  const below = `electionTimeoutRange[0] (${range[0]}) must be above heartbeatTimeout (${heartbeat})`;
+  if (range[0] <= heartbeat) fail(below);
   const catchUpTimeout = o.catchUpTimeout ?? 10 * range[1];
   if (!positive(catchUpTimeout)) fail(`catchUpTimeout must be a positive number of ms, got ${String(catchUpTimeout)}`);
   const snapshotDelta = o.snapshotDelta ?? 0;

@@ -298,8 +298,7 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
         if (snapshot) await this.install(raft, snapshot);
       }
       raft.tick(now);
-      const requests = this.requests;
-      this.requests = [];
+      const requests = this.requests.splice(0);
       for (const r of requests) r.run(raft);
       raft.propose(pending); // a non-leader abandons them
       const ready = raft.ready();
@@ -307,8 +306,11 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
       const sent = ready.sendFirst && ready.batch ? await this.exclusive(async () => this.send(ready.messages)) : 0;
       if (ready.batch) await this.durably(() => this.storage.save(ready.batch!));
       raft.advance(ready);
-      const applied = await this.exclusive(async () => {
-        this.send(ready.messages.slice(sent));
+      // A tick that brought nothing (the last one of a busy spell, mostly) calls no user code at all.
+      const quiet = messages.length + requests.length + ready.reports.length + ready.leaderChanges.length
+        + ready.committed.length === 0 && ready.messages.length === sent && !ready.members;
+      const applied = quiet ? 0 : await this.exclusive(async () => {
+        this.send(ready.messages, sent);
         for (const id of ready.leaderChanges) cluster.registerLeader(id);
         if (ready.members) cluster.registerMembership?.(ready.members);
         for (const [id, state] of ready.reports) {
@@ -328,9 +330,9 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
     return run;
   }
 
-  /** Hands messages to the cluster, under the lock; returns how many. */
-  private send(messages: [ReplicaId, Message<T, D>][]): number {
-    for (const [to, m] of messages) this.config.cluster.sendMessage(to, m);
+  /** Hands the messages from `from` on to the cluster, under the lock; returns how many there are in all. */
+  private send(messages: [ReplicaId, Message<T, D>][], from = 0): number {
+    for (let i = from; i < messages.length; i++) this.config.cluster.sendMessage(messages[i]![0], messages[i]![1]);
     return messages.length;
   }
 
