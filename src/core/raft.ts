@@ -33,13 +33,8 @@ export interface SnapshotToInstall<D> { readonly from: ReplicaId; readonly snaps
 export interface Ready<T, D> {
   /** The changes to make durable before anything else here is acted on. */
   batch: StorageBatch<T, D> | undefined;
-  /** Messages to send, once `batch` is durable, or before it is saved if `sendFirst`. */
+  /** Messages to send, once `batch` is durable. */
   readonly messages: [ReplicaId, Message<T, D>][];
-  /**
-   * A leader's messages, when its term and vote are durable already: they may go out while
-   * `batch` is being saved (dissertation §10.2.1). See {@link Raft.ready} for why that is safe.
-   */
-  sendFirst: boolean;
   /** Transition states to report, in order. */
   readonly reports: [TransitionId, TransitionState][];
   /** Every change of the known leader, in order. */
@@ -50,9 +45,8 @@ export interface Ready<T, D> {
   committed: Entry<T>[];
 }
 
-const newReady = <T, D>(): Ready<T, D> => ({
-  batch: undefined, messages: [], sendFirst: false, reports: [], leaderChanges: [], members: undefined, committed: [],
-});
+const newReady = <T, D>(): Ready<T, D> =>
+  ({ batch: undefined, messages: [], reports: [], leaderChanges: [], members: undefined, committed: [] });
 
 /** A caller waiting for a request the core settles in a later tick. */
 export interface Pending { resolve(): void; reject(error: Error): void }
@@ -356,11 +350,6 @@ export class Raft<T extends StateMachineTransition, D> {
    */
   ready(): Ready<T, D> {
     this.proceed();
-    // §10.2.1: a leader's AppendEntries may leave before its own save, which then runs in parallel
-    // with the followers'. Safe because the leader counts itself toward commitment only up to
-    // `durableIndex`, set once the save resolved (advance), and followers save before they answer.
-    // A leader whose term or vote is not durable yet (it just stepped down, or won alone) waits.
-    this.out.sendFirst = this.role.kind === 'leader' && !this.hardStateDirty;
     this.out.batch = this.takeBatch();
     return this.out;
   }

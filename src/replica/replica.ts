@@ -302,15 +302,13 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
       for (const r of requests) r.run(raft);
       raft.propose(pending); // a non-leader abandons them
       const ready = raft.ready();
-      // A leader's messages go out before its own save when the algorithm allows (Ready.sendFirst); all else after.
-      const sent = ready.sendFirst && ready.batch ? await this.exclusive(async () => this.send(ready.messages)) : 0;
       if (ready.batch) await this.durably(() => this.storage.save(ready.batch!));
       raft.advance(ready);
       // A tick that brought nothing (the last one of a busy spell, mostly) calls no user code at all.
       const quiet = messages.length + requests.length + ready.reports.length + ready.leaderChanges.length
-        + ready.committed.length === 0 && ready.messages.length === sent && !ready.members;
+        + ready.committed.length + ready.messages.length === 0 && !ready.members;
       const applied = quiet ? 0 : await this.exclusive(async () => {
-        this.send(ready.messages, sent);
+        this.send(ready.messages);
         for (const id of ready.leaderChanges) cluster.registerLeader(id);
         if (ready.members) cluster.registerMembership?.(ready.members);
         for (const [id, state] of ready.reports) {
@@ -330,10 +328,9 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
     return run;
   }
 
-  /** Hands the messages from `from` on to the cluster, under the lock; returns how many there are in all. */
-  private send(messages: [ReplicaId, Message<T, D>][], from = 0): number {
-    for (let i = from; i < messages.length; i++) this.config.cluster.sendMessage(messages[i]![0], messages[i]![1]);
-    return messages.length;
+  /** Hands messages to the cluster, under the lock. */
+  private send(messages: [ReplicaId, Message<T, D>][]): void {
+    for (const [to, m] of messages) this.config.cluster.sendMessage(to, m);
   }
 
   /** Runs a storage step; its failure stops the replica for good, since memory is now ahead of disk. */

@@ -14,10 +14,8 @@ const appends = (sent: [number, { type: string }][], to?: number): AppendRequest
 describe('§5.3 log replication: the leader', () => {
   // "The leader appends the command to its log as a new entry, then issues AppendEntries RPCs in
   // parallel to each of the other servers to replicate the entry." API.md: the leader appends
-  // what getPendingTransitions returns and reports `queued` once it is durable. Dissertation
-  // §10.2.1: "the leader can write to its disk in parallel with replicating to the followers":
-  // its AppendEntries leave while its own save is pending, and nothing else does.
-  it('appends polled transitions in its term, sends them while its save is pending, and reports them queued only after the save resolved', async () => {
+  // what getPendingTransitions returns and reports `queued` once it is durable.
+  it('appends polled transitions in its term, and reports them queued only after the save resolved', async () => {
     const r = await PaperReplica.create();
     await r.elect();
     await r.deliver([appendResponse({ from: 2, term: 1, success: true, index: 1 })]);
@@ -29,21 +27,7 @@ describe('§5.3 log replication: the leader', () => {
     await drainMicrotasks();
     expect(r.storage.pending).toBe(1);
     expect(r.sm.statusesOf('a')).toEqual([]);
-    // Follower 2 has answered; follower 3, still probed, waits for its answer or a heartbeat.
-    expect(r.take()).toEqual([
-      [
-        2,
-        appendRequest({
-          from: 1,
-          term: 1,
-          prevLogIndex: 1,
-          prevLogTerm: 1,
-          entries: [entry(2, 1, 'a'), entry(3, 1, 'b')],
-          leaderCommit: 1,
-        }),
-      ],
-    ]);
-    expect(r.trace.slice(0, 2)).toEqual(['send append to 2', 'save append=2@1,3@1']);
+    expect(r.cluster.outbox).toEqual([]);
     r.storage.release();
     await ticking;
     expect(r.log()).toEqual([
@@ -51,46 +35,19 @@ describe('§5.3 log replication: the leader', () => {
       [2, 1, 'a'],
       [3, 1, 'b'],
     ]);
-    expect(r.trace.indexOf('durable append=2@1,3@1')).toBe(2);
-    expect(r.trace.indexOf('state a queued')).toBeGreaterThan(2);
+    expect(r.trace.slice(0, 2)).toEqual(['save append=2@1,3@1', 'durable append=2@1,3@1']);
+    expect(r.trace.indexOf('state a queued')).toBeGreaterThan(1);
     expect(r.sm.statusesOf('a')).toEqual(['queued']);
-    expect(r.take()).toEqual([]); // nothing is sent twice
-  });
-
-  // Dissertation §10.2.1: the leader "counts itself toward the majority" only once its own write
-  // is durable. In a cluster of 3, one follower's acknowledgement is then not enough.
-  it('counts itself toward commitment only once its own save resolved', () => {
-    const net = new RaftNet([1, 2, 3], {});
-    net.timeout(1);
-    net.settleAll();
-    const leader = net.raft(1);
-    expect(leader.isLeader()).toBe(true);
-    expect(leader.commitIndex).toBe(1);
-    leader.propose([{ id: 'x' }]);
-    const ready = leader.ready(); // its batch is being saved: advance() has not been called
-    expect(ready.batch?.append?.map((e) => e.index)).toEqual([2]);
-    expect(ready.sendFirst).toBe(true);
-    const sent = ready.messages.filter(([, m]) => m.type === 'append') as [number, AppendRequest<T>][];
-    expect(sent.map(([to, m]) => [to, m.entries.map((e) => e.transition.id)])).toEqual([
-      [2, ['x']],
-      [3, ['x']],
+    expect(appends(r.take(), 2)).toEqual([
+      appendRequest({
+        from: 1,
+        term: 1,
+        prevLogIndex: 1,
+        prevLogTerm: 1,
+        entries: [entry(2, 1, 'a'), entry(3, 1, 'b')],
+        leaderCommit: 1,
+      }),
     ]);
-    leader.receive(appendResponse({ from: 2, term: 1, success: true, index: 2 }), net.now);
-    expect(leader.commitIndex).toBe(1); // follower 2 and a leader whose save is pending: not a majority
-    leader.advance(ready);
-    expect(leader.commitIndex).toBe(2);
-    expect(ready.reports.map(([id, s]) => `${String(id)} ${s.status}`)).toEqual(['x queued', 'x committed']);
-  });
-
-  it('waits for its save before sending when its term is not durable yet (a candidate that wins alone)', async () => {
-    const r = await PaperReplica.create({ peerIds: [] });
-    r.storage.hold();
-    const ticking = r.tick(1000);
-    await drainMicrotasks();
-    expect(r.storage.pending).toBe(1);
-    expect(r.trace).toEqual(['save hardState(term=1,vote=1) append=1@1']);
-    r.storage.release();
-    await ticking;
   });
 
   // Figure 2, leaders: "If there exists an N such that N > commitIndex, a majority of
