@@ -26,6 +26,8 @@ interface Seen {
   leaderId: ReplicaId | undefined;
   commitIndex: number;
   voters: ReplicaId[];
+  /** The membership's own array the sorted `voters` were made from. */
+  raw: readonly ReplicaId[];
   elections: number;
   dropped: number;
   snapshotsCreated: number;
@@ -79,7 +81,7 @@ export class Observer {
       );
       this.events.emit('leader', { leaderId: after.leaderId, term });
     }
-    if (after.voters.join() !== before.voters.join()) {
+    if (after.voters !== before.voters && after.voters.join() !== before.voters.join()) {
       this.logger.info({ voters: after.voters, previous: before.voters, term }, 'membership changed');
       this.events.emit('membership', { voters: after.voters, previous: before.voters });
     }
@@ -118,12 +120,15 @@ export class Observer {
 
   private read<T extends StateMachineTransition, D>(raft: Raft<T, D>): Seen {
     const m = raft.metrics;
+    const raw = raft.membership.voters;
     return {
       term: raft.term,
       role: raft.role.kind,
       leaderId: raft.leaderId,
       commitIndex: raft.commitIndex,
-      voters: [...raft.membership.voters].sort((a, b) => a - b),
+      // The membership hands out the same array until its configuration changes: sort only then.
+      voters: raw === this.seen?.raw ? this.seen.voters : [...raw].sort((a, b) => a - b),
+      raw,
       elections: m.electionsStarted,
       dropped: m.messagesDropped,
       snapshotsCreated: m.snapshotsCreated,
