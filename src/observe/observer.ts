@@ -12,6 +12,8 @@ export const CATCHING_UP_ENTRIES = 10_000;
 const CAUGHT_UP_ENTRIES = 1_000;
 /** Milliseconds between two progress lines of one long piece of work, and between two lines on dropped messages. */
 export const PROGRESS_INTERVAL_MS = 5_000;
+/** Milliseconds between two looks at the followers' progress on a leader (a busy leader ticks far more often). */
+const PROGRESS_CHECK_MS = 100;
 
 interface CatchUp {
   readonly since: number;
@@ -29,7 +31,6 @@ interface Seen {
   /** The membership's own array the sorted `voters` were made from. */
   raw: readonly ReplicaId[];
   elections: number;
-  dropped: number;
   snapshotsCreated: number;
   snapshotsInstalled: number;
 }
@@ -39,8 +40,13 @@ export class Observer {
   private seen: Seen | undefined;
   private readonly catchingUp = new Map<ReplicaId, CatchUp>();
   private droppedReported = { at: -Infinity, count: 0 };
+  /** The replica's dropped-message count at the last tick. */
+  private droppedSeen = 0;
   private receivingReportedAt = -Infinity;
   private stoppedOnce = false;
+  /** When the leader's followers are next looked at, and how many there were then (-1 when not leading). */
+  private progressDue = -Infinity;
+  private followers = -1;
 
   constructor(
     private readonly logger: Logger,
@@ -50,6 +56,7 @@ export class Observer {
   /** The replica loaded its state: what it found becomes the baseline of every later comparison. */
   started<T extends StateMachineTransition, D>(raft: Raft<T, D>): void {
     this.seen = this.read(raft);
+    this.droppedSeen = raft.metrics.messagesDropped;
     const { term, commitIndex, voters } = this.seen;
     const fields = {
       term,
@@ -65,6 +72,39 @@ export class Observer {
   ticked<T extends StateMachineTransition, D>(raft: Raft<T, D>, now: number): void {
     const before = this.seen;
     if (!before) return;
+    const m = raft.metrics;
+    // Most ticks change at most the commit index and the dropped count: they allocate nothing.
+    const same =
+      raft.term === before.term &&
+      raft.role.kind === before.role &&
+      raft.leaderId === before.leaderId &&
+      raft.membership.voters === before.raw &&
+      m.electionsStarted === before.elections &&
+      m.snapshotsCreated === before.snapshotsCreated &&
+      m.snapshotsInstalled === before.snapshotsInstalled;
+    if (same) this.committed(before, raft.commitIndex);
+    else this.changed(raft, before);
+    this.dropped(m.messagesDropped - this.droppedSeen, now);
+    this.droppedSeen = m.messagesDropped;
+    // A lag is a matter of seconds: looked for every PROGRESS_CHECK_MS, at once when followers come or go,
+    // and every tick while one catches up (its end is logged as it happens).
+    const role = raft.role;
+    const followers = role.kind === 'leader' ? role.progress.size : -1;
+    if (now >= this.progressDue || followers !== this.followers || this.catchingUp.size > 0 || raft.incoming) {
+      this.progressDue = now + PROGRESS_CHECK_MS;
+      this.followers = followers;
+      this.progress(raft, now);
+    }
+  }
+
+  private committed(seen: Seen, commitIndex: number): void {
+    if (commitIndex <= seen.commitIndex) return;
+    const previous = seen.commitIndex;
+    seen.commitIndex = commitIndex;
+    if (this.events.has('commit')) this.events.emit('commit', { commitIndex, previous });
+  }
+
+  private changed<T extends StateMachineTransition, D>(raft: Raft<T, D>, before: Seen): void {
     const after = this.read(raft);
     this.seen = after;
     const { term } = after;
@@ -87,11 +127,8 @@ export class Observer {
     }
     if (after.snapshotsCreated > before.snapshotsCreated) this.snapshot(raft, 'taken');
     if (after.snapshotsInstalled > before.snapshotsInstalled) this.snapshot(raft, 'installed');
-    if (after.commitIndex > before.commitIndex) {
-      this.events.emit('commit', { commitIndex: after.commitIndex, previous: before.commitIndex });
-    }
-    this.dropped(after.dropped - before.dropped, now);
-    this.progress(raft, now);
+    after.commitIndex = before.commitIndex;
+    this.committed(after, raft.commitIndex);
   }
 
   /** Storage failed: the replica stops for good. */
@@ -130,7 +167,6 @@ export class Observer {
       voters: raw === this.seen?.raw ? this.seen.voters : [...raw].sort((a, b) => a - b),
       raw,
       elections: m.electionsStarted,
-      dropped: m.messagesDropped,
       snapshotsCreated: m.snapshotsCreated,
       snapshotsInstalled: m.snapshotsInstalled,
     };
