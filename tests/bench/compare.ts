@@ -33,7 +33,12 @@ const theirs = (
   (await import(pathToFileURL(resolve(other, 'dist/tests/bench/inprocess.js')).href)) as { runInProcess: Run }
 ).runInProcess;
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/** The true median: the mean of the two middle values when there is an even number. */
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
 const show = (f: Figures): string => `${Math.round(f.commitsPerSec / 1000)}K/s p50 ${f.p50Us} µs`;
 
 console.log(`in-process, this build / ${other}, ${pairs} pairs of ${ms} ms (alternating, order swapped each pair)`);
