@@ -1,5 +1,6 @@
 import { Packr } from 'msgpackr';
 import type { Codec } from '../core/codec.js';
+import { fromColumns, isColumns, toColumns } from './compact-append.js';
 
 /** @deprecated The same interface as {@link Codec}, under its transport-only name: use {@link Codec}. */
 export type MessageCodec = Codec;
@@ -14,14 +15,24 @@ export const jsonCodec: Codec = {
   decode: (bytes) => JSON.parse(asBuffer(bytes).toString('utf8')) as unknown,
 };
 
-// Plain MessagePack maps (no msgpackr records): every message is self-contained and readable by
-// any MessagePack implementation. msgpackr renames a decoded `__proto__` key, so input cannot
-// reach an object's prototype.
+// MessagePack maps (no msgpackr records): every message is self-contained and readable by any
+// MessagePack implementation. An AppendEntries with entries travels in columns
+// (compact-append.ts). msgpackr renames a decoded `__proto__` key, so input cannot reach an
+// object's prototype.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
-/** MessagePack via msgpackr: the default. Faster than JSON and about 25% smaller on log entries. */
+/**
+ * MessagePack via msgpackr: the default. Messages are maps, except an AppendEntries with entries,
+ * sent as columns (one array per field, the indexes implied): less than half the bytes of maps
+ * and about twice as fast to encode and decode. Fields an entry does not have in the core's own
+ * types are not sent. Its name is `msgpack/2`, so a peer with the earlier all-maps format is
+ * refused at the handshake rather than sent frames it cannot read.
+ */
 export const msgpackCodec: Codec = {
-  name: 'msgpack',
-  encode: (message) => packr.pack(message),
-  decode: (bytes) => packr.unpack(asBuffer(bytes)) as unknown,
+  name: 'msgpack/2',
+  encode: (message) => packr.pack(toColumns(message) ?? message),
+  decode: (bytes) => {
+    const value = packr.unpack(asBuffer(bytes)) as unknown;
+    return isColumns(value) ? fromColumns(value) : value;
+  },
 };

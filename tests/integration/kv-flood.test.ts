@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KvClient } from '../../docs/examples/kv/client.js';
 import { KvProcesses, waitFor } from '../../docs/examples/kv/processes.js';
+import { msgpackCodec } from '../../src/transport/codec.js';
 import { encodeFrames } from '../../src/transport/frame.js';
 import { encodeHello, newNonce } from '../../src/transport/handshake.js';
 
@@ -41,7 +42,13 @@ function flood(targets: readonly Target[]): { opened: () => number; live: () => 
       socket.once('close', () => live--);
       if (talk && t.claim !== undefined) {
         const nonce = newNonce();
-        const hello = { role: 'dialer' as const, sender: t.claim, receiver: t.target, nonce, codec: 'msgpack' };
+        const hello = {
+          role: 'dialer' as const,
+          sender: t.claim,
+          receiver: t.target,
+          nonce,
+          codec: msgpackCodec.name!,
+        };
         socket.write(encodeFrames([encodeHello(hello, newNonce())]).subarray(0, 40));
       }
     });
