@@ -199,7 +199,7 @@ async function replication(quick: boolean): Promise<Pick<BenchResult, Mode | 'ce
 
 function kvPlan(quick: boolean): KvPlan {
   return quick
-    ? { writes: [1, 256], reads: [256], ceiling: [1, 256], warmupMs: 250, measureMs: 500 }
+    ? { writes: [1, 64, 256], reads: [256], ceiling: [1, 64, 256], warmupMs: 250, measureMs: 500 }
     : { writes: [1, 64, 256], reads: [1, 64, 256], ceiling: [1, 64, 256], warmupMs: 1000, measureMs: 3000 };
 }
 
