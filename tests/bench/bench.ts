@@ -199,8 +199,8 @@ async function replication(quick: boolean): Promise<Pick<BenchResult, Mode | 'ce
 
 function kvPlan(quick: boolean): KvPlan {
   return quick
-    ? { writes: [1, 256], reads: [256], ceiling: [1, 256], warmupMs: 250, measureMs: 500 }
-    : { writes: [1, 64, 256], reads: [1, 64, 256], ceiling: [1, 64, 256], warmupMs: 1000, measureMs: 3000 };
+    ? { writes: [1, 64, 256], reads: [256], ceiling: [1, 64, 256], warmupMs: 250, measureMs: 500, rounds: 1 }
+    : { writes: [1, 64, 256], reads: [1, 64, 256], ceiling: [1, 64, 256], warmupMs: 500, measureMs: 1500, rounds: 3 };
 }
 
 async function main(): Promise<void> {
@@ -453,8 +453,10 @@ ${table}
   in the same run at the same connection count: the HTTP ceiling of this machine. The kv servers run with their
   defaults but for an election timeout of 1–2 s, so that a loaded machine does not elect mid-measurement (reads
   confirm leadership with their own heartbeat round; steady-state figures do not depend on it). Per connection
-  count: the ceiling, then writes, then reads, 1 s warm-up and 3 s measured each; rates and latencies come from
-  autocannon's per-response events over that window (microsecond resolution). Targets: writes at 256 connections
+  count, three rounds of: the ceiling, then writes, then reads, 0.5 s warm-up and 1.5 s measured each; each
+  figure is the median of its three rounds, so a change in the machine's load (other processes) weighs on
+  tickraft-kv and its ceiling alike. Rates and latencies come from autocannon's per-response events over each
+  window (microsecond resolution). Targets: writes at 256 connections
   ≥ 40% of the ceiling's rate and writes at 1 connection p50 ≤ 1.5 ms; reads at 256 connections ≥ 60%.
 - **Scaling**: one in-process cluster (in a process of its own, so RSS is its own) with 64 clients, after a 2 s
   warm-up on a throwaway cluster (so the JIT is done before the first point). The log grows to 10⁶ entries

@@ -160,22 +160,24 @@ class KvStoppingHttp extends HttpError {
 /**
  * Waits for a leader-only operation, mapping its failures to 307/503 (not the leader), 404 (no
  * such member), 409 (busy), 422 (can never succeed as sent), 503 (shutting down) and 504 (timeout).
- * `kv`: a /kv request, whose definite refusals say so in a header.
+ * `kv`: a /kv request, whose definite refusals say so in a header. No async function of its own:
+ * the deadline's race maps the failure, so a request waits on one promise, not on two.
  */
-async function leaderOnly<R>(backend: KvBackend, p: Promise<R>, kv = false): Promise<R> {
-  try {
-    return await withTimeout(p, backend.timeout);
-  } catch (error) {
-    if (error instanceof KvNotLeader) {
-      throw notLeader(backend, { why: error.message, leaderId: error.leaderId, definite: kv && error.definite });
-    }
-    if (error instanceof KvConflict) throw new HttpError(409, `${error.message}; retry later`, { 'Retry-After': '1' });
-    if (error instanceof KvTimeout) throw new HttpError(504, `${error.message}; retry`);
-    if (error instanceof KvInvalid) throw new HttpError(422, error.message);
-    if (error instanceof KvNotFound) throw new HttpError(404, error.message);
-    if (error instanceof KvStopping) throw new KvStoppingHttp(error.message);
-    throw error;
+function leaderOnly<R>(backend: KvBackend, p: Promise<R>, kv = false): Promise<R> {
+  return deadlinesOf(backend.timeout).race(p, (error) => refusal(backend, error, kv));
+}
+
+/** The HTTP answer to a refusal of the backend (see {@link leaderOnly}); anything else as it is. */
+function refusal(backend: KvBackend, error: unknown, kv: boolean): unknown {
+  if (error instanceof KvNotLeader) {
+    return notLeader(backend, { why: error.message, leaderId: error.leaderId, definite: kv && error.definite });
   }
+  if (error instanceof KvConflict) return new HttpError(409, `${error.message}; retry later`, { 'Retry-After': '1' });
+  if (error instanceof KvTimeout) return new HttpError(504, `${error.message}; retry`);
+  if (error instanceof KvInvalid) return new HttpError(422, error.message);
+  if (error instanceof KvNotFound) return new HttpError(404, error.message);
+  if (error instanceof KvStopping) return new KvStoppingHttp(error.message);
+  return error;
 }
 
 /** POST /members, DELETE /members/<id>, POST /transfer/<id>: leader only; 200 once done. */
@@ -267,11 +269,11 @@ function notLeader(
     : new HttpError(307, `${why}; the leader is ${origin}`, { Location: origin, ...definite });
 }
 
-/** Rejects with a 504 if `p` has not settled within `ms`. */
-function withTimeout<R>(p: Promise<R>, ms: number): Promise<R> {
+/** The {@link Deadlines} of requests that wait `ms`. */
+function deadlinesOf(ms: number): Deadlines {
   let d = deadlines.get(ms);
   if (d === undefined) deadlines.set(ms, (d = new Deadlines(ms)));
-  return d.race(p);
+  return d;
 }
 
 /** A request waiting on the backend, in the order of its deadline. */
@@ -295,7 +297,11 @@ class Deadlines {
 
   constructor(private readonly ms: number) {}
 
-  race<R>(p: Promise<R>): Promise<R> {
+  /**
+   * Settles like `p`, its rejection mapped by `failed`, or rejects with a 504 once `ms` have
+   * passed, whichever comes first.
+   */
+  race<R>(p: Promise<R>, failed: (error: unknown) => unknown): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       const ms = this.ms;
       const w: Waiter = {
@@ -313,7 +319,7 @@ class Deadlines {
         },
         (e: unknown) => {
           this.finish(w);
-          reject(e);
+          reject(failed(e));
         },
       );
     });

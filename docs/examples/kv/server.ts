@@ -33,6 +33,7 @@ import {
   ReplicaStoppedError,
   TransferInProgressError,
   TransferTimeoutError,
+  type Role,
   type Storage,
 } from 'tickraft';
 import { TcpCluster } from 'tickraft/tcp';
@@ -165,14 +166,20 @@ const metrics = kvMetrics(f.id, {
 });
 // Every change of the known leader, losing one included, from the replica's own event.
 replica.on('leader', () => metrics.leaderChanged());
+// This replica's role: read once the first tick has loaded the state, then kept by the events.
+let role: Role = 'follower';
+replica.on('role', (e) => {
+  role = e.role;
+});
 
+const proposeOptions = { timeoutMs: f.timeout };
 /**
  * Proposes a command and waits until it is applied here (at most --timeout ms); counted and timed.
  * One promise chain per write: this runs for every request.
  */
 function submit(command: KvCommand): Promise<KvResult> {
   const start = performance.now();
-  return proposals.propose(command, { timeoutMs: f.timeout }).then(
+  return proposals.propose(command, proposeOptions).then(
     (result) => {
       metrics.proposal(result.ok ? 'applied' : 'refused', (performance.now() - start) / 1000);
       return result;
@@ -222,7 +229,12 @@ const http = createServer(
     id: f.id,
     timeout: f.timeout,
     isStopping: () => stopping !== undefined,
-    isLeader: () => replica.status.role === 'leader',
+    // Asked on every request. On the leader, the role the events report answers without
+    // `replica.status` (which builds the whole status, each follower's progress included). It
+    // can lag a tick behind: "leader" a tick too long is safe, since Raft itself refuses a
+    // proposal or a read on a replica that no longer leads (the answer is the same 307/503);
+    // "not leader" is checked live, so a replica that /status shows leading never refuses.
+    isLeader: () => role === 'leader' || replica.status.role === 'leader',
     leaderOrigin: (leaderId) => {
       const leader = leaderId ?? replica.status.leaderId;
       const address = leader === undefined || leader === f.id ? undefined : f.http.get(leader);
@@ -327,6 +339,7 @@ try {
   }
 }
 if (stopping) await stopping; // a signal came during startup: the shutdown exits the process
+role = replica.status.role;
 
 // Which flag named the address that cannot be used: said in the one line, with the address.
 let listening = `--peers ${f.id}=${f.peers.get(f.id)!.host}:${f.peers.get(f.id)!.port} (raft)`;
