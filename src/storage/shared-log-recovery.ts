@@ -53,15 +53,14 @@ export async function readSharedLog<T, D>(dir: string, options: RecoveryOptions)
 
   const groups = new Map<number, MemoryStorage<T, D>>();
   let recovery: FileStorageRecovery = { tornTailBytes: 0, file: undefined };
-  let checkpointSeq = seqs[0]!;
+  // Segments before the last checkpoint are obsolete; without one, the log must start at 1.
+  let checkpointSeq = seqs[0] === 1 ? 1 : undefined;
   let activeSize = 0;
   for (const [i, seq] of seqs.entries()) {
     const file = segPath(seq);
     const buf = await readFile(file);
     const records: Array<{ checkpoint: boolean; inner: InnerRecord<T, D>[] }> = [];
-    const scan = scanRecords(buf, file, i === seqs.length - 1, knownOuterKind, (kind, payload, offset) => {
-      if (i === 0 && seq > 1 && offset === 0 && kind !== CHECKPOINT_KIND)
-        throw new CorruptStorageError(segPath(seq - 1), 0, 'segment is missing (the first one left has no checkpoint)');
+    const scan = scanRecords(buf, file, i === seqs.length - 1, knownOuterKind, (kind, payload) => {
       records.push({ checkpoint: kind === CHECKPOINT_KIND, inner: decodeInnerRecords<T, D>(payload, options.codec) });
     });
     for (const { checkpoint, inner } of records) {
@@ -90,10 +89,12 @@ export async function readSharedLog<T, D>(dir: string, options: RecoveryOptions)
       );
     }
   }
+  if (checkpointSeq === undefined)
+    throw new CorruptStorageError(segPath(seqs[0]! - 1), 0, 'segment is missing (no segment left has a checkpoint)');
   // A checkpoint holds every group's whole state: what came before it is garbage (a deletion a
   // crash interrupted is finished here).
   for (const seq of seqs) if (seq < checkpointSeq) await unlinkIfPresent(segPath(seq));
-  return { groups, segments: seqs.filter((seq) => seq >= checkpointSeq), activeSize, recovery };
+  return { groups, segments: seqs.filter((seq) => seq >= checkpointSeq!), activeSize, recovery };
 }
 
 /** Refuses a directory that is not a SharedLog of this format; marks a new one. */

@@ -7,7 +7,7 @@ import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Codec } from '../core/codec.js';
 import type { PersistentState, StorageBatch } from '../core/storage.js';
-import { jsonStorageCodec } from './codec.js';
+import { logOptions, type LogOptions } from './log-options.js';
 import { lockDirectory, type DirLock } from './dir-lock.js';
 import { segmentName } from './file-format.js';
 import type { FileStorageRecovery } from './file-recovery.js';
@@ -108,10 +108,7 @@ export class SharedLog<T, D> {
   readonly stats: SharedLogStats = { saves: 0, writes: 0, syncs: 0, checkpoints: 0 };
 
   private readonly dir: string;
-  private readonly codec: Codec;
-  private readonly segmentBytes: number;
-  private readonly fsync: boolean;
-  private readonly onWarning: ((message: string) => void) | undefined;
+  private readonly options: LogOptions;
   private phase: 'new' | 'opening' | 'open' | 'closed' = 'new';
   private realDir = '';
   private dirLock: DirLock | undefined;
@@ -136,12 +133,8 @@ export class SharedLog<T, D> {
    */
   constructor(dir: string, options: SharedLogOptions = {}) {
     this.dir = path.resolve(dir);
-    this.codec = options.codec ?? jsonStorageCodec;
-    this.segmentBytes = options.segmentBytes ?? 64 * 1024 * 1024;
-    this.fsync = options.fsync ?? true;
-    this.onWarning = options.onWarning;
-    if (!(this.segmentBytes > 0)) throw new RangeError('SharedLog: segmentBytes must be positive');
-    this.rollAt = this.segmentBytes;
+    this.options = logOptions(options, 'SharedLog');
+    this.rollAt = this.options.segmentBytes;
   }
 
   /**
@@ -156,8 +149,7 @@ export class SharedLog<T, D> {
     try {
       this.dirLock = await lockDirectory(this.dir);
       this.realDir = this.dirLock.realDir;
-      const options = { codec: this.codec, fsync: this.fsync, onWarning: this.onWarning };
-      const found = await readSharedLog<T, D>(this.realDir, options);
+      const found = await readSharedLog<T, D>(this.realDir, this.options);
       this.recovery = found.recovery;
       for (const [id, memory] of found.groups) this.groups.set(id, { memory, written: true, removed: false });
       this.segments = found.segments;
@@ -242,7 +234,7 @@ export class SharedLog<T, D> {
     try {
       state = this.stateOf(handle);
       if (this.failure !== undefined) throw this.failure;
-      record = encodeGroupRecord(group, batch, false, this.codec);
+      record = encodeGroupRecord(group, batch, false, this.options.codec);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -312,7 +304,7 @@ export class SharedLog<T, D> {
   private async append(record: Buffer): Promise<void> {
     await writeAll(this.active!, record, this.activeSize);
     this.stats.writes++;
-    if (this.fsync) {
+    if (this.options.fsync) {
       await this.active!.datasync();
       this.stats.syncs++;
     }
@@ -326,7 +318,7 @@ export class SharedLog<T, D> {
   private async checkpoint(): Promise<void> {
     const seq = this.segments[this.segments.length - 1]! + 1;
     const handle = await open(this.segmentPath(seq), constants.O_RDWR | constants.O_CREAT | constants.O_EXCL);
-    if (this.fsync) await syncDir(this.realDir);
+    if (this.options.fsync) await syncDir(this.realDir);
     const old = this.active!;
     this.active = handle;
     this.activeSize = 0;
@@ -337,12 +329,12 @@ export class SharedLog<T, D> {
       if (!state.written) continue;
       const s = await state.memory.load();
       const batch = { hardState: { term: s.term, votedFor: s.votedFor }, append: s.entries, snapshot: s.snapshot };
-      records.push(encodeGroupRecord(id, batch, true, this.codec));
+      records.push(encodeGroupRecord(id, batch, true, this.options.codec));
     }
     const record = encodeOuterRecord(CHECKPOINT_KIND, records);
     await this.append(record);
     this.stats.checkpoints++;
-    this.rollAt = Math.max(this.segmentBytes, 2 * record.length);
+    this.rollAt = Math.max(this.options.segmentBytes, 2 * record.length);
     for (const old of this.segments.slice(0, -1)) await unlinkIfPresent(this.segmentPath(old));
     this.segments = [seq];
   }

@@ -1,7 +1,7 @@
 // SharedLog: the Storage contract per group with several groups at once, group commit across
 // groups (counted, not timed), checkpoints and removal across restarts, torn tails, corruption
 // and the directory lock.
-import { readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, stat, truncate, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CorruptStorageError, SharedLog, StorageLockedError } from '../../src/file.js';
@@ -219,6 +219,19 @@ describe('SharedLog recovery', () => {
       buf[40] = buf[40]! ^ 0xff;
       await writeFile(file, buf);
       await (await openLog(dir)).close();
+    } finally {
+      await remove();
+    }
+  });
+
+  it('refuses a log whose first segments are gone when no segment left holds a checkpoint', async () => {
+    const { dir, remove } = await tempDir();
+    try {
+      const file = await tenWrites(dir);
+      await rename(file, path.join(dir, 'log-0000000000000002.seg'));
+      const err = (await new SharedLog(dir).open().catch((e: unknown) => e)) as CorruptStorageError;
+      expect(err).toBeInstanceOf(CorruptStorageError);
+      expect(err.message).toMatch(/log-0000000000000001\.seg at offset 0: segment is missing/);
     } finally {
       await remove();
     }
