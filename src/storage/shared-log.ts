@@ -50,7 +50,7 @@ export interface SharedLogOptions {
 
 /** What a {@link SharedLog} has done since it was opened: counters for tests and benchmarks. */
 export interface SharedLogStats {
-  /** Group saves made durable. */
+  /** Group saves and removals made durable (a save with nothing in it is not counted). */
   saves: number;
   /** Writes to the log (one per group commit, one per checkpoint). */
   writes: number;
@@ -234,6 +234,9 @@ export class SharedLog<T, D> {
     try {
       state = this.stateOf(handle);
       if (this.failure !== undefined) throw this.failure;
+      // Nothing to keep: the group's previous save has resolved, so this one is durable already.
+      const empty = batch.append === undefined || batch.append.length === 0;
+      if (empty && !batch.hardState && batch.truncateFrom === undefined && !batch.snapshot) return Promise.resolve();
       record = encodeGroupRecord(group, batch, false, this.options.codec);
     } catch (err) {
       return Promise.reject(err);

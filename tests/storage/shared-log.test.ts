@@ -37,11 +37,21 @@ async function openLog(dir: string, options = {}): Promise<SharedLog<Tr, unknown
   return log;
 }
 
+/** Runs `body` on a log in a fresh directory, then closes the log and removes the directory. */
+async function withLog(body: (log: SharedLog<Tr, unknown>) => Promise<void>): Promise<void> {
+  const { dir, remove } = await tempDir();
+  const log = await openLog(dir);
+  try {
+    await body(log);
+  } finally {
+    await log.close().catch(() => undefined);
+    await remove();
+  }
+}
+
 describe('SharedLog group commit', () => {
-  it('makes the saves of 32 groups in one tick durable with one write and one fdatasync', async () => {
-    const { dir, remove } = await tempDir();
-    const log = await openLog(dir);
-    try {
+  it('makes the saves of 32 groups in one tick durable with one write and one fdatasync', () =>
+    withLog(async (log) => {
       const groups = Array.from({ length: 32 }, (_, g) => log.group(g));
       for (const g of groups) await g.load();
       const before = { ...log.stats };
@@ -51,16 +61,19 @@ describe('SharedLog group commit', () => {
       expect(log.stats.syncs - before.syncs).toBe(1);
       expect(log.stats.writes - before.writes).toBe(1);
       expect(log.stats.saves - before.saves).toBe(32);
-    } finally {
-      await log.close();
-      await remove();
-    }
-  });
+    }));
 
-  it('coalesces the saves that arrive while a write is in flight into the next write', async () => {
-    const { dir, remove } = await tempDir();
-    const log = await openLog(dir);
-    try {
+  it('resolves a save with nothing in it without a write', () =>
+    withLog(async (log) => {
+      const g = log.group(3);
+      await g.save({ append: [] });
+      await g.save({});
+      expect(log.stats).toEqual({ saves: 0, writes: 0, syncs: 0, checkpoints: 0 });
+      expect(log.groupIds()).toEqual([]);
+    }));
+
+  it('coalesces the saves that arrive while a write is in flight into the next write', () =>
+    withLog(async (log) => {
       const groups = Array.from({ length: 9 }, (_, g) => log.group(g));
       const before = { ...log.stats };
       const first = groups[0]!.save({ append: entries(1, 1, 1) });
@@ -73,16 +86,10 @@ describe('SharedLog group commit', () => {
       expect(firstDone).toBe(true);
       expect(log.stats.syncs - before.syncs).toBe(2);
       expect(log.stats.writes - before.writes).toBe(2);
-    } finally {
-      await log.close();
-      await remove();
-    }
-  });
+    }));
 
-  it('resolves no save before its write is durable: a failed write rejects every save in it and after it', async () => {
-    const { dir, remove } = await tempDir();
-    const log = await openLog(dir);
-    try {
+  it('resolves no save before its write is durable: a failed write rejects every save in it and after it', () =>
+    withLog(async (log) => {
       const [a, b] = [log.group(1), log.group(2)];
       await a.save({ append: entries(1, 2, 1) });
       // A codec that throws is a save that cannot be written: it rejects alone, at once.
@@ -95,11 +102,7 @@ describe('SharedLog group commit', () => {
       const results = await Promise.allSettled(saves);
       expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
       await expect(b.save({ append: entries(2, 2, 1) })).rejects.toThrow();
-    } finally {
-      await log.close().catch(() => undefined);
-      await remove();
-    }
-  });
+    }));
 });
 
 describe('SharedLog across restarts', () => {
