@@ -227,6 +227,25 @@ describe('SharedLog recovery', () => {
     }
   });
 
+  it('refuses a damaged tail in a segment that is not the last, where no write can have been torn', async () => {
+    const { dir, remove } = await tempDir();
+    try {
+      const first = await tenWrites(dir);
+      // A second segment, as a roll whose checkpoint a crash tore leaves it; writes go on there.
+      await writeFile(path.join(dir, 'log-0000000000000002.seg'), '');
+      const log = await openLog(dir);
+      await log.group(1).save({ hardState: { term: 11, votedFor: 1 } });
+      await log.close();
+      const size = (await stat(first)).size;
+      await truncate(first, size - 5);
+      const err = (await new SharedLog(dir).open().catch((e: unknown) => e)) as CorruptStorageError;
+      expect(err).toBeInstanceOf(CorruptStorageError);
+      expect(err.file).toBe(first);
+    } finally {
+      await remove();
+    }
+  });
+
   it('refuses a log whose first segments are gone when no segment left holds a checkpoint', async () => {
     const { dir, remove } = await tempDir();
     try {
