@@ -1,11 +1,14 @@
 /**
  * tickraft/file: `FileStorage`, a durable {@link Storage} in one directory (a CRC-checked,
  * segmented log with one fsync per save, atomic snapshots, torn-tail recovery), its errors and
- * its default codec.
+ * its default codec; `SharedLog`, one write-ahead log for many Raft groups in a process, whose
+ * {@link GroupStorage} handles are each a group's {@link Storage}.
  * @packageDocumentation
  * @module tickraft/file
  */
 export { FileStorage, type FileStorageOptions } from './storage/file-storage.js';
+export { SharedLog, type SharedLogOptions, type SharedLogStats } from './storage/shared-log.js';
+export { GroupStorage } from './storage/group-storage.js';
 export type { FileStorageRecovery } from './storage/file-recovery.js';
 export { CorruptStorageError, StorageFormatError, StorageLockedError } from './storage/file-errors.js';
 export { jsonStorageCodec, type StorageCodec } from './storage/codec.js';

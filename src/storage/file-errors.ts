@@ -55,7 +55,7 @@ export class StorageFormatError extends Error {
   }
 }
 
-/** Another live {@link FileStorage}, in this process or another, has the directory open. */
+/** Another live {@link FileStorage} or `SharedLog`, in this process or another, has the directory open. */
 export class StorageLockedError extends Error {
   /** Always `'StorageLockedError'`. */
   override readonly name = 'StorageLockedError';
@@ -70,7 +70,7 @@ export class StorageLockedError extends Error {
   constructor(dir: string, pid: number | undefined) {
     super(
       pid === process.pid
-        ? `storage directory ${dir} is already open in this process; close() the other FileStorage first`
+        ? `storage directory ${dir} is already open in this process; close() the other FileStorage or SharedLog first`
         : `storage directory ${dir} is locked by process ${pid ?? '(unknown)'}, which is still running`,
     );
     this.dir = dir;

@@ -1,6 +1,6 @@
 // The on-disk format of FileStorage: file names, the record framing and the payload layouts.
 // Pure encoding and parsing, no I/O: file-recovery.ts reads a directory back with it.
-import type { CoreSnapshot } from '../core/message.js';
+import type { CoreSnapshot, Entry } from '../core/message.js';
 import type { ReplicaId } from '../core/types.js';
 import type { Codec } from '../core/codec.js';
 import { crc32 } from './crc32.js';
@@ -98,15 +98,22 @@ export type ParsedRecord =
   | { ok: true; kind: number; payload: Buffer; end: number }
   | { ok: false; reason: string; fatal: boolean; resumeAt: number | undefined };
 
-/** The record of one save (see the format above); `append` goes through the codec. */
-export function encodeLogRecord(
+/** A payload part, sized before it is written into the record's one buffer. */
+export interface PayloadPart {
+  /** Its length in bytes. */
+  readonly bytes: number;
+  /** Writes it at `at`. */
+  write(buf: Buffer, at: number): void;
+}
+
+/** The hard-state, truncation and entries part of a save (see the format above), and its flags. */
+export function batchPart(
   hard: { term: number; votedFor: ReplicaId | undefined } | undefined,
   truncateFrom: number | undefined,
   append: readonly unknown[] | undefined,
-  snapshotFollows: boolean,
   codec: Codec,
-): Buffer {
-  let flags = snapshotFollows ? F_SNAP : 0;
+): PayloadPart & { flags: number } {
+  let flags = 0;
   let fixed = 0;
   if (hard !== undefined) {
     flags |= F_HARD;
@@ -122,7 +129,7 @@ export function encodeLogRecord(
   }
   const entries = append !== undefined ? codec.encode(append) : undefined;
   if (entries !== undefined) flags |= F_ENTRIES;
-  return frame(LOG_KIND | flags, fixed + (entries?.length ?? 0), (buf, at) => {
+  const write = (buf: Buffer, at: number): void => {
     if (hard !== undefined) {
       buf.writeDoubleLE(hard.term, at);
       at += 8;
@@ -136,7 +143,83 @@ export function encodeLogRecord(
       at += 8;
     }
     if (entries !== undefined) buf.set(entries, at);
-  });
+  };
+  return { flags, bytes: fixed + (entries?.length ?? 0), write };
+}
+
+/** The record of one save (see the format above); `append` goes through the codec. */
+export function encodeLogRecord(
+  hard: { term: number; votedFor: ReplicaId | undefined } | undefined,
+  truncateFrom: number | undefined,
+  append: readonly unknown[] | undefined,
+  snapshotFollows: boolean,
+  codec: Codec,
+): Buffer {
+  const part = batchPart(hard, truncateFrom, append, codec);
+  return frame(LOG_KIND | part.flags | (snapshotFollows ? F_SNAP : 0), part.bytes, part.write);
+}
+
+/** What the payload of a save's record holds (the part {@link batchPart} wrote). */
+export interface DecodedBatch<T> {
+  hardState?: { term: number; votedFor: ReplicaId | undefined };
+  truncateFrom?: number;
+  append?: Entry<T>[];
+}
+
+/**
+ * Reads back what {@link batchPart} wrote with `flags`, from `at` to the end of `p`. Throws an
+ * Error saying what is wrong if the entries do not decode to an array of entries.
+ */
+export function decodeBatchPart<T>(flags: number, p: Buffer, at: number, codec: Codec): DecodedBatch<T> {
+  const out: DecodedBatch<T> = {};
+  if (flags & F_HARD) {
+    const term = p.readDoubleLE(at);
+    at += 8;
+    let votedFor: ReplicaId | undefined;
+    if (flags & F_VOTE) {
+      votedFor = p.readDoubleLE(at);
+      at += 8;
+    }
+    out.hardState = { term, votedFor };
+  }
+  if (flags & F_TRUNC) {
+    out.truncateFrom = p.readDoubleLE(at);
+    at += 8;
+  }
+  if (flags & F_ENTRIES) {
+    const entries = codec.decode(p.subarray(at));
+    if (!Array.isArray(entries)) throw new Error('entries are not an array');
+    for (const e of entries as Entry<T>[])
+      if (typeof e?.index !== 'number') throw new Error('an entry has no numeric index');
+    out.append = entries as Entry<T>[];
+  }
+  return out;
+}
+
+/** The snapshot file's payload (see the format above), also the snapshot part of a SharedLog record. */
+export function snapshotPart<D>(
+  snapshot: CoreSnapshot<D>,
+  keepFrom: number,
+  last: Position | undefined,
+  codec: Codec,
+): PayloadPart {
+  // Codecs need not spell `undefined` (JSON cannot), so its absence is a flag instead.
+  const hasData = snapshot.data !== undefined;
+  const data = hasData ? codec.encode(snapshot.data) : new Uint8Array(0);
+  const members = snapshot.members;
+  const membersBytes = 8 * (members?.length ?? 0);
+  const write = (buf: Buffer, at: number): void => {
+    buf.writeDoubleLE(snapshot.lastIncludedIndex, at);
+    buf.writeDoubleLE(snapshot.lastIncludedTerm, at + 8);
+    buf.writeDoubleLE(keepFrom, at + 16);
+    buf.writeDoubleLE(last?.seq ?? -1, at + 24);
+    buf.writeDoubleLE(last?.offset ?? -1, at + 32);
+    buf.writeDoubleLE(hasData ? 1 : 0, at + 40);
+    buf.writeDoubleLE(members?.length ?? -1, at + 48);
+    members?.forEach((id, i) => buf.writeDoubleLE(id, at + SNAPSHOT_FIXED + 8 * i));
+    buf.set(data, at + SNAPSHOT_FIXED + membersBytes);
+  };
+  return { bytes: SNAPSHOT_FIXED + membersBytes + data.length, write };
 }
 
 /**
@@ -149,26 +232,42 @@ export function encodeSnapshotRecord<D>(
   last: Position | undefined,
   codec: Codec,
 ): Buffer {
-  // Codecs need not spell `undefined` (JSON cannot), so its absence is a flag instead.
-  const hasData = snapshot.data !== undefined;
-  const data = hasData ? codec.encode(snapshot.data) : new Uint8Array(0);
-  const members = snapshot.members;
-  const membersBytes = 8 * (members?.length ?? 0);
-  return frame(SNAPSHOT_KIND, SNAPSHOT_FIXED + membersBytes + data.length, (buf, at) => {
-    buf.writeDoubleLE(snapshot.lastIncludedIndex, at);
-    buf.writeDoubleLE(snapshot.lastIncludedTerm, at + 8);
-    buf.writeDoubleLE(keepFrom, at + 16);
-    buf.writeDoubleLE(last?.seq ?? -1, at + 24);
-    buf.writeDoubleLE(last?.offset ?? -1, at + 32);
-    buf.writeDoubleLE(hasData ? 1 : 0, at + 40);
-    buf.writeDoubleLE(members?.length ?? -1, at + 48);
-    members?.forEach((id, i) => buf.writeDoubleLE(id, at + SNAPSHOT_FIXED + 8 * i));
-    buf.set(data, at + SNAPSHOT_FIXED + membersBytes);
-  });
+  const part = snapshotPart(snapshot, keepFrom, last, codec);
+  return frame(SNAPSHOT_KIND, part.bytes, part.write);
+}
+
+/**
+ * Reads back what {@link snapshotPart} wrote: the whole of `p`. Throws an Error saying what is
+ * wrong if it does not fit or its data does not decode.
+ */
+export function decodeSnapshotPart<D>(
+  p: Buffer,
+  codec: Codec,
+): { snapshot: CoreSnapshot<D>; keepFrom: number; last: Position } {
+  if (p.length < SNAPSHOT_FIXED) throw new Error('not a snapshot record');
+  const count = p.readDoubleLE(48);
+  const dataAt = SNAPSHOT_FIXED + 8 * Math.max(count, 0);
+  if (!Number.isInteger(count) || count < -1 || dataAt > p.length) {
+    throw new Error(`snapshot record has ${count} members, which do not fit`);
+  }
+  const members =
+    count < 0 ? undefined : Array.from({ length: count }, (_, i) => p.readDoubleLE(SNAPSHOT_FIXED + 8 * i));
+  let data: D;
+  try {
+    data = (p.readDoubleLE(40) === 0 ? undefined : codec.decode(p.subarray(dataAt))) as D;
+  } catch (err) {
+    throw new Error(`snapshot data cannot be decoded: ${(err as Error).message}`);
+  }
+  const base = { lastIncludedIndex: p.readDoubleLE(0), lastIncludedTerm: p.readDoubleLE(8), data };
+  return {
+    snapshot: members === undefined ? base : { ...base, members },
+    keepFrom: p.readDoubleLE(16),
+    last: { seq: p.readDoubleLE(24), offset: p.readDoubleLE(32) },
+  };
 }
 
 /** Builds header + payload in one buffer, so that a record goes to disk in one write. */
-function frame(kind: number, payloadBytes: number, fill: (buf: Buffer, at: number) => void): Buffer {
+export function frame(kind: number, payloadBytes: number, fill: (buf: Buffer, at: number) => void): Buffer {
   const buf = Buffer.allocUnsafe(HEADER_BYTES + payloadBytes);
   fill(buf, HEADER_BYTES);
   buf.writeUInt32LE(payloadBytes, 0);
@@ -178,21 +277,21 @@ function frame(kind: number, payloadBytes: number, fill: (buf: Buffer, at: numbe
   return buf;
 }
 
-/** Whether a header's kind byte is one this format writes. */
-function knownKind(kind: number): boolean {
+/** Whether a header's kind byte is one FileStorage writes. */
+export function knownKind(kind: number): boolean {
   if (kind === SNAPSHOT_KIND) return true;
   const flags = kind & LOG_FLAGS;
   return (kind & ~LOG_FLAGS) === LOG_KIND && flags !== 0 && !(flags & F_VOTE && !(flags & F_HARD));
 }
 
-/** Reads the record at `off`, checking both checksums. */
-export function parseRecord(buf: Buffer, off: number): ParsedRecord {
+/** Reads the record at `off`, checking both checksums; `known` says which kind bytes are valid. */
+export function parseRecord(buf: Buffer, off: number, known: (kind: number) => boolean = knownKind): ParsedRecord {
   if (buf.length - off < HEADER_BYTES)
     return { ok: false, reason: 'incomplete record header', fatal: false, resumeAt: undefined };
   if (crc32(buf.subarray(off, off + 12)) !== buf.readUInt32LE(off + 12))
     return { ok: false, reason: 'bad header checksum', fatal: false, resumeAt: off + 1 };
   const kind = buf[off + 4]!;
-  if (!knownKind(kind) || buf[off + 5] !== 0 || buf[off + 6] !== 0 || buf[off + 7] !== 0)
+  if (!known(kind) || buf[off + 5] !== 0 || buf[off + 6] !== 0 || buf[off + 7] !== 0)
     return { ok: false, reason: `unknown record kind 0x${kind.toString(16)}`, fatal: true, resumeAt: undefined };
   const end = off + HEADER_BYTES + buf.readUInt32LE(off);
   if (end > buf.length)
@@ -203,12 +302,12 @@ export function parseRecord(buf: Buffer, off: number): ParsedRecord {
 }
 
 /** The offset of the first valid record at or after `from`, or -1. */
-export function findRecord(buf: Buffer, from: number): number {
+export function findRecord(buf: Buffer, from: number, known: (kind: number) => boolean = knownKind): number {
   for (let o = from; o + HEADER_BYTES <= buf.length; o++) {
     // Cheap byte tests first: most offsets fail them without computing a checksum.
-    if (buf[o + 5] !== 0 || buf[o + 6] !== 0 || buf[o + 7] !== 0 || !knownKind(buf[o + 4]!)) continue;
+    if (buf[o + 5] !== 0 || buf[o + 6] !== 0 || buf[o + 7] !== 0 || !known(buf[o + 4]!)) continue;
     if (o + HEADER_BYTES + buf.readUInt32LE(o) > buf.length) continue;
-    if (parseRecord(buf, o).ok) return o;
+    if (parseRecord(buf, o, known).ok) return o;
   }
   return -1;
 }

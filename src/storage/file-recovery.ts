@@ -1,7 +1,7 @@
 // Reading a FileStorage directory back: the format mark, the snapshot file, the segments in
 // order. A torn tail (a save cut short by a crash) is cut off and reported; any other damage is
 // corruption and refused, since a silently shortened log would lose acknowledged saves.
-import { open, readdir, readFile, rename, stat } from 'node:fs/promises';
+import { open, readdir, readFile, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Codec } from '../core/codec.js';
 import type { CoreSnapshot, Entry } from '../core/message.js';
@@ -9,28 +9,27 @@ import type { PersistentState } from '../core/storage.js';
 import type { ReplicaId } from '../core/types.js';
 import {
   atOrAfter,
-  F_ENTRIES,
+  decodeBatchPart,
+  decodeSnapshotPart,
   F_HARD,
   F_SNAP,
-  F_TRUNC,
-  F_VOTE,
-  findRecord,
   FORMAT_FILE,
   FORMAT_TEXT,
   FORMAT_VERSION,
+  knownKind,
   LOG_FLAGS,
   parseRecord,
   SEGMENT_NAME,
   segmentName,
   SNAPSHOT_FILE,
-  SNAPSHOT_FIXED,
   SNAPSHOT_KIND,
   SNAPSHOT_TMP,
   type Position,
   type Segment,
 } from './file-format.js';
 import { CorruptStorageError, StorageFormatError } from './file-errors.js';
-import { syncDir, unlinkIfPresent } from './fs-helpers.js';
+import { syncDir, truncateFile, unlinkIfPresent, writeFileAtomic } from './fs-helpers.js';
+import { scanRecords } from './record-scan.js';
 
 /** What {@link FileStorage.load} found and repaired when it opened the directory. */
 export interface FileStorageRecovery {
@@ -179,75 +178,36 @@ export class DirectoryReader<T, D> {
     const buf = await readFile(file);
     const segment: Segment = { seq, maxIndex: 0 };
     this.segments.push(segment);
-    let off = 0;
-    while (off < buf.length) {
-      const rec = parseRecord(buf, off);
-      if (!rec.ok) {
-        if (!isLast || rec.fatal) throw new CorruptStorageError(file, off, rec.reason);
-        const later = rec.resumeAt === undefined ? -1 : findRecord(buf, rec.resumeAt);
-        if (later >= 0)
-          throw new CorruptStorageError(file, off, `${rec.reason}, yet a valid record follows at offset ${later}`);
-        if (named !== undefined && atOrAfter(named, { seq, offset: off })) {
-          const what = named.offset === off ? 'names this record' : `names the record at offset ${named.offset}`;
-          throw new CorruptStorageError(file, off, `${rec.reason}, yet the snapshot file ${what}, so it was durable`);
-        }
-        await this.cutTornTail(file, off, buf.length - off, rec.reason);
-        break;
-      }
-      if (rec.kind === SNAPSHOT_KIND) throw new CorruptStorageError(file, off, 'snapshot record inside a log segment');
-      const flags = rec.kind & LOG_FLAGS;
+    const scan = scanRecords(buf, file, isLast, knownKind, (kind, p, off) => {
+      if (kind === SNAPSHOT_KIND) throw new CorruptStorageError(file, off, 'snapshot record inside a log segment');
+      const flags = kind & LOG_FLAGS;
       record = { seq, offset: off };
       hasSnap = (flags & F_SNAP) !== 0;
       if (off === 0 && !(flags & F_HARD))
         throw new CorruptStorageError(file, off, 'segment does not start with the hard state');
-      try {
-        const p = rec.payload;
-        let at = 0;
-        if (flags & F_HARD) {
-          this.term = p.readDoubleLE(at);
-          at += 8;
-          this.votedFor = undefined;
-          if (flags & F_VOTE) {
-            this.votedFor = p.readDoubleLE(at);
-            at += 8;
-          }
-        }
-        if (flags & F_TRUNC) {
-          log.length = firstAbove(log, p.readDoubleLE(at) - 1);
-          at += 8;
-        }
-        if (flags & F_ENTRIES) {
-          const entries = this.codec.decode(p.subarray(at));
-          if (!Array.isArray(entries)) throw new Error('entries are not an array');
-          for (const e of entries as Entry<T>[]) {
-            if (typeof e?.index !== 'number') throw new Error('an entry has no numeric index');
-            // An append over existing indexes replaces them and all after, as in Raft.
-            if (log.length > 0 && log[log.length - 1]!.index >= e.index) log.length = firstAbove(log, e.index - 1);
-            log.push(e);
-            if (e.index > segment.maxIndex) segment.maxIndex = e.index;
-          }
-        }
-      } catch (err) {
-        if (err instanceof CorruptStorageError) throw err;
-        throw new CorruptStorageError(
-          file,
-          off,
-          `record passed its checksum but cannot be decoded: ${(err as Error).message}`,
-        );
+      const batch = decodeBatchPart<T>(flags, p, 0, this.codec);
+      if (batch.hardState !== undefined) ({ term: this.term, votedFor: this.votedFor } = batch.hardState);
+      if (batch.truncateFrom !== undefined) log.length = firstAbove(log, batch.truncateFrom - 1);
+      for (const e of batch.append ?? []) {
+        // An append over existing indexes replaces them and all after, as in Raft.
+        if (log.length > 0 && log[log.length - 1]!.index >= e.index) log.length = firstAbove(log, e.index - 1);
+        log.push(e);
+        if (e.index > segment.maxIndex) segment.maxIndex = e.index;
       }
-      off = rec.end;
+    });
+    const off = scan.end;
+    if (scan.torn !== undefined) {
+      if (named !== undefined && atOrAfter(named, { seq, offset: off })) {
+        const what = named.offset === off ? 'names this record' : `names the record at offset ${named.offset}`;
+        throw new CorruptStorageError(file, off, `${scan.torn}, yet the snapshot file ${what}, so it was durable`);
+      }
+      await this.cutTornTail(file, off, buf.length - off, scan.torn);
     }
     return { size: off, record, hasSnap };
   }
 
   private async cutTornTail(file: string, offset: number, bytes: number, reason: string): Promise<void> {
-    const handle = await open(file, 'r+');
-    try {
-      await handle.truncate(offset);
-      if (this.fsync) await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await truncateFile(file, offset, this.fsync);
     this.recovery = { tornTailBytes: this.recovery.tornTailBytes + bytes, file };
     this.onWarning?.(
       `tickraft FileStorage: cut a torn tail of ${bytes} bytes at offset ${offset} of ${file} (${reason}); ` +
@@ -267,30 +227,14 @@ export class DirectoryReader<T, D> {
     // Written to a temporary file and renamed, so it is whole or absent: any damage is real.
     const rec = parseRecord(buf, 0);
     if (!rec.ok) throw new CorruptStorageError(file, 0, rec.reason);
-    if (rec.kind !== SNAPSHOT_KIND || rec.payload.length < SNAPSHOT_FIXED)
-      throw new CorruptStorageError(file, 0, 'not a snapshot record');
+    if (rec.kind !== SNAPSHOT_KIND) throw new CorruptStorageError(file, 0, 'not a snapshot record');
     if (rec.end !== buf.length)
       throw new CorruptStorageError(file, rec.end, 'unexpected bytes after the snapshot record');
-    const count = rec.payload.readDoubleLE(48);
-    const dataAt = SNAPSHOT_FIXED + 8 * Math.max(count, 0);
-    if (!Number.isInteger(count) || count < -1 || dataAt > rec.payload.length) {
-      throw new CorruptStorageError(file, 0, `snapshot record has ${count} members, which do not fit`);
-    }
-    const members =
-      count < 0 ? undefined : Array.from({ length: count }, (_, i) => rec.payload.readDoubleLE(SNAPSHOT_FIXED + 8 * i));
-    let data: D;
     try {
-      data = (rec.payload.readDoubleLE(40) === 0 ? undefined : this.codec.decode(rec.payload.subarray(dataAt))) as D;
+      return decodeSnapshotPart<D>(rec.payload, this.codec);
     } catch (err) {
-      throw new CorruptStorageError(file, 0, `snapshot data cannot be decoded: ${(err as Error).message}`);
+      throw new CorruptStorageError(file, 0, (err as Error).message);
     }
-    const p = rec.payload;
-    const base = { lastIncludedIndex: p.readDoubleLE(0), lastIncludedTerm: p.readDoubleLE(8), data };
-    return {
-      snapshot: members === undefined ? base : { ...base, members },
-      keepFrom: rec.payload.readDoubleLE(16),
-      last: { seq: rec.payload.readDoubleLE(24), offset: rec.payload.readDoubleLE(32) },
-    };
   }
 
   /**
@@ -307,16 +251,7 @@ export class DirectoryReader<T, D> {
       const names = await readdir(this.realDir);
       if (names.some((n) => n === SNAPSHOT_FILE || SEGMENT_NAME.test(n))) throw new StorageFormatError(this.realDir, 1);
       // Written aside and renamed, so FORMAT is never seen half written.
-      const tmp = `${file}.tmp`;
-      const handle = await open(tmp, 'w');
-      try {
-        await handle.writeFile(`tickraft FileStorage format ${FORMAT_VERSION}\n`);
-        if (this.fsync) await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(tmp, file);
-      if (this.fsync) await syncDir(this.realDir);
+      await writeFileAtomic(file, `tickraft FileStorage format ${FORMAT_VERSION}\n`, this.fsync);
       return;
     }
     const m = FORMAT_TEXT.exec(text);

@@ -8,7 +8,7 @@ import type { Codec } from '../core/codec.js';
 import type { CoreSnapshot } from '../core/message.js';
 import type { ReplicaId } from '../core/types.js';
 import type { PersistentState, Storage, StorageBatch } from '../core/storage.js';
-import { jsonStorageCodec } from './codec.js';
+import { logOptions } from './log-options.js';
 import { lockDirectory, type DirLock } from './dir-lock.js';
 import {
   encodeLogRecord,
@@ -94,11 +94,12 @@ export class FileStorage<T, D> implements Storage<T, D> {
    */
   constructor(dir: string, options: FileStorageOptions = {}) {
     this.dir = path.resolve(dir);
-    this.codec = options.codec ?? jsonStorageCodec;
-    this.segmentBytes = options.segmentBytes ?? 64 * 1024 * 1024;
-    this.fsync = options.fsync ?? true;
-    this.onWarning = options.onWarning;
-    if (!(this.segmentBytes > 0)) throw new RangeError('FileStorage: segmentBytes must be positive');
+    ({
+      codec: this.codec,
+      segmentBytes: this.segmentBytes,
+      fsync: this.fsync,
+      onWarning: this.onWarning,
+    } = logOptions(options, 'FileStorage'));
   }
 
   /**

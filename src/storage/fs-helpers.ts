@@ -1,7 +1,7 @@
-// Small file-system helpers of FileStorage and its directory lock: a full write, a directory
-// fsync, an unlink that tolerates absence, and a `mkdir -p` that terminates.
+// Small file-system helpers of FileStorage, SharedLog and the directory lock: a full write, a
+// directory fsync, an unlink that tolerates absence, a `mkdir -p` that terminates, a cut, an atomic write.
 import { existsSync, mkdirSync } from 'node:fs';
-import { open, unlink } from 'node:fs/promises';
+import { open, rename, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 
@@ -49,4 +49,29 @@ export function makeDirectory(dir: string): void {
     makeDirectory(parent);
     makeDirectory(dir); // the parent exists now: this ends
   }
+}
+
+/** Cuts `file` to `length` bytes (a torn tail), durably if `fsync`. */
+export async function truncateFile(file: string, length: number, fsync: boolean): Promise<void> {
+  const handle = await open(file, 'r+');
+  try {
+    await handle.truncate(length);
+    if (fsync) await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Writes `text` to `file` aside and renames it into place, so that it is never seen half written. */
+export async function writeFileAtomic(file: string, text: string, fsync: boolean): Promise<void> {
+  const tmp = `${file}.tmp`;
+  const handle = await open(tmp, 'w');
+  try {
+    await handle.writeFile(text);
+    if (fsync) await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, file);
+  if (fsync) await syncDir(path.dirname(file));
 }

@@ -7,22 +7,17 @@
 // which a SIGKILL cannot undo. (Stdout is a socket that Node writes asynchronously; a line
 // still queued in the child when it dies would be lost, and the parent would think a batch
 // had never been attempted.)
-import { once } from 'node:events';
-import { openSync, writeSync } from 'node:fs';
+import { writeSync } from 'node:fs';
 import { FileStorage } from '../../src/file.js';
+import { bootChild } from './crash-child-boot.js';
 import { crashBatch, modelOf, type Tr } from './workload.js';
 
-const [dir, seedText, progressFile] = process.argv.slice(2);
-if (dir === undefined || seedText === undefined || progressFile === undefined)
-  throw new Error('usage: crash-child <dir> <seed> <progress-file>');
+const {
+  args: [dir, seedText],
+  progress,
+} = await bootChild('crash-child', ['dir', 'seed']);
 const seed = Number(seedText);
-process.stdout.write('booted\n');
-await once(process.stdin, 'data');
-// Never outlive the parent (stdin closes when it dies), nor run unattended for long.
-process.stdin.on('end', () => process.exit(2));
-setTimeout(() => process.exit(3), 10_000);
-const progress = openSync(progressFile, 'w');
-const storage = new FileStorage<Tr, unknown>(dir, { segmentBytes: 8 * 1024 });
+const storage = new FileStorage<Tr, unknown>(dir!, { segmentBytes: 8 * 1024 });
 const state = await storage.load();
 const model = modelOf(state);
 writeSync(progress, `ready ${state.term}\n`);

@@ -1,105 +1,14 @@
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import { readdir, readFile, stat, truncate } from 'node:fs/promises';
+import { readdir, stat, truncate } from 'node:fs/promises';
 import * as path from 'node:path';
-import type { Readable, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { FileStorage } from '../../src/file.js';
-import { compiled, tempDir } from './file-harness.js';
+import { Child } from './crash-harness.js';
+import { tempDir } from './file-harness.js';
 import { crashBatch, ModelStorage, modelOf, prng, type Tr } from './workload.js';
 
 const SEED = Number(process.env['TICKRAFT_CRASH_SEED'] ?? 20240611);
 const LANES = 2; // children run in parallel, each lane on its own directory
 const KILLS_PER_LANE = 100;
-
-interface ChildRun {
-  ready: number | undefined;
-  tried: number | undefined;
-  acked: number | undefined;
-  lines: string[];
-  killAfterMs: number;
-  early: boolean;
-}
-
-/** A booted child, waiting for "go" before it opens the directory. */
-class Child {
-  private readonly proc: ChildProcessByStdio<Writable, Readable, Readable>;
-  readonly run: ChildRun = {
-    ready: undefined,
-    tried: undefined,
-    acked: undefined,
-    lines: [],
-    killAfterMs: 0,
-    early: false,
-  };
-  readonly booted: Promise<void>;
-  readonly closed: Promise<void>;
-  private onReady: () => void = () => {};
-  private killed = false;
-
-  constructor(
-    dir: string,
-    seed: number,
-    private readonly progressFile: string,
-  ) {
-    this.proc = spawn(process.execPath, [compiled('tests/storage/crash-child.js'), dir, String(seed), progressFile], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let pending = '';
-    let stderr = '';
-    let booted!: () => void;
-    this.booted = new Promise((resolve) => (booted = resolve));
-    this.proc.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      pending += chunk;
-      let nl: number;
-      while ((nl = pending.indexOf('\n')) >= 0) {
-        const line = pending.slice(0, nl);
-        pending = pending.slice(nl + 1);
-        if (line === 'booted') booted();
-        else if (line === 'ready') this.onReady();
-      }
-    });
-    this.proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    this.proc.stdin.on('error', () => {}); // a child killed early closes its end
-    // 'close' comes after the exit and after stdout is drained: every line printed is in.
-    this.closed = new Promise((resolve, reject) => {
-      this.proc.on('error', reject);
-      this.proc.on('close', (code, signal) => {
-        if (!this.killed || signal !== 'SIGKILL')
-          reject(new Error(`child ended by itself (code ${code}, signal ${signal}): ${stderr}`));
-        else resolve();
-      });
-    });
-    this.closed.catch(() => booted()); // unblock a waiter; the rejection is reported by run()
-  }
-
-  /** Lets it open the directory and SIGKILLs it after a random delay. */
-  async go(rand: () => number): Promise<ChildRun> {
-    await this.booted;
-    // Mostly kill while it saves; sometimes early, possibly in the middle of loading and repair.
-    const early = rand() < 0.15;
-    const ms = early ? rand() * 40 : rand() * 25;
-    Object.assign(this.run, { early, killAfterMs: ms });
-    if (early) setTimeout(() => this.kill(), ms);
-    else this.onReady = () => setTimeout(() => this.kill(), ms);
-    this.proc.stdin.write('go\n');
-    await this.closed;
-    const text = await readFile(this.progressFile, 'utf8').catch(() => '');
-    for (const line of text.split('\n')) {
-      if (line === '') continue;
-      this.run.lines.push(line);
-      const [word, n] = line.split(' ');
-      if (word === 'ready') this.run.ready = Number(n);
-      else if (word === 'try') this.run.tried = Number(n);
-      else if (word === 'ack') this.run.acked = Number(n);
-    }
-    return this.run;
-  }
-
-  kill(): void {
-    this.killed = true;
-    this.proc.kill('SIGKILL');
-  }
-}
 
 describe('FileStorage under SIGKILL', () => {
   it('keeps every acknowledged save and invents nothing past the last attempted one', async () => {
@@ -118,7 +27,7 @@ describe('FileStorage under SIGKILL', () => {
       const rand = prng(seed ^ 0x5bd1e995);
       // The state the directory must hold: batches 1..model.term of the deterministic workload.
       let model = new ModelStorage();
-      let next = new Child(dir, seed, progress(0));
+      let next = new Child('tests/storage/crash-child.js', [dir, String(seed)], progress(0));
       try {
         for (let k = 0; k < KILLS_PER_LANE; k++) {
           const child = next;
@@ -131,7 +40,7 @@ describe('FileStorage under SIGKILL', () => {
           phase.run += performance.now() - t;
           t = performance.now();
           // The next child boots while this one is checked; it waits for "go" to open the dir.
-          next = new Child(dir, seed, progress(k + 1));
+          next = new Child('tests/storage/crash-child.js', [dir, String(seed)], progress(k + 1));
           kills++;
           const where = `kill ${k}, lane ${laneNo}: ${JSON.stringify({ before, ...run, lines: run.lines.slice(-6) })}`;
           if (run.ready !== undefined)
