@@ -118,12 +118,33 @@ module.exports = {
       to: { path: '^src/', pathNot: ['^src/(core|testing)/', '^src/sim/random\\.ts$'] },
     },
     {
+      name: 'multi-hosts-replicas',
+      comment:
+        'src/multi, the host of many groups in one process, runs each group as an ordinary Replica: it ' +
+        'builds on src/replica and takes types from src/core, src/observe and (for its LocalNetwork ' +
+        'adapter) src/sim. It does not reach into the algorithm: src/core stays unchanged. No node ' +
+        'builtin but timers, no npm package.',
+      severity: 'error',
+      from: { path: '^src/multi/' },
+      to: {
+        pathNot: ['^src/(multi|replica)/', '^(timers)$'],
+        dependencyTypesNot: ['type-only'],
+      },
+    },
+    {
+      name: 'multi-types-only-from-core-observe-sim',
+      comment: 'Even its types src/multi takes from src/core, src/observe, src/replica and src/sim only.',
+      severity: 'error',
+      from: { path: '^src/multi/' },
+      to: { path: '^src/', pathNot: '^src/(core|observe|replica|sim|multi)/' },
+    },
+    {
       name: 'root-loads-no-transport',
       comment:
         'The root entry (and tickraft/file, tickraft/testing) must not load node:net, node:tls or msgpackr: ' +
         'from src/transport they may take types only. TcpCluster is tickraft/tcp (src/tcp.ts).',
       severity: 'error',
-      from: { path: '^src/(index|file|testing)\\.ts$' },
+      from: { path: '^src/(index|file|testing|multi)\\.ts$' },
       to: { path: '^src/transport/', dependencyTypesNot: ['type-only'] },
     },
     {
@@ -140,7 +161,7 @@ module.exports = {
         "('tickraft', 'tickraft/tcp'...), never src/ or tests/.",
       severity: 'error',
       from: { path: '^docs/examples/' },
-      to: { path: '^(src|tests)/', pathNot: '^src/(index|tcp|file|testing)\\.ts$' },
+      to: { path: '^(src|tests)/', pathNot: '^src/(index|tcp|file|testing|multi)\\.ts$' },
     },
     {
       name: 'benches-are-leaves',
