@@ -123,20 +123,27 @@ module.exports = {
         'src/multi, the host of many groups in one process, runs each group as an ordinary Replica: it ' +
         'builds on src/replica and takes types from src/core, src/observe and (for its LocalNetwork ' +
         'adapter) src/sim. It does not reach into the algorithm: src/core stays unchanged. No node ' +
-        'builtin but timers, no npm package.',
+        'builtin but timers, no npm package. Its TCP network (src/multi/tcp.ts) builds on TcpCluster.',
       severity: 'error',
       from: { path: '^src/multi/' },
       to: {
-        pathNot: ['^src/(multi|replica)/', '^(timers)$'],
+        pathNot: ['^src/(multi|replica)/', '^src/transport/tcp\\.ts$', '^(timers)$'],
         dependencyTypesNot: ['type-only'],
       },
     },
     {
+      name: 'multi-entry-loads-no-transport',
+      comment: 'tickraft/multi loads no network module: its TCP network is exported by tickraft/tcp.',
+      severity: 'error',
+      from: { path: '^src/multi\\.ts$' },
+      to: { path: '^src/multi/tcp\\.ts$' },
+    },
+    {
       name: 'multi-types-only-from-core-observe-sim',
-      comment: 'Even its types src/multi takes from src/core, src/observe, src/replica and src/sim only.',
+      comment: 'Even its types src/multi takes from src/core, src/observe, src/replica, src/sim and src/transport only.',
       severity: 'error',
       from: { path: '^src/multi/' },
-      to: { path: '^src/', pathNot: '^src/(core|observe|replica|sim|multi)/' },
+      to: { path: '^src/', pathNot: '^src/(core|observe|replica|sim|multi|transport)/' },
     },
     {
       name: 'root-loads-no-transport',

@@ -7,5 +7,5 @@
  * @module tickraft/multi
  */
 export { RaftHost, type RaftHostOptions, type RaftHostStats, type GroupOptions } from './multi/host.js';
-export type { Envelope, GroupId, HostNetwork } from './multi/envelope.js';
+export { isValidEnvelope, type Envelope, type GroupId, type HostNetwork } from './multi/envelope.js';
 export { localHostNetwork } from './multi/local.js';

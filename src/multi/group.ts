@@ -71,6 +71,7 @@ export class GroupCluster<T extends StateMachineTransition, D> implements Cluste
     private readonly group: GroupId,
     private readonly wire: GroupWire<T, D>,
     members: readonly ReplicaId[],
+    private readonly membersChanged: () => void,
   ) {
     this.members = members;
   }
@@ -91,5 +92,6 @@ export class GroupCluster<T extends StateMachineTransition, D> implements Cluste
   }
   registerMembership(memberIds: ReplicaId[]): void {
     this.members = [...memberIds];
+    this.membersChanged();
   }
 }

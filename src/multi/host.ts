@@ -141,6 +141,10 @@ export class RaftHost<T extends StateMachineTransition, D = unknown> {
   private readonly clock: () => number;
   private readonly epoch: number;
   private readonly groups = new Map<GroupId, Group<T, D>>();
+  /** The groups that are ticked every round: not quiescent, not failed. A quiescent group costs nothing. */
+  private readonly awake = new Set<Group<T, D>>();
+  /** The processes this one shares a group with; recomputed when groups or their members change. */
+  private peers: ReplicaId[] | undefined;
   private readonly outbox = new Map<ReplicaId, Envelope<T, D>>();
   private readonly lastSent = new Map<ReplicaId, number>();
   private readonly liveness: Liveness;
@@ -200,7 +204,7 @@ export class RaftHost<T extends StateMachineTransition, D = unknown> {
       stopped: () => this.isStopped,
     };
     const now = this.clock();
-    const cluster = new GroupCluster<T, D>(id, wire, members);
+    const cluster = new GroupCluster<T, D>(id, wire, members, () => (this.peers = undefined));
     const g = {
       id,
       cluster,
@@ -223,6 +227,8 @@ export class RaftHost<T extends StateMachineTransition, D = unknown> {
       () => this.resume(g),
     );
     this.groups.set(id, g);
+    this.awake.add(g);
+    this.peers = undefined;
     this.wake();
     return g.replica;
   }
@@ -235,6 +241,8 @@ export class RaftHost<T extends StateMachineTransition, D = unknown> {
     const g = this.groups.get(id);
     if (!g) return;
     this.groups.delete(id);
+    this.awake.delete(g);
+    this.peers = undefined;
     await g.replica.stop();
   }
 
@@ -269,20 +277,24 @@ export class RaftHost<T extends StateMachineTransition, D = unknown> {
     const now = this.clock();
     this.counts.ticks++;
     const notes: Envelope<T, D>[] = [];
+    const due = new Set(this.awake);
     for (const envelope of this.network.receive()) {
       if (this.liveness.heard(envelope.from, envelope.epoch, now)) this.resumeMembersOf(envelope.from);
       for (const [gid, m] of envelope.messages) {
         const g = this.groups.get(gid);
         // A member speaks for itself only: a message relayed under another process's name is dropped.
-        if (g && m.from === envelope.from) g.cluster.inbox.push(m);
-        else this.counts.unknownGroup++;
+        if (g && m.from === envelope.from) {
+          g.cluster.inbox.push(m);
+          if (!g.failed) due.add(g);
+        } else this.counts.unknownGroup++;
       }
       if (envelope.quiesce.length + envelope.wake.length > 0) notes.push(envelope);
     }
-    for (const peer of this.liveness.check(now)) this.resumeMembersOf(peer);
-    const due: Group<T, D>[] = [];
-    for (const g of this.groups.values()) if (!g.failed && (!g.quiescent || g.cluster.inbox.length > 0)) due.push(g);
-    await Promise.all(due.map((g) => this.tickGroup(g)));
+    for (const peer of this.liveness.check(now)) {
+      this.resumeMembersOf(peer);
+      for (const g of this.awake) due.add(g);
+    }
+    await Promise.all(Array.from(due, (g) => this.tickGroup(g)));
     for (const envelope of notes) this.takeNotes(envelope);
     if (this.options.quiesce) for (const g of due) if (!g.quiescent) this.maybeQuiesce(g, now);
     this.flush(now);
@@ -300,6 +312,7 @@ export class RaftHost<T extends StateMachineTransition, D = unknown> {
     } catch {
       // The replica has failed for good (its own events say why); the other groups go on.
       g.failed = true;
+      this.awake.delete(g);
       return;
     }
     const shape = shapeOf(g.replica.status);
@@ -343,6 +356,7 @@ export class RaftHost<T extends StateMachineTransition, D = unknown> {
   private freeze(g: Group<T, D>, now: number): void {
     g.quiescent = true;
     g.frozenAt = now;
+    this.awake.delete(g);
     this.counts.quiesced++;
   }
 
@@ -352,6 +366,7 @@ export class RaftHost<T extends StateMachineTransition, D = unknown> {
     if (g.quiescent) {
       g.offset += now - g.frozenAt;
       g.quiescent = false;
+      if (!g.failed) this.awake.add(g);
     }
     g.changedAt = now;
     this.wake();
@@ -374,16 +389,20 @@ export class RaftHost<T extends StateMachineTransition, D = unknown> {
 
   /** Sends what the tick queued, one envelope per peer, and an empty one to a peer not written to lately. */
   private flush(now: number): void {
-    for (const g of this.groups.values())
-      for (const peer of g.cluster.members)
-        if (peer !== this.id && now - (this.lastSent.get(peer) ?? -Infinity) >= this.options.livenessInterval)
-          this.envelopeTo(peer);
+    for (const peer of (this.peers ??= this.peersNow()))
+      if (now - (this.lastSent.get(peer) ?? -Infinity) >= this.options.livenessInterval) this.envelopeTo(peer);
     for (const [to, envelope] of this.outbox) {
       this.network.send(to, envelope);
       this.lastSent.set(to, now);
       this.counts.envelopesSent++;
     }
     this.outbox.clear();
+  }
+
+  private peersNow(): ReplicaId[] {
+    const peers = new Set<ReplicaId>();
+    for (const g of this.groups.values()) for (const p of g.cluster.members) if (p !== this.id) peers.add(p);
+    return [...peers].sort((a, b) => a - b);
   }
 
   /** Ends the idle sleep of {@link RaftHost.start}: an envelope or work arrived. */
