@@ -62,6 +62,8 @@ export const F_SNAP = 16;
 export const SNAPSHOT_KIND = 0x20;
 /** Bytes of the snapshot payload before the member ids. */
 export const SNAPSHOT_FIXED = 56;
+/** The record kinds of the multi-group SharedLog (shared-log.ts), first and last. */
+export const SHARED_KINDS = [0x60, 0x63] as const;
 /** A segment file's name; the group is its sequence number. */
 export const SEGMENT_NAME = /^log-(\d{16})\.seg$/;
 /** The snapshot file's name. */
@@ -167,8 +169,8 @@ export function encodeSnapshotRecord<D>(
   });
 }
 
-/** Builds header + payload in one buffer, so that a record goes to disk in one write. */
-function frame(kind: number, payloadBytes: number, fill: (buf: Buffer, at: number) => void): Buffer {
+/** Builds header + payload in one buffer, so that a record goes to disk in one write (SharedLog frames with it too). */
+export function frame(kind: number, payloadBytes: number, fill: (buf: Buffer, at: number) => void): Buffer {
   const buf = Buffer.allocUnsafe(HEADER_BYTES + payloadBytes);
   fill(buf, HEADER_BYTES);
   buf.writeUInt32LE(payloadBytes, 0);
@@ -180,7 +182,7 @@ function frame(kind: number, payloadBytes: number, fill: (buf: Buffer, at: numbe
 
 /** Whether a header's kind byte is one this format writes. */
 function knownKind(kind: number): boolean {
-  if (kind === SNAPSHOT_KIND) return true;
+  if (kind === SNAPSHOT_KIND || (kind >= SHARED_KINDS[0] && kind <= SHARED_KINDS[1])) return true;
   const flags = kind & LOG_FLAGS;
   return (kind & ~LOG_FLAGS) === LOG_KIND && flags !== 0 && !(flags & F_VOTE && !(flags & F_HARD));
 }

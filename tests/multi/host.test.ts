@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { LocalNetwork, MemoryStorage, deriveSeed, seededRandom } from '../../src/index.js';
-import { RaftHost, localHostNetwork } from '../../src/multi.js';
+import type { RaftHost } from '../../src/multi.js';
 import { RecordingStateMachine, type TestTransition } from '../helpers/recording-state-machine.js';
+import { simHost, testGroup } from './hosts.js';
 
 type Host = RaftHost<TestTransition>;
 
@@ -13,29 +14,13 @@ function cluster(groups: number, processes = 3, quiesce = true) {
   const storages = new Map<string, MemoryStorage<TestTransition, unknown>>();
   const hosts = new Map<number, Host>();
   const boot = (id: number, epoch: number): Host => {
-    const host: Host = new RaftHost({
-      id,
-      network: localHostNetwork(epoch === 0 ? net.cluster(id) : net.restart(id)),
-      clock: net.clock,
-      epoch,
-      livenessInterval: 20,
-      suspectAfter: 60,
-      quiesce,
-    });
+    const host: Host = simHost(net, id, epoch, quiesce);
     for (let g = 1; g <= groups; g++) {
       const sm = new RecordingStateMachine(id);
       sms.set(`${g}/${id}`, sm);
       const key = `${g}/${id}`;
       if (!storages.has(key)) storages.set(key, new MemoryStorage());
-      host.createGroup(g, {
-        members: ids,
-        stateMachine: sm,
-        noopTransition: { id: 'noop' },
-        heartbeatTimeout: 20,
-        electionTimeoutRange: [100, 200],
-        storage: storages.get(key)!,
-        random: seededRandom(deriveSeed(g, id * 10 + epoch)),
-      });
+      host.createGroup(g, testGroup(ids, sm, storages.get(key)!, seededRandom(deriveSeed(g, id * 10 + epoch))));
     }
     hosts.set(id, host);
     return host;
@@ -147,15 +132,9 @@ describe('RaftHost', () => {
     await c.run(1_000);
     expect(c.hosts.get(1)!.stats.unknownGroup).toBeGreaterThan(0);
     expect(() => c.hosts.get(1)!.createGroup(1, {} as never)).toThrow(TypeError);
-    expect(() =>
-      c.hosts.get(1)!.createGroup(9, {
-        members: [2, 3],
-        stateMachine: new RecordingStateMachine(1),
-        noopTransition: { id: 'noop' },
-        heartbeatTimeout: 20,
-        electionTimeoutRange: [100, 200],
-      }),
-    ).toThrow(/must include this process/);
+    expect(() => c.hosts.get(1)!.createGroup(9, testGroup([2, 3], new RecordingStateMachine(1)))).toThrow(
+      /must include this process/,
+    );
     await expect(c.hosts.get(2)!.group(1)!.start()).rejects.toThrow(/ticked by its RaftHost/);
   });
 });

@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { MemoryStorage } from '../../src/index.js';
 import { RaftHost, isValidEnvelope } from '../../src/multi.js';
 import { TcpCluster, TcpHostNetwork } from '../../src/tcp.js';
 import { HOST, SECRET, waitFor } from '../transport/fixtures/harness.js';
 import { RecordingStateMachine, type TestTransition } from '../helpers/recording-state-machine.js';
+import { testGroup } from './hosts.js';
 
 type Net = TcpHostNetwork<TestTransition>;
 let cleanup: (() => Promise<void>)[] = [];
@@ -29,14 +29,7 @@ async function tcpHosts(groups: number) {
     for (let g = 1; g <= groups; g++) {
       const sm = new RecordingStateMachine(id);
       sms.set(`${g}/${id}`, sm);
-      host.createGroup(g, {
-        members: ids,
-        stateMachine: sm,
-        noopTransition: { id: 'noop' },
-        heartbeatTimeout: 50,
-        electionTimeoutRange: [300, 600],
-        storage: new MemoryStorage(),
-      });
+      host.createGroup(g, { ...testGroup(ids, sm), heartbeatTimeout: 50, electionTimeoutRange: [300, 600] });
     }
     const running = host.start();
     cleanup.push(async () => {
