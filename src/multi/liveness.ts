@@ -17,8 +17,9 @@ export class Liveness {
   heard(peer: ReplicaId, epoch: number, now: number): boolean {
     const p = this.peers.get(peer);
     if (!p) {
+      const wasDown = !this.isUp(peer, now); // never heard from for suspectAfter: counted as down
       this.peers.set(peer, { at: now, epoch, suspected: false });
-      return false;
+      return wasDown;
     }
     const changed = p.suspected || p.epoch !== epoch;
     p.at = now;

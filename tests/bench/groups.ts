@@ -183,8 +183,70 @@ export async function runGroups(quick: boolean, log: (s: string) => void) {
     out[`g${n}`] = r;
     log(`    ${r.commitsPerSec.toFixed(0)} commits/s; leaders per host ${r.leadersPerHost.join('/')}`);
   }
+  log('  groups: failover of quiescent groups when a host dies…');
+  Object.assign(out, await runFailovers(quick ? 1 : 5, log));
   return {
     ...out,
     setup: '3 hosts in one process over TcpHostNetwork (localhost), one SharedLog each (fsync on)',
   };
+}
+
+/**
+ * Failover: once every group is quiescent, the host leading group 1 dies (its connections and loop stop at once);
+ * for each group it led, the ms until another host leads it and has committed a write there.
+ */
+async function failover(groups: number): Promise<{ medianMs: number; groups: number }> {
+  const c = await cluster(groups, [300, 600], 50);
+  try {
+    await untilLeaders(c, groups);
+    const quiet = () => c.hosts.every((h) => h.groupIds().every((g) => h.isQuiescent(g)));
+    for (const end = Date.now() + 30_000; !quiet() && Date.now() < end;) await sleep(20);
+    const victim = leaderOf(c, 1)!; // so that the one-group run has a group to fail over
+    const led = victim.groupIds().filter((g) => victim.group(g)!.status.role === 'leader');
+    const t0 = Date.now();
+    await c.nets[victim.id - 1]!.tcp.close();
+    await victim.stop();
+    const times = new Map<number, number>();
+    const writing = new Map<number, { loader: Loader; target: number }>();
+    for (const end = Date.now() + 30_000; times.size < led.length && Date.now() < end; await sleep(2)) {
+      for (const g of led) {
+        if (times.has(g)) continue;
+        const w = writing.get(g);
+        if (w) {
+          if (w.loader.applied >= w.target) times.set(g, Date.now() - t0);
+          continue;
+        }
+        const h = c.hosts.find((x) => x !== victim && x.group(g)!.status.role === 'leader');
+        if (!h) continue;
+        const loader = c.loaders.get(`${g}/${h.id}`)!;
+        writing.set(g, { loader, target: loader.applied + 1 });
+        loader.pending.push({ id: `failover-${g}` });
+        h.group(g)!.wake();
+      }
+    }
+    const sorted = [...times.values()].sort((a, b) => a - b);
+    return { medianMs: sorted[Math.floor(sorted.length / 2)] ?? NaN, groups: led.length };
+  } finally {
+    await c.stop();
+  }
+}
+
+/** Failover of one group and of 64 groups, each run `runs` times: the median over every affected group. */
+export async function runFailovers(runs: number, log: (s: string) => void) {
+  const out: Record<string, { medianMs: number; groups: number }> = {};
+  for (const n of [1, 64]) {
+    const medians: number[] = [];
+    let affected = 0;
+    for (let i = 0; i < runs; i++) {
+      const r = await failover(n);
+      medians.push(r.medianMs);
+      affected += r.groups;
+    }
+    medians.sort((a, b) => a - b);
+    out[`failover${n}`] = { medianMs: medians[Math.floor(medians.length / 2)]!, groups: affected };
+    log(
+      `    failover, ${n} group(s): median ${out[`failover${n}`]!.medianMs} ms (${affected} groups led by the victim)`,
+    );
+  }
+  return out;
 }
