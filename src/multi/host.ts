@@ -331,20 +331,19 @@ export class RaftHost<T extends StateMachineTransition, D = unknown> {
     if (s.commitIndex !== s.lastLogIndex || s.lastApplied !== s.lastLogIndex) return;
     for (const f of s.followers)
       if ((!f.voter || f.matchIndex !== s.lastLogIndex) && this.liveness.isUp(f.id, now)) return;
-    this.freeze(g, now);
+    this.freeze(g);
     for (const f of s.followers)
       if (this.liveness.isUp(f.id, now)) this.envelopeTo(f.id).quiesce.push([g.id, s.term, s.lastLogIndex]);
   }
 
   /** The quiescence notes of one envelope: follow a leader into quiescence, or wake at a member's request. */
   private takeNotes(envelope: Envelope<T, D>): void {
-    const now = this.clock();
     for (const [gid, term, index] of envelope.quiesce) {
       const g = this.groups.get(gid);
       if (!g || g.failed || g.quiescent) continue;
       const s = g.replica.status;
       const caughtUp = s.lastLogIndex === index && s.commitIndex === index && s.lastApplied === index;
-      if (s.role === 'follower' && s.term === term && s.leaderId === envelope.from && caughtUp) this.freeze(g, now);
+      if (s.role === 'follower' && s.term === term && s.leaderId === envelope.from && caughtUp) this.freeze(g);
       else this.envelopeTo(envelope.from).wake.push(gid); // the leader goes on heartbeating until we agree
     }
     for (const gid of envelope.wake) {
@@ -353,9 +352,10 @@ export class RaftHost<T extends StateMachineTransition, D = unknown> {
     }
   }
 
-  private freeze(g: Group<T, D>, now: number): void {
+  /** Stops a group's clock at the host's time now: never before a reading the group has taken. */
+  private freeze(g: Group<T, D>): void {
     g.quiescent = true;
-    g.frozenAt = now;
+    g.frozenAt = this.clock();
     this.awake.delete(g);
     this.counts.quiesced++;
   }
