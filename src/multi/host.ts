@@ -256,6 +256,38 @@ export class RaftHost<T extends StateMachineTransition, D = unknown> {
     return [...this.groups.keys()];
   }
 
+  /**
+   * Spreads leadership over the processes: for each group this process leads, if another live
+   * member leads at least two groups fewer (as far as this process sees, by the leaders of the
+   * groups it hosts), it hands that group's leadership to it ({@link Replica.transferLeadership}).
+   * Call it now and then on every process (say every few seconds, and after a process comes
+   * back: it leads nothing then). Returns the groups whose transfer it started.
+   */
+  balanceLeaders(): GroupId[] {
+    const now = this.clock();
+    const count = new Map<ReplicaId, number>();
+    for (const g of this.groups.values()) {
+      for (const m of g.cluster.members) if (!count.has(m)) count.set(m, 0);
+      const l = g.cluster.leaderId;
+      if (l !== undefined) count.set(l, (count.get(l) ?? 0) + 1);
+    }
+    const started: GroupId[] = [];
+    for (const g of this.groups.values()) {
+      if (g.failed || g.cluster.leaderId !== this.id) continue;
+      const s = g.replica.status;
+      if (s.role !== 'leader' || s.transfer || s.membershipChange) continue;
+      let to: ReplicaId | undefined;
+      for (const p of s.voters)
+        if (p !== this.id && this.liveness.isUp(p, now) && (to === undefined || count.get(p)! < count.get(to)!)) to = p;
+      if (to === undefined || count.get(this.id)! - count.get(to)! < 2) continue;
+      count.set(this.id, count.get(this.id)! - 1);
+      count.set(to, count.get(to)! + 1);
+      g.replica.transferLeadership(to).catch(() => undefined); // a failed transfer is retried by the next call
+      started.push(g.id);
+    }
+    return started;
+  }
+
   /** Whether group `id` is quiescent here (its timers stopped); false if there is no such group. */
   isQuiescent(id: GroupId): boolean {
     return this.groups.get(id)?.quiescent ?? false;

@@ -122,6 +122,35 @@ describe('RaftHost', () => {
     expect(c.allQuiescent()).toBe(true);
   });
 
+  it('balanceLeaders spreads the leaders again after a process restarts leading nothing', async () => {
+    const c = cluster(12);
+    await c.run(1_000);
+    c.net.crash(1);
+    c.down.add(1);
+    await c.run(1_000);
+    c.down.delete(1);
+    c.boot(1, 1);
+    await c.run(1_000);
+    const led = () =>
+      c.ids.map(
+        (id) =>
+          c.hosts
+            .get(id)!
+            .groupIds()
+            .filter((g) => c.leaderOf(g) === id).length,
+      );
+    expect(led()[0]).toBe(0);
+    for (let i = 0; i < 10; i++) {
+      for (const h of c.hosts.values()) h.balanceLeaders();
+      await c.run(300);
+    }
+    const counts = led();
+    expect(counts.reduce((a, b) => a + b)).toBe(12);
+    expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);
+    await c.run(1_000);
+    expect(c.allQuiescent()).toBe(true);
+  });
+
   it('groups come and go at run time; messages for a group a process does not host are dropped', async () => {
     const c = cluster(2);
     await c.run(1_000);

@@ -6,8 +6,9 @@ const FILE = 'tests/multi/multi-raft.test.ts';
 
 /**
  * One seeded run: groups over a few processes under loss, duplication, partitions and
- * crash/restart of whole processes, groups created and removed meanwhile; then the faults stop,
- * every process comes back, the clients finish and the groups go idle.
+ * crash/restart of whole processes, groups created and removed meanwhile, leaders rebalanced
+ * now and then; then the faults stop, every process comes back, the clients finish and the
+ * groups go idle.
  */
 async function faultRun(seed: number, processes: number, groups: number) {
   const sim = new MultiSim({ seed, processes, groups, network: { loss: 0.03, duplication: 0.03, maxDelay: 8 } });
@@ -15,6 +16,8 @@ async function faultRun(seed: number, processes: number, groups: number) {
   let faults = 0;
   for (let t = 0; t < 2_500; t++) {
     await sim.step(true);
+    // Leadership transfers under the faults too.
+    if (t % 400 === 399) for (const p of sim.processes.values()) p.host?.balanceLeaders();
     const x = r();
     if (x < 0.004) {
       const victim = 1 + Math.floor(r() * processes);
