@@ -118,12 +118,40 @@ module.exports = {
       to: { path: '^src/', pathNot: ['^src/(core|testing)/', '^src/sim/random\\.ts$'] },
     },
     {
+      name: 'multi-hosts-replicas',
+      comment:
+        'src/multi, the host of many groups in one process, runs each group as an ordinary Replica: it ' +
+        'builds on src/replica and takes types from src/core, src/observe and (for its LocalNetwork ' +
+        'adapter) src/sim. It does not reach into the algorithm: src/core stays unchanged. No node ' +
+        'builtin but timers, no npm package. Its TCP network (src/multi/tcp.ts) builds on TcpCluster.',
+      severity: 'error',
+      from: { path: '^src/multi/' },
+      to: {
+        pathNot: ['^src/(multi|replica)/', '^src/transport/tcp\\.ts$', '^(timers)$'],
+        dependencyTypesNot: ['type-only'],
+      },
+    },
+    {
+      name: 'multi-entry-loads-no-transport',
+      comment: 'tickraft/multi loads no network module: its TCP network is exported by tickraft/tcp.',
+      severity: 'error',
+      from: { path: '^src/multi\\.ts$' },
+      to: { path: '^src/multi/tcp\\.ts$' },
+    },
+    {
+      name: 'multi-types-only-from-core-observe-sim',
+      comment: 'Even its types src/multi takes from src/core, src/observe, src/replica, src/sim and src/transport only.',
+      severity: 'error',
+      from: { path: '^src/multi/' },
+      to: { path: '^src/', pathNot: '^src/(core|observe|replica|sim|multi|transport)/' },
+    },
+    {
       name: 'root-loads-no-transport',
       comment:
         'The root entry (and tickraft/file, tickraft/testing) must not load node:net, node:tls or msgpackr: ' +
         'from src/transport they may take types only. TcpCluster is tickraft/tcp (src/tcp.ts).',
       severity: 'error',
-      from: { path: '^src/(index|file|testing)\\.ts$' },
+      from: { path: '^src/(index|file|testing|multi)\\.ts$' },
       to: { path: '^src/transport/', dependencyTypesNot: ['type-only'] },
     },
     {
@@ -140,7 +168,7 @@ module.exports = {
         "('tickraft', 'tickraft/tcp'...), never src/ or tests/.",
       severity: 'error',
       from: { path: '^docs/examples/' },
-      to: { path: '^(src|tests)/', pathNot: '^src/(index|tcp|file|testing)\\.ts$' },
+      to: { path: '^(src|tests)/', pathNot: '^src/(index|tcp|file|testing|multi)\\.ts$' },
     },
     {
       name: 'benches-are-leaves',

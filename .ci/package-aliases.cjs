@@ -10,6 +10,7 @@ const ENTRY_POINTS = {
   'tickraft/tcp': 'src/tcp.ts',
   'tickraft/file': 'src/file.ts',
   'tickraft/testing': 'src/testing.ts',
+  'tickraft/multi': 'src/multi.ts',
 };
 
 module.exports = {

@@ -11,3 +11,5 @@ export type { TcpClusterOptions, PeerAddress, TcpTlsOptions } from './transport/
 export type { TcpStats, TcpEvent, DropReason } from './transport/tcp-events.js';
 export { jsonCodec, msgpackCodec, type MessageCodec } from './transport/codec.js';
 export type { Codec } from './core/codec.js';
+// Multi-raft over TCP: the RaftHost itself is tickraft/multi, which loads no network module.
+export { TcpHostNetwork } from './multi/tcp.js';

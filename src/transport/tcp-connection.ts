@@ -324,7 +324,11 @@ export class Connections<T extends StateMachineTransition, D> {
       this.fail(c, 'frame', 'undecodable frame');
       return false;
     }
-    if (!isValidMessage<T, D>(message, c.senders as ReadonlySet<ReplicaId>) || message.from !== peerId) {
+    const accept = this.shared.options.accept;
+    const valid = accept
+      ? accept(message, peerId)
+      : isValidMessage<T, D>(message, c.senders as ReadonlySet<ReplicaId>) && message.from === peerId;
+    if (!valid) {
       const from = typeof message === 'object' && message !== null ? (message as { from?: unknown }).from : undefined;
       this.fail(
         c,
@@ -334,7 +338,7 @@ export class Connections<T extends StateMachineTransition, D> {
       return false;
     }
     if ((c.peer as Peer).leaving) (c.peer as Peer).lastActive = Date.now();
-    if (this.inbox.push(message) > 0) this.shared.drop(peerId, 'inbox-full');
+    if (this.inbox.push(message as Message<T, D>) > 0) this.shared.drop(peerId, 'inbox-full');
     return true;
   }
 

@@ -92,6 +92,12 @@ export interface TcpClusterOptions {
    * @defaultValue 10000
    */
   readonly retireAfter?: number;
+  /**
+   * What a received message must satisfy, instead of being a valid message from the authenticated
+   * peer: the multi-raft host's transport carries envelopes (`TcpHostNetwork`, `tickraft/tcp`).
+   * @internal
+   */
+  readonly accept?: (message: unknown, from: ReplicaId) => boolean;
 }
 
 const MiB = 1024 * 1024;
@@ -114,6 +120,7 @@ export interface ResolvedTcpOptions {
   readonly handshakeTimeout: number;
   readonly retireAfter: number;
   readonly onEvent: ((event: TcpEvent) => void) | undefined;
+  readonly accept: ((message: unknown, from: ReplicaId) => boolean) | undefined;
   /** The `peers` option's entries, ids checked; each address is checked as the peer is added. */
   readonly peers: ReadonlyArray<readonly [ReplicaId, PeerAddress]>;
 }
@@ -160,6 +167,9 @@ export function resolveOptions(options: TcpClusterOptions): ResolvedTcpOptions {
   if (o.onEvent !== undefined && typeof o.onEvent !== 'function') {
     throw new TypeError('TcpCluster: options.onEvent must be a function');
   }
+  if (o.accept !== undefined && typeof o.accept !== 'function') {
+    throw new TypeError('TcpCluster: options.accept must be a function');
+  }
   const peers: Array<readonly [ReplicaId, PeerAddress]> = [];
   if (o.peers !== undefined) {
     if (typeof o.peers !== 'object' || o.peers === null) {
@@ -189,6 +199,7 @@ export function resolveOptions(options: TcpClusterOptions): ResolvedTcpOptions {
     handshakeTimeout,
     retireAfter,
     onEvent: o.onEvent,
+    accept: o.accept,
     peers,
   };
 }

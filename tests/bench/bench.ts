@@ -1,5 +1,6 @@
 /**
- * tickraft's benchmark suite: `npm run bench [-- --quick] [-- --kv] [-- --json FILE] [-- --no-docs]`.
+ * tickraft's benchmark suite: `npm run bench [-- --quick] [-- --kv] [-- --groups] [-- --json FILE] [-- --no-docs]`.
+ * `--groups` runs only the multi-raft figures (groups.ts).
  *
  * Every tickraft figure is printed next to its ceiling measured in the same run at the same
  * concurrency, with the target ratio of issue 12 and whether it is met:
@@ -22,6 +23,7 @@ import { benchDisk, benchTemp, describeDisk, type BenchDisk } from './disk.js';
 import { runInProcess, type Figures, type Scaling } from './inprocess.js';
 import { runKv, type KvFigures, type KvPlan, type KvResult } from './kv.js';
 import { measureLimits, type LimitDetails, type Limits } from './limits.js';
+import { runGroups } from './groups.js';
 import { runFailover, runScalingChild, runTcp, type Failover } from './processes.js';
 import { runSkeleton, type SkeletonFigures } from './skeleton.js';
 
@@ -204,6 +206,13 @@ function kvPlan(quick: boolean): KvPlan {
 }
 
 async function main(): Promise<void> {
+  if (args.includes('--groups')) {
+    // The multi-raft figures alone, for now (issue 14): not yet next to the single-group ones.
+    log(`tickraft bench, groups (${quick ? 'quick' : 'full'}) on ${machine()}`);
+    const groups = await runGroups(quick, log);
+    if (jsonFile) writeFileSync(jsonFile, `${JSON.stringify({ groups }, null, 2)}\n`);
+    return;
+  }
   const disk = benchDisk();
   log(`tickraft bench (${quick ? 'quick' : 'full'}${kvOnly ? ', kv only' : ''}) on ${machine()}`);
   log(`durable files in ${describeDisk(disk)}`);

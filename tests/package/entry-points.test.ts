@@ -65,7 +65,7 @@ for (const m of list) if (m.startsWith('NativeModule ')) console.log('node:' + m
 const NETWORK = ['node:net', 'node:tls', 'msgpackr'];
 
 describe('entry points of the built package', { timeout: 60_000 }, () => {
-  it.each(['tickraft', 'tickraft/file', 'tickraft/testing'])(
+  it.each(['tickraft', 'tickraft/file', 'tickraft/testing', 'tickraft/multi'])(
     '%s loads neither node:net, node:tls nor msgpackr',
     (entry) => {
       const loaded = loadedBy(entry);

@@ -1,0 +1,97 @@
+import type { Cluster } from '../core/cluster.js';
+import type { Message } from '../core/message.js';
+import type { ReplicaId, StateMachineTransition } from '../core/types.js';
+import { Replica } from '../replica/replica.js';
+import type { ReplicaOptions } from '../replica/options.js';
+import type { GroupId } from './envelope.js';
+
+/**
+ * The {@link Replica} of one group, driven by its host: the unchanged driver over the unchanged
+ * algorithm. It tells the host when work arrives (a wake from a proposal or a request) and counts
+ * the requests still waiting, so that the host never quiesces a group a caller waits on.
+ */
+export class GroupReplica<T extends StateMachineTransition, D = unknown> extends Replica<T, D> {
+  /** readIndex, membership changes and transfers not yet settled. */
+  outstanding = 0;
+
+  constructor(
+    options: ReplicaOptions<T, D>,
+    private readonly onWake: () => void,
+  ) {
+    super(options);
+  }
+
+  override wake(): void {
+    super.wake();
+    this.onWake?.(); // unset while the base constructor runs
+  }
+
+  override start(): Promise<void> {
+    return Promise.reject(new TypeError('a group replica is ticked by its RaftHost: start the host instead'));
+  }
+
+  override readIndex(): Promise<void> {
+    return this.track(super.readIndex());
+  }
+
+  override addMember(id: ReplicaId): Promise<void> {
+    return this.track(super.addMember(id));
+  }
+
+  override removeMember(id: ReplicaId): Promise<void> {
+    return this.track(super.removeMember(id));
+  }
+
+  override transferLeadership(to: ReplicaId): Promise<void> {
+    return this.track(super.transferLeadership(to));
+  }
+
+  private track(p: Promise<void>): Promise<void> {
+    this.outstanding++;
+    const done = (): void => void this.outstanding--;
+    p.then(done, done);
+    return p;
+  }
+}
+
+/** What a group's cluster needs from its host: where to queue a message, and the group's inbox. */
+export interface GroupWire<T extends StateMachineTransition, D> {
+  send(to: ReplicaId, group: GroupId, message: Message<T, D>): void;
+  stopped(): boolean;
+}
+
+/** One group's view of the host's network: messages in through its inbox, out through the host's batch. */
+export class GroupCluster<T extends StateMachineTransition, D> implements Cluster<T, D> {
+  inbox: Message<T, D>[] = [];
+  leaderId: ReplicaId | undefined = undefined;
+  /** The voters, as the replica last reported them. */
+  members: readonly ReplicaId[];
+
+  constructor(
+    private readonly group: GroupId,
+    private readonly wire: GroupWire<T, D>,
+    members: readonly ReplicaId[],
+    private readonly membersChanged: () => void,
+  ) {
+    this.members = members;
+  }
+
+  sendMessage(toId: ReplicaId, message: Message<T, D>): void {
+    this.wire.send(toId, this.group, message);
+  }
+  receiveMessages(): Message<T, D>[] {
+    const inbox = this.inbox;
+    if (inbox.length > 0) this.inbox = [];
+    return inbox;
+  }
+  halt(): boolean {
+    return this.wire.stopped();
+  }
+  registerLeader(leaderId: ReplicaId | undefined): void {
+    this.leaderId = leaderId;
+  }
+  registerMembership(memberIds: ReplicaId[]): void {
+    this.members = [...memberIds];
+    this.membersChanged();
+  }
+}

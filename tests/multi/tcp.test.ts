@@ -1,0 +1,111 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { RaftHost, isValidEnvelope } from '../../src/multi.js';
+import { TcpCluster, TcpHostNetwork } from '../../src/tcp.js';
+import { HOST, SECRET, waitFor } from '../transport/fixtures/harness.js';
+import { RecordingStateMachine, type TestTransition } from '../helpers/recording-state-machine.js';
+import { testGroup } from './hosts.js';
+
+type Net = TcpHostNetwork<TestTransition>;
+let cleanup: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanup.reverse()) await c();
+  cleanup = [];
+});
+
+/** Three processes over TCP, each hosting a member of every one of `groups` groups. */
+async function tcpHosts(groups: number) {
+  const ids = [1, 2, 3];
+  const nets = new Map<number, Net>();
+  for (const id of ids) {
+    const net: Net = new TcpHostNetwork({ id, listen: { host: HOST, port: 0 }, secret: SECRET });
+    await net.tcp.listen();
+    nets.set(id, net);
+  }
+  for (const [a, na] of nets)
+    for (const [b, nb] of nets) if (a !== b) na.tcp.addPeer(b, { host: HOST, port: nb.tcp.port });
+  const sms = new Map<string, RecordingStateMachine>();
+  const hosts = ids.map((id) => {
+    const host = new RaftHost<TestTransition>({ id, network: nets.get(id)!, livenessInterval: 50, suspectAfter: 200 });
+    for (let g = 1; g <= groups; g++) {
+      const sm = new RecordingStateMachine(id);
+      sms.set(`${g}/${id}`, sm);
+      host.createGroup(g, { ...testGroup(ids, sm), heartbeatTimeout: 50, electionTimeoutRange: [300, 600] });
+    }
+    const running = host.start();
+    cleanup.push(async () => {
+      await host.stop();
+      await nets.get(id)!.tcp.close();
+      await running;
+    });
+    return host;
+  });
+  return { ids, nets, hosts, sms };
+}
+
+describe('RaftHost over TCP (TcpHostNetwork)', { timeout: 30_000 }, () => {
+  it('elects and commits in every group over one connection per pair of processes, one frame per envelope', async () => {
+    const { ids, nets, hosts, sms } = await tcpHosts(8);
+    const carrying = new Map(ids.map((id) => [id, 0]));
+    for (const [id, net] of nets) {
+      const send = net.send.bind(net);
+      net.send = (to, envelope) => {
+        if (envelope.messages.length > 0) carrying.set(id, carrying.get(id)! + 1);
+        send(to, envelope);
+      };
+    }
+    const leader = (g: number) => hosts.find((h) => h.group(g)!.status.role === 'leader');
+    await waitFor(() => [1, 2, 3, 4, 5, 6, 7, 8].every((g) => leader(g) !== undefined), 'a leader in every group');
+    for (let g = 1; g <= 8; g++) {
+      const h = leader(g)!;
+      sms.get(`${g}/${h.id}`)!.submit({ id: `w${g}` });
+      h.group(g)!.wake();
+    }
+    await waitFor(
+      () =>
+        [1, 2, 3, 4, 5, 6, 7, 8].every((g) => ids.every((id) => sms.get(`${g}/${id}`)!.appliedIds.includes(`w${g}`))),
+      'every write applied on every member',
+    );
+    for (const h of hosts) {
+      const tcp = nets.get(h.id)!.tcp;
+      expect(tcp.connectedPeers.length).toBe(2);
+      // Every frame is one envelope, and the envelopes that carried messages carried several on
+      // average. (Not messages against all frames: how many empty liveness envelopes a run
+      // sends depends on the machine's speed.)
+      expect(tcp.stats.framesOut).toBeLessThanOrEqual(h.stats.envelopesSent);
+      expect(h.stats.messagesSent).toBeGreaterThan(carrying.get(h.id)!);
+    }
+    // Then the groups go quiet, and only the processes' own heartbeats cross.
+    await waitFor(() => hosts.every((h) => h.groupIds().every((g) => h.isQuiescent(g))), 'every group quiescent');
+  });
+
+  it('refuses a frame that is not an envelope from the authenticated peer', async () => {
+    const { nets } = await tcpHosts(1);
+    const rogue = new TcpCluster<TestTransition>({ id: 4, listen: { host: HOST, port: 0 }, secret: SECRET });
+    cleanup.push(() => rogue.close());
+    await rogue.listen();
+    const target = nets.get(1)!.tcp;
+    target.addPeer(4, { host: HOST, port: rogue.port });
+    rogue.addPeer(1, { host: HOST, port: target.port });
+    const before = target.stats.badFrames;
+    // A plain Raft message, valid as such, is not an envelope.
+    rogue.sendMessage(1, { type: 'timeoutNow', from: 4, term: 1 });
+    await waitFor(() => target.stats.badFrames > before, 'the frame refused');
+  });
+
+  it('isValidEnvelope checks the shape and the sender', () => {
+    const ok = { from: 2, epoch: 1, messages: [[1, { type: 'x', from: 2, term: 1 }]], quiesce: [[1, 2, 3]], wake: [4] };
+    expect(isValidEnvelope(ok, 2)).toBe(true);
+    expect(isValidEnvelope(ok, 3)).toBe(false);
+    for (const bad of [
+      null,
+      'x',
+      { ...ok, epoch: 'one' },
+      { ...ok, messages: {} },
+      { ...ok, messages: [[1.5, {}]] },
+      { ...ok, messages: [[1, null]] },
+      { ...ok, quiesce: [[1, 2]] },
+      { ...ok, wake: ['a'] },
+    ])
+      expect(isValidEnvelope(bad, 2)).toBe(false);
+  });
+});
