@@ -10,6 +10,8 @@
 // lives in src/observe, and the driver keeps only the ten lines that call it at the right moments
 // (load, the end of a tick, a storage failure, a stop) and the StateMachineError of a throwing
 // applyTransition.
+// It became 435 with the opt-in of dissertation §10.2.1 (`leaderSendsBeforeSave`, issue 12): the
+// driver starts the leader's save, hands the batch's messages to the cluster, then awaits the save.
 //
 // Two counts per folder: of the files as they are, which is the gate, and of the same files as
 // prettier (.prettierrc.json, width 120) prints them, which is the honest figure while the files
@@ -21,7 +23,7 @@ import * as prettier from 'prettier';
 
 const BUDGETS = [
   { dir: 'src/core', limit: 1000, what: 'the algorithm' },
-  { dir: 'src/replica', limit: 420, what: 'the driver' },
+  { dir: 'src/replica', limit: 435, what: 'the driver' },
 ];
 const root = new URL('..', import.meta.url).pathname;
 const WIDTH = 120;

@@ -119,6 +119,16 @@ export interface ReplicaOptions<T extends StateMachineTransition, D = unknown> {
    * @defaultValue false
    */
   join?: boolean;
+  /**
+   * Dissertation §10.2.1: a leader sends new entries to its followers while it saves them
+   * itself, rather than after; it still counts itself toward commitment only once its save is
+   * durable, and still reports `queued` only then, so Raft's safety is unchanged and one disk
+   * write leaves the commit path. The cost: if that save fails (the replica then stops), the
+   * followers may already hold, and may commit, entries the leader never reported `queued`;
+   * by default nothing that depends on a batch is sent before it is durable.
+   * @defaultValue false
+   */
+  leaderSendsBeforeSave?: boolean;
 }
 
 /** Options with every default filled in, as the driver reads them. */
@@ -178,12 +188,13 @@ export function validateOptions<T extends StateMachineTransition, D>(o: ReplicaO
     maxBytesPerMessage: o.maxBytesPerMessage ?? 1 << 20, maxInflightBytes: o.maxInflightBytes ?? 8 << 20,
   };
   for (const [f, v] of Object.entries(counts)) if (!isId(v) || v < 1) fail(`${f} must be a positive integer`);
-  for (const f of ['preVote', 'checkQuorum', 'join'] as const) {
+  for (const f of ['preVote', 'checkQuorum', 'join', 'leaderSendsBeforeSave'] as const) {
     if (o[f] !== undefined && typeof o[f] !== 'boolean') fail(`${f} must be a boolean`);
   }
   return {
     ...o, catchUpTimeout, snapshotDelta, tickInterval, ...counts, storage: o.storage,
     preVote: o.preVote ?? true, checkQuorum: o.checkQuorum ?? true, join: o.join ?? false,
+    leaderSendsBeforeSave: o.leaderSendsBeforeSave ?? false,
     // The defaults are the only place the library touches a real clock or real randomness.
     clock: o.clock ?? Date.now, random: o.random ?? Math.random, logger: safeLogger(o.logger ?? SILENT_LOGGER),
   };

@@ -4,7 +4,8 @@ import { InvalidArgumentError, NotLeaderError } from '../core/errors.js';
 import { InvalidOptionsError, InvalidTransitionError, ReplicaStoppedError, StateMachineError, show } from './errors.js';
 import { checkPersistentState, isTransition } from '../core/validate.js';
 import type { Entry, Message } from '../core/message.js';
-import { newMetrics, Raft, type Pending, type ReplicaMetrics, type SnapshotToInstall } from '../core/raft.js';
+import { newMetrics, Raft, type Pending, type Ready } from '../core/raft.js';
+import type { ReplicaMetrics, SnapshotToInstall } from '../core/raft.js';
 import { raftConfig, validateOptions, type Config, type ReplicaOptions } from './options.js';
 import type { Storage } from '../core/storage.js';
 import type { ReplicaId, StateMachineTransition, TransitionState } from '../core/types.js';
@@ -302,7 +303,12 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
       for (const r of requests) r.run(raft);
       raft.propose(pending); // a non-leader abandons them
       const ready = raft.ready();
-      if (ready.batch) await this.durably(() => this.storage.save(ready.batch!));
+      if (ready.batch) {
+        const saved = this.durably(() => this.storage.save(ready.batch!));
+        saved.catch(() => undefined); // a rejection is handled where it is awaited, below
+        if (this.config.leaderSendsBeforeSave) await this.sendBeforeSave(raft, ready);
+        await saved;
+      }
       raft.advance(ready);
       // A tick that brought nothing (the last one of a busy spell, mostly) calls no user code at all.
       const quiet = messages.length + requests.length + ready.reports.length + ready.leaderChanges.length
@@ -326,6 +332,20 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
     });
     this.ticking = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * The opt-in of dissertation §10.2.1 (`leaderSendsBeforeSave`): a leader whose batch holds only
+   * new entries sends its messages while it saves them; it counts itself toward commitment only
+   * once they are durable (`advance`), and reports `queued` only then. A batch with a term, a
+   * vote, a truncation or a snapshot is never sent ahead: messages may depend on those.
+   */
+  private async sendBeforeSave(raft: Raft<T, D>, ready: Ready<T, D>): Promise<void> {
+    const b = ready.batch!;
+    if (!raft.isLeader() || b.hardState || b.truncateFrom !== undefined || b.snapshot) return;
+    const early = ready.messages.splice(0);
+    raft.metrics.messagesOut += early.length;
+    await this.exclusive(async () => this.send(early));
   }
 
   /** Hands messages to the cluster, under the lock. */

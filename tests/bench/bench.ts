@@ -1,6 +1,7 @@
 /**
- * tickraft's benchmark suite: `npm run bench [-- --quick] [-- --kv] [-- --groups] [-- --json FILE] [-- --no-docs]`.
- * `--groups` runs only the multi-raft figures (groups.ts).
+ * tickraft's benchmark suite: `npm run bench [-- --quick] [-- --kv] [-- --groups] [-- --json FILE] [-- --no-docs]
+ * [-- --send-before-save]`. `--groups` runs only the multi-raft figures (groups.ts); `--send-before-save`
+ * runs the tcp cases with the opt-in `leaderSendsBeforeSave`.
  *
  * Every tickraft figure is printed next to its ceiling measured in the same run at the same
  * concurrency, with the target ratio of issue 12 and whether it is met:
@@ -65,11 +66,13 @@ export interface BenchResult {
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const kvOnly = args.includes('--kv');
+/** Opt in to dissertation §10.2.1 in the tcp and tcpFsync cases (default off, as for users); no docs then. */
+const sendBeforeSave = args.includes('--send-before-save');
 const jsonAt = args.indexOf('--json');
 const jsonFile = jsonAt >= 0 ? args[jsonAt + 1] : undefined;
 if (jsonAt >= 0 && (jsonFile === undefined || jsonFile.startsWith('--')))
   throw new Error('bench: --json needs a file name');
-const writeDocs = !quick && !kvOnly && !args.includes('--no-docs');
+const writeDocs = !quick && !kvOnly && !sendBeforeSave && !args.includes('--no-docs');
 
 const t0 = Date.now();
 const log = (s: string): void => {
@@ -183,7 +186,7 @@ async function replication(quick: boolean): Promise<Pick<BenchResult, Mode | 'ce
             await retryingElections(`${mode} c${c}`, () =>
               mode === 'inprocess'
                 ? runInProcess(c, warmupMs, measureMs)
-                : runTcp(mode === 'tcp' ? 'memory' : 'file', c, warmupMs, measureMs),
+                : runTcp(mode === 'tcp' ? 'memory' : 'file', c, warmupMs, measureMs, sendBeforeSave),
             ),
           );
         }
@@ -214,7 +217,8 @@ async function main(): Promise<void> {
     return;
   }
   const disk = benchDisk();
-  log(`tickraft bench (${quick ? 'quick' : 'full'}${kvOnly ? ', kv only' : ''}) on ${machine()}`);
+  const optIn = sendBeforeSave ? ', tcp cases with leaderSendsBeforeSave (§10.2.1)' : '';
+  log(`tickraft bench (${quick ? 'quick' : 'full'}${kvOnly ? ', kv only' : ''}${optIn}) on ${machine()}`);
   log(`durable files in ${describeDisk(disk)}`);
   const result: Partial<BenchResult> = { disk, machine: machine() };
   let details: LimitDetails | undefined;

@@ -134,13 +134,24 @@ export class BenchProcesses {
     storage: 'memory' | 'file',
     heartbeat = 50,
     election: [number, number] = [150, 300],
+    leaderSendsBeforeSave = false,
   ): Promise<BenchProcesses> {
     const dir = benchTemp('tickraft-bench-');
     const ports = await freePorts(3);
     const secret = randomBytes(24).toString('hex');
     const portMap = Object.fromEntries(ports.map((p, i) => [i + 1, p]));
     const members = [1, 2, 3].map(
-      (id) => new Member({ id, ports: portMap, secret, storage, dir: join(dir, String(id)), heartbeat, election }),
+      (id) =>
+        new Member({
+          id,
+          ports: portMap,
+          secret,
+          storage,
+          dir: join(dir, String(id)),
+          heartbeat,
+          election,
+          leaderSendsBeforeSave,
+        }),
     );
     const c = new BenchProcesses(members, dir);
     try {
@@ -209,8 +220,9 @@ export async function runTcp(
   clients: number,
   warmupMs: number,
   measureMs: number,
+  leaderSendsBeforeSave = false,
 ): Promise<Figures> {
-  const c = await BenchProcesses.start(storage);
+  const c = await BenchProcesses.start(storage, 50, [150, 300], leaderSendsBeforeSave);
   try {
     const leader = await c.leader();
     const r = await c.members[leader]!.request<Figures & { total: number }>(

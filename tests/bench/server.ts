@@ -21,6 +21,8 @@ export interface ServerConfig {
   dir: string;
   heartbeat: number;
   election: [number, number];
+  /** The opt-in of dissertation §10.2.1 (`--send-before-save`); default off, as for users. */
+  leaderSendsBeforeSave?: boolean;
 }
 
 /** What the `scaling` mode measures (see runScaling). */
@@ -81,6 +83,7 @@ async function replicaMain(): Promise<void> {
     heartbeatTimeout: cfg.heartbeat,
     electionTimeoutRange: cfg.election,
     storage,
+    leaderSendsBeforeSave: cfg.leaderSendsBeforeSave ?? false,
   });
 
   // Failover's light load: while this replica leads, one proposal in flight; the first one

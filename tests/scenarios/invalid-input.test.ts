@@ -97,6 +97,7 @@ describe('invalid options', () => {
       /stateMachine/,
     ],
     ['noop without id', { noopTransition: {} as TestTransition }, /noopTransition/],
+    ['leaderSendsBeforeSave not a boolean', { leaderSendsBeforeSave: 1 as never }, /leaderSendsBeforeSave must be a/],
   ];
   for (const [name, change, message] of cases) {
     it(`rejects ${name}`, () => {
