@@ -13,22 +13,7 @@ import {
 import { RecordingStateMachine } from '../helpers/recording-state-machine.js';
 import type { TestSnapshotData, TestTransition } from '../helpers/recording-state-machine.js';
 import { ScenarioSimulation } from '../helpers/scenario-sim.js';
-
-type Outcome = 'resolved' | 'pending' | Error;
-
-/** Records how a promise settles, without awaiting it. */
-function watch(p: Promise<void>): { readonly outcome: Outcome } {
-  const w: { outcome: Outcome } = { outcome: 'pending' };
-  p.then(
-    () => {
-      w.outcome = 'resolved';
-    },
-    (e: Error) => {
-      w.outcome = e;
-    },
-  );
-  return w;
-}
+import { watch } from '../helpers/watch.js';
 
 /** Lets every settled promise run its handlers (no timer, no tick). */
 const flush = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));

@@ -13,23 +13,10 @@ import {
 } from '../../src/index.js';
 import { RecordingStateMachine } from '../helpers/recording-state-machine.js';
 import type { TestSnapshotData, TestTransition } from '../helpers/recording-state-machine.js';
+import { watch } from '../helpers/watch.js';
 
 type T = TestTransition;
 type D = TestSnapshotData;
-type Outcome = 'resolved' | 'pending' | Error;
-
-function watch(p: Promise<unknown>): { readonly outcome: Outcome } {
-  const w: { outcome: Outcome } = { outcome: 'pending' };
-  p.then(
-    () => {
-      w.outcome = 'resolved';
-    },
-    (e: Error) => {
-      w.outcome = e;
-    },
-  );
-  return w;
-}
 
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -284,6 +271,18 @@ async function elected(leaderSendsBeforeSave?: boolean) {
   return { ...l, running };
 }
 
+/** Follower `from`'s acknowledgement, in term 1, of the leader's log up to `index`. */
+const ack = (from: number, index: number): Message<T, D> => ({
+  type: 'appendResponse',
+  from,
+  term: 1,
+  success: true,
+  index,
+  hintIndex: 0,
+  hintTerm: 0,
+  round: 0,
+});
+
 const appends = (sent: [number, Message<T, D>][]): number[][] =>
   sent.flatMap(([, m]) => (m.type === 'append' && m.entries.length > 0 ? [m.entries.map((e) => e.index)] : []));
 
@@ -304,16 +303,7 @@ describe('a leader of three and the opt-in of §10.2.1 (leaderSendsBeforeSave)',
     expect(appends(l.sent)).toEqual([[1], [1]]); // while its own save is held
     l.storage.release();
     await until('the noop is durable', () => l.storage.waiting === 0 && l.storage.inFlight === 0);
-    l.deliver({
-      type: 'appendResponse',
-      from: 2,
-      term: 1,
-      success: true,
-      index: 1,
-      hintIndex: 0,
-      hintTerm: 0,
-      round: 0,
-    });
+    l.deliver(ack(2, 1));
     await until('the noop commits', () => l.replica.status.commitIndex === 1);
     l.sm.submit({ id: 'x' });
     l.replica.wake();
@@ -321,16 +311,7 @@ describe('a leader of three and the opt-in of §10.2.1 (leaderSendsBeforeSave)',
     expect(l.storage.waiting).toBe(1); // x is still being saved on the leader
     expect(l.sm.states.get('x')).toBeUndefined(); // and is not yet reported queued
     // Follower 2 acknowledges x before the leader's save resolves: one vote of the two it needs.
-    l.deliver({
-      type: 'appendResponse',
-      from: 2,
-      term: 1,
-      success: true,
-      index: 2,
-      hintIndex: 0,
-      hintTerm: 0,
-      round: 0,
-    });
+    l.deliver(ack(2, 2));
     for (let i = 0; i < 20; i++) await turn();
     expect(l.replica.status.commitIndex).toBe(1);
     l.storage.release();
@@ -342,16 +323,7 @@ describe('a leader of three and the opt-in of §10.2.1 (leaderSendsBeforeSave)',
   it('opted in, a save that fails has sent the entries but reports nothing and commits nothing', async () => {
     const l = await elected(true);
     l.storage.release();
-    l.deliver({
-      type: 'appendResponse',
-      from: 2,
-      term: 1,
-      success: true,
-      index: 1,
-      hintIndex: 0,
-      hintTerm: 0,
-      round: 0,
-    });
+    l.deliver(ack(2, 1));
     await until('the noop commits', () => l.replica.status.commitIndex === 1);
     l.sm.submit({ id: 'x' });
     l.replica.wake();
