@@ -199,7 +199,8 @@ describe('saves under start(): a leader alone', () => {
     await l.replica.stop();
   });
 
-  it('stop() during an in-flight save finishes its hand-over and settles every promise', async () => {
+  /** A leader whose save of `x` is in flight when a readIndex() and then stop() are called. */
+  async function stopWhileSaving() {
     const l = await leader();
     l.storage.release();
     await until('the noop is applied', () => l.replica.status.lastApplied === 1);
@@ -208,6 +209,11 @@ describe('saves under start(): a leader alone', () => {
     await until('x is handed to storage', () => l.storage.waiting === 1);
     const read = watch(l.replica.readIndex());
     const stopped = watch(l.replica.stop());
+    return { l, read, stopped };
+  }
+
+  it('stop() during an in-flight save finishes its hand-over and settles every promise', async () => {
+    const { l, read, stopped } = await stopWhileSaving();
     for (let i = 0; i < 20; i++) await turn();
     expect(stopped.outcome).toBe('pending'); // it waits for the save in flight
     expect(l.storage.closed).toBe(0);
@@ -223,14 +229,7 @@ describe('saves under start(): a leader alone', () => {
   });
 
   it('stop() during an in-flight save that fails acts on nothing and still settles', async () => {
-    const l = await leader();
-    l.storage.release();
-    await until('the noop is applied', () => l.replica.status.lastApplied === 1);
-    l.sm.submit({ id: 'x' });
-    l.replica.wake();
-    await until('x is handed to storage', () => l.storage.waiting === 1);
-    const read = watch(l.replica.readIndex());
-    const stopped = watch(l.replica.stop());
+    const { l, read, stopped } = await stopWhileSaving();
     const error = new Error('disk on fire');
     l.storage.fail(error);
     await until('stop() to resolve', () => stopped.outcome !== 'pending');
