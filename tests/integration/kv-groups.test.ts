@@ -4,6 +4,7 @@
 // the killed process restarts from its log, and no acknowledged write is lost. No fixed sleeps:
 // every wait polls for a condition with a generous bound.
 import { Agent } from 'node:http';
+import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpRequest } from '../../docs/examples/kv/client.js';
@@ -17,6 +18,7 @@ import {
   waitForGroupLeaders,
 } from '../../docs/examples/kv/sharded-workload.js';
 import { groupOf, keyInGroup, membersOf } from '../../docs/examples/kv/shards.js';
+import { statusCommand } from '../../docs/examples/kv/status.js';
 
 const serverJs = fileURLToPath(new URL('../../dist/docs/examples/kv/server.js', import.meta.url));
 const GROUPS = 8;
@@ -67,6 +69,17 @@ describe(`tickraft-kv --groups ${GROUPS} on 3 processes`, () => {
     expect(s?.groups).toBe(GROUPS);
     expect(s?.hosted).toBe(GROUPS);
     expect(s?.leaders.split(',')).toHaveLength(GROUPS);
+    // `tickraft-kv status`: one row per process, found through one address.
+    let table = '';
+    const out = new Writable({
+      write(chunk, _encoding, done) {
+        table += String(chunk);
+        done();
+      },
+    });
+    expect(await statusCommand(['--http', cluster.origin(1).slice('http://'.length)], out)).toBe(0);
+    expect(table).toMatch(/^ID +GROUPS +LEADING +NO-LEADER +QUIESCENT +HTTP\n1 +8 /);
+    expect(table.trimEnd().split('\n')).toHaveLength(4);
     // Leaders move (balanceLeaders): poll until a non-leader's answer names the leader of the moment.
     const key = keyInGroup(3, GROUPS, 'route-');
     await waitFor(
