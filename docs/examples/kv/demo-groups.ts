@@ -39,6 +39,7 @@ export async function shardedDemo(serverJs: string, groups: number): Promise<num
     await waitForGroupLeaders(cluster, groups);
     say(`every one of the ${groups} groups has a leader; ${LANES} client sessions start writing`);
     writers.start();
+    const writingSince = Date.now();
     await waitFor('1,000 acknowledged writes', () => (writers.acks >= 1000 ? true : undefined), 30_000, 20);
     await sleep(1000);
 
@@ -90,6 +91,7 @@ export async function shardedDemo(serverJs: string, groups: number): Promise<num
     say(`process ${victim} leads groups again, ${backMs} ms after its restart (leaders moved back by transfer)`);
     await sleep(1000);
     await writers.stop();
+    const rate = writers.acks / ((Date.now() - writingSince) / 1000);
     say(`writers stopped: ${writers.acks} writes acknowledged, ${writers.failures} with an unknown outcome`);
 
     console.log('\nchecks:');
@@ -117,7 +119,10 @@ export async function shardedDemo(serverJs: string, groups: number): Promise<num
 
     console.log('\nsummary:');
     console.log(`  groups:              ${groups} on 3 processes (one RaftHost, one SharedLog with fsync each)`);
-    console.log(`  writes acknowledged: ${writers.acks} (${writers.acked.size} keys; ${LANES} sessions)`);
+    console.log(
+      `  writes acknowledged: ${writers.acks} (${writers.acked.size} keys), ${rate.toFixed(0)} writes/s ` +
+        `with ${LANES} sessions, through the kill and the restart (fsync on)`,
+    );
     console.log(`  killed:              process ${victim}, leader of ${orphans.length} groups, under load`);
     console.log(
       `  all groups led:      ${allLedMs} ms after the kill; orphaned groups committing within ${worstMs} ms`,

@@ -11,11 +11,13 @@ import { KvClient } from './client.js';
 import { shardedDemo } from './demo-groups.js';
 import { KvProcesses, waitFor } from './processes.js';
 
-// `--groups N` (N > 1): the sharded demo of demo-groups.ts instead.
-const { values: demoFlags } = parseArgs({ options: { groups: { type: 'string' } } });
-const demoGroups = Number(demoFlags.groups ?? '1');
-if (!Number.isSafeInteger(demoGroups) || demoGroups < 1) {
-  console.error(`demo: --groups must be a positive integer, got ${JSON.stringify(demoFlags.groups)}`);
+let demoGroups = 1;
+try {
+  const { values } = parseArgs({ options: { groups: { type: 'string' } } });
+  demoGroups = Number(values.groups ?? '1');
+  if (!Number.isSafeInteger(demoGroups) || demoGroups < 1) throw new Error('--groups must be a positive integer');
+} catch (error) {
+  console.error(`usage: npm run demo [-- --groups <n>]: ${(error as Error).message}`);
   process.exit(2);
 }
 const serverJs = fileURLToPath(new URL('./server.js', import.meta.url));
