@@ -149,3 +149,36 @@ describe(`tickraft-kv --groups ${GROUPS} on 3 processes`, () => {
     expect(cluster.logTail(1)).toContain('--groups, which must not change');
   }, 60_000);
 });
+
+describe('tickraft-kv --groups 5 on 5 processes: each group on 3 of them', () => {
+  let cluster: KvProcesses;
+  const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+
+  beforeAll(async () => {
+    cluster = await KvProcesses.create(serverJs, [1, 2, 3, 4, 5], ['--groups', '5']);
+    cluster.start();
+  });
+
+  afterAll(async () => {
+    agent.destroy();
+    await cluster?.destroy();
+  });
+
+  it("hosts 3 groups per process; a process that does not host a key's group redirects to one that does", async () => {
+    await waitForGroupLeaders(cluster, 5, cluster.ids, WAIT);
+    for (const id of cluster.ids) expect((await cluster.status<ShardedStatus>(id))?.hosted).toBe(3);
+    // Group 0 is on processes 1, 2 and 3: process 5 sends the client to one of them.
+    const key = keyInGroup(0, 5, 'far-');
+    const a = await httpRequest(`${cluster.origin(5)}/kv/${key}`, { method: 'PUT', body: 'x' });
+    expect(a.status).toBe(307);
+    expect([1, 2, 3].map((id) => `${cluster.origin(id)}/kv/${key}`)).toContain(a.headers.location);
+    // A client that knows nothing of the groups reaches every key through the redirects.
+    const writers = new Writers(cluster.origins, { groups: 1, lanes: 2, keysPerLane: 25, prefix: 'five', agent });
+    const client = writers.client('one');
+    for (let i = 0; i < 25; i++) expect(await writers.write(client, `five-${i}`, `v${i}`)).toBe(true);
+    for (let i = 0; i < 25; i++) expect(await client.get(`five-${i}`)).toBe(`v${i}`);
+    const dumps = await waitForAgreement(cluster, 5, WAIT);
+    expect(lostWrites(dumps, 5, writers)).toEqual([]);
+    for (const d of dumps) expect(Object.keys(d.groups)).toHaveLength(3);
+  }, 60_000);
+});
