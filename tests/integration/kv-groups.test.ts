@@ -24,6 +24,18 @@ const serverJs = fileURLToPath(new URL('../../dist/docs/examples/kv/server.js', 
 const GROUPS = 8;
 const WAIT = 30_000;
 
+/** Every process's status, once all answer: a slow one may still be starting when the others have elected. */
+function everyStatus(cluster: KvProcesses): Promise<ShardedStatus[]> {
+  return waitFor(
+    'every process to answer',
+    async () => {
+      const all = await Promise.all(cluster.ids.map((id) => cluster.status<ShardedStatus>(id)));
+      return all.every((s) => s !== undefined) ? (all as ShardedStatus[]) : undefined;
+    },
+    WAIT,
+  );
+}
+
 describe('placement of keys and groups (shards.ts)', () => {
   it('hashes a key with 32-bit FNV-1a, modulo the number of groups', () => {
     // FNV-1a of "" is the offset basis 0x811c9dc5; of "a", 0xe40c292c.
@@ -65,10 +77,10 @@ describe(`tickraft-kv --groups ${GROUPS} on 3 processes`, () => {
 
   it("elects a leader in every group; a process that does not lead a key's group redirects to its leader", async () => {
     await waitForGroupLeaders(cluster, GROUPS, cluster.ids, WAIT).catch(withLogs);
-    const s = await cluster.status<ShardedStatus>(1);
-    expect(s?.groups).toBe(GROUPS);
-    expect(s?.hosted).toBe(GROUPS);
-    expect(s?.leaders.split(',')).toHaveLength(GROUPS);
+    const s = (await everyStatus(cluster))[0]!;
+    expect(s.groups).toBe(GROUPS);
+    expect(s.hosted).toBe(GROUPS);
+    expect(s.leaders.split(',')).toHaveLength(GROUPS);
     // `tickraft-kv status`: one row per process, found through one address.
     let table = '';
     const out = new Writable({
@@ -166,7 +178,8 @@ describe('tickraft-kv --groups 5 on 5 processes: each group on 3 of them', () =>
 
   it("hosts 3 groups per process; a process that does not host a key's group redirects to one that does", async () => {
     await waitForGroupLeaders(cluster, 5, cluster.ids, WAIT);
-    for (const id of cluster.ids) expect((await cluster.status<ShardedStatus>(id))?.hosted).toBe(3);
+    const all = await everyStatus(cluster);
+    expect(all.map((s) => s.hosted)).toEqual([3, 3, 3, 3, 3]);
     // Group 0 is on processes 1, 2 and 3: process 5 sends the client to one of them.
     const key = keyInGroup(0, 5, 'far-');
     const a = await httpRequest(`${cluster.origin(5)}/kv/${key}`, { method: 'PUT', body: 'x' });
