@@ -99,6 +99,16 @@ describe('tickraft-kv flags', () => {
       /--join needs the current members/,
     ],
     [
+      '--groups 0',
+      ['--id', '1', '--data', 'd', '--peers', peers, '--http', http, '--secret', secret, '--groups', '0'],
+      /--groups must be an integer >= 1/,
+    ],
+    [
+      '--groups with --join',
+      ['--id', '1', '--data', 'd', '--peers', peers, '--http', http, '--secret', secret, '--groups', '4', '--join'],
+      /--join is not supported with --groups/,
+    ],
+    [
       'an election below the heartbeat',
       ['--id', '1', '--data', 'd', '--peers', peers, '--http', http, '--secret', secret, '--heartbeat', '200'],
       /greater than --heartbeat/,

@@ -160,6 +160,7 @@ describe('tickraft-kv on the command line', { timeout: 30_000 }, () => {
       '--snapshot-delta',
       '--fsync',
       '--timeout',
+      '--groups',
       '--join',
       '--log-level',
       '--quiet',

@@ -54,12 +54,18 @@ export interface KvClientOptions {
   deadline?: number;
   /** Shared keep-alive agent. */
   agent?: Agent;
+  /**
+   * For a server run with --groups: the group of a key (`groupOf` of shards.ts), so that the
+   * client remembers the leader of each group rather than one leader for all keys.
+   */
+  shard?: (key: string) => number;
 }
 
 /** A client session: commands are sequential (one in flight), numbered 1, 2, 3, … */
 export class KvClient {
   private seq = 0;
-  private leader: string | undefined;
+  /** The leader of each group, as last found (group 0 without `shard`). */
+  private readonly leaders = new Map<number, string>();
   private next = 0;
   /** How many times a command was sent again (redirects not counted). */
   retries = 0;
@@ -86,8 +92,9 @@ export class KvClient {
     const end = Date.now() + (this.options.deadline ?? 20_000);
     const headers = { 'x-client-id': this.options.clientId, 'x-client-seq': String(seq) };
     let last = 'no attempt';
+    const group = this.options.shard?.(key) ?? 0;
     for (let attempt = 0; Date.now() < end; attempt++) {
-      const origin = this.leader ?? this.options.origins[this.next++ % this.options.origins.length]!;
+      const origin = this.leaders.get(group) ?? this.options.origins[this.next++ % this.options.origins.length]!;
       let a: HttpAnswer;
       try {
         a = await httpRequest(`${origin}/kv/${encodeURIComponent(key)}`, {
@@ -99,24 +106,24 @@ export class KvClient {
         });
       } catch (error) {
         last = `${origin}: ${(error as Error).message}`;
-        this.leader = undefined;
+        this.leaders.delete(group);
         this.retries++;
         await sleep(20);
         continue;
       }
       if (a.status === 307 && typeof a.headers.location === 'string') {
-        this.leader = new URL(a.headers.location).origin;
+        this.leaders.set(group, new URL(a.headers.location).origin);
         continue;
       }
       if (a.status === 503 || a.status === 504) {
         last = `${origin}: ${a.status} ${a.body.trim()}`;
-        this.leader = undefined;
+        this.leaders.delete(group);
         this.retries++;
         await sleep(a.status === 503 ? 50 : 0);
         continue;
       }
       if ((a.status >= 200 && a.status < 300) || a.status === 404) {
-        this.leader = origin;
+        this.leaders.set(group, origin);
         return a;
       }
       throw new Error(`${method} ${key}: HTTP ${a.status} from ${origin}: ${a.body.trim()}`);

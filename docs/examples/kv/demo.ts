@@ -3,14 +3,28 @@
 // failover, writes 1,000 more, restarts the killed server from its disk, and checks that all
 // three hold the same data and that no acknowledged write was lost. Last, a membership change:
 // a 4th process joins (POST /members on the leader), catches up and is removed again.
+// `npm run demo -- --groups N` runs the sharded demo of demo-groups.ts instead.
 import { Agent } from 'node:http';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { KvClient } from './client.js';
+import { shardedDemo } from './demo-groups.js';
 import { KvProcesses, waitFor } from './processes.js';
+
+let demoGroups = 1;
+try {
+  const { values } = parseArgs({ options: { groups: { type: 'string' } } });
+  demoGroups = Number(values.groups ?? '1');
+  if (!Number.isSafeInteger(demoGroups) || demoGroups < 1) throw new Error('--groups must be a positive integer');
+} catch (error) {
+  console.error(`usage: npm run demo [-- --groups <n>]: ${(error as Error).message}`);
+  process.exit(2);
+}
+const serverJs = fileURLToPath(new URL('./server.js', import.meta.url));
+if (demoGroups > 1) process.exit(await shardedDemo(serverJs, demoGroups));
 
 const KEYS = Number(process.env.KEYS ?? 1000);
 const LANES = 8; // requests in flight: one client session each, so each session stays sequential
-const serverJs = fileURLToPath(new URL('./server.js', import.meta.url));
 const t0 = Date.now();
 const elapsed = (): string => `${((Date.now() - t0) / 1000).toFixed(2).padStart(6)} s`;
 const say = (what: string): void => console.log(`[${elapsed()}] ${what}`);

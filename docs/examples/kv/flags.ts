@@ -29,6 +29,11 @@ export interface ServerFlags {
   logLevel: LogLevel;
   /** Joining a running cluster: --peers and --http list its current members plus this one. */
   join: boolean;
+  /**
+   * Raft groups the keys are split over (shards.ts): 1 is one replica per process; more runs a
+   * RaftHost with one SharedLog (sharded.ts).
+   */
+  groups: number;
 }
 
 export const USAGE = `usage: tickraft-kv --id <n> --data <dir> --peers <id=host:port,...> --http <id=host:port,...> [options]
@@ -58,6 +63,14 @@ optional:
   --snapshot-delta <n>     compact the log every n applied entries; 0 = never (default 1000)
   --fsync <on|off>         wait for the disk on every save (default on)
   --timeout <ms>           answer 504 to a request not applied within this time (default 5000)
+  --groups <n>             split the keys over n Raft groups (default 1): key k is in group
+                           FNV-1a(k) mod n; with ids p0 < p1 < ..., group g is on p(g), p(g+1),
+                           p(g+2) (mod the count; all processes when 3 or fewer). One RaftHost,
+                           one connection per pair of processes and one log (one fsync per tick)
+                           for all groups; a process answers a key's request if it leads the
+                           key's group, else 307 to that group's leader. Leaders are spread by
+                           transfers every 2 s. n must not change for the life of the data;
+                           no --join, membership changes or transfers with n > 1
   --join                   join a running cluster: --peers/--http list its current members and
                            this replica, which waits (as a non-voter) until a leader adds it
                            with POST /members
@@ -72,11 +85,11 @@ a port in use) are one line on stderr, and the exit code is not 0: 2 for a bad f
 
 HTTP API: PUT /kv/<key> (body = value, at most 1 MiB: 413 beyond), GET /kv/<key> (a linearizable
 read by read index), DELETE /kv/<key>, GET /status, GET /debug/dump (local state, not
-linearizable). Headers x-client-id and x-client-seq make writes safe to retry: applied once per
-(client, seq); a different command under a seq already applied, or an older seq, gets 409.
-Membership, on the leader: POST /members with {"id":4,"raft":"host:port","http":"host:port"},
-DELETE /members/<id>, POST /transfer/<id> (hand leadership to <id>). GET /metrics: the
-Prometheus text format.`;
+linearizable; per group with --groups). Headers x-client-id and x-client-seq make writes safe
+to retry: applied once per (client, seq); a different command under a seq already applied, or
+an older seq, gets 409. Membership, on the leader: POST /members with
+{"id":4,"raft":"host:port","http":"host:port"}, DELETE /members/<id>, POST /transfer/<id>
+(hand leadership to <id>). GET /metrics: the Prometheus text format (one group only).`;
 
 /** A mistake on the command line; the message says which flag and why. */
 export class UsageError extends Error {
@@ -104,6 +117,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = {}): ServerF
         timeout: { type: 'string' },
         quiet: { type: 'boolean' },
         join: { type: 'boolean' },
+        groups: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         'log-level': { type: 'string' },
         version: { type: 'boolean', short: 'v' },
@@ -147,6 +161,8 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = {}): ServerF
   if (fsyncFlag !== 'on' && fsyncFlag !== 'off')
     throw new UsageError(`--fsync must be on or off, got ${JSON.stringify(fsyncFlag)}`);
   const timeout = integer('--timeout', str('timeout') ?? '5000', 1);
+  const groups = integer('--groups', str('groups') ?? '1', 1);
+  if (groups > 1 && values.join === true) throw new UsageError('--join is not supported with --groups > 1');
   return {
     id,
     data,
@@ -161,6 +177,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = {}): ServerF
     quiet,
     logLevel,
     join: values.join === true,
+    groups,
   };
 }
 

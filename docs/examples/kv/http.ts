@@ -21,13 +21,17 @@ import {
 export interface KvBackend {
   /** This replica's id, used to make generated client ids unique. */
   readonly id: number;
-  /** Whether this replica leads now. */
-  isLeader(): boolean;
   /**
-   * The leader's HTTP origin (`http://host:port`), when a leader other than this one is known:
-   * `leaderId` if given (from a {@link KvNotLeader}), else the one the replica knows now.
+   * Whether this replica leads now; with `key` (a /kv request), whether it leads the key's
+   * group (with --groups: this process may lead some groups and not others).
    */
-  leaderOrigin(leaderId?: number): string | undefined;
+  isLeader(key?: string): boolean;
+  /**
+   * The HTTP origin (`http://host:port`) to send the request to, when a leader other than this
+   * one is known: `leaderId` if given (from a {@link KvNotLeader}), else the one the replica knows
+   * now (of `key`'s group, for a /kv request).
+   */
+  leaderOrigin(leaderId?: number, key?: string): string | undefined;
   /** Proposes the command and resolves with what applying it returned here (it may be a refusal). */
   submit(command: KvCommand): Promise<KvResult>;
   /** A linearizable read without a log write (read index); rejects with {@link KvNotLeader} off the leader. */
@@ -133,17 +137,17 @@ async function handle(backend: KvBackend, req: IncomingMessage, res: ServerRespo
   if (method === 'GET') {
     // A linearizable read without a log write: the leader confirms it still leads, waits until
     // it has applied everything committed before the request, then reads its own map.
-    if (!backend.isLeader()) throw notLeader(backend, { definite: true });
-    const value = await leaderOnly(backend, backend.read(key), true);
+    if (!backend.isLeader(key)) throw notLeader(backend, { definite: true, key });
+    const value = await leaderOnly(backend, backend.read(key), key);
     return value === undefined ? send(res, 404, 'no such key\n') : send(res, 200, value);
   }
   const body = method === 'PUT' ? await readBody(req) : '';
   const { client, seq } = session(backend.id, req);
-  if (!backend.isLeader()) throw notLeader(backend, { definite: true });
+  if (!backend.isLeader(key)) throw notLeader(backend, { definite: true, key });
   const id = `${client}:${seq}`;
   const command: KvCommand =
     method === 'PUT' ? { id, client, seq, key, op: 'put', value: body } : { id, client, seq, key, op: 'delete' };
-  const result = await leaderOnly(backend, backend.submit(command), true);
+  const result = await leaderOnly(backend, backend.submit(command), key);
   // A (client, seq) pair reused with another command, or an old seq: nothing was applied.
   if (!result.ok) return send(res, 409, `refused: ${result.refused}\n`);
   if (method === 'DELETE' && result.previous === undefined) return send(res, 404, 'no such key (nothing deleted)\n');
@@ -160,17 +164,18 @@ class KvStoppingHttp extends HttpError {
 /**
  * Waits for a leader-only operation, mapping its failures to 307/503 (not the leader), 404 (no
  * such member), 409 (busy), 422 (can never succeed as sent), 503 (shutting down) and 504 (timeout).
- * `kv`: a /kv request, whose definite refusals say so in a header. No async function of its own:
- * the deadline's race maps the failure, so a request waits on one promise, not on two.
+ * `key`: the key of a /kv request, whose definite refusals say so in a header. No async function
+ * of its own: the deadline's race maps the failure, so a request waits on one promise, not on two.
  */
-function leaderOnly<R>(backend: KvBackend, p: Promise<R>, kv = false): Promise<R> {
-  return deadlinesOf(backend.timeout).race(p, (error) => refusal(backend, error, kv));
+function leaderOnly<R>(backend: KvBackend, p: Promise<R>, key?: string): Promise<R> {
+  return deadlinesOf(backend.timeout).race(p, (error) => refusal(backend, error, key));
 }
 
 /** The HTTP answer to a refusal of the backend (see {@link leaderOnly}); anything else as it is. */
-function refusal(backend: KvBackend, error: unknown, kv: boolean): unknown {
+function refusal(backend: KvBackend, error: unknown, key: string | undefined): unknown {
   if (error instanceof KvNotLeader) {
-    return notLeader(backend, { why: error.message, leaderId: error.leaderId, definite: kv && error.definite });
+    const definite = key !== undefined && error.definite;
+    return notLeader(backend, { why: error.message, leaderId: error.leaderId, definite, key });
   }
   if (error instanceof KvConflict) return new HttpError(409, `${error.message}; retry later`, { 'Retry-After': '1' });
   if (error instanceof KvTimeout) return new HttpError(504, `${error.message}; retry`);
@@ -259,10 +264,10 @@ function header(req: IncomingMessage, name: string): string | undefined {
  */
 function notLeader(
   backend: KvBackend,
-  o: { why?: string; leaderId?: number | undefined; definite?: boolean } = {},
+  o: { why?: string; leaderId?: number | undefined; definite?: boolean; key?: string | undefined } = {},
 ): HttpError {
   const why = o.why ?? 'this replica does not lead';
-  const origin = backend.leaderOrigin(o.leaderId);
+  const origin = backend.leaderOrigin(o.leaderId, o.key);
   const definite: Record<string, string> = o.definite ? { 'X-Kv-Outcome': 'not-applied' } : {};
   return origin === undefined
     ? new HttpError(503, `${why}; no leader known, retry later`, { 'Retry-After': '1', ...definite })

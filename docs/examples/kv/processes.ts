@@ -247,6 +247,11 @@ export class KvProcesses {
     for (const id of this.ids) this.spawn(id);
   }
 
+  /** Resolves with member `id`'s exit code once it exits (null if it was never started). */
+  exitCode(id: number): Promise<number | null> {
+    return this.member(id).exited ?? Promise.resolve(null);
+  }
+
   /** Sends `signal` and waits for the process to exit; resolves with its exit code. */
   async kill(id: number, signal: NodeJS.Signals = 'SIGKILL', timeout = 10_000): Promise<number | null> {
     const m = this.member(id);
@@ -278,21 +283,21 @@ export class KvProcesses {
     await rm(this.dir, { recursive: true, force: true });
   }
 
-  /** `GET /status` of member `id`, or undefined if it does not answer. */
-  async status(id: number): Promise<NodeStatus | undefined> {
+  /** `GET /status` of member `id`, or undefined if it does not answer (`S`: a sharded server's, say). */
+  async status<S = NodeStatus>(id: number): Promise<S | undefined> {
     try {
       const a = await httpRequest(`${this.origin(id)}/status`, { timeout: 2000 });
-      return a.status === 200 ? (JSON.parse(a.body) as NodeStatus) : undefined;
+      return a.status === 200 ? (JSON.parse(a.body) as S) : undefined;
     } catch {
       return undefined;
     }
   }
 
-  /** `GET /debug/dump` of member `id`. */
-  async dump(id: number): Promise<NodeDump> {
+  /** `GET /debug/dump` of member `id` (`D`: a sharded server's, say). */
+  async dump<D = NodeDump>(id: number): Promise<D> {
     const a = await httpRequest(`${this.origin(id)}/debug/dump`, { timeout: 5000 });
     if (a.status !== 200) throw new Error(`dump of ${id}: HTTP ${a.status}`);
-    return JSON.parse(a.body) as NodeDump;
+    return JSON.parse(a.body) as D;
   }
 
   /** The leader, once a member among `among` reports itself leader (the highest term wins). */

@@ -2,10 +2,12 @@
 // addresses of all (GET /status lists them), then each member for its GET /status, and prints
 // one row per member: role, term, leader, commit and applied index, and how far it lags; then
 // the leader's view: each follower's match index, lag and state, and any membership change or
-// leadership transfer under way.
+// leadership transfer under way. With --groups, one row per process: the groups it hosts and
+// leads, and how many it knows no leader of.
 import { parseArgs } from 'node:util';
 
 import { UsageError } from './flags.js';
+import type { ShardedStatus } from './sharded.js';
 
 interface StatusJson {
   status: {
@@ -47,7 +49,7 @@ export async function statusCommand(argv: string[], out: NodeJS.WritableStream =
     const s = await fetchStatus(origin);
     if (s === undefined) continue;
     members = new Map(Object.entries(s.httpAddresses ?? {}).map(([id, o]) => [Number(id), o]));
-    members.set(s.status.id, origin);
+    members.set('groups' in s ? (s as unknown as ShardedStatus).id : s.status.id, origin);
     break;
   }
   if (!members) {
@@ -56,6 +58,7 @@ export async function statusCommand(argv: string[], out: NodeJS.WritableStream =
   }
   const ids = [...members.keys()].sort((a, b) => a - b);
   const all = await Promise.all(ids.map((id) => fetchStatus(members!.get(id)!)));
+  if (all.some((s) => s !== undefined && 'groups' in s)) return groupsTable(ids, members, all, out);
   const commit = Math.max(0, ...all.map((s) => s?.status.commitIndex ?? 0));
   const rows = [['ID', 'ROLE', 'TERM', 'LEADER', 'COMMIT', 'APPLIED', 'LAST-LOG', 'LAG', 'HTTP']];
   ids.forEach((id, i) => {
@@ -89,6 +92,24 @@ export async function statusCommand(argv: string[], out: NodeJS.WritableStream =
     out.write(`membership change: ${change ? `${change.kind} ${change.id} (${change.phase})` : 'none'}\n`);
     out.write(`leadership transfer: ${lead.transfer ? `to ${lead.transfer.to}` : 'none'}\n`);
   }
+  return all.some((s) => s === undefined) ? 1 : 0;
+}
+
+/** The table of a sharded cluster (--groups): one row per process. Resolves with the exit code. */
+function groupsTable(
+  ids: number[],
+  members: Map<number, string>,
+  all: (StatusJson | ShardedStatus | undefined)[],
+  out: NodeJS.WritableStream,
+): number {
+  const rows = [['ID', 'GROUPS', 'LEADING', 'NO-LEADER', 'QUIESCENT', 'HTTP']];
+  ids.forEach((id, i) => {
+    const s = all[i] as ShardedStatus | undefined;
+    if (!s) return rows.push([String(id), 'unreachable', '-', '-', '-', members.get(id)!]);
+    const none = s.leaders.split(',').filter((l) => l === '-').length;
+    rows.push([String(id), String(s.hosted), String(s.leading), String(none), String(s.quiescent), members.get(id)!]);
+  });
+  table(rows, out);
   return all.some((s) => s === undefined) ? 1 : 0;
 }
 
