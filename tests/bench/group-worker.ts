@@ -41,6 +41,10 @@ export interface WorkerStats {
   leading: number[];
   rss: number;
   heapUsed: number;
+  /** The V8 heap's pages, used or not: with rss, it shows how much of the RSS is heap. */
+  heapTotal: number;
+  /** Memory of Buffers and other objects outside the V8 heap. */
+  external: number;
   /** Wall-clock ms when taken. */
   at: number;
 }
@@ -150,8 +154,10 @@ async function main(): Promise<void> {
           leading: leading(),
           rss: m.rss,
           heapUsed: m.heapUsed,
+          heapTotal: m.heapTotal,
+          external: m.external,
           at: Date.now(),
-          base: { rss: base.rss, heapUsed: base.heapUsed },
+          base: { rss: base.rss, heapUsed: base.heapUsed, heapTotal: base.heapTotal, external: base.external },
         };
       }
       case 'place': {

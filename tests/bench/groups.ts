@@ -22,7 +22,7 @@ const WORKER_JS = fileURLToPath(new URL('./group-worker.js', import.meta.url));
 /** BENCH_CPU_PROF=DIR profiles the workers (`node --cpu-prof`) into DIR. */
 const PROF = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
 type Distributive<T> = T extends unknown ? Omit<T, 'rid'> : never;
-type Stats = WorkerStats & { base: { rss: number; heapUsed: number } };
+type Stats = WorkerStats & { base: { rss: number; heapUsed: number; heapTotal: number; external: number } };
 
 /** Timeouts and liveness of one run: every case of a kind uses the same, whatever its group count. */
 interface Settings {
@@ -35,6 +35,11 @@ interface Settings {
 const BUSY: Settings = { heartbeat: 50, election: [300, 600], livenessInterval: 100, suspectAfter: 400 };
 /** Idle groups: slower timeouts, so a thousand elections at start do not pile up. */
 const IDLE: Settings = { heartbeat: 200, election: [1000, 2000], livenessInterval: 100, suspectAfter: 400 };
+/**
+ * Memory at 10,000 groups per process: slower still, so that a process busy with a step's thousand elections (and
+ * its log's checkpoint of every group) is not suspected by its peers, which would wake every group at once.
+ */
+const MEMORY: Settings = { heartbeat: 1000, election: [5000, 10_000], livenessInterval: 200, suspectAfter: 3000 };
 
 class Worker {
   readonly child: ChildProcess;
@@ -194,7 +199,10 @@ const median = (xs: number[]): number => {
 };
 
 /** Aggregate durable commits per second over `ms`, 1,024 proposals in flight in total, leaders placed. */
-async function throughput(groups: number, ms: number): Promise<{ commitsPerSec: number; leadersPerProcess: number[] }> {
+async function throughput(
+  groups: number,
+  ms: number,
+): Promise<{ commitsPerSec: number; leadersPerProcess: number[]; cpuPercentEachProcess: number[] }> {
   const c = await GroupCluster.start(groups, BUSY);
   try {
     await c.untilLeaders();
@@ -207,7 +215,9 @@ async function throughput(groups: number, ms: number): Promise<{ commitsPerSec: 
     const b = await c.stats();
     // Each process's own rate over its own clock readings, summed: no IPC latency in the window.
     const commitsPerSec = a.reduce((n, s, i) => n + ((b[i]!.committed - s.committed) * 1000) / (b[i]!.at - s.at), 0);
-    return { commitsPerSec, leadersPerProcess: b.map((s) => s.leading.length) };
+    // The CPU each process used in the window (100 = one core): the machine's cores bound the sum.
+    const cpuPercentEachProcess = a.map((s, i) => ((b[i]!.cpuUs - s.cpuUs) / 1000 / (b[i]!.at - s.at)) * 100);
+    return { commitsPerSec, leadersPerProcess: b.map((s) => s.leading.length), cpuPercentEachProcess };
   } finally {
     await c.stop();
   }
@@ -252,7 +262,7 @@ async function idle(groups: number, ms: number): Promise<Idle> {
  * once every group is quiescent and after full collections, divided by `groups`; the largest of the three.
  */
 async function memory(groups: number): Promise<{ rssBytesPerIdleGroup: number; heapBytesPerIdleGroup: number }> {
-  const c = await GroupCluster.start(0, IDLE);
+  const c = await GroupCluster.start(0, MEMORY);
   try {
     await c.grow(groups, 1000);
     await sleep(1000);
@@ -377,8 +387,12 @@ async function runThroughput(rounds: number, ms: number, log: (s: string) => voi
         commitsPerSec: median(rates[n]!),
         rounds: rates[n]!.slice(),
         leadersPerProcess: t.leadersPerProcess,
+        cpuPercentEachProcess: t.cpuPercentEachProcess,
       };
-      log(`    ${t.commitsPerSec.toFixed(0)} commits/s; leaders per process ${t.leadersPerProcess.join('/')}`);
+      log(
+        `    ${t.commitsPerSec.toFixed(0)} commits/s; leaders per process ${t.leadersPerProcess.join('/')}; ` +
+          `CPU per process ${t.cpuPercentEachProcess.map((p) => `${p.toFixed(0)}%`).join(' / ')}`,
+      );
     }
   return out;
 }
