@@ -37,6 +37,10 @@ export interface WorkerStats {
   envelopesSent: number;
   messagesSent: number;
   quiescent: number;
+  /** The SharedLog's fdatasyncs and group saves, and the host's rounds, so far. */
+  syncs: number;
+  saves: number;
+  ticks: number;
   /** Groups this process leads. */
   leading: number[];
   rss: number;
@@ -152,6 +156,9 @@ async function main(): Promise<void> {
           messagesSent: s.messagesSent,
           quiescent: host.groupIds().filter((g) => host.isQuiescent(g)).length,
           leading: leading(),
+          syncs: log.stats.syncs,
+          saves: log.stats.saves,
+          ticks: s.ticks,
           rss: m.rss,
           heapUsed: m.heapUsed,
           heapTotal: m.heapTotal,

@@ -202,7 +202,13 @@ const median = (xs: number[]): number => {
 async function throughput(
   groups: number,
   ms: number,
-): Promise<{ commitsPerSec: number; leadersPerProcess: number[]; cpuPercentEachProcess: number[] }> {
+): Promise<{
+  commitsPerSec: number;
+  leadersPerProcess: number[];
+  cpuPercentEachProcess: number[];
+  syncsPerSecEachProcess: number[];
+  commitsPerSync: number;
+}> {
   const c = await GroupCluster.start(groups, BUSY);
   try {
     await c.untilLeaders();
@@ -217,7 +223,11 @@ async function throughput(
     const commitsPerSec = a.reduce((n, s, i) => n + ((b[i]!.committed - s.committed) * 1000) / (b[i]!.at - s.at), 0);
     // The CPU each process used in the window (100 = one core): the machine's cores bound the sum.
     const cpuPercentEachProcess = a.map((s, i) => ((b[i]!.cpuUs - s.cpuUs) / 1000 / (b[i]!.at - s.at)) * 100);
-    return { commitsPerSec, leadersPerProcess: b.map((s) => s.leading.length), cpuPercentEachProcess };
+    // fdatasyncs per second: with the CPU, says whether the disk's latency or the cores bound the rate.
+    const syncsPerSecEachProcess = a.map((s, i) => ((b[i]!.syncs - s.syncs) * 1000) / (b[i]!.at - s.at));
+    const commitsPerSync = commitsPerSec / (syncsPerSecEachProcess.reduce((x, y) => x + y, 0) / 3);
+    const leadersPerProcess = b.map((s) => s.leading.length);
+    return { commitsPerSec, leadersPerProcess, cpuPercentEachProcess, syncsPerSecEachProcess, commitsPerSync };
   } finally {
     await c.stop();
   }
@@ -388,10 +398,14 @@ async function runThroughput(rounds: number, ms: number, log: (s: string) => voi
         rounds: rates[n]!.slice(),
         leadersPerProcess: t.leadersPerProcess,
         cpuPercentEachProcess: t.cpuPercentEachProcess,
+        syncsPerSecEachProcess: t.syncsPerSecEachProcess,
+        commitsPerSync: t.commitsPerSync,
       };
       log(
         `    ${t.commitsPerSec.toFixed(0)} commits/s; leaders per process ${t.leadersPerProcess.join('/')}; ` +
-          `CPU per process ${t.cpuPercentEachProcess.map((p) => `${p.toFixed(0)}%`).join(' / ')}`,
+          `CPU per process ${t.cpuPercentEachProcess.map((p) => `${p.toFixed(0)}%`).join(' / ')}; ` +
+          `fdatasyncs/s ${t.syncsPerSecEachProcess.map((p) => p.toFixed(0)).join(' / ')} ` +
+          `(${t.commitsPerSync.toFixed(1)} commits per sync of a process)`,
       );
     }
   return out;
