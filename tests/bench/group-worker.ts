@@ -135,6 +135,8 @@ async function main(): Promise<void> {
         heartbeatTimeout: cfg.heartbeat,
         electionTimeoutRange: cfg.election,
         storage: log.group(g),
+        // BENCH_GROUPS_SEND_BEFORE_SAVE=1: the opt-in of dissertation §10.2.1, to see what the fsync round costs.
+        leaderSendsBeforeSave: process.env.BENCH_GROUPS_SEND_BEFORE_SAVE === '1',
       });
     }
   };
