@@ -54,10 +54,12 @@ export class GroupReplica<T extends StateMachineTransition, D = unknown> extends
   }
 }
 
-/** What a group's cluster needs from its host: where to queue a message, and the group's inbox. */
+/** What a group's cluster needs from its host: where to queue a message, whether it stopped, what to tell. */
 export interface GroupWire<T extends StateMachineTransition, D> {
   send(to: ReplicaId, group: GroupId, message: Message<T, D>): void;
   stopped(): boolean;
+  /** A group's voters changed: the host's set of peers may have. */
+  membersChanged(): void;
 }
 
 /** One group's view of the host's network: messages in through its inbox, out through the host's batch. */
@@ -71,7 +73,6 @@ export class GroupCluster<T extends StateMachineTransition, D> implements Cluste
     private readonly group: GroupId,
     private readonly wire: GroupWire<T, D>,
     members: readonly ReplicaId[],
-    private readonly membersChanged: () => void,
   ) {
     this.members = members;
   }
@@ -92,6 +93,6 @@ export class GroupCluster<T extends StateMachineTransition, D> implements Cluste
   }
   registerMembership(memberIds: ReplicaId[]): void {
     this.members = [...memberIds];
-    this.membersChanged();
+    this.wire.membersChanged();
   }
 }

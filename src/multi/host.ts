@@ -4,7 +4,7 @@ import type { Replica } from '../replica/replica.js';
 import type { ReplicaOptions } from '../replica/options.js';
 import type { ReplicaStatus } from '../observe/status.js';
 import { emptyEnvelope, type Envelope, type GroupId, type HostNetwork } from './envelope.js';
-import { GroupCluster, GroupReplica } from './group.js';
+import { GroupCluster, GroupReplica, type GroupWire } from './group.js';
 import { Liveness } from './liveness.js';
 
 /**
@@ -68,7 +68,9 @@ export interface RaftHostOptions<T extends StateMachineTransition, D = unknown> 
    */
   quiesceAfter?: number;
   /**
-   * Ms the {@link RaftHost.start} loop sleeps after a tick, unless woken by an envelope or work.
+   * Ms the {@link RaftHost.start} loop sleeps after a tick while a group is awake, unless woken by
+   * an envelope or work. With every group quiescent it sleeps until its next liveness envelope or
+   * suspicion is due (at most `livenessInterval`), so idle groups cost no wake-ups either.
    * @defaultValue 5
    */
   tickInterval?: number;
@@ -158,6 +160,12 @@ export class RaftHost<T extends StateMachineTransition, D = unknown> {
     quiesced: 0,
   };
   private isStopped = false;
+  /** What every group's cluster asks of the host: one object for all, not closures per group. */
+  private readonly wire: GroupWire<T, D> = {
+    send: (to, group, m) => this.enqueue(to, group, m),
+    stopped: () => this.isStopped,
+    membersChanged: () => (this.peers = undefined),
+  };
   private endSleep: (() => void) | undefined;
   private woken = false;
 
@@ -199,12 +207,8 @@ export class RaftHost<T extends StateMachineTransition, D = unknown> {
     if (!Array.isArray(members)) throw new TypeError('createGroup: members must be an array of process ids');
     if (!members.includes(this.id) && !options.join)
       throw new TypeError(`createGroup: members of group ${id} must include this process (${this.id})`);
-    const wire = {
-      send: (to: ReplicaId, group: GroupId, m: Message<T, D>) => this.enqueue(to, group, m),
-      stopped: () => this.isStopped,
-    };
     const now = this.clock();
-    const cluster = new GroupCluster<T, D>(id, wire, members, () => (this.peers = undefined));
+    const cluster = new GroupCluster<T, D>(id, this.wire, members);
     const g = {
       id,
       cluster,
@@ -454,7 +458,7 @@ export class RaftHost<T extends StateMachineTransition, D = unknown> {
       if (this.woken) await new Promise<void>((resolve) => setImmediate(resolve));
       else
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(done, this.options.tickInterval);
+          const timer = setTimeout(done, this.idleFor(this.clock()));
           function done(): void {
             clearTimeout(timer);
             resolve();
@@ -463,6 +467,18 @@ export class RaftHost<T extends StateMachineTransition, D = unknown> {
         });
       this.endSleep = undefined;
     }
+  }
+
+  /**
+   * How long the loop may sleep: `tickInterval` while a group is awake; otherwise until the next
+   * envelope to a peer or the next suspicion is due, since nothing else happens on its own then.
+   */
+  private idleFor(now: number): number {
+    const { tickInterval, livenessInterval } = this.options;
+    if (this.awake.size > 0) return tickInterval;
+    let due = Math.min(livenessInterval, this.liveness.nextCheck() - now);
+    for (const peer of this.peers ?? []) due = Math.min(due, (this.lastSent.get(peer) ?? 0) + livenessInterval - now);
+    return Math.max(tickInterval, due);
   }
 
   /** Stops every group ({@link Replica.stop}) and the loop of {@link RaftHost.start}. Idempotent. */

@@ -39,6 +39,13 @@ export class Liveness {
     return down;
   }
 
+  /** The earliest time {@link Liveness.check} may suspect a peer heard from (Infinity if none can be). */
+  nextCheck(): number {
+    let at = Infinity;
+    for (const p of this.peers.values()) if (!p.suspected) at = Math.min(at, p.at + this.suspectAfter + 1);
+    return at;
+  }
+
   /** Whether `peer` is believed up: heard from within `suspectAfter` (or, never heard, since the host started). */
   isUp(peer: ReplicaId, now: number): boolean {
     const p = this.peers.get(peer);

@@ -98,31 +98,33 @@ export type ReplicaListener<K extends keyof ReplicaEvents> = (event: ReplicaEven
 
 /** Listeners by event name; emitting calls each in the order they were added. */
 export class ReplicaEventHub {
-  private readonly listeners = new Map<keyof ReplicaEvents, ((event: never) => void)[]>();
+  /** Made on the first `on()`: most replicas of a multi-raft host never have a listener, and an empty Map costs. */
+  private listeners: Map<keyof ReplicaEvents, ((event: never) => void)[]> | undefined;
 
   constructor(private readonly logger: Logger) {}
 
   /** Adds `listener` for `name`; returns a function that removes it. */
   on<K extends keyof ReplicaEvents>(name: K, listener: ReplicaListener<K>): () => void {
+    this.listeners ??= new Map();
     this.listeners.set(name, [...(this.listeners.get(name) ?? []), listener]);
     return () => this.off(name, listener);
   }
 
   /** Removes `listener` for `name`, if it was added. */
   off<K extends keyof ReplicaEvents>(name: K, listener: ReplicaListener<K>): void {
-    const rest = (this.listeners.get(name) ?? []).filter((l) => l !== listener);
-    if (rest.length > 0) this.listeners.set(name, rest);
-    else this.listeners.delete(name);
+    const rest = (this.listeners?.get(name) ?? []).filter((l) => l !== listener);
+    if (rest.length > 0) this.listeners!.set(name, rest);
+    else this.listeners?.delete(name);
   }
 
   /** Whether anyone listens for `name`: an event nobody hears is not even built. */
   has(name: keyof ReplicaEvents): boolean {
-    return this.listeners.has(name);
+    return this.listeners?.has(name) ?? false;
   }
 
   /** Calls every listener of `name` with `event`; a listener that throws is logged, and the rest still run. */
   emit<K extends keyof ReplicaEvents>(name: K, event: ReplicaEvents[K]): void {
-    for (const listener of this.listeners.get(name) ?? []) {
+    for (const listener of this.listeners?.get(name) ?? []) {
       try {
         (listener as ReplicaListener<K>)(event);
       } catch (err) {

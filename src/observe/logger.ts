@@ -30,9 +30,19 @@ export function isLogger(v: unknown): v is Logger {
   );
 }
 
+/** The guarded form of each logger seen, so the replicas of a host that share a logger share its guard. */
+const guarded = new WeakMap<Logger, Logger>();
+
 /** A logger whose methods never throw: a line the application's logger refuses is dropped. */
 export function safeLogger(logger: Logger): Logger {
-  const guard =
+  if (logger === SILENT_LOGGER) return logger; // it cannot throw: no wrapper, nothing allocated per replica
+  let safe = guarded.get(logger);
+  if (!safe) guarded.set(logger, (safe = guard(logger)));
+  return safe;
+}
+
+function guard(logger: Logger): Logger {
+  const wrap =
     (level: keyof Logger) =>
     (fields: object, message: string): void => {
       try {
@@ -41,5 +51,5 @@ export function safeLogger(logger: Logger): Logger {
         // The logger is the application's: its failure must not stop replication.
       }
     };
-  return { debug: guard('debug'), info: guard('info'), warn: guard('warn'), error: guard('error') };
+  return { debug: wrap('debug'), info: wrap('info'), warn: wrap('warn'), error: wrap('error') };
 }

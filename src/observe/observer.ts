@@ -38,7 +38,8 @@ interface Seen {
 /** Turns each tick's changes into {@link ReplicaEvents} and log lines. */
 export class Observer {
   private seen: Seen | undefined;
-  private readonly catchingUp = new Map<ReplicaId, CatchUp>();
+  /** Made when a follower first falls behind, and dropped when this replica stops leading: most never need it. */
+  private catchingUp: Map<ReplicaId, CatchUp> | undefined;
   private droppedReported = { at: -Infinity, count: 0 };
   /** The replica's dropped-message count at the last tick. */
   private droppedSeen = 0;
@@ -90,7 +91,7 @@ export class Observer {
     // and every tick while one catches up (its end is logged as it happens).
     const role = raft.role;
     const followers = role.kind === 'leader' ? role.progress.size : -1;
-    if (now >= this.progressDue || followers !== this.followers || this.catchingUp.size > 0 || raft.incoming) {
+    if (now >= this.progressDue || followers !== this.followers || this.catchingUp !== undefined || raft.incoming) {
       this.progressDue = now + PROGRESS_CHECK_MS;
       this.followers = followers;
       this.progress(raft, now);
@@ -188,20 +189,20 @@ export class Observer {
   private progress<T extends StateMachineTransition, D>(raft: Raft<T, D>, now: number): void {
     const role = raft.role;
     const last = raft.log.lastIndex;
-    if (role.kind !== 'leader') this.catchingUp.clear();
+    if (role.kind !== 'leader') this.catchingUp = undefined;
     else {
       for (const [follower, pr] of role.progress) {
         const behind = last - pr.match;
-        const c = this.catchingUp.get(follower);
+        const c = this.catchingUp?.get(follower);
         if (!c) {
           if (behind < CATCHING_UP_ENTRIES && pr.state !== 'snapshot') continue;
-          this.catchingUp.set(follower, { since: now, reportedAt: now, reportedMatch: pr.match });
+          (this.catchingUp ??= new Map()).set(follower, { since: now, reportedAt: now, reportedMatch: pr.match });
           this.logger.info(
             { follower, matchIndex: pr.match, lastLogIndex: last, behind, state: pr.state },
             'follower catching up',
           );
         } else if (behind < CAUGHT_UP_ENTRIES && pr.state === 'replicate') {
-          this.catchingUp.delete(follower);
+          this.catchingUp!.delete(follower);
           this.logger.info({ follower, matchIndex: pr.match, tookMs: now - c.since }, 'follower caught up');
         } else if (now - c.reportedAt >= PROGRESS_INTERVAL_MS) {
           const entriesPerSecond = Math.round(((pr.match - c.reportedMatch) * 1000) / (now - c.reportedAt));
@@ -220,7 +221,9 @@ export class Observer {
           c.reportedMatch = pr.match;
         }
       }
-      for (const follower of this.catchingUp.keys()) if (!role.progress.has(follower)) this.catchingUp.delete(follower);
+      for (const follower of this.catchingUp?.keys() ?? [])
+        if (!role.progress.has(follower)) this.catchingUp!.delete(follower);
+      if (this.catchingUp?.size === 0) this.catchingUp = undefined;
     }
     const incoming = raft.incoming;
     if (incoming && now - this.receivingReportedAt >= PROGRESS_INTERVAL_MS) {

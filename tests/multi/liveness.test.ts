@@ -15,4 +15,15 @@ describe('Liveness (the process-level failure detector of RaftHost)', () => {
     expect(l.isUp(3, 61)).toBe(false);
     expect(l.heard(3, 1, 100)).toBe(true); // first heard only after it counted as down
   });
+
+  it('tells an idle host when the next suspicion may fall due, so its loop can sleep until then', () => {
+    const l = new Liveness(60, 0);
+    expect(l.nextCheck()).toBe(Infinity); // nobody heard yet: nothing to suspect
+    l.heard(2, 1, 10);
+    l.heard(3, 1, 30);
+    expect(l.nextCheck()).toBe(71); // peer 2: check() suspects it at 71, not before
+    expect(l.check(70)).toEqual([]);
+    expect(l.check(71)).toEqual([2]);
+    expect(l.nextCheck()).toBe(91); // a suspected peer is not suspected again: peer 3 is next
+  });
 });
