@@ -1,7 +1,8 @@
 /**
  * tickraft's benchmark suite: `npm run bench [-- --quick] [-- --kv] [-- --groups] [-- --json FILE] [-- --no-docs]
- * [-- --send-before-save]`. `--groups` runs only the multi-raft figures (groups.ts); `--send-before-save`
- * runs the tcp cases with the opt-in `leaderSendsBeforeSave`.
+ * [-- --send-before-save]`. `--groups` adds the multi-raft figures (groups.ts) to the run, as `groups` next
+ * to the single-group figures, and `--groups-only` runs them alone; `--send-before-save` runs the tcp cases
+ * with the opt-in `leaderSendsBeforeSave`.
  *
  * Every tickraft figure is printed next to its ceiling measured in the same run at the same
  * concurrency, with the target ratio of issue 12 and whether it is met:
@@ -24,7 +25,7 @@ import { benchDisk, benchTemp, describeDisk, type BenchDisk } from './disk.js';
 import { runInProcess, type Figures, type Scaling } from './inprocess.js';
 import { runKv, type KvFigures, type KvPlan, type KvResult } from './kv.js';
 import { measureLimits, type LimitDetails, type Limits } from './limits.js';
-import { runGroups } from './groups.js';
+import { runGroups, type GroupsResult } from './groups.js';
 import { runFailover, runScalingChild, runTcp, type Failover } from './processes.js';
 import { runSkeleton, type SkeletonFigures } from './skeleton.js';
 
@@ -48,6 +49,8 @@ export interface Target {
 }
 
 export interface BenchResult {
+  /** The multi-raft figures (issue 14), with `--groups`. */
+  groups?: GroupsResult;
   limits: Limits;
   inprocess: Row;
   tcp: Row;
@@ -209,8 +212,7 @@ function kvPlan(quick: boolean): KvPlan {
 }
 
 async function main(): Promise<void> {
-  if (args.includes('--groups')) {
-    // The multi-raft figures alone, for now (issue 14): not yet next to the single-group ones.
+  if (args.includes('--groups-only')) {
     log(`tickraft bench, groups (${quick ? 'quick' : 'full'}) on ${machine()}`);
     const groups = await runGroups(quick, log);
     if (jsonFile) writeFileSync(jsonFile, `${JSON.stringify({ groups }, null, 2)}\n`);
@@ -247,6 +249,7 @@ async function main(): Promise<void> {
   }
   result.kv = await runKv(kvPlan(quick), log);
   result.targets = [...(kvOnly ? [] : replicationTargets(result as BenchResult)), ...kvTargets(result.kv)];
+  if (args.includes('--groups')) result.groups = await runGroups(quick, log);
 
   const r = result as BenchResult;
   const table = render(r, details, samples);

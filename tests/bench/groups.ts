@@ -1,5 +1,6 @@
 /**
- * The multi-raft figures (issue 14), `npm run bench -- --groups [--quick] [--json FILE]`: three
+ * The multi-raft figures (issue 14), `npm run bench -- --groups [--quick] [--json FILE]` (after the
+ * single-group figures of the same run; `--groups-only` alone): three
  * processes (group-worker.ts, forked with an IPC channel), each one RaftHost over TcpHostNetwork on
  * localhost and one SharedLog (fsync on) in its own directory on the bench's disk, every group
  * having a member in each. It measures aggregate durable commits per second with 1,024 proposals
@@ -467,3 +468,6 @@ function checkTargets(out: Record<string, unknown>, memGroups: number): Target[]
     },
   ];
 }
+
+/** What {@link runGroups} measures: `groups` in the bench's JSON. */
+export type GroupsResult = Awaited<ReturnType<typeof runGroups>>;
