@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { freePorts } from '../../docs/examples/kv/processes.js';
 import { benchTemp } from './disk.js';
 import { preferredLeader, type GroupWorkerConfig, type GroupWorkerRequest, type WorkerStats } from './group-worker.js';
+import { IpcPeer } from './ipc.js';
 import { track } from './processes.js';
 import { atMost, sleep, waitFor } from './workload.js';
 
@@ -44,59 +45,34 @@ const MEMORY: Settings = { heartbeat: 1000, election: [5000, 10_000], livenessIn
 
 class Worker {
   readonly child: ChildProcess;
-  readonly exited: Promise<void>;
   readonly ready: Promise<void>;
-  onEvent: ((m: Record<string, unknown>) => void) | undefined;
-  private rid = 0;
-  private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly ipc: IpcPeer;
 
   constructor(readonly cfg: GroupWorkerConfig) {
+    this.ipc = new IpcPeer(`group worker ${cfg.id}`);
     this.child = track(
       fork(WORKER_JS, [JSON.stringify(cfg)], {
         execArgv: ['--expose-gc', ...PROF],
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       }),
     );
-    this.exited = new Promise((resolve) =>
-      this.child.once('exit', () => {
-        for (const w of this.waiting.values()) w.reject(new Error(`group worker ${cfg.id} exited`));
-        this.waiting.clear();
-        resolve();
-      }),
-    );
-    this.ready = new Promise((resolve, reject) => {
-      this.child.once('exit', (code, signal) => reject(new Error(`group worker ${cfg.id} exited (${code ?? signal})`)));
-      this.child.on('message', (raw) => {
-        const m = raw as Record<string, unknown>;
-        if (m.type === 'ready') return resolve();
-        if (typeof m.rid !== 'number') return this.onEvent?.(m);
-        const w = this.waiting.get(m.rid);
-        this.waiting.delete(m.rid);
-        if (m.error !== undefined) w?.reject(new Error(String(m.error)));
-        else w?.resolve(m);
-      });
-    });
+    this.ready = this.ipc.attach(this.child);
+  }
+
+  get exited(): Promise<void> {
+    return this.ipc.exited;
+  }
+
+  set onEvent(f: ((m: Record<string, unknown>) => void) | undefined) {
+    this.ipc.onEvent = f;
   }
 
   get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
+    return this.ipc.running;
   }
 
   request<R = Record<string, unknown>>(req: Distributive<GroupWorkerRequest>, timeoutMs = 60_000): Promise<R> {
-    if (!this.running) return Promise.reject(new Error(`group worker ${this.cfg.id} is not running`));
-    const rid = ++this.rid;
-    return new Promise<R>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting.delete(rid);
-        reject(new Error(`group worker ${this.cfg.id}: no answer to ${req.type} in ${timeoutMs} ms`));
-      }, timeoutMs);
-      const settle = (f: () => void) => {
-        clearTimeout(timer);
-        f();
-      };
-      this.waiting.set(rid, { resolve: (v) => settle(() => resolve(v as R)), reject: (e) => settle(() => reject(e)) });
-      this.child.send({ ...req, rid });
-    });
+    return this.ipc.request<R>(req, timeoutMs);
   }
 
   stats(gc = false): Promise<Stats> {

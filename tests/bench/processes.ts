@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePorts } from '../../docs/examples/kv/processes.js';
 import { benchTemp } from './disk.js';
+import { IpcPeer } from './ipc.js';
 import type { Figures, Scaling } from './inprocess.js';
 import type { Request, ScalingConfig, ServerConfig } from './server.js';
 import { atMost, sleep, waitFor, wallNow } from './workload.js';
@@ -42,72 +43,32 @@ type Distributive<T> = T extends unknown ? Omit<T, 'rid'> : never;
 
 class Member {
   child: ChildProcess | undefined;
-  private rid = 0;
-  private readonly waiting = new Map<
-    number,
-    { resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void }
-  >();
-  exited: Promise<void> = Promise.resolve();
-  onEvent: ((m: Record<string, unknown>) => void) | undefined;
+  private readonly ipc: IpcPeer;
 
-  constructor(readonly cfg: ServerConfig) {}
+  constructor(readonly cfg: ServerConfig) {
+    this.ipc = new IpcPeer(`bench replica ${cfg.id}`);
+  }
+
+  get exited(): Promise<void> {
+    return this.ipc.exited;
+  }
+
+  set onEvent(f: ((m: Record<string, unknown>) => void) | undefined) {
+    this.ipc.onEvent = f;
+  }
 
   spawn(): Promise<void> {
-    const child = track(
+    this.child = track(
       fork(SERVER_JS, [JSON.stringify(this.cfg)], {
         execArgv: EXEC_ARGV,
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       }),
     );
-    this.child = child;
-    this.exited = new Promise((resolve) =>
-      child.once('exit', () => {
-        for (const w of this.waiting.values()) w.reject(new Error(`bench replica ${this.cfg.id} exited`));
-        this.waiting.clear();
-        resolve();
-      }),
-    );
-    return new Promise((resolve, reject) => {
-      child.once('exit', (code, signal) =>
-        reject(new Error(`bench replica ${this.cfg.id} exited (${code ?? signal}) before it was ready`)),
-      );
-      child.on('message', (raw) => {
-        const m = raw as Record<string, unknown>;
-        if (m.type === 'ready') return resolve();
-        if (typeof m.rid === 'number') {
-          const w = this.waiting.get(m.rid);
-          this.waiting.delete(m.rid);
-          if (m.error !== undefined) w?.reject(new Error(String(m.error)));
-          else w?.resolve(m);
-          return;
-        }
-        this.onEvent?.(m);
-      });
-    });
+    return this.ipc.attach(this.child);
   }
 
   request<R = Record<string, unknown>>(req: Distributive<Request>, timeoutMs = 60_000): Promise<R> {
-    const child = this.child;
-    if (child === undefined || child.exitCode !== null || child.signalCode !== null)
-      return Promise.reject(new Error(`bench replica ${this.cfg.id} is not running`));
-    const rid = ++this.rid;
-    return new Promise<R>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting.delete(rid);
-        reject(new Error(`bench replica ${this.cfg.id}: no answer to ${req.type} in ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.waiting.set(rid, {
-        resolve: (v) => {
-          clearTimeout(timer);
-          resolve(v as R);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
-      child.send({ ...req, rid });
-    });
+    return this.ipc.request<R>(req, timeoutMs);
   }
 
   status(): Promise<Status | undefined> {
@@ -115,7 +76,7 @@ class Member {
   }
 
   get running(): boolean {
-    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+    return this.ipc.running;
   }
 
   async kill(): Promise<void> {
