@@ -1,6 +1,9 @@
 import type { CoreSnapshot, Entry } from '../core/message.js';
 import type { PersistentState, Storage, StorageBatch } from '../core/storage.js';
 
+/** Batches of at most this many entries are appended to the flat list at once (see `save`). */
+const SMALL_BATCH = 16;
+
 /**
  * A {@link Storage} in memory: durable only as long as the process lives. An instance outlives
  * the replica that used it: a new replica built with the same instance is that replica
@@ -38,7 +41,10 @@ export class MemoryStorage<T, D> implements Storage<T, D> {
     const plain = batch.truncateFrom === undefined && batch.snapshot === undefined;
     if (plain && (append === undefined || append.length === 0)) return;
     if (plain && append![0]!.index === this.next) {
-      this.tail.push(append!);
+      // A big batch is kept as given (one push, not one per entry); a small one joins the flat list
+      // at once, since an array per save of a single entry is what the GC then has to walk.
+      if (this.tail.length === 0 && append!.length <= SMALL_BATCH) for (const e of append!) this.entries.push(e);
+      else this.tail.push(append!);
       this.next += append!.length;
       return;
     }
