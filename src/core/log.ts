@@ -11,13 +11,16 @@ export function sizeOf(v: unknown): number {
   return n;
 }
 
+/** An entry's estimated size: its transition, its members if any, and an allowance for index, term and kind. */
+export const entrySize = (e: Entry<unknown>): number => 60 + sizeOf(e.transition) + 8 * (e.config?.length ?? 0);
+
 /**
  * The entries after the latest snapshot, addressed by index in O(1). Terms never decrease
  * along a Raft log, which lets {@link RaftLog.lastIndexWithTermAtMost} binary-search.
  */
 export class RaftLog<T> {
   private entries: Entry<T>[];
-  /** Running totals of `sizeOf` over `entries`, filled on demand (only a leader asks): `sums[k]` covers 0..k. */
+  /** Running totals of `entrySize` over `entries`, filled on demand (only a leader asks): `sums[k]` covers 0..k. */
   private sums: number[] = [];
 
   constructor(public snapshotIndex: number, public snapshotTerm: number, entries: Entry<T>[]) {
@@ -41,7 +44,7 @@ export class RaftLog<T> {
     return this.entries.slice(from - this.snapshotIndex - 1, to - this.snapshotIndex);
   }
 
-  /** The estimated size ({@link sizeOf}, computed once per entry) of the entries held from `from` to `to`. */
+  /** The estimated size ({@link entrySize}, computed once per entry) of the entries held from `from` to `to`. */
   bytes(from: number, to: number): number {
     return this.sizeUpTo(to) - this.sizeUpTo(Math.max(from, this.snapshotIndex + 1) - 1);
   }
@@ -56,7 +59,7 @@ export class RaftLog<T> {
   /** The estimated size of the entries held up to `index`. */
   private sizeUpTo(index: number): number {
     const k = index - this.snapshotIndex - 1;
-    for (let i = this.sums.length; i <= k; i++) this.sums.push((this.sums[i - 1] ?? 0) + sizeOf(this.entries[i]));
+    for (let i = this.sums.length; i <= k; i++) this.sums.push((this.sums[i - 1] ?? 0) + entrySize(this.entries[i]!));
     return k < 0 ? 0 : this.sums[k]!;
   }
 

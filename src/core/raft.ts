@@ -3,7 +3,7 @@ import {
   CatchUpTimeoutError, MembershipChangeInProgressError, NotLeaderError, NotVoterError, TransferInProgressError,
   TransferTimeoutError,
 } from './errors.js';
-import { RaftLog } from './log.js';
+import { entrySize, RaftLog } from './log.js';
 import { Membership } from './membership.js';
 import { Progress } from './progress.js';
 import {
@@ -224,10 +224,12 @@ export class Raft<T extends StateMachineTransition, D> {
     const queue = this.backlog.length > 0 ? this.backlog.concat(transitions) : transitions;
     const leading = this.role.kind === 'leader' && !this.transfer;
     let i = 0;
-    for (const first = this.log.lastIndex + 1; leading && i < queue.length; i++) {
-      if (this.log.bytes(first, this.log.lastIndex) >= this.config.maxBytesPerMessage) break;
-      this.appendEntry({ index: this.log.lastIndex + 1, term: this.term, transition: queue[i]!, kind: 'transition' });
-      this.out.reports.push([queue[i]!.id, QUEUED]);
+    for (let bytes = 0; leading && i < queue.length && bytes < this.config.maxBytesPerMessage; i++) {
+      const t = queue[i]!;
+      const entry: Entry<T> = { index: this.log.lastIndex + 1, term: this.term, transition: t, kind: 'transition' };
+      bytes += entrySize(entry);
+      this.appendEntry(entry);
+      this.out.reports.push([t.id, QUEUED]);
     }
     this.backlog = leading ? queue.slice(i) : [];
     if (!leading) for (const t of queue) this.out.reports.push([t.id, { status: 'abandoned', reason: 'not-leader' }]);
@@ -369,9 +371,7 @@ export class Raft<T extends StateMachineTransition, D> {
   }
 
   /** The state machine has applied the entry at `index` (or a configuration entry was passed over). */
-  applied(index: number): void {
-    this.lastApplied = index;
-  }
+  applied(index: number): void { this.lastApplied = index; }
 
   /** Where the state machine should take a snapshot: once `snapshotDelta` entries were applied since the last one. */
   snapshotDue(): { index: number; term: number } | undefined {
@@ -558,10 +558,7 @@ export class Raft<T extends StateMachineTransition, D> {
     if (role.kind !== 'candidate' || role.pre !== m.pre || !m.granted || !this.voters.includes(m.from)) return;
     if (m.term !== this.term + (m.pre ? 1 : 0)) return;
     role.votes.add(m.from);
-    if (role.votes.size >= this.quorum) {
-      if (role.pre) this.campaign('vote');
-      else this.becomeLeader();
-    }
+    if (role.votes.size >= this.quorum) return role.pre ? this.campaign('vote') : this.becomeLeader();
   }
 
   /** Figure 2, AppendEntries receiver: the consistency check, conflict truncation and commit. */

@@ -12,7 +12,7 @@ import {
   type AppendRequest,
   type SnapshotRequest,
 } from '../../src/core/message.js';
-import { sizeOf } from '../../src/core/log.js';
+import { entrySize, sizeOf } from '../../src/core/log.js';
 import { PaperReplica, entries, entry, type Msg, type Sent, type T } from '../helpers/paper-harness.js';
 import type { Snapshot } from '../../src/index.js';
 
@@ -42,6 +42,10 @@ describe('flow control by bytes', () => {
     expect(sizeOf({ index: 1, term: 1, kind: 'transition', transition: padded('a', 5000) })).toBeLessThan(
       5000 + small + 100,
     );
+    // The log's per-entry estimate walks only the transition, and stays within a few bytes of the whole walk.
+    const big = { index: 1, term: 1, kind: 'transition' as const, transition: padded('a', 5000) };
+    expect(Math.abs(entrySize(big) - sizeOf(big))).toBeLessThan(10);
+    expect(Math.abs(entrySize(entry(1, 1)) - small)).toBeLessThan(10);
   });
 
   it('an AppendEntries carries at least one entry, then as many as fit in maxBytesPerMessage', async () => {
