@@ -1,8 +1,7 @@
 import type { LogEntry, ReplicaId, Snapshot } from './types.js';
-import type { Storage } from './storage.js';
 
 /**
- * A log entry as the core keeps it and a {@link Storage} must keep it, `kind` and `config`
+ * A log entry as the core keeps it and a `Storage` must keep it, `kind` and `config`
  * included: a storage that dropped `config` would restart the replica with the membership of its
  * options, not the cluster's.
  */
@@ -25,7 +24,7 @@ export type Entry<T> = LogEntry<T> & (
 );
 
 /**
- * A snapshot as the core keeps it and a {@link Storage} must keep it: the configuration in effect
+ * A snapshot as the core keeps it and a `Storage` must keep it: the configuration in effect
  * at its last index travels with it, since the snapshot replaces the configuration entries it covers.
  */
 export type CoreSnapshot<D> = Snapshot<D> & {

@@ -20,7 +20,7 @@ import {
   type Segment,
 } from './file-format.js';
 import { DirectoryReader, type FileStorageRecovery } from './file-recovery.js';
-import { syncDir, unlinkIfPresent, writeAll } from './fs-helpers.js';
+import { syncDir, unlinkIfPresent, withFile, writeAll } from './fs-helpers.js';
 // For the doc comments' links.
 import type { CorruptStorageError, StorageFormatError, StorageLockedError } from './file-errors.js';
 
@@ -203,13 +203,10 @@ export class FileStorage<T, D> implements Storage<T, D> {
     const keepFrom = this.segments[keep]!.seq;
     const record = encodeSnapshotRecord(snapshot, keepFrom, this.lastRecord, this.codec);
     const tmp = path.join(this.realDir, SNAPSHOT_TMP);
-    const handle = await open(tmp, 'w');
-    try {
+    await withFile(tmp, 'w', async (handle) => {
       await writeAll(handle, record, 0);
       if (this.fsync) await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    });
     await rename(tmp, path.join(this.realDir, SNAPSHOT_FILE));
     if (this.fsync) await syncDir(this.realDir);
     // Once the snapshot naming keepFrom is durable the older segments are garbage; if deleting

@@ -1,5 +1,6 @@
 // Small file-system helpers of FileStorage, SharedLog and the directory lock: a full write, a
-// directory fsync, an unlink that tolerates absence, a `mkdir -p` that terminates, a cut, an atomic write.
+// directory fsync, an unlink that tolerates absence, a `mkdir -p` that terminates, a cut, an atomic write, and a file
+// opened for one use and always closed.
 import { existsSync, mkdirSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
@@ -14,14 +15,19 @@ export async function writeAll(handle: FileHandle, buf: Buffer, position: number
   }
 }
 
-/** Makes a directory's entries (a created, renamed or deleted file) durable. */
-export async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
+/** Opens `file` with `flags`, runs `use` on it, and closes it whatever `use` does. */
+export async function withFile<R>(file: string, flags: string, use: (handle: FileHandle) => Promise<R>): Promise<R> {
+  const handle = await open(file, flags);
   try {
-    await handle.sync();
+    return await use(handle);
   } finally {
     await handle.close();
   }
+}
+
+/** Makes a directory's entries (a created, renamed or deleted file) durable. */
+export async function syncDir(dir: string): Promise<void> {
+  await withFile(dir, 'r', (handle) => handle.sync());
 }
 
 /** Deletes a file; a file already gone is not an error. */
@@ -53,25 +59,19 @@ export function makeDirectory(dir: string): void {
 
 /** Cuts `file` to `length` bytes (a torn tail), durably if `fsync`. */
 export async function truncateFile(file: string, length: number, fsync: boolean): Promise<void> {
-  const handle = await open(file, 'r+');
-  try {
+  await withFile(file, 'r+', async (handle) => {
     await handle.truncate(length);
     if (fsync) await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  });
 }
 
 /** Writes `text` to `file` aside and renames it into place, so that it is never seen half written. */
 export async function writeFileAtomic(file: string, text: string, fsync: boolean): Promise<void> {
   const tmp = `${file}.tmp`;
-  const handle = await open(tmp, 'w');
-  try {
+  await withFile(tmp, 'w', async (handle) => {
     await handle.writeFile(text);
     if (fsync) await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  });
   await rename(tmp, file);
   if (fsync) await syncDir(path.dirname(file));
 }

@@ -17,7 +17,7 @@ import { freePorts } from '../../docs/examples/kv/processes.js';
 import { benchTemp } from './disk.js';
 import { preferredLeader, type GroupWorkerConfig, type GroupWorkerRequest, type WorkerStats } from './group-worker.js';
 import { IpcPeer } from './ipc.js';
-import { track } from './processes.js';
+import { track } from './children.js';
 import { atMost, sleep, waitFor } from './workload.js';
 
 const WORKER_JS = fileURLToPath(new URL('./group-worker.js', import.meta.url));

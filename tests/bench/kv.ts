@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { freePorts } from '../../docs/examples/kv/processes.js';
 import { benchTemp } from './disk.js';
 import type { LoadConfig, LoadResult } from './http-load.js';
-import { track } from './processes.js';
+import { track } from './children.js';
 import { atMost, waitFor } from './workload.js';
 
 const KV_SERVER_JS = fileURLToPath(new URL('../../docs/examples/kv/server.js', import.meta.url));

@@ -16,7 +16,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { encodeFrames, FrameDecoder } from '../../src/transport/frame.js';
 import { benchTemp } from './disk.js';
-import { SERVER_JS, track } from './processes.js';
+import { SERVER_JS, track } from './children.js';
 import { sleep } from './workload.js';
 
 export interface Limits {

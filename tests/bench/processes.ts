@@ -7,29 +7,16 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { freePorts } from '../../docs/examples/kv/processes.js';
+import { SERVER_JS, track } from './children.js';
 import { benchTemp } from './disk.js';
 import { IpcPeer } from './ipc.js';
 import type { Figures, Scaling } from './inprocess.js';
 import type { Request, ScalingConfig, ServerConfig } from './server.js';
 import { atMost, sleep, waitFor, wallNow } from './workload.js';
 
-export const SERVER_JS = fileURLToPath(new URL('./server.js', import.meta.url));
 /** BENCH_CPU_PROF=DIR profiles the bench replicas (`node --cpu-prof`) into DIR. */
 const EXEC_ARGV = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
-
-/** Every child this process started and that may still run: killed on exit, whatever happens. */
-const live = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const c of live) c.kill('SIGKILL');
-});
-
-export function track(child: ChildProcess): ChildProcess {
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  return child;
-}
 
 interface Status {
   role: string;

@@ -20,7 +20,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { closeSync, fdatasync, openSync, rmSync, writev } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
-import { SERVER_JS, track } from './processes.js';
+import { SERVER_JS, track } from './children.js';
 import { atMost, sleep } from './workload.js';
 
 /** One case of the skeleton: commits/s and commit latency (µs) like tickraft's figures. */
