@@ -254,16 +254,27 @@ export class Simulation {
     return best;
   }
 
-  /** Runs until some live replica leads and every live replica in `ids` (default: all) follows it in its term. */
+  /**
+   * Runs until some live replica leads, every live replica in `ids` (default: all) follows it in
+   * its term, and that has held for one maximum election timeout. Agreement alone is not enough:
+   * right after a heal, replicas that were cut off still name the old leader, yet their election
+   * timers may be about to fire.
+   */
   async stableLeader(ms = 5_000, ids = [...this.nodes.keys()]): Promise<SimNode> {
+    const hold = (this.options.electionTimeoutRange ?? [150, 300])[1];
+    let held: { leader: string; since: number } | undefined;
     await this.runUntil(
       () => {
         const l = this.leader();
-        if (!l) return false;
-        const { term, id } = l.replica.status;
-        return ids
-          .map((i) => this.node(i))
-          .every((n) => !n.up || (n.replica.status.term === term && n.replica.status.leaderId === id));
+        const { term, id } = l?.replica.status ?? {};
+        const agreed =
+          l !== undefined &&
+          ids
+            .map((i) => this.node(i))
+            .every((n) => !n.up || (n.replica.status.term === term && n.replica.status.leaderId === id));
+        const leader = agreed ? `${id} in term ${term}` : undefined;
+        if (leader !== held?.leader) held = leader === undefined ? undefined : { leader, since: this.now };
+        return held !== undefined && this.now - held.since >= hold;
       },
       ms,
       'a stable leader',

@@ -20,7 +20,8 @@ export function seedsToRun(base: number, offset: number, freshDefault = 10): See
   const count = Number(process.env.TICKRAFT_SEEDS ?? base);
   const freshCount = Number(process.env.TICKRAFT_FRESH_SEEDS ?? freshDefault);
   // Above every fixed range, and far below 2^53 so that every seed stays a safe integer.
-  const start = 1_000_000 + randomInt(2 ** 40);
+  // TICKRAFT_FRESH_START replays a whole fresh range, as printed by describeSeeds.
+  const start = Number(process.env.TICKRAFT_FRESH_START ?? 1_000_000 + randomInt(2 ** 40));
   return {
     fixed: Array.from({ length: count }, (_, i) => offset + i),
     fresh: Array.from({ length: freshCount }, (_, i) => start + i),
@@ -164,11 +165,23 @@ export async function chaosRun(seed: number, size: number): Promise<ChaosResult>
     [...sim.nodes.values()].some(
       (n) => (raftOf(n.replica) as unknown as { change?: object } | undefined)?.change !== undefined,
     );
+  // The leader's configuration must also be committed, with an entry of its term: until then a
+  // configuration entry left uncommitted in another log by a deposed leader (a removal, say) can
+  // still win an election, and the replica it removes, never told, rightly stays out.
+  const configurationCommitted = (): boolean => {
+    const leader = sim.leader();
+    const raft = leader && raftOf(leader.replica);
+    return (
+      raft !== undefined &&
+      raft.membership.lastIndex <= raft.commitIndex &&
+      raft.log.term(raft.commitIndex) === raft.term
+    );
+  };
   for (let end = sim.now + 20_000; sim.now < end;) {
     await sim.step();
     const leader = sim.leader();
     const missing = sim.ids.filter((id) => !voters().includes(id));
-    if (missing.length === 0 && !changing()) break;
+    if (missing.length === 0 && !changing() && configurationCommitted()) break;
     if (leader && missing.length > 0 && sim.steps % 20 === 0) leader.replica.addMember(missing[0]!).catch(ignore);
   }
   expect(voters().length, `seed ${seed}: removed replicas were not brought back`).toBe(size);
