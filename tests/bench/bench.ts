@@ -28,6 +28,7 @@ import { measureLimits, type LimitDetails, type Limits } from './limits.js';
 import { runGroups, type GroupsResult } from './groups.js';
 import { runFailover, runScalingChild, runTcp, type Failover } from './processes.js';
 import { runSkeleton, type SkeletonFigures } from './skeleton.js';
+import type { Timing } from './workload.js';
 
 type Mode = 'inprocess' | 'tcp' | 'tcpFsync';
 const MODES: Mode[] = ['inprocess', 'tcp', 'tcpFsync'];
@@ -171,8 +172,11 @@ async function retryingElections<T>(what: string, fn: () => Promise<T>): Promise
 
 async function replication(quick: boolean): Promise<Pick<BenchResult, Mode | 'ceiling'>> {
   const repeats = quick ? 1 : 3;
-  const warmupMs = quick ? 100 : 500;
-  const measureMs = quick ? 300 : 2000;
+  const timing: Timing = {
+    jitWarmupMs: quick ? 200 : 1000,
+    warmupMs: quick ? 100 : 500,
+    measureMs: quick ? 300 : 2000,
+  };
   const walDir = benchTemp('tickraft-bench-skeleton-');
   const out = { ceiling: {} } as Pick<BenchResult, Mode | 'ceiling'>;
   try {
@@ -184,12 +188,12 @@ async function replication(quick: boolean): Promise<Pick<BenchResult, Mode | 'ce
         const ours: Figures[] = [];
         const theirs: SkeletonFigures[] = [];
         for (let i = 0; i < repeats; i++) {
-          theirs.push(await runSkeleton(mode, c, warmupMs, measureMs, walDir));
+          theirs.push(await runSkeleton(mode, c, timing, walDir));
           ours.push(
             await retryingElections(`${mode} c${c}`, () =>
               mode === 'inprocess'
-                ? runInProcess(c, warmupMs, measureMs)
-                : runTcp(mode === 'tcp' ? 'memory' : 'file', c, warmupMs, measureMs, sendBeforeSave),
+                ? runInProcess(c, timing)
+                : runTcp(mode === 'tcp' ? 'memory' : 'file', c, timing, sendBeforeSave),
             ),
           );
         }
@@ -207,8 +211,24 @@ async function replication(quick: boolean): Promise<Pick<BenchResult, Mode | 'ce
 
 function kvPlan(quick: boolean): KvPlan {
   return quick
-    ? { writes: [1, 64, 256], reads: [256], ceiling: [1, 64, 256], warmupMs: 250, measureMs: 500, rounds: 1 }
-    : { writes: [1, 64, 256], reads: [1, 64, 256], ceiling: [1, 64, 256], warmupMs: 500, measureMs: 1500, rounds: 3 };
+    ? {
+        writes: [1, 64, 256],
+        reads: [256],
+        ceiling: [1, 64, 256],
+        jitWarmupMs: 300,
+        warmupMs: 250,
+        measureMs: 500,
+        rounds: 1,
+      }
+    : {
+        writes: [1, 64, 256],
+        reads: [1, 64, 256],
+        ceiling: [1, 64, 256],
+        jitWarmupMs: 1500,
+        warmupMs: 500,
+        measureMs: 1500,
+        rounds: 3,
+      };
 }
 
 async function main(): Promise<void> {
@@ -447,7 +467,10 @@ ${table}
   - \`tcp\`: three Node.js processes on 127.0.0.1, TcpCluster (msgpack), MemoryStorage. \`tcpFsync\`: the same
     with FileStorage, fsync on. The load runs inside the leader process (tests/bench/server.ts): no HTTP here.
   - Each case runs 3 times on a fresh cluster (0.5 s warm-up, 2 s measured), alternating with the skeleton's
-    same case; each side shows its run with the median rate. A case whose leader loses its leadership mid-run
+    same case; each side shows its run with the median rate. A c1 case first runs 1 s at 64 in flight, unmeasured,
+    on both sides: at one proposal in flight a process runs its hot paths a few hundred times a second, too few for
+    V8 to optimize them within the warm-up, and the case would measure the interpreter rather than a server that
+    has run for a while. A case whose leader loses its leadership mid-run
     (an election on a loaded machine) runs again on a fresh cluster, at most twice, and the log says so.
 - **The ceiling: the replication skeleton** (tests/bench/skeleton.ts, a port of
   \`shared/limits/skeleton-3proc.mjs\` with the same semantics): the fastest replication this machine can do in
@@ -469,7 +492,8 @@ ${table}
   in the same run at the same connection count: the HTTP ceiling of this machine. The kv servers run with their
   defaults but for an election timeout of 1–2 s, so that a loaded machine does not elect mid-measurement (reads
   confirm leadership with their own heartbeat round; steady-state figures do not depend on it). Per connection
-  count, three rounds of: the ceiling, then writes, then reads, 0.5 s warm-up and 1.5 s measured each; each
+  count, three rounds of: the ceiling, then writes, then reads, 0.5 s warm-up and 1.5 s measured each (after a
+  first unmeasured 1.5 s of writes at 64 connections on each server, for the JIT, as above); each
   figure is the median of its three rounds, so a change in the machine's load (other processes) weighs on
   tickraft-kv and its ceiling alike. Rates and latencies come from autocannon's per-response events over each
   window (microsecond resolution). Targets: writes at 256 connections

@@ -12,8 +12,11 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runInProcess, type Figures } from './inprocess.js';
+import type { Timing } from './workload.js';
 
-type Run = (clients: number, warmupMs: number, measureMs: number) => Promise<Figures>;
+/** Before the bench's JIT warm-up (Timing), runInProcess took the warm-up and the window as numbers. */
+type Run = ((clients: number, warmupMs: number, measureMs: number) => Promise<Figures>) &
+  ((clients: number, timing: Timing) => Promise<Figures>);
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -29,9 +32,12 @@ if (other === undefined) {
 const clients = (values.clients ?? '1,64,1024').split(',').map(Number);
 const pairs = Number(values.pairs ?? 5);
 const ms = Number(values.ms ?? 2000);
-const theirs = (
+const run = (
   (await import(pathToFileURL(resolve(other, 'dist/tests/bench/inprocess.js')).href)) as { runInProcess: Run }
 ).runInProcess;
+/** No JIT warm-up on either side: older builds have none. */
+const timing: Timing = { jitWarmupMs: 0, warmupMs: 500, measureMs: ms };
+const theirs = (c: number): Promise<Figures> => (run.length === 2 ? run(c, timing) : run(c, 500, ms));
 
 /** The true median: the mean of the two middle values when there is an even number. */
 const median = (xs: number[]): number => {
@@ -48,9 +54,9 @@ for (const c of clients) {
   for (let i = 0; i < pairs; i++) {
     // Swap who goes first each pair, so neither always runs on a warmer (or busier) machine.
     const first = i % 2 === 0;
-    const a = first ? await runInProcess(c, 500, ms) : undefined;
-    const b = await theirs(c, 500, ms);
-    const mine = a ?? (await runInProcess(c, 500, ms));
+    const a = first ? await runInProcess(c, timing) : undefined;
+    const b = await theirs(c);
+    const mine = a ?? (await runInProcess(c, timing));
     ratios.push(mine.commitsPerSec / b.commitsPerSec);
     p50s.push(mine.p50Us / b.p50Us);
     console.log(`  c${c} pair ${i + 1}: this ${show(mine)}, other ${show(b)}, ratio ${ratios.at(-1)!.toFixed(2)}`);

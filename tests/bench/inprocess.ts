@@ -8,7 +8,17 @@
  * wakes its `start()` loop through the Cluster's `registerWakeup` hook.
  */
 import { MemoryStorage, Replica, type Cluster, type Message, type ReplicaId } from '../../src/index.js';
-import { BenchMachine, ClosedLoop, NOOP, sleep, waitFor, type BenchSnap, type BenchTx } from './workload.js';
+import {
+  BenchMachine,
+  ClosedLoop,
+  NOOP,
+  runClosedLoop,
+  sleep,
+  waitFor,
+  type BenchSnap,
+  type BenchTx,
+  type Timing,
+} from './workload.js';
 
 type Msg = Message<BenchTx, BenchSnap>;
 
@@ -126,19 +136,11 @@ export interface Figures {
 }
 
 /** One in-process run of `clients` closed-loop clients: warm up, measure, drain, verify. */
-export async function runInProcess(clients: number, warmupMs: number, measureMs: number): Promise<Figures> {
+export async function runInProcess(clients: number, timing: Timing): Promise<Figures> {
   const c = await startInProcess();
   try {
-    const machine = c.machines[c.leader]!;
     const replica = c.replicas[c.leader]!;
-    const load = new ClosedLoop(machine, () => replica.wake(), 0);
-    machine.load = load;
-    load.start(clients);
-    await sleep(warmupMs);
-    load.beginMeasure();
-    await sleep(measureMs);
-    load.endMeasure();
-    await load.stop();
+    const load = await runClosedLoop(c.machines[c.leader]!, () => replica.wake(), clients, timing);
     if (replica.status.role !== 'leader')
       throw new Error('bench: the in-process leader lost its leadership during the run');
     await verifyAllApplied(`inprocess c${clients}`, c.machines, c.leader);

@@ -15,7 +15,7 @@ import { freePorts } from '../../docs/examples/kv/processes.js';
 import { benchTemp } from './disk.js';
 import type { LoadConfig, LoadResult } from './http-load.js';
 import { track } from './children.js';
-import { atMost, waitFor } from './workload.js';
+import { atMost, JIT_WARMUP_CLIENTS, waitFor } from './workload.js';
 
 const KV_SERVER_JS = fileURLToPath(new URL('../../docs/examples/kv/server.js', import.meta.url));
 const HTTP_LOAD_JS = fileURLToPath(new URL('./http-load.js', import.meta.url));
@@ -219,6 +219,8 @@ export interface KvPlan {
   writes: number[];
   reads: number[];
   ceiling: number[];
+  /** Before the first case, writes at 64 connections this long to each server, unmeasured (see workload.ts, Timing). */
+  jitWarmupMs: number;
   warmupMs: number;
   measureMs: number;
   /**
@@ -252,6 +254,14 @@ export async function runKv(plan: KvPlan, log: (s: string) => void): Promise<KvR
     const put = await fetch(`${origin}/kv/r`, { method: 'PUT', body: VALUE });
     if (put.status !== 204) throw new Error(`bench: preloading the read key answered HTTP ${put.status}`);
     const { warmupMs, measureMs } = plan;
+    if (plan.jitWarmupMs > 0) {
+      // The smallest case runs first: without this it would measure servers whose JIT has seen one request.
+      log(`  kv: JIT warm-up, ${JIT_WARMUP_CLIENTS} connections…`);
+      const warm = { method: 'PUT', body: VALUE, connections: JIT_WARMUP_CLIENTS, sessions: true } as const;
+      const timing = { warmupMs: 0, measureMs: plan.jitWarmupMs };
+      await load('HTTP ceiling JIT warm-up', { ...warm, ...timing, url: `${ceiling.origin}/kv/w` });
+      await load('kv JIT warm-up', { ...warm, ...timing, url: `${origin}/kv/w` });
+    }
     const all = [...new Set([...plan.writes, ...plan.reads, ...plan.ceiling])].sort((a, b) => a - b);
     for (const c of all) {
       const key = `c${c}` as keyof KvRow;

@@ -13,7 +13,7 @@ import { benchTemp } from './disk.js';
 import { IpcPeer } from './ipc.js';
 import type { Figures, Scaling } from './inprocess.js';
 import type { Request, ScalingConfig, ServerConfig } from './server.js';
-import { atMost, sleep, waitFor, wallNow } from './workload.js';
+import { atMost, sleep, waitFor, wallNow, type Timing } from './workload.js';
 
 /** BENCH_CPU_PROF=DIR profiles the bench replicas (`node --cpu-prof`) into DIR. */
 const EXEC_ARGV = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
@@ -166,16 +166,15 @@ export class BenchProcesses {
 export async function runTcp(
   storage: 'memory' | 'file',
   clients: number,
-  warmupMs: number,
-  measureMs: number,
+  timing: Timing,
   leaderSendsBeforeSave = false,
 ): Promise<Figures> {
   const c = await BenchProcesses.start(storage, 50, [150, 300], leaderSendsBeforeSave);
   try {
     const leader = await c.leader();
     const r = await c.members[leader]!.request<Figures & { total: number }>(
-      { type: 'load', clients, warmupMs, measureMs },
-      warmupMs + measureMs + 60_000,
+      { type: 'load', clients, ...timing },
+      timing.jitWarmupMs + timing.warmupMs + timing.measureMs + 60_000,
     );
     await c.verify(`${storage === 'file' ? 'tcpFsync' : 'tcp'} c${clients}`, leader);
     return { commitsPerSec: r.commitsPerSec, p50Us: r.p50Us, p99Us: r.p99Us };

@@ -8,8 +8,9 @@ import { runTcp } from './processes.js';
 
 const [mode = 'inprocess', clients = '64', ms = '3000', optIn] = process.argv.slice(2);
 const c = Number(clients);
+const timing = { jitWarmupMs: 1000, warmupMs: 300, measureMs: Number(ms) };
 const r =
   mode === 'inprocess'
-    ? await runInProcess(c, 300, Number(ms))
-    : await runTcp(mode === 'tcp' ? 'memory' : 'file', c, 300, Number(ms), optIn === 'send-before-save');
+    ? await runInProcess(c, timing)
+    : await runTcp(mode === 'tcp' ? 'memory' : 'file', c, timing, optIn === 'send-before-save');
 console.log(mode, `c${c}`, r);

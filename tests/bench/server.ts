@@ -11,7 +11,16 @@ import { TcpCluster } from '../../src/tcp.js';
 import { runInProcess, runScaling } from './inprocess.js';
 import { echoServerMain } from './limits.js';
 import { skeletonFollowerMain } from './skeleton.js';
-import { BenchMachine, ClosedLoop, NOOP, PAYLOAD, sleep, wallNow, type BenchSnap, type BenchTx } from './workload.js';
+import {
+  BenchMachine,
+  NOOP,
+  PAYLOAD,
+  runClosedLoop,
+  wallNow,
+  type BenchSnap,
+  type BenchTx,
+  type Timing,
+} from './workload.js';
 
 export interface ServerConfig {
   id: number;
@@ -36,7 +45,7 @@ export interface ScalingConfig {
 
 export type Request =
   | { rid: number; type: 'status' }
-  | { rid: number; type: 'load'; clients: number; warmupMs: number; measureMs: number }
+  | ({ rid: number; type: 'load'; clients: number } & Timing)
   | { rid: number; type: 'light'; on: boolean }
   | { rid: number; type: 'stop' };
 
@@ -50,7 +59,7 @@ process.on('disconnect', () => process.exit(0));
 async function scalingMain(): Promise<void> {
   const { checkpoints, clients, snapshotDelta, windowMs, warmupMs } = JSON.parse(process.argv[3]!) as ScalingConfig;
   // Warm the JIT on a throwaway cluster first, so the first checkpoints measure the log, not the compiler.
-  await runInProcess(clients, warmupMs / 2, warmupMs / 2);
+  await runInProcess(clients, { jitWarmupMs: 0, warmupMs: warmupMs / 2, measureMs: warmupMs / 2 });
   const result = await runScaling(checkpoints, clients, snapshotDelta, windowMs);
   send({ type: 'scaling', result });
   process.disconnect?.();
@@ -132,15 +141,7 @@ async function replicaMain(): Promise<void> {
             return send({ rid: m.rid });
           case 'load': {
             if (replica.status.role !== 'leader') throw new Error(`replica ${cfg.id} is not the leader`);
-            const load = new ClosedLoop(machine, () => replica.wake(), 0);
-            machine.load = load;
-            load.start(m.clients);
-            await sleep(m.warmupMs);
-            load.beginMeasure();
-            await sleep(m.measureMs);
-            load.endMeasure();
-            await load.stop();
-            machine.load = undefined;
+            const load = await runClosedLoop(machine, () => replica.wake(), m.clients, m);
             if (replica.status.role !== 'leader')
               throw new Error(`replica ${cfg.id} lost its leadership during the run`);
             return send({ rid: m.rid, ...load.result(), total: load.total });

@@ -21,7 +21,7 @@ import { closeSync, fdatasync, openSync, rmSync, writev } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { SERVER_JS, track } from './children.js';
-import { atMost, sleep } from './workload.js';
+import { atMost, JIT_WARMUP_CLIENTS, sleep, type Timing } from './workload.js';
 
 /** One case of the skeleton: commits/s and commit latency (µs) like tickraft's figures. */
 export interface SkeletonFigures {
@@ -231,10 +231,10 @@ export type SkeletonMode = 'inprocess' | 'tcp' | 'tcpFsync';
 export async function runSkeleton(
   mode: SkeletonMode,
   clients: number,
-  warmupMs: number,
-  measureMs: number,
+  timing: Timing,
   walDir: string,
 ): Promise<SkeletonFigures> {
+  const { jitWarmupMs, warmupMs, measureMs } = timing;
   const transport = mode === 'inprocess' ? 'inproc' : 'tcp';
   const fsyncOn = mode === 'tcpFsync';
   const term = 1;
@@ -365,15 +365,23 @@ export async function runSkeleton(
     const lat = new Float64Array(1 << 21);
     let nl = 0;
     let measuring = false;
-    const client = async (id: number): Promise<void> => {
+    const client = async (id: number, running: () => boolean): Promise<void> => {
       let k = id;
-      while (!stop) {
+      while (!stop && running()) {
         const t = now();
         await propose(payloads[k++ & 1023]!);
         if (measuring && nl < lat.length) lat[nl++] = now() - t;
       }
     };
-    for (let c = 0; c < clients; c++) void client(c);
+    // The JIT warm-up, as tickraft's (workload.ts, Timing): these clients finish before the case's own start.
+    if (clients < JIT_WARMUP_CLIENTS && jitWarmupMs > 0) {
+      let warming = true;
+      const warm = Array.from({ length: JIT_WARMUP_CLIENTS }, (_, c) => client(c, () => warming));
+      await sleep(jitWarmupMs);
+      warming = false;
+      await Promise.all(warm);
+    }
+    for (let c = 0; c < clients; c++) void client(c, () => true);
     await sleep(warmupMs);
     measuring = true;
     const c0 = commit,

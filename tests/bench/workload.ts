@@ -43,6 +43,11 @@ export class ClosedLoop {
 
   private nextId = 1;
 
+  /** How many ids this loop has used: a later loop on the same machine starts above them. */
+  get submitted(): number {
+    return this.idBase + this.nextId - 1;
+  }
+
   /** Starts `clients` closed-loop clients (call from outside a tick: it wakes the replica). */
   start(clients: number): void {
     this.running = true;
@@ -119,6 +124,55 @@ export class ClosedLoop {
       if (this.inflight.delete(id as number) && this.running) this.submit();
     }
   }
+}
+
+/** How long a case warms up, and measures; both sides of a comparison get the same. */
+export interface Timing {
+  /**
+   * A case with fewer than {@link JIT_WARMUP_CLIENTS} in flight first runs this long at that
+   * concurrency: at one proposal in flight a process runs its hot paths a few hundred times a
+   * second, too few for V8 to optimize them within a short warm-up, so the case would measure
+   * the interpreter, not the steady state of a server that has run for a while.
+   */
+  jitWarmupMs: number;
+  /** At the case's own concurrency, before measuring. */
+  warmupMs: number;
+  measureMs: number;
+}
+
+/** The concurrency of the JIT warm-up (see {@link Timing.jitWarmupMs}). */
+export const JIT_WARMUP_CLIENTS = 64;
+
+/**
+ * Drives `clients` closed-loop clients on the leader's `machine` as `timing` says and returns the
+ * measured loop (its `result()` holds the figures). The warm-up's proposals are applied before
+ * the measured ones start, with ids of their own.
+ */
+export async function runClosedLoop(
+  machine: BenchMachine,
+  wake: () => void,
+  clients: number,
+  timing: Timing,
+): Promise<ClosedLoop> {
+  let idBase = 0;
+  if (clients < JIT_WARMUP_CLIENTS && timing.jitWarmupMs > 0) {
+    const warm = new ClosedLoop(machine, wake, 0);
+    machine.load = warm;
+    warm.start(JIT_WARMUP_CLIENTS);
+    await sleep(timing.jitWarmupMs);
+    await warm.stop();
+    idBase = warm.submitted;
+  }
+  const load = new ClosedLoop(machine, wake, idBase);
+  machine.load = load;
+  load.start(clients);
+  await sleep(timing.warmupMs);
+  load.beginMeasure();
+  await sleep(timing.measureMs);
+  load.endMeasure();
+  await load.stop();
+  machine.load = undefined;
+  return load;
 }
 
 /** Counts and sums what it applies; the leader's instance carries the load. */
