@@ -1,12 +1,12 @@
 /**
- * tickraft's benchmark suite: `npm run bench [-- --quick] [-- --kv] [-- --groups] [-- --json FILE] [-- --no-docs]
- * [-- --send-before-save]`. `--groups` adds the multi-raft figures (groups.ts) to the run, as `groups` next
- * to the single-group figures, and `--groups-only` runs them alone; `--send-before-save` runs the tcp cases
- * with the opt-in `leaderSendsBeforeSave`.
+ * tickraft's benchmark suite: `npm run bench [-- --quick] [-- --kv] [-- --groups] [-- --json FILE] [-- --no-docs]`.
+ * `--groups` adds the multi-raft figures (groups.ts) to the run, as `groups` next to the single-group
+ * figures, and `--groups-only` runs them alone.
  *
  * Every tickraft figure is printed next to its ceiling measured in the same run at the same
  * concurrency, with the target ratio of issue 12 and whether it is met:
- * - replication (inprocess, tcp, tcpFsync at 1, 64 and 1024 in flight) against the replication
+ * - replication (inprocess, tcp, tcpFsync at 1, 64 and 1024 in flight, and tcpFsync again with the
+ *   opt-in `leaderSendsBeforeSave`) against the replication
  *   skeleton (skeleton.ts, a port of shared/limits/skeleton-3proc.mjs), run case by case
  *   alternately with tickraft so both see the same moment of a noisy machine;
  * - the service (`--kv`, and part of every full and quick run): tickraft-kv over HTTP against a
@@ -32,6 +32,18 @@ import type { Timing } from './workload.js';
 
 type Mode = 'inprocess' | 'tcp' | 'tcpFsync';
 const MODES: Mode[] = ['inprocess', 'tcp', 'tcpFsync'];
+/**
+ * tickraft's rows: every mode, and tcpFsync once more with the opt-in `leaderSendsBeforeSave`
+ * (dissertation §10.2.1), held against the same ceiling as tcpFsync.
+ */
+type Variant = Mode | 'tcpFsyncSendBeforeSave';
+const VARIANTS: Variant[] = [...MODES, 'tcpFsyncSendBeforeSave'];
+const CEILING_OF: Record<Variant, Mode> = {
+  inprocess: 'inprocess',
+  tcp: 'tcp',
+  tcpFsync: 'tcpFsync',
+  tcpFsyncSendBeforeSave: 'tcpFsync',
+};
 const CLIENTS = [1, 64, 1024] as const;
 type Key = 'c1' | 'c64' | 'c1024';
 type Row = Record<Key, Figures>;
@@ -56,6 +68,8 @@ export interface BenchResult {
   inprocess: Row;
   tcp: Row;
   tcpFsync: Row;
+  /** tcpFsync with the opt-in `leaderSendsBeforeSave`; its ceiling is `ceiling.tcpFsync`. */
+  tcpFsyncSendBeforeSave: Row;
   failover: { trials: number; medianMs: number; p90Ms: number };
   /** With compaction every 10,000 entries; `noCompaction` is the same run with snapshotDelta 0. */
   scaling: Scaling & { windowMs: number; noCompaction: Scaling };
@@ -70,13 +84,11 @@ export interface BenchResult {
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const kvOnly = args.includes('--kv');
-/** Opt in to dissertation §10.2.1 in the tcp and tcpFsync cases (default off, as for users); no docs then. */
-const sendBeforeSave = args.includes('--send-before-save');
 const jsonAt = args.indexOf('--json');
 const jsonFile = jsonAt >= 0 ? args[jsonAt + 1] : undefined;
 if (jsonAt >= 0 && (jsonFile === undefined || jsonFile.startsWith('--')))
   throw new Error('bench: --json needs a file name');
-const writeDocs = !quick && !kvOnly && !sendBeforeSave && !args.includes('--no-docs');
+const writeDocs = !quick && !kvOnly && !args.includes('--no-docs');
 
 const t0 = Date.now();
 const log = (s: string): void => {
@@ -95,7 +107,7 @@ function pickMedian<T>(runs: T[], rate: (t: T) => number): T {
 
 /** Issue 12's replication targets: fractions of the skeleton's rate, multiples of its latency, same concurrency. */
 const REPLICATION_TARGETS: {
-  mode: Mode;
+  mode: Variant;
   c: Key;
   figure: 'rate' | 'p50' | 'p99';
   kind: 'min' | 'max';
@@ -108,6 +120,9 @@ const REPLICATION_TARGETS: {
   { mode: 'tcpFsync', c: 'c1', figure: 'p50', kind: 'max', bound: 1.3 },
   { mode: 'tcpFsync', c: 'c1', figure: 'p99', kind: 'max', bound: 3 },
   { mode: 'tcpFsync', c: 'c1024', figure: 'rate', kind: 'min', bound: 0.5 },
+  { mode: 'tcpFsyncSendBeforeSave', c: 'c1', figure: 'p50', kind: 'max', bound: 1.3 },
+  { mode: 'tcpFsyncSendBeforeSave', c: 'c1', figure: 'p99', kind: 'max', bound: 3 },
+  { mode: 'tcpFsyncSendBeforeSave', c: 'c1024', figure: 'rate', kind: 'min', bound: 0.5 },
 ];
 
 function target(what: string, value: number, kind: 'min' | 'max', bound: number): Target {
@@ -120,10 +135,10 @@ function target(what: string, value: number, kind: 'min' | 'max', bound: number)
   };
 }
 
-function replicationTargets(r: Pick<BenchResult, Mode | 'ceiling'>): Target[] {
+function replicationTargets(r: Pick<BenchResult, Variant | 'ceiling'>): Target[] {
   return REPLICATION_TARGETS.map((t) => {
     const ours = r[t.mode][t.c];
-    const ceil = r.ceiling[t.mode][t.c];
+    const ceil = r.ceiling[CEILING_OF[t.mode]][t.c];
     const value =
       t.figure === 'rate'
         ? ours.commitsPerSec / ceil.commitsPerSec
@@ -170,7 +185,7 @@ async function retryingElections<T>(what: string, fn: () => Promise<T>): Promise
   }
 }
 
-async function replication(quick: boolean): Promise<Pick<BenchResult, Mode | 'ceiling'>> {
+async function replication(quick: boolean): Promise<Pick<BenchResult, Variant | 'ceiling'>> {
   const repeats = quick ? 1 : 3;
   const timing: Timing = {
     jitWarmupMs: quick ? 200 : 1000,
@@ -178,29 +193,33 @@ async function replication(quick: boolean): Promise<Pick<BenchResult, Mode | 'ce
     measureMs: quick ? 300 : 2000,
   };
   const walDir = benchTemp('tickraft-bench-skeleton-');
-  const out = { ceiling: {} } as Pick<BenchResult, Mode | 'ceiling'>;
+  const out = { ceiling: {} } as Pick<BenchResult, Variant | 'ceiling'>;
   try {
     for (const mode of MODES) {
-      const row: Partial<Row> = {};
+      // tcpFsync runs its opt-in variant in the same alternation, so both face the same moments of the machine.
+      const variants = VARIANTS.filter((v) => CEILING_OF[v] === mode);
+      const rows = variants.map((): Partial<Row> => ({}));
       const ceil: Partial<CeilingRow> = {};
       for (const c of CLIENTS) {
-        log(`  ${mode} c${c}: skeleton and tickraft, ${repeats}× each, alternately…`);
-        const ours: Figures[] = [];
+        log(`  ${variants.join(', ')} c${c}: skeleton and tickraft, ${repeats}× each, alternately…`);
+        const ours = variants.map((): Figures[] => []);
         const theirs: SkeletonFigures[] = [];
         for (let i = 0; i < repeats; i++) {
           theirs.push(await runSkeleton(mode, c, timing, walDir));
-          ours.push(
-            await retryingElections(`${mode} c${c}`, () =>
-              mode === 'inprocess'
-                ? runInProcess(c, timing)
-                : runTcp(mode === 'tcp' ? 'memory' : 'file', c, timing, sendBeforeSave),
-            ),
-          );
+          for (const [v, variant] of variants.entries()) {
+            ours[v]!.push(
+              await retryingElections(`${variant} c${c}`, () =>
+                mode === 'inprocess'
+                  ? runInProcess(c, timing)
+                  : runTcp(mode === 'tcp' ? 'memory' : 'file', c, timing, variant === 'tcpFsyncSendBeforeSave'),
+              ),
+            );
+          }
         }
-        row[`c${c}`] = pickMedian(ours, (f) => f.commitsPerSec);
+        for (const v of variants.keys()) rows[v]![`c${c}`] = pickMedian(ours[v]!, (f) => f.commitsPerSec);
         ceil[`c${c}`] = pickMedian(theirs, (f) => f.commitsPerSec);
       }
-      out[mode] = row as Row;
+      for (const [v, variant] of variants.entries()) out[variant] = rows[v] as Row;
       out.ceiling[mode] = ceil as CeilingRow;
     }
   } finally {
@@ -239,8 +258,7 @@ async function main(): Promise<void> {
     return;
   }
   const disk = benchDisk();
-  const optIn = sendBeforeSave ? ', tcp cases with leaderSendsBeforeSave (§10.2.1)' : '';
-  log(`tickraft bench (${quick ? 'quick' : 'full'}${kvOnly ? ', kv only' : ''}${optIn}) on ${machine()}`);
+  log(`tickraft bench (${quick ? 'quick' : 'full'}${kvOnly ? ', kv only' : ''}) on ${machine()}`);
   log(`durable files in ${describeDisk(disk)}`);
   const result: Partial<BenchResult> = { disk, machine: machine() };
   let details: LimitDetails | undefined;
@@ -305,11 +323,11 @@ function renderReplication(r: BenchResult): string[] {
     ),
   );
   lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
-  for (const mode of MODES) {
+  for (const mode of VARIANTS) {
     for (const c of CLIENTS) {
       const key: Key = `c${c}`;
       const f = r[mode][key];
-      const s = r.ceiling[mode][key];
+      const s = r.ceiling[CEILING_OF[mode]][key];
       const ts = r.targets.filter((t) => t.what.startsWith(`${mode} ${key} `));
       lines.push(
         row(
@@ -466,6 +484,10 @@ ${table}
     hands messages over by reference and wakes the receiver through \`registerWakeup\`; replicas run \`start()\`.
   - \`tcp\`: three Node.js processes on 127.0.0.1, TcpCluster (msgpack), MemoryStorage. \`tcpFsync\`: the same
     with FileStorage, fsync on. The load runs inside the leader process (tests/bench/server.ts): no HTTP here.
+    \`tcpFsyncSendBeforeSave\`: tcpFsync with the opt-in \`leaderSendsBeforeSave\` (dissertation §10.2.1: the
+    leader sends new entries while it saves them and counts itself only once they are durable; see the guide),
+    run in the same alternation and held against the same ceiling. By default a leader's save comes before its
+    send, so a c1 commit waits for two disk syncs in a row where the skeleton waits for one.
   - Each case runs 3 times on a fresh cluster (0.5 s warm-up, 2 s measured), alternating with the skeleton's
     same case; each side shows its run with the median rate. A c1 case first runs 1 s at 64 in flight, unmeasured,
     on both sides: at one proposal in flight a process runs its hot paths a few hundred times a second, too few for
