@@ -159,6 +159,7 @@ describe('tickraft-kv on the command line', { timeout: 30_000 }, () => {
       '--election',
       '--snapshot-delta',
       '--fsync',
+      '--send-before-save',
       '--timeout',
       '--groups',
       '--join',

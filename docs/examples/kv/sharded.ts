@@ -108,6 +108,7 @@ export function shardedEngine(ctx: EngineContext): KvEngine {
         heartbeatTimeout: f.heartbeat,
         electionTimeoutRange: f.election,
         snapshotDelta: f.snapshotDelta,
+        leaderSendsBeforeSave: f.sendBeforeSave,
         storage: wal.group(g),
         logger: logger.child({ component: 'raft', group: g }),
       });

@@ -67,6 +67,7 @@ export function singleEngine(ctx: EngineContext): KvEngine {
     heartbeatTimeout: f.heartbeat,
     electionTimeoutRange: f.election,
     snapshotDelta: f.snapshotDelta,
+    leaderSendsBeforeSave: f.sendBeforeSave,
     join: f.join,
     storage: timedStorage,
     // The replica's own lines (elections, membership, snapshots, catch-up progress, dropped messages).
