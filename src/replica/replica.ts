@@ -304,10 +304,9 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
       raft.propose(pending); // a non-leader abandons them
       const ready = raft.ready();
       if (ready.batch) {
-        const saved = this.durably(() => this.storage.save(ready.batch!));
-        saved.catch(() => undefined); // a rejection is handled where it is awaited, below
+        // §10.2.1's messages leave first: the save's encoding would otherwise run before the cluster writes.
         if (this.config.leaderSendsBeforeSave) await this.sendBeforeSave(raft, ready);
-        await saved;
+        await this.durably(() => this.storage.save(ready.batch!));
       }
       raft.advance(ready);
       // A tick that brought nothing (the last one of a busy spell, mostly) calls no user code at all.
