@@ -30,7 +30,7 @@ export interface ServerConfig {
   dir: string;
   heartbeat: number;
   election: [number, number];
-  /** The opt-in of dissertation §10.2.1 (`--send-before-save`); default off, as for users. */
+  /** The opt-in of dissertation §10.2.1 (the bench's tcpFsyncSendBeforeSave rows); default off, as for users. */
   leaderSendsBeforeSave?: boolean;
 }
 

@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KvClient, httpRequest } from '../../docs/examples/kv/client.js';
+import { parseFlags, UsageError } from '../../docs/examples/kv/flags.js';
 import { KvProcesses, waitFor } from '../../docs/examples/kv/processes.js';
 
 const serverJs = fileURLToPath(new URL('../../dist/docs/examples/kv/server.js', import.meta.url));
@@ -173,6 +174,16 @@ describe('tickraft-kv on the command line', { timeout: 30_000 }, () => {
     ]) {
       expect(r.stdout).toContain(flag);
     }
+  });
+
+  it('--send-before-save is on unless turned off, and takes only on or off', () => {
+    const required = ['--id', '1', '--data', 'd', '--peers', '1=127.0.0.1:7001', '--http', '1=127.0.0.1:8001'];
+    const flags = (...more: string[]) =>
+      parseFlags([...required, ...more], { TICKRAFT_SECRET: 'a secret of 16+ bytes' });
+    expect(flags()).toMatchObject({ sendBeforeSave: true, fsync: true });
+    expect(flags('--send-before-save', 'off')).toMatchObject({ sendBeforeSave: false });
+    expect(() => flags('--send-before-save', 'yes')).toThrow(UsageError);
+    expect(() => flags('--send-before-save', 'yes')).toThrow('--send-before-save must be on or off, got "yes"');
   });
 
   it('a bad --log-level exits 2 naming the value', () => {
