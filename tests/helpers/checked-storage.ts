@@ -21,7 +21,21 @@ export class CheckedStorage<T, D> extends MemoryStorage<T, D> {
   private savedVote: number | undefined;
   readonly violations: string[] = [];
 
-  override async save(batch: StorageBatch<T, D>): Promise<void> {
+  /**
+   * While set, a save never settles and keeps nothing: the process died during it (see
+   * `Simulation.crashWhileSaving`). Saves that already resolved are kept, as on a disk.
+   */
+  hangSaves = false;
+  /** Saves left hanging by {@link CheckedStorage.hangSaves}. */
+  hung = 0;
+
+  override save(batch: StorageBatch<T, D>): Promise<void> {
+    if (!this.hangSaves) return this.check(batch);
+    this.hung++;
+    return new Promise<void>(() => undefined);
+  }
+
+  private async check(batch: StorageBatch<T, D>): Promise<void> {
     const fail = (what: string): void => {
       this.violations.push(`${what} in ${JSON.stringify(batch).slice(0, 300)}`);
     };

@@ -28,6 +28,8 @@ export interface SimNode {
   readonly peerIds: number[];
   /** Every registerMembership call, across restarts. */
   readonly memberships: number[][];
+  /** Set by {@link Simulation.crashWhileSaving}: its next tick ends in a crash while it saves. */
+  crashWhileSaving?: boolean;
 }
 
 export type TestMessage = Message<TestTransition, TestSnapshotData>;
@@ -53,6 +55,8 @@ export interface SimulationOptions {
   /** §9.6 pre-vote and §6.2 check-quorum; unset means the Replica's defaults (both on). */
   preVote?: boolean;
   checkQuorum?: boolean;
+  /** The Replica's `leaderSendsBeforeSave` (dissertation §10.2.1); unset means its default (off). */
+  leaderSendsBeforeSave?: boolean;
   /** Record every message a replica sends in `sent` (off by default: long chaos runs send millions). */
   recordSent?: boolean;
   /** Check the invariants after every step (default true). */
@@ -176,6 +180,7 @@ export class Simulation {
       ...(o.maxInflightBytes ? { maxInflightBytes: o.maxInflightBytes } : {}),
       preVote: o.preVote,
       checkQuorum: o.checkQuorum,
+      ...(o.leaderSendsBeforeSave === undefined ? {} : { leaderSendsBeforeSave: o.leaderSendsBeforeSave }),
       join: node.join,
     };
     node.replica = new Replica(options);
@@ -184,14 +189,26 @@ export class Simulation {
   /** Stops a replica at once; its storage survives. */
   crash(id: number): void {
     const node = this.node(id);
+    node.crashWhileSaving = false;
     if (!node.up) return;
     node.up = false;
     this.network.crash(id);
   }
 
+  /**
+   * Crashes a replica in the middle of its next tick that saves: whatever that tick handed to the
+   * network before its save is out, and the batch never reaches the storage (as a process killed
+   * during its fsync). Ticks with nothing to save run as usual until then; a restart cancels it.
+   */
+  crashWhileSaving(id: number): void {
+    const node = this.node(id);
+    if (node.up) node.crashWhileSaving = true;
+  }
+
   /** Builds a new replica over the crashed one's storage: a restart after a crash. */
   restart(id: number): void {
     const node = this.node(id);
+    node.crashWhileSaving = false; // a restart (the heal's, too) cancels a crash still to come
     if (node.up) return;
     node.up = true;
     node.restarts++;
@@ -209,10 +226,24 @@ export class Simulation {
     );
     for (const id of this.ids) {
       const node = this.node(id);
-      if (node.up) await node.replica.tick();
+      if (node.crashWhileSaving && node.up) await this.tickIntoCrash(node);
+      else if (node.up) await node.replica.tick();
     }
     this.steps++;
     if (this.options.checkEveryStep !== false) this.check();
+  }
+
+  /** A tick under {@link Simulation.crashWhileSaving}: if it saves, the save never finishes and the replica crashes. */
+  private async tickIntoCrash(node: SimNode): Promise<void> {
+    const hung = node.storage.hung;
+    node.storage.hangSaves = true;
+    const tick = node.replica.tick();
+    tick.catch(() => undefined); // pending for good if it waits on a save
+    // Every microtask runs before an immediate: the tick has gone as far as it can (no timer is involved).
+    await new Promise((resolve) => setImmediate(resolve));
+    node.storage.hangSaves = false;
+    if (node.storage.hung > hung) this.crash(node.id);
+    else await tick; // it had nothing to save, and has ended: the crash waits for a tick that saves
   }
 
   /** Steps until `ms` of virtual time have passed. */

@@ -61,7 +61,8 @@ export interface ChaosResult {
 }
 
 /**
- * One seeded run: a fault phase (partitions, crashes and restarts, loss, duplication,
+ * One seeded run: a fault phase (partitions, crashes and restarts, some of them in the middle
+ * of a save, loss, duplication,
  * reordering, clients submitting all along) with every invariant checked after every step,
  * then a healed phase in which a leader must appear and commit every new command in bounded
  * virtual time, and every replica must end with the same applied history.
@@ -77,6 +78,8 @@ export async function chaosRun(seed: number, size: number): Promise<ChaosResult>
     // Budgets of a few bytes send each snapshot (about 30 characters of JSON) in several chunks.
     maxBytesPerMessage: pick([8, 100, 0], setup),
     maxInflightBytes: pick([16, 200, 0], setup),
+    // Half the runs with §10.2.1: a leader's appends leave before its save, which a crash may cut short.
+    leaderSendsBeforeSave: pick([false, true], setup),
     network: { loss: 0.05, duplication: 0.05, minDelay: 1, maxDelay: 10 },
   });
   const r = sim.random;
@@ -130,8 +133,11 @@ export async function chaosRun(seed: number, size: number): Promise<ChaosResult>
       sim.network.partition([shuffled.slice(0, cut), shuffled.slice(cut)]);
     } else if (x < 0.3) sim.network.isolate(pick(sim.ids, r));
     else if (x < 0.5) sim.network.heal();
-    else if (x < 0.65) sim.crash(pick(sim.ids, r));
-    else if (x < 0.75) sim.restart(pick(sim.ids, r));
+    else if (x < 0.65) {
+      const id = pick(sim.ids, r);
+      if (r() < 0.5) sim.crashWhileSaving(id);
+      else sim.crash(id);
+    } else if (x < 0.75) sim.restart(pick(sim.ids, r));
     else if (x < 0.85) {
       // Membership: shrink to no fewer than 3 voters, or bring a removed replica back.
       const leader = sim.leader();
