@@ -7,7 +7,7 @@ import {
   type Message,
   type ReplicaOptions,
 } from '../../src/index.js';
-import type { Storage } from '../../src/index.js';
+import type { StateMachineTransition, Storage } from '../../src/index.js';
 import type { Raft } from '../../src/core/raft.js';
 import { CheckedStorage } from './checked-storage.js';
 import { RaftInvariants } from './invariants.js';
@@ -64,6 +64,28 @@ export interface SimulationOptions {
   network?: { loss?: number; duplication?: number; minDelay?: number; maxDelay?: number };
   /** Each replica's storage under the contract checks (default: memory). */
   storage?: () => Storage<TestTransition, TestSnapshotData>;
+}
+
+/**
+ * Ticks `replica` with a storage whose saves never finish. Returns true if the tick saved: it
+ * is then stuck there for good, with whatever it handed to the cluster before its save out, and
+ * the caller crashes the replica (a process killed during its fsync). Returns false, once the
+ * tick has ended, if it had nothing to save.
+ */
+export async function tickHangingInSave<T extends StateMachineTransition, D>(
+  replica: Replica<T, D>,
+  storage: CheckedStorage<T, D>,
+): Promise<boolean> {
+  const hung = storage.hung;
+  storage.hangSaves = true;
+  const tick = replica.tick();
+  tick.catch(() => undefined); // pending for good if it waits on a save
+  // Every microtask runs before an immediate: the tick has gone as far as it can (no timer is involved).
+  await new Promise((resolve) => setImmediate(resolve));
+  storage.hangSaves = false;
+  if (storage.hung > hung) return true;
+  await tick;
+  return false;
 }
 
 /** The internal algorithm state of a replica, for invariant checks only. */
@@ -235,15 +257,7 @@ export class Simulation {
 
   /** A tick under {@link Simulation.crashWhileSaving}: if it saves, the save never finishes and the replica crashes. */
   private async tickIntoCrash(node: SimNode): Promise<void> {
-    const hung = node.storage.hung;
-    node.storage.hangSaves = true;
-    const tick = node.replica.tick();
-    tick.catch(() => undefined); // pending for good if it waits on a save
-    // Every microtask runs before an immediate: the tick has gone as far as it can (no timer is involved).
-    await new Promise((resolve) => setImmediate(resolve));
-    node.storage.hangSaves = false;
-    if (node.storage.hung > hung) this.crash(node.id);
-    else await tick; // it had nothing to save, and has ended: the crash waits for a tick that saves
+    if (await tickHangingInSave(node.replica, node.storage)) this.crash(node.id);
   }
 
   /** Steps until `ms` of virtual time have passed. */
