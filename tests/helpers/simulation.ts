@@ -28,7 +28,7 @@ export interface SimNode {
   readonly peerIds: number[];
   /** Every registerMembership call, across restarts. */
   readonly memberships: number[][];
-  /** Set by {@link Simulation.crashWhileSaving}: its next tick ends in a crash while it saves. */
+  /** Set by {@link Simulation.crashWhileSaving}: its next tick that saves ends in a crash, in the save. */
   crashWhileSaving?: boolean;
 }
 
