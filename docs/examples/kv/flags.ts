@@ -71,7 +71,8 @@ optional:
   --send-before-save <on|off>
                            a leader sends new entries while it saves them, and counts itself
                            only once they are durable (default on: one disk sync less per write;
-                           clients retry unknown outcomes through their sessions)
+                           clients retry unknown outcomes through their sessions). No effect
+                           with --groups > 1: the host sends after its log's write anyway
   --timeout <ms>           answer 504 to a request not applied within this time (default 5000)
   --groups <n>             split the keys over n Raft groups (default 1): key k is in group
                            FNV-1a(k) mod n; with ids p0 < p1 < ..., group g is on p(g), p(g+1),
