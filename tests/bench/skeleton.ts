@@ -21,7 +21,7 @@ import { closeSync, fdatasync, openSync, rmSync, writev } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { SERVER_JS, track } from './children.js';
-import { atMost, JIT_WARMUP_CLIENTS, sleep, type Timing } from './workload.js';
+import { atMost, JIT_WARMUP_CLIENTS, jitWarmupFor, sleep, type Timing } from './workload.js';
 
 /** One case of the skeleton: commits/s and commit latency (µs) like tickraft's figures. */
 export interface SkeletonFigures {
@@ -234,7 +234,8 @@ export async function runSkeleton(
   timing: Timing,
   walDir: string,
 ): Promise<SkeletonFigures> {
-  const { jitWarmupMs, warmupMs, measureMs } = timing;
+  const { warmupMs, measureMs } = timing;
+  const jitWarmupMs = jitWarmupFor(clients, timing);
   const transport = mode === 'inprocess' ? 'inproc' : 'tcp';
   const fsyncOn = mode === 'tcpFsync';
   const term = 1;
@@ -374,7 +375,7 @@ export async function runSkeleton(
       }
     };
     // The JIT warm-up, as tickraft's (workload.ts, Timing): these clients finish before the case's own start.
-    if (clients < JIT_WARMUP_CLIENTS && jitWarmupMs > 0) {
+    if (jitWarmupMs > 0) {
       let warming = true;
       const warm = Array.from({ length: JIT_WARMUP_CLIENTS }, (_, c) => client(c, () => warming));
       await sleep(jitWarmupMs);

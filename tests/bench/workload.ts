@@ -143,6 +143,10 @@ export interface Timing {
 /** The concurrency of the JIT warm-up (see {@link Timing.jitWarmupMs}). */
 export const JIT_WARMUP_CLIENTS = 64;
 
+/** How long a case of `clients` in flight warms the JIT first: 0 from {@link JIT_WARMUP_CLIENTS} on. */
+export const jitWarmupFor = (clients: number, timing: Timing): number =>
+  clients < JIT_WARMUP_CLIENTS ? timing.jitWarmupMs : 0;
+
 /**
  * Drives `clients` closed-loop clients on the leader's `machine` as `timing` says and returns the
  * measured loop (its `result()` holds the figures). The warm-up's proposals are applied before
@@ -155,11 +159,12 @@ export async function runClosedLoop(
   timing: Timing,
 ): Promise<ClosedLoop> {
   let idBase = 0;
-  if (clients < JIT_WARMUP_CLIENTS && timing.jitWarmupMs > 0) {
+  const jitWarmupMs = jitWarmupFor(clients, timing);
+  if (jitWarmupMs > 0) {
     const warm = new ClosedLoop(machine, wake, 0);
     machine.load = warm;
     warm.start(JIT_WARMUP_CLIENTS);
-    await sleep(timing.jitWarmupMs);
+    await sleep(jitWarmupMs);
     await warm.stop();
     idBase = warm.submitted;
   }
