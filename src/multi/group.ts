@@ -13,6 +13,22 @@ import type { GroupId } from './envelope.js';
 export class GroupReplica<T extends StateMachineTransition, D = unknown> extends Replica<T, D> {
   /** readIndex, membership changes and transfers not yet settled. */
   outstanding = 0;
+  /** What {@link GroupReplica.changed} last saw: role, term, leader, commit, applied and last index. */
+  private readonly seen: {
+    role: string;
+    term: number;
+    leader: ReplicaId | undefined;
+    commit: number;
+    applied: number;
+    last: number;
+  } = {
+    role: '',
+    term: 0,
+    leader: undefined,
+    commit: 0,
+    applied: 0,
+    last: 0,
+  };
 
   constructor(
     options: ReplicaOptions<T, D>,
@@ -24,6 +40,36 @@ export class GroupReplica<T extends StateMachineTransition, D = unknown> extends
   override wake(): void {
     super.wake();
     this.onWake?.(); // unset while the base constructor runs
+  }
+
+  /**
+   * Whether the role, term, leader, commit, applied or last index changed since the last call
+   * (true on the first once loaded). The host counts a group's quiet time from its last change,
+   * and wakes a quiescent group that changes. It reads the algorithm's fields: building `status`
+   * (followers sorted, arrays copied) for every group on every round cost more than most of the
+   * group's own tick.
+   */
+  changed(): boolean {
+    const r = this.raft;
+    if (!r) return false;
+    const s = this.seen;
+    const last = r.log.lastIndex;
+    if (
+      s.role === r.role.kind &&
+      s.term === r.term &&
+      s.leader === r.leaderId &&
+      s.commit === r.commitIndex &&
+      s.applied === r.lastApplied &&
+      s.last === last
+    )
+      return false;
+    s.role = r.role.kind;
+    s.term = r.term;
+    s.leader = r.leaderId;
+    s.commit = r.commitIndex;
+    s.applied = r.lastApplied;
+    s.last = last;
+    return true;
   }
 
   override start(): Promise<void> {

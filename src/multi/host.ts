@@ -2,7 +2,6 @@ import type { Message } from '../core/message.js';
 import type { ReplicaId, StateMachineTransition } from '../core/types.js';
 import type { Replica } from '../replica/replica.js';
 import type { ReplicaOptions } from '../replica/options.js';
-import type { ReplicaStatus } from '../observe/status.js';
 import { emptyEnvelope, type Envelope, type GroupId, type HostNetwork } from './envelope.js';
 import { GroupCluster, GroupReplica, type GroupWire } from './group.js';
 import { Liveness } from './liveness.js';
@@ -106,9 +105,8 @@ interface Group<T extends StateMachineTransition, D> {
   frozenAt: number;
   /** The time the group spent quiescent so far: its clock is the host's less this. */
   offset: number;
-  /** Host time of the last change of `shape` (or wake). */
+  /** Host time of the last change of role, term, leader or an index ({@link GroupReplica.changed}), or wake. */
   changedAt: number;
-  shape: string;
   failed: boolean;
 }
 
@@ -217,7 +215,6 @@ export class RaftHost<T extends StateMachineTransition, D = unknown> {
       frozenAt: 0,
       offset: 0,
       changedAt: now,
-      shape: '',
       failed: false,
     } as Group<T, D>;
     g.replica = new GroupReplica<T, D>(
@@ -351,9 +348,7 @@ export class RaftHost<T extends StateMachineTransition, D = unknown> {
       this.awake.delete(g);
       return;
     }
-    const shape = shapeOf(g.replica.status);
-    if (shape !== g.shape) {
-      g.shape = shape;
+    if (g.replica.changed()) {
       g.changedAt = this.clock();
       if (g.quiescent) this.resume(g);
     }
@@ -361,9 +356,10 @@ export class RaftHost<T extends StateMachineTransition, D = unknown> {
 
   /** A leader whose group has been still long enough, with every live follower up to date, quiesces it. */
   private maybeQuiesce(g: Group<T, D>, now: number): void {
+    // The clock first: a busy group changes every round, and its status is not free to build.
+    if (now - g.changedAt < (this.options.quiesceAfter || 2 * g.heartbeatTimeout)) return;
     const s = g.replica.status;
     if (s.role !== 'leader' || g.replica.outstanding > 0 || s.membershipChange || s.transfer) return;
-    if (now - g.changedAt < (this.options.quiesceAfter || 2 * g.heartbeatTimeout)) return;
     if (s.commitIndex !== s.lastLogIndex || s.lastApplied !== s.lastLogIndex) return;
     for (const f of s.followers)
       if ((!f.voter || f.matchIndex !== s.lastLogIndex) && this.liveness.isUp(f.id, now)) return;
@@ -492,9 +488,4 @@ export class RaftHost<T extends StateMachineTransition, D = unknown> {
 /** An AppendEntries with no entries. */
 function isHeartbeat<T, D>(m: Message<T, D>): boolean {
   return m.type === 'append' && m.entries.length === 0;
-}
-
-/** What makes a group's state worth waking for when it changes. */
-function shapeOf(s: ReplicaStatus): string {
-  return `${s.role} ${s.term} ${s.leaderId} ${s.commitIndex} ${s.lastApplied} ${s.lastLogIndex}`;
 }

@@ -41,7 +41,8 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
   private readonly lock = new Mutex();
   /** One tick at a time, whoever drives them: each waits for the one before. */
   private ticking: Promise<unknown> = Promise.resolve();
-  private raft: Raft<T, D> | undefined;
+  /** The algorithm, once loaded; protected so that a group's driver can read it cheaply. @internal */
+  protected raft: Raft<T, D> | undefined;
   /** Set once the replica can tick no more (a storage failure, stop(), halt()): every call rejects with it. */
   private failure: { error: unknown } | undefined;
   private stopping: Promise<void> | undefined;

@@ -83,7 +83,13 @@ describe('RaftHost', () => {
     const leader = c.leaderOf(3)!;
     c.sms.get(`3/${leader}`)!.submit({ id: 'w1' });
     c.hosts.get(leader)!.group(3)!.wake();
-    await c.run(100);
+    // The leader quiesces the group only once its state has stood still for quiesceAfter (twice
+    // the heartbeat, 40 ms): counted from its last change, the write's application, not the wake.
+    const applied = c.sms.get(`3/${leader}`)!.appliedIds;
+    while (!applied.includes('w1')) await c.run(2);
+    const appliedAt = c.net.now();
+    while (!c.hosts.get(leader)!.isQuiescent(3)) await c.run(2);
+    expect(c.net.now() - appliedAt).toBeGreaterThanOrEqual(40);
     for (const id of c.ids) expect(c.sms.get(`3/${id}`)!.appliedIds).toContain('w1');
     expect(c.hosts.get(leader)!.isQuiescent(1)).toBe(true); // the others slept through it
     await c.run(500);
