@@ -123,11 +123,12 @@ module.exports = {
         'src/multi, the host of many groups in one process, runs each group as an ordinary Replica: it ' +
         'builds on src/replica and takes types from src/core, src/observe and (for its LocalNetwork ' +
         'adapter) src/sim. It does not reach into the algorithm: src/core stays unchanged. No node ' +
-        'builtin but timers, no npm package. Its TCP network (src/multi/tcp.ts) builds on TcpCluster.',
+        'builtin but timers, no npm package. Its TCP network (src/multi/tcp.ts) builds on TcpCluster and ' +
+        "on the appends' wire form (compact-append.ts).",
       severity: 'error',
       from: { path: '^src/multi/' },
       to: {
-        pathNot: ['^src/(multi|replica)/', '^src/transport/tcp\\.ts$', '^(timers)$'],
+        pathNot: ['^src/(multi|replica)/', '^src/transport/(tcp|compact-append)\\.ts$', '^(timers)$'],
         dependencyTypesNot: ['type-only'],
       },
     },

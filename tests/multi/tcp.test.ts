@@ -92,6 +92,79 @@ describe('RaftHost over TCP (TcpHostNetwork)', { timeout: 30_000 }, () => {
     await waitFor(() => target.stats.badFrames > before, 'the frame refused');
   });
 
+  it('carries appends in columns inside an envelope and rebuilds them; a malformed one is dropped alone', async () => {
+    const nets = new Map<number, Net>();
+    for (const id of [1, 2]) {
+      const net: Net = new TcpHostNetwork({ id, listen: { host: HOST, port: 0 }, secret: SECRET });
+      cleanup.push(() => net.tcp.close());
+      await net.tcp.listen();
+      nets.set(id, net);
+    }
+    const [a, b] = [nets.get(1)!, nets.get(2)!];
+    a.tcp.addPeer(2, { host: HOST, port: b.tcp.port });
+    b.tcp.addPeer(1, { host: HOST, port: a.tcp.port });
+    const entries = [1, 2, 3].map((i) => ({
+      index: 4 + i,
+      term: 2,
+      transition: { id: `t${i}` },
+      kind: 'transition' as const,
+    }));
+    const append = {
+      type: 'append',
+      from: 1,
+      term: 2,
+      prevLogIndex: 4,
+      prevLogTerm: 1,
+      entries,
+      leaderCommit: 4,
+      round: 7,
+    };
+    const vote = { type: 'voteResponse', from: 1, term: 2, granted: true };
+    const envelope = {
+      from: 1,
+      epoch: 5,
+      messages: [
+        [3, append],
+        [9, vote],
+      ],
+      quiesce: [[4, 2, 6]],
+      wake: [8],
+    };
+    const wire: unknown[] = [];
+    const sendMessage = a.tcp.sendMessage.bind(a.tcp);
+    a.tcp.sendMessage = (to, m) => (wire.push(m), sendMessage(to, m));
+    a.send(2, envelope as never);
+    const received: unknown[] = [];
+    await waitFor(() => (received.push(...b.receive()), received.length > 0), 'the envelope');
+    expect(received).toEqual([envelope]);
+    // On the wire the append was columns (an array), the vote a plain map.
+    const sent = (wire[0] as typeof envelope).messages;
+    expect(Array.isArray(sent[0]![1])).toBe(true);
+    expect(sent[1]![1]).toEqual(vote);
+
+    // A peer sending columns that do not make an append loses that message only.
+    const rogue = new TcpCluster<TestTransition>({ id: 4, listen: { host: HOST, port: 0 }, secret: SECRET });
+    cleanup.push(() => rogue.close());
+    await rogue.listen();
+    b.tcp.addPeer(4, { host: HOST, port: rogue.port });
+    rogue.addPeer(2, { host: HOST, port: b.tcp.port });
+    const vote4 = { ...vote, from: 4 };
+    const bad = {
+      from: 4,
+      epoch: 1,
+      messages: [
+        [3, [0, 4, 2, 'not an index']],
+        [9, vote4],
+      ],
+      quiesce: [],
+      wake: [],
+    };
+    rogue.sendMessage(2, bad as never);
+    const fromRogue: unknown[] = [];
+    await waitFor(() => (fromRogue.push(...b.receive()), fromRogue.length > 0), 'the rogue envelope');
+    expect(fromRogue).toEqual([{ ...bad, messages: [[9, vote4]] }]);
+  });
+
   it('isValidEnvelope checks the shape and the sender', () => {
     const ok = { from: 2, epoch: 1, messages: [[1, { type: 'x', from: 2, term: 1 }]], quiesce: [[1, 2, 3]], wake: [4] };
     expect(isValidEnvelope(ok, 2)).toBe(true);
