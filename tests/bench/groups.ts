@@ -12,6 +12,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { freePorts } from '../../docs/examples/kv/processes.js';
 import { benchTemp } from './disk.js';
@@ -185,6 +186,8 @@ async function throughput(
   cpuPercentEachProcess: number[];
   syncsPerSecEachProcess: number[];
   commitsPerSync: number;
+  cpuUsPerCommit: number;
+  machineCpuPercent: number;
 }> {
   const c = await GroupCluster.start(groups, BUSY);
   try {
@@ -194,8 +197,10 @@ async function throughput(
     await Promise.all(c.workers.map((w) => w.request({ type: 'load', perGroup })));
     await sleep(Math.min(1000, ms / 3)); // warm-up
     const a = await c.stats();
+    const machineBefore = cpuTimes();
     await sleep(ms);
     const b = await c.stats();
+    const machineAfter = cpuTimes();
     // Each process's own rate over its own clock readings, summed: no IPC latency in the window.
     const commitsPerSec = a.reduce((n, s, i) => n + ((b[i]!.committed - s.committed) * 1000) / (b[i]!.at - s.at), 0);
     // The CPU each process used in the window (100 = one core): the machine's cores bound the sum.
@@ -204,10 +209,35 @@ async function throughput(
     const syncsPerSecEachProcess = a.map((s, i) => ((b[i]!.syncs - s.syncs) * 1000) / (b[i]!.at - s.at));
     const commitsPerSync = commitsPerSec / (syncsPerSecEachProcess.reduce((x, y) => x + y, 0) / 3);
     const leadersPerProcess = b.map((s) => s.leading.length);
-    return { commitsPerSec, leadersPerProcess, cpuPercentEachProcess, syncsPerSecEachProcess, commitsPerSync };
+    // The three processes' CPU over their commits: what a commit costs, whatever bounds the rate.
+    const delta = (k: 'cpuUs' | 'committed') => b.reduce((n, s, i) => n + s[k] - a[i]![k], 0);
+    const cpuUsPerCommit = delta('cpuUs') / delta('committed');
+    // How busy the machine's cores were (every process, the kernel's share included): near 100, the cores bound the rate.
+    const machineCpuPercent =
+      (1 - (machineAfter.idle - machineBefore.idle) / (machineAfter.total - machineBefore.total)) * 100;
+    return {
+      commitsPerSec,
+      leadersPerProcess,
+      cpuPercentEachProcess,
+      syncsPerSecEachProcess,
+      commitsPerSync,
+      cpuUsPerCommit,
+      machineCpuPercent,
+    };
   } finally {
     await c.stop();
   }
+}
+
+/** The machine's CPU time so far, all cores: idle and total, in ms. */
+function cpuTimes(): { idle: number; total: number } {
+  let idle = 0;
+  let total = 0;
+  for (const { times } of cpus()) {
+    idle += times.idle;
+    total += times.user + times.nice + times.sys + times.idle + times.irq;
+  }
+  return { idle, total };
 }
 
 interface Idle {
@@ -315,16 +345,22 @@ interface Target {
 /** Runs the multi-raft figures; `quick` shortens every window and does one failover trial per case. */
 export async function runGroups(quick: boolean, log: (s: string) => void) {
   // BENCH_GROUPS_ONLY=memory (or idle, throughput, failover) runs one kind alone, to profile it;
-  // BENCH_GROUPS_MEMORY=N measures memory at N groups per process instead of 10,000.
+  // BENCH_GROUPS_MEMORY=N measures memory at N groups per process instead of 10,000;
+  // BENCH_GROUPS_SIZES=64 (or 1,64…) and BENCH_GROUPS_MS=N choose the throughput cases and window.
   const only = process.env.BENCH_GROUPS_ONLY;
   const out: Record<string, unknown> = {};
   const run = (kind: string) => only === undefined || only === kind;
   const memGroups = Number(process.env.BENCH_GROUPS_MEMORY ?? 10_000);
   if (run('memory')) Object.assign(out, await runMemory(memGroups, log));
   if (run('idle')) Object.assign(out, await runIdle(quick ? 5000 : 30_000, log));
-  if (run('throughput')) Object.assign(out, await runThroughput(quick ? 1 : 3, quick ? 1000 : 5000, log));
+  if (run('throughput')) {
+    const sizes = (process.env.BENCH_GROUPS_SIZES ?? '1,8,64').split(',').map(Number);
+    const ms = Number(process.env.BENCH_GROUPS_MS ?? (quick ? 1000 : 5000));
+    Object.assign(out, await runThroughput(quick ? 1 : 3, ms, sizes, log));
+  }
   if (run('failover')) Object.assign(out, await runFailovers(quick ? 1 : 5, log));
-  const targets = only === undefined ? checkTargets(out, memGroups) : [];
+  const targets =
+    only === undefined && process.env.BENCH_GROUPS_SIZES === undefined ? checkTargets(out, memGroups) : [];
   log('  groups: targets (issue 14)');
   for (const t of targets) log(`    ${t.met ? 'met    ' : 'NOT MET'}  ${t.what}: ${t.value}`);
   return {
@@ -361,12 +397,12 @@ async function runIdle(ms: number, log: (s: string) => void) {
   return out;
 }
 
-/** 1, 8 and 64 groups, alternated `rounds` times: the median of each. */
-async function runThroughput(rounds: number, ms: number, log: (s: string) => void) {
+/** 1, 8 and 64 groups (or `sizes`), alternated `rounds` times: the median of each. */
+async function runThroughput(rounds: number, ms: number, sizes: number[], log: (s: string) => void) {
   const out: Record<string, unknown> = {};
-  const rates: Record<number, number[]> = { 1: [], 8: [], 64: [] };
+  const rates: Record<number, number[]> = Object.fromEntries(sizes.map((n) => [n, []]));
   for (let r = 0; r < rounds; r++)
-    for (const n of [1, 8, 64]) {
+    for (const n of sizes) {
       log(`  groups: ${n} group(s), 1,024 in flight, fsync on (round ${r + 1}/${rounds})…`);
       const t = await throughput(n, ms);
       rates[n]!.push(t.commitsPerSec);
@@ -377,12 +413,15 @@ async function runThroughput(rounds: number, ms: number, log: (s: string) => voi
         cpuPercentEachProcess: t.cpuPercentEachProcess,
         syncsPerSecEachProcess: t.syncsPerSecEachProcess,
         commitsPerSync: t.commitsPerSync,
+        cpuUsPerCommit: t.cpuUsPerCommit,
+        machineCpuPercent: t.machineCpuPercent,
       };
       log(
         `    ${t.commitsPerSec.toFixed(0)} commits/s; leaders per process ${t.leadersPerProcess.join('/')}; ` +
           `CPU per process ${t.cpuPercentEachProcess.map((p) => `${p.toFixed(0)}%`).join(' / ')}; ` +
           `fdatasyncs/s ${t.syncsPerSecEachProcess.map((p) => p.toFixed(0)).join(' / ')} ` +
-          `(${t.commitsPerSync.toFixed(1)} commits per sync of a process)`,
+          `(${t.commitsPerSync.toFixed(1)} commits per sync of a process); ` +
+          `${t.cpuUsPerCommit.toFixed(1)} µs of CPU per commit (three processes); machine's cores ${t.machineCpuPercent.toFixed(0)}% busy`,
       );
     }
   return out;
