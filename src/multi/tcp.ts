@@ -1,6 +1,6 @@
 import type { Message } from '../core/message.js';
 import type { ReplicaId, StateMachineTransition } from '../core/types.js';
-import { fromColumns, isColumns, toColumns } from '../transport/compact-append.js';
+import { fromWire, toWire } from '../transport/compact-append.js';
 import { TcpCluster } from '../transport/tcp.js';
 import type { TcpClusterOptions } from '../transport/tcp-options.js';
 import { isValidEnvelope, type Envelope, type GroupId, type HostNetwork } from './envelope.js';
@@ -36,7 +36,7 @@ export class TcpHostNetwork<T extends StateMachineTransition, D = unknown> imple
    * decode.
    */
   send(to: ReplicaId, envelope: Envelope<T, D>): void {
-    const messages = envelope.messages.map(([g, m]): [GroupId, unknown] => [g, toColumns(m) ?? m]);
+    const messages = envelope.messages.map(([g, m]): [GroupId, unknown] => [g, toWire(m)]);
     // The connection carries any value its `accept` lets in: an envelope rides where a message would.
     this.tcp.sendMessage(to, { ...envelope, messages } as unknown as Message<T, D>);
   }
@@ -52,7 +52,7 @@ export class TcpHostNetwork<T extends StateMachineTransition, D = unknown> imple
       let kept = 0;
       for (const pair of messages) {
         try {
-          if (isColumns(pair[1])) pair[1] = fromColumns(pair[1]);
+          pair[1] = fromWire(pair[1]);
           messages[kept++] = pair;
         } catch {
           // Not an append after all: the other messages of the envelope are still good.

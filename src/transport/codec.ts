@@ -1,6 +1,6 @@
 import { Packr } from 'msgpackr';
 import type { Codec } from '../core/codec.js';
-import { fromColumns, isColumns, toColumns } from './compact-append.js';
+import { fromWire, toWire } from './compact-append.js';
 
 /** @deprecated The same interface as {@link Codec}, under its transport-only name: use {@link Codec}. */
 export type MessageCodec = Codec;
@@ -30,9 +30,6 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true });
  */
 export const msgpackCodec: Codec = {
   name: 'msgpack/2',
-  encode: (message) => packr.pack(toColumns(message) ?? message),
-  decode: (bytes) => {
-    const value = packr.unpack(asBuffer(bytes)) as unknown;
-    return isColumns(value) ? fromColumns(value) : value;
-  },
+  encode: (message) => packr.pack(toWire(message)),
+  decode: (bytes) => fromWire(packr.unpack(asBuffer(bytes))),
 };

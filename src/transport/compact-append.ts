@@ -59,6 +59,12 @@ export function toColumns(message: unknown): unknown[] | undefined {
 /** Whether a decoded value is a compact append (a plain message decodes to an object). */
 export const isColumns = (value: unknown): value is unknown[] => Array.isArray(value) && value[0] === TAG;
 
+/** A message as it travels: an append with entries in columns, anything else as it is. */
+export const toWire = (message: unknown): unknown => toColumns(message) ?? message;
+
+/** What a value that travelled stands for: columns rebuilt into an append (throws if malformed), or the value. */
+export const fromWire = (value: unknown): unknown => (isColumns(value) ? fromColumns(value) : value);
+
 /**
  * Rebuilds the AppendEntries of {@link toColumns}. Throws on columns of the wrong shape; the
  * fields it does not need to read (terms, ids) are left to the message validation that follows.
