@@ -406,6 +406,7 @@ async function runThroughput(rounds: number, ms: number, sizes: number[], log: (
       log(`  groups: ${n} group(s), 1,024 in flight, fsync on (round ${r + 1}/${rounds})…`);
       const t = await throughput(n, ms);
       rates[n]!.push(t.commitsPerSec);
+      // The rate is the median of the rounds; the details beside it are the last round's (each round is logged).
       out[`g${n}`] = {
         commitsPerSec: median(rates[n]!),
         rounds: rates[n]!.slice(),
