@@ -124,11 +124,11 @@ module.exports = {
         'builds on src/replica and takes types from src/core, src/observe and (for its LocalNetwork ' +
         'adapter) src/sim. It does not reach into the algorithm: src/core stays unchanged. No node ' +
         'builtin but timers, no npm package. Its TCP network (src/multi/tcp.ts) builds on TcpCluster and ' +
-        "on the appends' wire form (compact-append.ts).",
+        "on the appends' wire form (compact-append.ts) and the default codec (codec.ts).",
       severity: 'error',
       from: { path: '^src/multi/' },
       to: {
-        pathNot: ['^src/(multi|replica)/', '^src/transport/(tcp|compact-append)\\.ts$', '^(timers)$'],
+        pathNot: ['^src/(multi|replica)/', '^src/transport/(tcp|compact-append|codec)\\.ts$', '^(timers)$'],
         dependencyTypesNot: ['type-only'],
       },
     },

@@ -12,4 +12,4 @@ export type { TcpStats, TcpEvent, DropReason } from './transport/tcp-events.js';
 export { jsonCodec, msgpackCodec, type MessageCodec } from './transport/codec.js';
 export type { Codec } from './core/codec.js';
 // Multi-raft over TCP: the RaftHost itself is tickraft/multi, which loads no network module.
-export { TcpHostNetwork } from './multi/tcp.js';
+export { TcpHostNetwork, envelopeCodec } from './multi/tcp.js';

@@ -1,5 +1,7 @@
+import type { Codec } from '../core/codec.js';
 import type { Message } from '../core/message.js';
 import type { ReplicaId, StateMachineTransition } from '../core/types.js';
+import { msgpackCodec } from '../transport/codec.js';
 import { fromWire, toWire } from '../transport/compact-append.js';
 import { TcpCluster } from '../transport/tcp.js';
 import type { TcpClusterOptions } from '../transport/tcp-options.js';
@@ -24,9 +26,13 @@ export class TcpHostNetwork<T extends StateMachineTransition, D = unknown> imple
   /** The transport: listen, add peers, read its stats and close it here. */
   readonly tcp: TcpCluster<T, D>;
 
-  /** @param options - As for {@link TcpCluster}: `id` is the process's id. */
+  /**
+   * @param options - As for {@link TcpCluster}: `id` is the process's id; the codec is wrapped by
+   * {@link envelopeCodec}.
+   * @throws TypeError as {@link TcpCluster} does, and if `options.codec.name` is over 59 characters.
+   */
   constructor(options: TcpClusterOptions) {
-    this.tcp = new TcpCluster<T, D>({ ...options, accept: isValidEnvelope });
+    this.tcp = new TcpCluster<T, D>({ ...options, codec: envelopeCodec(options.codec), accept: isValidEnvelope });
   }
 
   /**
@@ -72,4 +78,25 @@ export class TcpHostNetwork<T extends StateMachineTransition, D = unknown> imple
   registerWakeup(wake: () => void): void {
     this.tcp.registerWakeup(wake);
   }
+}
+
+/** What {@link envelopeCodec} adds to a codec's name. */
+const ENVELOPE_FORMAT = '+env2';
+
+/**
+ * The codec of a {@link TcpHostNetwork}'s connections: `codec` under a name that also names the
+ * envelope's form (appends in columns inside it), compared at the handshake like any codec name.
+ * So a peer that speaks another envelope form, such as a build from before appends travelled in
+ * columns, is refused with a codec mismatch instead of connecting and having its appends dropped.
+ * A plain {@link TcpCluster} that wants to talk to a host (a test's rogue peer) uses it too.
+ * @throws TypeError if `codec.name` is over 59 characters.
+ */
+export function envelopeCodec(codec: Codec = msgpackCodec): Codec {
+  const c = codec as Partial<Codec> | null;
+  const name = c?.name ?? 'custom';
+  // Not a codec, or a name that is not a string: left as it is, for TcpCluster's check to say what is wrong.
+  if (typeof c?.encode !== 'function' || typeof c.decode !== 'function' || typeof name !== 'string') return codec;
+  const room = 64 - ENVELOPE_FORMAT.length;
+  if (name.length > room) throw new TypeError(`TcpHostNetwork: options.codec.name must be at most ${room} characters`);
+  return { name: `${name}${ENVELOPE_FORMAT}`, encode: (m) => codec.encode(m), decode: (bytes) => codec.decode(bytes) };
 }

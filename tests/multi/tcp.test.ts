@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { RaftHost, isValidEnvelope } from '../../src/multi.js';
-import { TcpCluster, TcpHostNetwork } from '../../src/tcp.js';
+import { TcpCluster, TcpHostNetwork, envelopeCodec, msgpackCodec } from '../../src/tcp.js';
 import { HOST, SECRET, waitFor } from '../transport/fixtures/harness.js';
 import { RecordingStateMachine, type TestTransition } from '../helpers/recording-state-machine.js';
 import { testGroup } from './hosts.js';
@@ -80,7 +80,12 @@ describe('RaftHost over TCP (TcpHostNetwork)', { timeout: 30_000 }, () => {
 
   it('refuses a frame that is not an envelope from the authenticated peer', async () => {
     const { nets } = await tcpHosts(1);
-    const rogue = new TcpCluster<TestTransition>({ id: 4, listen: { host: HOST, port: 0 }, secret: SECRET });
+    const rogue = new TcpCluster<TestTransition>({
+      id: 4,
+      listen: { host: HOST, port: 0 },
+      secret: SECRET,
+      codec: envelopeCodec(),
+    });
     cleanup.push(() => rogue.close());
     await rogue.listen();
     const target = nets.get(1)!.tcp;
@@ -143,7 +148,12 @@ describe('RaftHost over TCP (TcpHostNetwork)', { timeout: 30_000 }, () => {
     expect(sent[1]![1]).toEqual(vote);
 
     // A peer sending columns that do not make an append loses that message only.
-    const rogue = new TcpCluster<TestTransition>({ id: 4, listen: { host: HOST, port: 0 }, secret: SECRET });
+    const rogue = new TcpCluster<TestTransition>({
+      id: 4,
+      listen: { host: HOST, port: 0 },
+      secret: SECRET,
+      codec: envelopeCodec(),
+    });
     cleanup.push(() => rogue.close());
     await rogue.listen();
     b.tcp.addPeer(4, { host: HOST, port: rogue.port });
@@ -163,6 +173,32 @@ describe('RaftHost over TCP (TcpHostNetwork)', { timeout: 30_000 }, () => {
     const fromRogue: unknown[] = [];
     await waitFor(() => (fromRogue.push(...b.receive()), fromRogue.length > 0), 'the rogue envelope');
     expect(fromRogue).toEqual([{ ...bad, messages: [[9, vote4]] }]);
+  });
+
+  it('refuses at the handshake a peer whose codec does not name the envelope form, and checks the name', async () => {
+    const { nets } = await tcpHosts(1);
+    const events: { type: string; reason?: string }[] = [];
+    // A TcpCluster with the plain codec: what a host from before appends travelled in columns sends.
+    const old = new TcpCluster<TestTransition>({
+      id: 4,
+      listen: { host: HOST, port: 0 },
+      secret: SECRET,
+      onEvent: (e) => events.push(e as { type: string; reason?: string }),
+    });
+    cleanup.push(() => old.close());
+    await old.listen();
+    const target = nets.get(1)!.tcp;
+    target.addPeer(4, { host: HOST, port: old.port });
+    old.addPeer(1, { host: HOST, port: target.port });
+    await waitFor(() => old.stats.authFailures > 0, 'the handshake refused');
+    expect(
+      events.some((e) => e.type === 'authFailure' && /codec mismatch.*msgpack\/2\+env2/.test(e.reason ?? '')),
+    ).toBe(true);
+    expect(envelopeCodec().name).toBe(`${msgpackCodec.name}+env2`);
+    const long = { ...msgpackCodec, name: 'x'.repeat(60) };
+    expect(() => new TcpHostNetwork({ id: 1, listen: { host: HOST, port: 0 }, secret: SECRET, codec: long })).toThrow(
+      /at most 59 characters/,
+    );
   });
 
   it('isValidEnvelope checks the shape and the sender', () => {
