@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { RaftHost, isValidEnvelope } from '../../src/multi.js';
-import { TcpCluster, TcpHostNetwork, envelopeCodec, msgpackCodec } from '../../src/tcp.js';
+import { TcpCluster, TcpHostNetwork, envelopeCodec, msgpackCodec, type TcpClusterOptions } from '../../src/tcp.js';
 import { HOST, SECRET, waitFor } from '../transport/fixtures/harness.js';
 import { RecordingStateMachine, type TestTransition } from '../helpers/recording-state-machine.js';
 import { testGroup } from './hosts.js';
@@ -42,6 +42,29 @@ async function tcpHosts(groups: number) {
   return { ids, nets, hosts, sms };
 }
 
+/**
+ * A TcpCluster as process 4, a host's rogue peer (with the envelope codec unless `extra` says
+ * otherwise), linked both ways with `target`.
+ */
+async function rogueLinkedTo(
+  target: TcpCluster<TestTransition>,
+  targetId: number,
+  extra: Partial<TcpClusterOptions> = {},
+) {
+  const rogue = new TcpCluster<TestTransition>({
+    id: 4,
+    listen: { host: HOST, port: 0 },
+    secret: SECRET,
+    codec: envelopeCodec(),
+    ...extra,
+  });
+  cleanup.push(() => rogue.close());
+  await rogue.listen();
+  target.addPeer(4, { host: HOST, port: rogue.port });
+  rogue.addPeer(targetId, { host: HOST, port: target.port });
+  return rogue;
+}
+
 describe('RaftHost over TCP (TcpHostNetwork)', { timeout: 30_000 }, () => {
   it('elects and commits in every group over one connection per pair of processes, one frame per envelope', async () => {
     const { ids, nets, hosts, sms } = await tcpHosts(8);
@@ -80,17 +103,8 @@ describe('RaftHost over TCP (TcpHostNetwork)', { timeout: 30_000 }, () => {
 
   it('refuses a frame that is not an envelope from the authenticated peer', async () => {
     const { nets } = await tcpHosts(1);
-    const rogue = new TcpCluster<TestTransition>({
-      id: 4,
-      listen: { host: HOST, port: 0 },
-      secret: SECRET,
-      codec: envelopeCodec(),
-    });
-    cleanup.push(() => rogue.close());
-    await rogue.listen();
     const target = nets.get(1)!.tcp;
-    target.addPeer(4, { host: HOST, port: rogue.port });
-    rogue.addPeer(1, { host: HOST, port: target.port });
+    const rogue = await rogueLinkedTo(target, 1);
     const before = target.stats.badFrames;
     // A plain Raft message, valid as such, is not an envelope.
     rogue.sendMessage(1, { type: 'timeoutNow', from: 4, term: 1 });
@@ -148,16 +162,7 @@ describe('RaftHost over TCP (TcpHostNetwork)', { timeout: 30_000 }, () => {
     expect(sent[1]![1]).toEqual(vote);
 
     // A peer sending columns that do not make an append loses that message only.
-    const rogue = new TcpCluster<TestTransition>({
-      id: 4,
-      listen: { host: HOST, port: 0 },
-      secret: SECRET,
-      codec: envelopeCodec(),
-    });
-    cleanup.push(() => rogue.close());
-    await rogue.listen();
-    b.tcp.addPeer(4, { host: HOST, port: rogue.port });
-    rogue.addPeer(2, { host: HOST, port: b.tcp.port });
+    const rogue = await rogueLinkedTo(b.tcp, 2);
     const vote4 = { ...vote, from: 4 };
     const bad = {
       from: 4,
@@ -179,17 +184,10 @@ describe('RaftHost over TCP (TcpHostNetwork)', { timeout: 30_000 }, () => {
     const { nets } = await tcpHosts(1);
     const events: { type: string; reason?: string }[] = [];
     // A TcpCluster with the plain codec: what a host from before appends travelled in columns sends.
-    const old = new TcpCluster<TestTransition>({
-      id: 4,
-      listen: { host: HOST, port: 0 },
-      secret: SECRET,
+    const old = await rogueLinkedTo(nets.get(1)!.tcp, 1, {
+      codec: msgpackCodec,
       onEvent: (e) => events.push(e as { type: string; reason?: string }),
     });
-    cleanup.push(() => old.close());
-    await old.listen();
-    const target = nets.get(1)!.tcp;
-    target.addPeer(4, { host: HOST, port: old.port });
-    old.addPeer(1, { host: HOST, port: target.port });
     await waitFor(() => old.stats.authFailures > 0, 'the handshake refused');
     expect(
       events.some((e) => e.type === 'authFailure' && /codec mismatch.*msgpack\/2\+env2/.test(e.reason ?? '')),
