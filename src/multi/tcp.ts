@@ -5,7 +5,7 @@ import { msgpackCodec } from '../transport/codec.js';
 import { fromWire, toWire } from '../transport/compact-append.js';
 import { TcpCluster } from '../transport/tcp.js';
 import type { TcpClusterOptions } from '../transport/tcp-options.js';
-import { isValidEnvelope, type Envelope, type GroupId, type HostNetwork } from './envelope.js';
+import { isValidEnvelope, type Envelope, type HostNetwork } from './envelope.js';
 
 /**
  * The {@link HostNetwork} of a `RaftHost` (`tickraft/multi`) over TCP: one {@link TcpCluster} per process, so
@@ -28,45 +28,22 @@ export class TcpHostNetwork<T extends StateMachineTransition, D = unknown> imple
 
   /**
    * @param options - As for {@link TcpCluster}: `id` is the process's id; the codec is wrapped by
-   * {@link envelopeCodec}.
+   * {@link envelopeCodec}, which carries appends in columns.
    * @throws TypeError as {@link TcpCluster} does, and if `options.codec.name` is over 59 characters.
    */
   constructor(options: TcpClusterOptions) {
     this.tcp = new TcpCluster<T, D>({ ...options, codec: envelopeCodec(options.codec), accept: isValidEnvelope });
   }
 
-  /**
-   * Queues an envelope for process `to` (one frame). An AppendEntries with entries rides in it in
-   * columns, as it does alone on a {@link TcpCluster} (compact-append.ts): with many groups most
-   * of a frame is such appends, and as maps they took twice the bytes and the time to encode and
-   * decode.
-   */
+  /** Queues an envelope for process `to` (one frame). */
   send(to: ReplicaId, envelope: Envelope<T, D>): void {
-    const messages = envelope.messages.map(([g, m]): [GroupId, unknown] => [g, toWire(m)]);
     // The connection carries any value its `accept` lets in: an envelope rides where a message would.
-    this.tcp.sendMessage(to, { ...envelope, messages } as unknown as Message<T, D>);
+    this.tcp.sendMessage(to, envelope as unknown as Message<T, D>);
   }
 
-  /**
-   * The envelopes received since the last call, their appends rebuilt from columns. A malformed
-   * one is dropped (as a malformed frame is); the rest of its envelope is kept.
-   */
+  /** The envelopes received since the last call. */
   receive(): Envelope<T, D>[] {
-    const envelopes = this.tcp.receiveMessages() as unknown as Envelope<T, D>[];
-    for (const e of envelopes) {
-      const messages = e.messages as [GroupId, unknown][];
-      let kept = 0;
-      for (const pair of messages) {
-        try {
-          pair[1] = fromWire(pair[1]);
-          messages[kept++] = pair;
-        } catch {
-          // Not an append after all: the other messages of the envelope are still good.
-        }
-      }
-      messages.length = kept;
-    }
-    return envelopes;
+    return this.tcp.receiveMessages() as unknown as Envelope<T, D>[];
   }
 
   /** True once the transport is closed. */
@@ -84,11 +61,14 @@ export class TcpHostNetwork<T extends StateMachineTransition, D = unknown> imple
 const ENVELOPE_FORMAT = '+env2';
 
 /**
- * The codec of a {@link TcpHostNetwork}'s connections: `codec` under a name that also names the
- * envelope's form (appends in columns inside it), compared at the handshake like any codec name.
- * So a peer that speaks another envelope form, such as a build from before appends travelled in
- * columns, is refused with a codec mismatch instead of connecting and having its appends dropped.
- * A plain {@link TcpCluster} that wants to talk to a host (a test's rogue peer) uses it too.
+ * The codec of a {@link TcpHostNetwork}'s connections: `codec`, with every AppendEntries inside an
+ * envelope in columns, as it travels alone on a {@link TcpCluster} (compact-append.ts: as maps,
+ * with many groups most of a frame, they took twice the bytes and the time to encode and decode).
+ * Its name adds the envelope's form to `codec`'s, and names are compared at the handshake: a peer
+ * that speaks another form, such as a build from before appends travelled in columns, is refused
+ * with a codec mismatch instead of connecting and having its appends dropped. Columns that do not
+ * make an append are dropped on decoding, and the rest of the envelope is kept. A plain
+ * {@link TcpCluster} that talks to a host (a test's rogue peer) uses it too.
  * @throws TypeError if `codec.name` is over 59 characters.
  */
 export function envelopeCodec(codec: Codec = msgpackCodec): Codec {
@@ -98,5 +78,29 @@ export function envelopeCodec(codec: Codec = msgpackCodec): Codec {
   if (typeof c?.encode !== 'function' || typeof c.decode !== 'function' || typeof name !== 'string') return codec;
   const room = 64 - ENVELOPE_FORMAT.length;
   if (name.length > room) throw new TypeError(`TcpHostNetwork: options.codec.name must be at most ${room} characters`);
-  return { name: `${name}${ENVELOPE_FORMAT}`, encode: (m) => codec.encode(m), decode: (bytes) => codec.decode(bytes) };
+  return {
+    name: `${name}${ENVELOPE_FORMAT}`,
+    encode: (value) => codec.encode(mapMessages(value, toWire)),
+    decode: (bytes) => mapMessages(codec.decode(bytes), fromWire),
+  };
+}
+
+/**
+ * An envelope-shaped value with `f` applied to each of its messages, those for which `f` throws
+ * left out; anything else as it is (the transport's `accept` judges it).
+ */
+function mapMessages(value: unknown, f: (message: unknown) => unknown): unknown {
+  const e = value as { messages?: unknown } | null;
+  if (typeof e !== 'object' || e === null || !Array.isArray(e.messages)) return value;
+  const messages: unknown[] = [];
+  for (const pair of e.messages as unknown[]) {
+    if (!Array.isArray(pair) || pair.length !== 2) messages.push(pair);
+    else
+      try {
+        messages.push([pair[0], f(pair[1])]);
+      } catch {
+        // Columns that do not make an append: the other messages of the envelope are still good.
+      }
+  }
+  return { ...e, messages };
 }
