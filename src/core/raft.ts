@@ -113,8 +113,12 @@ export class Raft<T extends StateMachineTransition, D> {
   private snapshotDirty = false;
   /** The last index known durable in this replica's storage: the leader counts itself only up to it. */
   private durableIndex: number;
-  /** The last AppendEntries made, sent again as it is to the next follower that needs the same. */
-  private lastAppend: AppendRequest<T> | undefined;
+  /**
+   * The latest AppendEntries made, newest first, each sent again as it is to the next follower
+   * that needs the same. Several, not one: a tick sends each follower its whole run of messages
+   * before the next follower's, and a transport encodes a shared message once.
+   */
+  private readonly appends: AppendRequest<T>[] = [];
 
   private now = 0;
   private electionDeadline = 0;
@@ -798,11 +802,12 @@ export class Raft<T extends StateMachineTransition, D> {
   /** AppendEntries with the entries after `prevLogIndex` up to `last`: one object for every follower at that point. */
   private appendRequest(prevLogIndex: number, prevLogTerm: number, last: number): AppendRequest<T> {
     const { term, commitIndex: leaderCommit, round } = this;
-    const m = this.lastAppend;
+    const m = this.appends.find((a) => a.prevLogIndex === prevLogIndex);
     const same = m?.term === term && m.leaderCommit === leaderCommit && m.round === round;
-    if (same && m.prevLogIndex === prevLogIndex && prevLogIndex + m.entries.length === last) return m;
+    if (same && prevLogIndex + m.entries.length === last) return m;
     const entries = last > prevLogIndex ? this.log.slice(prevLogIndex + 1, last) : [];
-    const from = this.config.id;
-    return (this.lastAppend = appendRequest({ from, term, prevLogIndex, prevLogTerm, entries, leaderCommit, round }));
+    const made = appendRequest({ from: this.config.id, term, prevLogIndex, prevLogTerm, entries, leaderCommit, round });
+    if (this.appends.unshift(made) > 8) this.appends.pop(); // enough for the few messages a tick sends each follower
+    return made;
   }
 }

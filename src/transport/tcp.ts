@@ -78,10 +78,11 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
   private closeWaiter: (() => void) | undefined;
   private leader: ReplicaId | undefined;
   /**
-   * The last message encoded and its bytes, kept for the rest of the synchronous burst of sends:
-   * the leader hands every follower at the same point one AppendEntries object, encoded once.
+   * Every message encoded in the current synchronous burst of sends, with its bytes: the leader
+   * hands every follower at the same point the same AppendEntries objects, encoded once. A map,
+   * not the last one: a tick sends each follower its whole run of appends before the next's.
    */
-  private encoded: { message: Message<T, D>; payload: Uint8Array } | undefined;
+  private readonly encoded = new Map<Message<T, D>, Uint8Array>();
 
   /**
    * Checks the options (a TypeError names the first one that is wrong) and adds the peers;
@@ -137,11 +138,12 @@ export class TcpCluster<T extends StateMachineTransition, D = unknown> implement
     if (peer.leaving) this.book.touch(peer);
     let payload: Uint8Array;
     try {
-      if (this.encoded?.message === message) payload = this.encoded.payload;
+      const known = this.encoded.get(message);
+      if (known !== undefined) payload = known;
       else {
         payload = this.options.codec.encode(message);
-        if (this.encoded === undefined) queueMicrotask(() => (this.encoded = undefined));
-        this.encoded = { message, payload };
+        if (this.encoded.size === 0) queueMicrotask(() => this.encoded.clear());
+        this.encoded.set(message, payload);
       }
     } catch (error) {
       shared.emit({ type: 'error', peer: toId, error: error instanceof Error ? error : new Error(String(error)) });

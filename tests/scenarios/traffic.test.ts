@@ -64,3 +64,31 @@ describe('bounded message counts', () => {
     });
   }
 });
+
+describe('one AppendEntries object per point in the log', () => {
+  it('a leader hands followers at the same point the same message objects, its whole run of them', async () => {
+    const sim = new ScenarioSimulation({
+      size: 5,
+      seed: 17,
+      maxEntriesPerMessage: 4,
+      network: { minDelay: 2, maxDelay: 2 },
+    });
+    while (!sim.leader()) await sim.step(1);
+    const leader = sim.leader()!;
+    leader.sm.submit(...commands('warm', 3));
+    while (!sim.ids.every((id) => sim.node(id).sm.appliedIds.length === 3)) await sim.step(1);
+    const before = sim.sent.length;
+    leader.sm.submit(...commands('c', 12)); // three messages' worth, taken in one tick
+    while (!sim.ids.every((id) => sim.node(id).sm.appliedIds.length === 15)) await sim.step(1);
+    const appends = sim.sent
+      .slice(before)
+      .filter((r) => r.from === leader.id && (r.message as AppendRequest<TestTransition>).entries.length > 0);
+    const peers = sim.ids.filter((id) => id !== leader.id);
+    const runs = peers.map((peer) => appends.filter((r) => r.to === peer).map((r) => r.message));
+    expect(runs[0]!.map((m) => (m as AppendRequest<TestTransition>).entries.length)).toEqual([4, 4, 4]);
+    for (const run of runs.slice(1)) {
+      expect(run).toHaveLength(3);
+      run.forEach((m, i) => expect(m).toBe(runs[0]![i]));
+    }
+  });
+});

@@ -116,6 +116,25 @@ describe('TcpCluster', { timeout: 30_000 }, () => {
     await exchange(nodes, 2);
   });
 
+  it('encodes a message sent to several peers in one burst once, and again in a later burst', async () => {
+    let encodes = 0;
+    const counting = { ...msgpackCodec, encode: (m: unknown) => (encodes++, msgpackCodec.encode(m)) };
+    const nodes = track(await mesh([1, 2, 3], () => ({ codec: counting })));
+    await exchange(nodes, 1);
+    const [leader, b, c] = nodes as [Node, Node, Node];
+    const [first, second] = [append(1, 2, 8), append(1, 3, 8)];
+    encodes = 0;
+    // The order a tick sends in: each follower's whole run of appends, then the next follower's.
+    for (const to of [2, 3]) for (const m of [first, second]) leader.cluster.sendMessage(to, m);
+    expect(encodes).toBe(2);
+    await Promise.resolve();
+    leader.cluster.sendMessage(2, first);
+    expect(encodes).toBe(3);
+    await waitFor(() => b.received.length === 5 && c.received.length === 4, 'the appends to arrive');
+    expect(b.received.slice(2)).toEqual([first, second, first]);
+    expect(c.received.slice(2)).toEqual([first, second]);
+  });
+
   it('records the leader and membership, and halts after close()', async () => {
     const [n] = track([makeNode(1)]) as [Node];
     expect(n.cluster.leaderId).toBeUndefined();
