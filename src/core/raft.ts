@@ -35,8 +35,8 @@ export interface Ready<T, D> {
   batch: StorageBatch<T, D> | undefined;
   /** Messages to send, once `batch` is durable. */
   readonly messages: [ReplicaId, Message<T, D>][];
-  /** Transition states to report, in order. */
-  readonly reports: [TransitionId, TransitionState][];
+  /** Transition states to report, in order, laid flat as id, state, id, state: no pair allocated per entry. */
+  readonly reports: (TransitionId | TransitionState)[];
   /** Every change of the known leader, in order. */
   readonly leaderChanges: (ReplicaId | undefined)[];
   /** The voting members, if they changed. */
@@ -233,10 +233,10 @@ export class Raft<T extends StateMachineTransition, D> {
       const entry: Entry<T> = { index: this.log.lastIndex + 1, term: this.term, transition: t, kind: 'transition' };
       bytes += entrySize(entry);
       this.appendEntry(entry);
-      this.out.reports.push([t.id, QUEUED]);
+      this.out.reports.push(t.id, QUEUED);
     }
     this.backlog = leading ? queue.slice(i) : [];
-    if (!leading) for (const t of queue) this.out.reports.push([t.id, { status: 'abandoned', reason: 'not-leader' }]);
+    if (!leading) for (const t of queue) this.out.reports.push(t.id, { status: 'abandoned', reason: 'not-leader' });
   }
 
   /** A linearizable read (dissertation §6.4): settled by {@link Raft.settleReads} once safe. */
@@ -463,7 +463,7 @@ export class Raft<T extends StateMachineTransition, D> {
 
   private truncateFrom(index: number): void {
     for (const e of this.log.truncateFrom(index)) {
-      if (e.kind === 'transition') this.out.reports.push([e.transition.id, CONFLICT]);
+      if (e.kind === 'transition') this.out.reports.push(e.transition.id, CONFLICT);
     }
     this.dirtyFrom = Math.min(this.dirtyFrom, index);
     this.truncated = true;
@@ -707,7 +707,7 @@ export class Raft<T extends StateMachineTransition, D> {
     if (index <= this.commitIndex || this.log.term(index) !== this.term) return;
     for (let i = this.commitIndex + 1; i <= index; i++) {
       const e = this.log.entry(i)!;
-      if (e.kind === 'transition') this.out.reports.push([e.transition.id, COMMITTED]);
+      if (e.kind === 'transition') this.out.reports.push(e.transition.id, COMMITTED);
     }
     this.commitIndex = index;
     const c = this.change;

@@ -8,7 +8,7 @@ import { newMetrics, Raft, type Pending, type Ready } from '../core/raft.js';
 import type { ReplicaMetrics, SnapshotToInstall } from '../core/raft.js';
 import { raftConfig, validateOptions, type Config, type ReplicaOptions } from './options.js';
 import type { Storage } from '../core/storage.js';
-import type { ReplicaId, StateMachineTransition, TransitionState } from '../core/types.js';
+import type { ReplicaId, StateMachineTransition, TransitionId, TransitionState } from '../core/types.js';
 import type { ReplicaEvents, ReplicaListener } from '../observe/events.js';
 import { Observer } from '../observe/observer.js';
 import { statusOf, type ReplicaStatus } from '../observe/status.js';
@@ -318,9 +318,9 @@ export class Replica<T extends StateMachineTransition, D = unknown> {
         for (const id of ready.leaderChanges) cluster.registerLeader(id);
         if (ready.members) cluster.registerMembership?.(ready.members);
         // Indexed loops here and in apply: an iterator in an async function allocates per item.
-        for (let i = 0; i < ready.reports.length; i++) {
-          const report = ready.reports[i]!;
-          const done = stateMachine.registerTransitionState(report[0], report[1]);
+        const r = ready.reports; // id, state, id, state
+        for (let i = 0; i < r.length; i += 2) {
+          const done = stateMachine.registerTransitionState(r[i] as TransitionId, r[i + 1] as TransitionState);
           // Await only a promise: a microtask per report would cost more than the report.
           if (done) (this.hold(), await done);
         }

@@ -501,7 +501,9 @@ export class RaftNet {
     r.advance(ready);
     for (const [to, m] of ready.messages)
       if (this.linked(id, to)) this.inflight.push({ from: id, to, m: structuredClone(m) });
-    this.reports.get(id)!.push(...ready.reports);
+    const reports = this.reports.get(id)!;
+    for (let i = 0; i < ready.reports.length; i += 2)
+      reports.push([ready.reports[i] as TransitionId, ready.reports[i + 1] as TransitionState]);
     for (let i = r.log.snapshotIndex + 1; i <= r.commitIndex; i++) {
       const e = r.log.entry(i)!;
       const key = `${e.term}:${e.transition.id}`;
