@@ -187,7 +187,7 @@ describe('RaftHost over TCP (TcpHostNetwork)', { timeout: 30_000 }, () => {
     });
     await waitFor(() => old.stats.authFailures > 0, 'the handshake refused');
     expect(
-      events.some((e) => e.type === 'authFailure' && /codec mismatch.*msgpack\/2\+env2/.test(e.reason ?? '')),
+      events.some((e) => e.type === 'authFailure' && /codec mismatch.*msgpack\/3\+env2/.test(e.reason ?? '')),
     ).toBe(true);
     expect(envelopeCodec().name).toBe(`${msgpackCodec.name}+env2`);
     const long = { ...msgpackCodec, name: 'x'.repeat(60) };

@@ -71,4 +71,80 @@ describe('the msgpack codec sends entries in columns', () => {
     const rebuilt = msgpackCodec.decode(packr.pack(badTerms));
     expect(isValidMessage(rebuilt, senders)).toBe(false);
   });
+
+  it('sends transitions of one shape one column per key, and any other transitions as they are', () => {
+    const shaped = withEntries(0, [transition(1, 5, 1), transition(2, 5, 2), transition(3, 5, 3)]);
+    const columns = toColumns(shaped)!;
+    expect(columns[11]).toEqual(['id', 'v']);
+    expect(columns[9]).toEqual([
+      [1, 2, 3],
+      ['v1', 'v2', 'v3'],
+    ]);
+    const decoded = msgpackCodec.decode(msgpackCodec.encode(shaped)) as typeof shaped;
+    expect(decoded).toEqual(shaped);
+    for (const e of decoded.entries) expect(Object.keys(e.transition)).toEqual(['id', 'v']);
+    class Command {
+      constructor(readonly id: number) {}
+    }
+    const unlike: unknown[][] = [
+      [
+        { id: 1, v: 'a' },
+        { v: 'b', id: 2 },
+      ], // the same keys in another order
+      [{ id: 1, v: 'a' }, { id: 2 }], // a key fewer
+      [{ id: 1 }, new Command(2)], // not a plain object
+    ];
+    for (const transitions of unlike) {
+      const m = withEntries(
+        0,
+        transitions.map((t, i) => ({ index: i + 1, term: 5, transition: t as Tx, kind: 'transition' })),
+      );
+      expect(toColumns(m)![11]).toBe(0);
+      const back = msgpackCodec.decode(msgpackCodec.encode(m)) as typeof m;
+      expect(back.entries.map((e) => ({ ...e.transition }))).toEqual(transitions.map((t) => ({ ...(t as object) })));
+    }
+    expect(toColumns(mixed)![11]).toBe(0); // the noop and the commands differ
+    // An own `__proto__` key (JSON.parse makes one) keeps its transitions maps, which msgpackr decodes safely.
+    const parsed = [1, 2].map((id) => JSON.parse(`{"id": ${id}, "__proto__": {"polluted": 1}}`) as Tx);
+    const hostile = withEntries(
+      0,
+      parsed.map((t, i) => ({ index: i + 1, term: 5, transition: t, kind: 'transition' })),
+    );
+    expect(toColumns(hostile)![11]).toBe(0);
+    msgpackCodec.decode(msgpackCodec.encode(hostile));
+    expect(({} as { polluted?: number }).polluted).toBeUndefined();
+  });
+
+  it('throws on key columns of the wrong shape', () => {
+    const good = toColumns(withEntries(0, [transition(1, 5, 1), transition(2, 5, 2)]))!;
+    const keyed = (keys: unknown, columns: unknown) => good.map((v, i) => (i === 11 ? keys : i === 9 ? columns : v));
+    const broken: unknown[][] = [
+      keyed(
+        ['id', '__proto__'],
+        [
+          [1, 2],
+          [{}, {}],
+        ],
+      ), // a key that would set a prototype
+      keyed(
+        ['id', 'id'],
+        [
+          [1, 2],
+          [3, 4],
+        ],
+      ), // a key twice
+      keyed(
+        ['id', 7],
+        [
+          [1, 2],
+          [3, 4],
+        ],
+      ), // a key that is not a string
+      keyed(['id', 'v'], [[1, 2]]), // a column missing
+      keyed(['id', 'v'], [[1, 2], ['a']]), // a column too short
+      keyed('id', [[1, 2]]), // keys that are not a list
+    ];
+    for (const columns of broken) expect(() => msgpackCodec.decode(packr.pack(columns))).toThrow(/malformed/);
+    expect(({} as { v?: unknown }).v).toBeUndefined();
+  });
 });
