@@ -4,6 +4,7 @@ import { appendRequest, appendResponse, type Entry } from '../../src/core/messag
 import { isValidMessage } from '../../src/core/validate.js';
 import { msgpackCodec } from '../../src/transport/codec.js';
 import { toColumns } from '../../src/transport/compact-append.js';
+import { seededRandom } from '../../src/sim/random.js';
 
 interface Tx {
   id: number | string;
@@ -146,5 +147,46 @@ describe('the msgpack codec sends entries in columns', () => {
     ];
     for (const columns of broken) expect(() => msgpackCodec.decode(packr.pack(columns))).toThrow(/malformed/);
     expect(({} as { v?: unknown }).v).toBeUndefined();
+  });
+
+  it('decodes mutated columns to a message that validation judges, or throws its own error (2,000 seeded mutations)', () => {
+    const seed = 20261203;
+    const random = seededRandom(seed);
+    const pick = <V>(list: readonly V[]): V => list[Math.floor(random() * list.length)]!;
+    const hostile = () =>
+      pick<unknown>([undefined, null, 0, -1, 1.5, 2 ** 60, 'x', '__proto__', 'toString', [], [0], [[]], {}, { id: 1 }]);
+    const shaped = withEntries(0, [transition(1, 5, 1), transition(2, 5, 2), transition(3, 5, 3)]);
+    const valid = [toColumns(mixed)!, toColumns(shaped)!];
+    // Replaces one value, at the top or inside one of the columns, by something of any type.
+    const mutate = (columns: unknown[]): unknown[] => {
+      const copy = structuredClone(columns);
+      const at = Math.floor(random() * copy.length);
+      const inner = copy[at];
+      if (Array.isArray(inner) && inner.length > 0 && random() < 0.7) {
+        const k = Math.floor(random() * inner.length);
+        const deeper = inner[k] as unknown;
+        if (Array.isArray(deeper) && deeper.length > 0 && random() < 0.5)
+          deeper[Math.floor(random() * deeper.length)] = hostile();
+        else inner[k] = hostile();
+      } else copy[at] = hostile();
+      return copy;
+    };
+    let thrown = 0;
+    for (let i = 0; i < 2_000; i++) {
+      const bytes = packr.pack(mutate(pick(valid)));
+      let decoded: unknown;
+      try {
+        decoded = msgpackCodec.decode(bytes);
+      } catch (error) {
+        thrown++;
+        expect((error as Error).message, `seed ${seed}, mutation ${i}`).toMatch(/^malformed compact append$/);
+        continue;
+      }
+      expect(typeof isValidMessage(decoded, senders), `seed ${seed}, mutation ${i}`).toBe('boolean');
+    }
+    expect(thrown).toBeGreaterThan(100);
+    expect(thrown).toBeLessThan(2_000);
+    expect(Object.keys(Object.prototype)).toEqual([]);
+    expect(({} as { polluted?: unknown }).polluted).toBeUndefined();
   });
 });
