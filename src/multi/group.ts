@@ -14,17 +14,10 @@ export class GroupReplica<T extends StateMachineTransition, D = unknown> extends
   /** readIndex, membership changes and transfers not yet settled. */
   outstanding = 0;
   /** What {@link GroupReplica.changed} last saw: role, term, leader, commit, applied and last index. */
-  private readonly seen: {
-    role: string;
-    term: number;
-    leader: ReplicaId | undefined;
-    commit: number;
-    applied: number;
-    last: number;
-  } = {
+  private readonly seen = {
     role: '',
     term: 0,
-    leader: undefined,
+    leader: undefined as ReplicaId | undefined,
     commit: 0,
     applied: 0,
     last: 0,
