@@ -18,11 +18,11 @@ module.exports = {
       name: 'storage-imports-core-types',
       comment:
         'A Storage knows the core only by its types (Storage, LogEntry, Codec...); besides them it uses ' +
-        'its own folder and node builtins, no npm package.',
+        'its own folder, the entries-in-columns form of src/encoding and node builtins, no npm package.',
       severity: 'error',
       from: { path: '^src/storage/' },
       to: {
-        pathNot: '^src/storage/',
+        pathNot: ['^src/storage/', '^src/encoding/'],
         dependencyTypesNot: ['core', 'type-only'],
       },
     },
@@ -31,18 +31,18 @@ module.exports = {
       comment: 'Even its types a Storage takes from src/core only.',
       severity: 'error',
       from: { path: '^src/storage/' },
-      to: { path: '^src/', pathNot: '^src/(core|storage)/' },
+      to: { path: '^src/', pathNot: '^src/(core|storage|encoding)/' },
     },
     {
       name: 'transport-imports-core-types',
       comment:
         'A transport knows the core by its types (Cluster, Message, Codec...) and uses one function of it, ' +
-        'the message check of core/validate.ts, on everything it receives; besides, its own folder, node ' +
-        'builtins and msgpackr (the default codec).',
+        'the message check of core/validate.ts, on everything it receives; besides, its own folder, the ' +
+        'entries-in-columns form of src/encoding, node builtins and msgpackr (the default codec).',
       severity: 'error',
       from: { path: '^src/transport/' },
       to: {
-        pathNot: ['^src/transport/', '^src/core/validate\\.ts$', `${NODE_MODULES}msgpackr/`],
+        pathNot: ['^src/transport/', '^src/encoding/', '^src/core/validate\\.ts$', `${NODE_MODULES}msgpackr/`],
         dependencyTypesNot: ['core', 'type-only'],
       },
     },
@@ -51,7 +51,23 @@ module.exports = {
       comment: 'Even its types a transport takes from src/core only.',
       severity: 'error',
       from: { path: '^src/transport/' },
-      to: { path: '^src/', pathNot: '^src/(core|transport)/' },
+      to: { path: '^src/', pathNot: '^src/(core|transport|encoding)/' },
+    },
+    {
+      name: 'encoding-is-pure',
+      comment:
+        'src/encoding holds forms of the core\'s data that both the transport and the storage hand to a ' +
+        'codec (entries in columns): pure functions over the core types, nothing else.',
+      severity: 'error',
+      from: { path: '^src/encoding/' },
+      to: { pathNot: '^src/encoding/', dependencyTypesNot: ['type-only'] },
+    },
+    {
+      name: 'encoding-types-from-core',
+      comment: 'Its types src/encoding takes from src/core only.',
+      severity: 'error',
+      from: { path: '^src/encoding/' },
+      to: { path: '^src/', pathNot: '^src/(core|encoding)/' },
     },
     {
       name: 'driver-imports-core-and-memory-storage',

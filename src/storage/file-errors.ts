@@ -1,5 +1,5 @@
 // The errors FileStorage.load rejects with: damaged data, another format, a directory in use.
-import { FORMAT_VERSION } from './file-format.js';
+import { FORMAT_VERSION, OLDEST_FORMAT } from './file-format.js';
 
 /**
  * The storage directory holds data that a torn write cannot explain: a damaged record with
@@ -44,8 +44,8 @@ export class StorageFormatError extends Error {
   constructor(dir: string, version: number) {
     super(
       `storage directory ${dir} is in FileStorage format ${version}; ` +
-        `this version reads format ${FORMAT_VERSION} only. ` +
-        (version < FORMAT_VERSION
+        `this version reads formats ${OLDEST_FORMAT} to ${FORMAT_VERSION}. ` +
+        (version < OLDEST_FORMAT
           ? 'Format 1 did not keep the membership in snapshots: remove the directory and add the ' +
             'member back under a new id, or run it with the tickraft version that wrote it.'
           : 'Upgrade tickraft to read it.'),

@@ -11,6 +11,7 @@ import {
   atOrAfter,
   decodeBatchPart,
   decodeSnapshotPart,
+  F_COLUMNS,
   F_HARD,
   F_SNAP,
   FORMAT_FILE,
@@ -18,6 +19,7 @@ import {
   FORMAT_VERSION,
   knownKind,
   LOG_FLAGS,
+  OLDEST_FORMAT,
   parseRecord,
   SEGMENT_NAME,
   segmentName,
@@ -76,6 +78,8 @@ export class DirectoryReader<T, D> {
   private votedFor: ReplicaId | undefined = undefined;
   private segments: Segment[] = [];
   private lastRecord: Position | undefined;
+  /** The format of the directory's mark (the current one for a new directory). */
+  private formatFound = FORMAT_VERSION;
 
   constructor(
     private readonly realDir: string,
@@ -146,6 +150,7 @@ export class DirectoryReader<T, D> {
       await this.cutTornTail(file, unfinished.offset, bytes, 'its batch carried a snapshot that was never written');
       return this.readAll(true);
     }
+    await this.upgradeFormat();
     const after = snap?.snapshot.lastIncludedIndex ?? 0;
     const state: PersistentState<T, D> = {
       term: this.term,
@@ -185,7 +190,7 @@ export class DirectoryReader<T, D> {
       hasSnap = (flags & F_SNAP) !== 0;
       if (off === 0 && !(flags & F_HARD))
         throw new CorruptStorageError(file, off, 'segment does not start with the hard state');
-      const batch = decodeBatchPart<T>(flags, p, 0, this.codec);
+      const batch = decodeBatchPart<T>(flags, p, 0, this.codec, F_COLUMNS);
       if (batch.hardState !== undefined) ({ term: this.term, votedFor: this.votedFor } = batch.hardState);
       if (batch.truncateFrom !== undefined) log.length = firstAbove(log, batch.truncateFrom - 1);
       for (const e of batch.append ?? []) {
@@ -238,8 +243,8 @@ export class DirectoryReader<T, D> {
   }
 
   /**
-   * Refuses a directory in another format; marks a new one (before its first segment exists, so
-   * that a directory holding data without the mark can only be format 1).
+   * Refuses a directory in a format it does not read; marks a new one (before its first segment
+   * exists, so that a directory holding data without the mark can only be format 1).
    */
   private async checkFormat(): Promise<void> {
     const file = path.join(this.realDir, FORMAT_FILE);
@@ -256,7 +261,24 @@ export class DirectoryReader<T, D> {
     }
     const m = FORMAT_TEXT.exec(text);
     if (m === null) throw new CorruptStorageError(file, 0, 'not a FileStorage format file');
-    if (Number(m[1]) !== FORMAT_VERSION) throw new StorageFormatError(this.realDir, Number(m[1]));
+    this.formatFound = Number(m[1]);
+    if (this.formatFound < OLDEST_FORMAT || this.formatFound > FORMAT_VERSION)
+      throw new StorageFormatError(this.realDir, this.formatFound);
+  }
+
+  /**
+   * Marks an older directory that read back whole with the current format, before FileStorage
+   * writes a record with a flag of the new format (format 2 is format 3 without F_COLUMNS). A
+   * tickraft that reads format 2 only then refuses the directory rather than meet the flag.
+   */
+  private async upgradeFormat(): Promise<void> {
+    if (this.formatFound === FORMAT_VERSION) return;
+    await writeFileAtomic(
+      path.join(this.realDir, FORMAT_FILE),
+      `tickraft FileStorage format ${FORMAT_VERSION}\n`,
+      this.fsync,
+    );
+    this.formatFound = FORMAT_VERSION;
   }
 
   private segmentPath(seq: number): string {

@@ -24,18 +24,26 @@ export async function fileHarness(options: FileStorageOptions = {}): Promise<Sto
   return { open: () => new FileStorage<Tr, unknown>(dir, options), cleanup: remove };
 }
 
-/** The compiled form of a test helper program (tests are compiled to dist/ before they run). */
-export function compiled(relative: string): string {
+/** The directory of package.json above this file, in tests/ or compiled in dist/tests/. */
+function packageRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   while (!existsSync(path.join(dir, 'package.json'))) {
     const up = path.dirname(dir);
     if (up === dir) throw new Error('package.json not found above ' + import.meta.url);
     dir = up;
   }
-  const file = path.join(dir, 'dist', relative);
+  return dir;
+}
+
+/** The compiled form of a test helper program (tests are compiled to dist/ before they run). */
+export function compiled(relative: string): string {
+  const file = path.join(packageRoot(), 'dist', relative);
   if (!existsSync(file)) throw new Error(`${file} is missing: compile first (npx tsc -p tsconfig.json)`);
   return file;
 }
+
+/** A file or directory of tests/storage/fixtures. */
+export const fixture = (name: string): string => path.join(packageRoot(), 'tests', 'storage', 'fixtures', name);
 
 /** Runs a compiled helper to completion; resolves with its stdout. */
 export function runNode(

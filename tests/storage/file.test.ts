@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { appendFile, readdir, readFile, stat, truncate, unlink, writeFile } from 'node:fs/promises';
+import { appendFile, cp, readdir, readFile, stat, truncate, unlink, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { crc32, tableCrc32 } from '../../src/storage/crc32.js';
@@ -11,9 +11,11 @@ import {
   type FileStorageOptions,
 } from '../../src/file.js';
 import { msgpackCodec } from '../../src/transport/codec.js';
-import { compiled, fileHarness, runNode, tempDir } from './file-harness.js';
+import { compiled, fileHarness, fixture, runNode, tempDir } from './file-harness.js';
+import { F_COLUMNS, F_ENTRIES, frame, LOG_KIND } from '../../src/storage/file-format.js';
 import { storageConformanceChecks } from '../../src/testing.js';
 import { entries, type Tr } from './workload.js';
+import type { Entry } from '../../src/core/message.js';
 
 const variants: Array<[string, FileStorageOptions]> = [
   ['FileStorage', {}],
@@ -197,6 +199,87 @@ describe('FileStorage on disk', () => {
     });
   });
 
+  describe('entries in columns', () => {
+    /** The kind byte of every record in the workspace's only segment. */
+    async function recordKinds(w: Awaited<ReturnType<typeof workspace>>): Promise<number[]> {
+      const [seg] = await w.segments();
+      const buf = await readFile(seg!);
+      const kinds: number[] = [];
+      for (let off = 0; off < buf.length; off += 16 + buf.readUInt32LE(off)) kinds.push(buf[off + 4]!);
+      return kinds;
+    }
+
+    const noop = (index: number) => ({ index, term: 1, transition: { id: 'noop' }, kind: 'noop' });
+    const config = (index: number) => ({ index, term: 1, transition: { id: 'noop' }, kind: 'config', config: [1, 2] });
+    const withTransition = (index: number, transition: unknown) => ({ index, term: 1, transition, kind: 'transition' });
+    const cases: Array<[string, unknown[], boolean]> = [
+      ['commands of one shape', [1, 2, 3].map((i) => withTransition(i, { id: i, key: `k${i}`, value: [i] })), true],
+      [
+        'a noop, a configuration entry and commands of two shapes',
+        [noop(1), config(2), withTransition(3, { id: 3, n: 1 }), withTransition(4, { id: 4, s: 'x' })],
+        true,
+      ],
+      [
+        'a command with an own __proto__ key',
+        [withTransition(1, JSON.parse('{"id":1,"__proto__":{"polluted":true}}'))],
+        true,
+      ],
+      [
+        'an entry with a field of its own',
+        [{ ...withTransition(1, { id: 1 }), note: 'kept' }, withTransition(2, { id: 2 })],
+        false,
+      ],
+      // Not one column per key (JSON writes null for undefined in a column), but entries in columns.
+      [
+        'a command with an undefined value',
+        [withTransition(1, { id: 1, gone: undefined }), withTransition(2, { id: 2, gone: 2 })],
+        true,
+      ],
+      ['a command with a function value', [withTransition(1, { id: 1, f: () => 1 })], true],
+    ];
+    it.each(cases)('%s: reads back what a JSON round trip gives', async (_, batch, columns) => {
+      const w = await workspace();
+      const s = w.open();
+      await s.load();
+      await s.save({ append: batch as Entry<Tr>[] });
+      await s.close();
+      const [first] = await recordKinds(w);
+      expect(first! & F_COLUMNS).toBe(columns ? F_COLUMNS : 0);
+      const state = await w.open().load();
+      expect(state.entries).toEqual(JSON.parse(JSON.stringify(batch)));
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    });
+
+    it.each([
+      ['keys that are not a list of names', [1, [1], [0], [[1]], [], 'id']],
+      ['a key column of the wrong length', [1, [1, 1], [0, 0], [[1]], [], ['id']]],
+      ['a key __proto__', [1, [1], [0], [[{}]], [], ['__proto__']]],
+      ['an unknown kind', [1, [1], [7], [{ id: 1 }], [], 0]],
+      ['a configuration entry without members', [1, [1], [2], [{ id: 1 }], [], 0]],
+      ['no first index', [[1], [0], [{ id: 1 }], [], 0]],
+    ])('refuses a record whose columns hold %s as corrupt', async (_, columns) => {
+      const w = await workspace();
+      const s = w.open();
+      await s.load();
+      await s.save({ hardState: { term: 1, votedFor: undefined } });
+      await s.close();
+      const [seg] = await w.segments();
+      const start = (await stat(seg!)).size;
+      const payload = Buffer.from(JSON.stringify(columns));
+      await appendFile(
+        seg!,
+        frame(LOG_KIND | F_ENTRIES | F_COLUMNS, payload.length, (buf, at) => buf.set(payload, at)),
+      );
+      const err = (await w
+        .open()
+        .load()
+        .catch((e: unknown) => e)) as CorruptStorageError;
+      expect(err).toBeInstanceOf(CorruptStorageError);
+      expect([err.file, err.offset]).toEqual([seg, start]);
+      expect(err.message).toContain('cannot be decoded');
+    });
+  });
+
   describe('corruption', () => {
     async function expectCorrupt(
       w: Awaited<ReturnType<typeof workspace>>,
@@ -299,13 +382,38 @@ describe('FileStorage on disk', () => {
       await s.load();
       await s.save({ append: entries(1, 2, 1), snapshot });
       await s.close();
-      expect(await readFile(path.join(w.dir, 'FORMAT'), 'utf8')).toBe('tickraft FileStorage format 2\n');
+      expect(await readFile(path.join(w.dir, 'FORMAT'), 'utf8')).toBe('tickraft FileStorage format 3\n');
       expect((await w.open().load()).snapshot).toEqual(snapshot);
+    });
+
+    it('reads a format-2 directory written by the previous version, then marks it format 3 and goes on', async () => {
+      // tests/storage/fixtures/format-2: written by tickraft at cedb0dc (hard state, a noop, a
+      // configuration entry, an entry with a field of its own, a snapshot with members, a
+      // truncation, three segments); format-2-state.json is what that version loaded from it.
+      const w = await workspace();
+      await cp(fixture('format-2'), w.dir, { recursive: true });
+      const expected = JSON.parse(await readFile(fixture('format-2-state.json'), 'utf8')) as unknown;
+      const s = w.open();
+      expect(await s.load()).toEqual(expected);
+      expect(await readFile(path.join(w.dir, 'FORMAT'), 'utf8')).toBe('tickraft FileStorage format 3\n');
+      const more = entries(13, 15, 2);
+      await s.save({ append: more });
+      await s.close();
+      const state = await w.open().load();
+      expect(state.entries).toEqual([...(expected as { entries: unknown[] }).entries, ...more]);
+    });
+
+    it('leaves a format-2 directory it cannot read marked format 2', async () => {
+      const w = await workspace();
+      await cp(fixture('format-2'), w.dir, { recursive: true });
+      await flipByte(path.join(w.dir, 'log-0000000000000001.seg'), 30);
+      await expect(w.open().load()).rejects.toBeInstanceOf(CorruptStorageError);
+      expect(await readFile(path.join(w.dir, 'FORMAT'), 'utf8')).toBe('tickraft FileStorage format 2\n');
     });
 
     it.each([
       ['format 1 (no FORMAT file, written before snapshots kept their members)', undefined, 1],
-      ['a newer format', 'tickraft FileStorage format 3\n', 3],
+      ['a newer format', 'tickraft FileStorage format 4\n', 4],
     ] as const)('refuses %s with StorageFormatError, and releases the lock', async (_, text, version) => {
       const w = await workspace();
       const s = w.open();
