@@ -7,6 +7,7 @@ import {
   batchPart,
   decodeBatchPart,
   decodeSnapshotPart,
+  F_ENTRIES,
   F_HARD,
   F_SNAP,
   F_VOTE,
@@ -31,7 +32,8 @@ import {
  *   GROUP (0x80 | flags): one group's batch. Payload: f64 group id, then if SNAP the f64 length
  *     of a snapshot part and that part (FileStorage's snapshot file payload, its keepFrom and log
  *     position -1), then FileStorage's batch part (HARD: term, VOTE: votedFor, TRUNC:
- *     truncateFrom, ENTRIES: codec(entries)). Flag RESET: the group starts from empty first.
+ *     truncateFrom, ENTRIES: codec(entries), or with flag COLUMNS (format 2) the entries in
+ *     columns, as FileStorage format 3 has them). Flag RESET: the group starts from empty first.
  *     Applied in the order of a StorageBatch: hard state, truncation, append, snapshot.
  *   REMOVE (0x60): f64 group id; the group and all its data are gone.
  */
@@ -40,18 +42,25 @@ import {
 export const WRITE_KIND = 0x70;
 /** Kind of the record of a checkpoint: one RESET group record per live group. */
 export const CHECKPOINT_KIND = 0x71;
-/** Kind of a group's batch, or-ed with its flags (F_HARD, F_VOTE, F_TRUNC, F_ENTRIES, F_SNAP, F_RESET). */
+/**
+ * Kind of a group's batch, or-ed with its flags (F_HARD, F_VOTE, F_TRUNC, F_ENTRIES, F_SNAP,
+ * F_RESET, F_GROUP_COLUMNS).
+ */
 export const GROUP_KIND = 0x80;
 /** The flag bits of a group record's kind. */
-export const GROUP_FLAGS = 0x3f;
+export const GROUP_FLAGS = 0x7f;
 /** Group record flag: the group starts from an empty state before the batch is applied. */
 export const F_RESET = 32;
+/** Group record flag: the entries are in columns (format 2). */
+export const F_GROUP_COLUMNS = 64;
 /** Kind of a group's removal. */
 export const REMOVE_KIND = 0x60;
 /** The content of the format file; the group is the version. */
 export const SHARED_FORMAT_TEXT = /^tickraft SharedLog format (\d+)\n$/;
-/** The format this version writes and reads. */
-export const SHARED_FORMAT_VERSION = 1;
+/** The format this version writes: 2 added entries in columns (F_GROUP_COLUMNS). */
+export const SHARED_FORMAT_VERSION = 2;
+/** The oldest format this version reads: format 1 is format 2 without F_GROUP_COLUMNS. */
+export const SHARED_OLDEST_FORMAT = 1;
 
 /** Whether a kind byte is one of a segment's top-level records. */
 export const knownOuterKind = (kind: number): boolean => kind === WRITE_KIND || kind === CHECKPOINT_KIND;
@@ -60,7 +69,11 @@ export const knownOuterKind = (kind: number): boolean => kind === WRITE_KIND || 
 export function knownInnerKind(kind: number): boolean {
   if (kind === REMOVE_KIND) return true;
   const flags = kind & GROUP_FLAGS;
-  return (kind & ~GROUP_FLAGS) === GROUP_KIND && !(flags & F_VOTE && !(flags & F_HARD));
+  return (
+    (kind & ~GROUP_FLAGS) === GROUP_KIND &&
+    !(flags & F_VOTE && !(flags & F_HARD)) &&
+    !(flags & F_GROUP_COLUMNS && !(flags & F_ENTRIES))
+  );
 }
 
 /** One group's batch as a framed inner record; `reset` makes it the group's whole state. */
@@ -71,7 +84,7 @@ export function encodeGroupRecord<T, D>(
   codec: Codec,
 ): Buffer {
   const append = batch.append !== undefined && batch.append.length > 0 ? batch.append : undefined;
-  const part = batchPart(batch.hardState, batch.truncateFrom, append, codec);
+  const part = batchPart(batch.hardState, batch.truncateFrom, append, codec, F_GROUP_COLUMNS);
   const snap = batch.snapshot !== undefined ? snapshotPart(batch.snapshot, -1, undefined, codec) : undefined;
   const flags = part.flags | (snap !== undefined ? F_SNAP : 0) | (reset ? F_RESET : 0);
   const snapBytes = snap !== undefined ? 8 + snap.bytes : 0;
@@ -131,7 +144,7 @@ export function decodeInnerRecords<T, D>(payload: Buffer, codec: Codec): InnerRe
         snapshot = decodeSnapshotPart<D>(p.subarray(at + 8, at + 8 + bytes), codec).snapshot;
         at += 8 + bytes;
       }
-      const batch: StorageBatch<T, D> = decodeBatchPart<T>(flags, p, at, codec);
+      const batch: StorageBatch<T, D> = decodeBatchPart<T>(flags, p, at, codec, F_GROUP_COLUMNS);
       if (snapshot !== undefined) batch.snapshot = snapshot;
       out.push({ kind: 'group', group, reset: (flags & F_RESET) !== 0, batch });
     }

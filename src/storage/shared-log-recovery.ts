@@ -15,6 +15,7 @@ import {
   knownOuterKind,
   SHARED_FORMAT_TEXT,
   SHARED_FORMAT_VERSION,
+  SHARED_OLDEST_FORMAT,
   type InnerRecord,
 } from './shared-log-format.js';
 
@@ -36,7 +37,7 @@ export interface RecoveredLog<T, D> {
  */
 export async function readSharedLog<T, D>(dir: string, options: RecoveryOptions): Promise<RecoveredLog<T, D>> {
   const segPath = (seq: number): string => path.join(dir, segmentName(seq));
-  await checkFormat(dir, options.fsync);
+  const format = await checkFormat(dir, options.fsync);
   let seqs = (await readdir(dir))
     .map((name) => SEGMENT_NAME.exec(name))
     .filter((m): m is RegExpExecArray => m !== null)
@@ -94,11 +95,14 @@ export async function readSharedLog<T, D>(dir: string, options: RecoveryOptions)
   // A checkpoint holds every group's whole state: what came before it is garbage (a deletion a
   // crash interrupted is finished here).
   for (const seq of seqs) if (seq < checkpointSeq) await unlinkIfPresent(segPath(seq));
+  // Read whole: marked with this format before a record with its new flag is written (an older
+  // tickraft then refuses the directory rather than meet the flag).
+  if (format < SHARED_FORMAT_VERSION) await markFormat(dir, options.fsync);
   return { groups, segments: seqs.filter((seq) => seq >= checkpointSeq!), activeSize, recovery };
 }
 
-/** Refuses a directory that is not a SharedLog of this format; marks a new one. */
-async function checkFormat(dir: string, fsync: boolean): Promise<void> {
+/** Refuses a directory that is not a SharedLog of a format this version reads; marks a new one. Returns its format. */
+async function checkFormat(dir: string, fsync: boolean): Promise<number> {
   const file = path.join(dir, FORMAT_FILE);
   let text: string;
   try {
@@ -107,11 +111,20 @@ async function checkFormat(dir: string, fsync: boolean): Promise<void> {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     if ((await readdir(dir)).some((n) => SEGMENT_NAME.test(n)))
       throw new CorruptStorageError(file, 0, 'segments without a format file: not a SharedLog directory');
-    await writeFileAtomic(file, `tickraft SharedLog format ${SHARED_FORMAT_VERSION}\n`, fsync);
-    return;
+    await markFormat(dir, fsync);
+    return SHARED_FORMAT_VERSION;
   }
   const m = SHARED_FORMAT_TEXT.exec(text);
   if (m === null) throw new CorruptStorageError(file, 0, 'not a SharedLog format file');
-  if (Number(m[1]) !== SHARED_FORMAT_VERSION)
-    throw new CorruptStorageError(file, 0, `SharedLog format ${m[1]}; this version reads ${SHARED_FORMAT_VERSION}`);
+  const format = Number(m[1]);
+  if (format < SHARED_OLDEST_FORMAT || format > SHARED_FORMAT_VERSION) {
+    const reads = `this version reads formats ${SHARED_OLDEST_FORMAT} to ${SHARED_FORMAT_VERSION}`;
+    throw new CorruptStorageError(file, 0, `SharedLog format ${m[1]}; ${reads}`);
+  }
+  return format;
+}
+
+/** Writes the format file, aside and renamed so that it is never seen half written. */
+async function markFormat(dir: string, fsync: boolean): Promise<void> {
+  await writeFileAtomic(path.join(dir, FORMAT_FILE), `tickraft SharedLog format ${SHARED_FORMAT_VERSION}\n`, fsync);
 }

@@ -1,13 +1,21 @@
 // SharedLog: the Storage contract per group with several groups at once, group commit across
 // groups (counted, not timed), checkpoints and removal across restarts, torn tails, corruption
 // and the directory lock.
-import { readdir, readFile, rename, stat, truncate, writeFile } from 'node:fs/promises';
+import { cp, readdir, readFile, rename, stat, truncate, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CorruptStorageError, SharedLog, StorageLockedError } from '../../src/file.js';
 import { storageConformanceChecks } from '../../src/testing.js';
-import { tempDir } from './file-harness.js';
+import { fixture, tempDir } from './file-harness.js';
 import { SharedRound } from './shared-log-harness.js';
+import { jsonStorageCodec } from '../../src/storage/codec.js';
+import {
+  decodeInnerRecords,
+  encodeGroupRecord,
+  F_GROUP_COLUMNS,
+  knownInnerKind,
+} from '../../src/storage/shared-log-format.js';
+import { F_ENTRIES } from '../../src/storage/file-format.js';
 import { entries, ModelStorage, prng, randomBatch, type Tr } from './workload.js';
 
 const GROUPS = [0, 7, 42];
@@ -254,6 +262,41 @@ describe('SharedLog recovery', () => {
       const err = (await new SharedLog(dir).open().catch((e: unknown) => e)) as CorruptStorageError;
       expect(err).toBeInstanceOf(CorruptStorageError);
       expect(err.message).toMatch(/log-0000000000000001\.seg at offset 0: segment is missing/);
+    } finally {
+      await remove();
+    }
+  });
+
+  it("writes a group's entries in columns, and reads them back", () => {
+    const batch = { hardState: { term: 2, votedFor: 1 }, append: entries(5, 9, 2) };
+    const record = encodeGroupRecord(7, batch, false, jsonStorageCodec);
+    expect(record[4]! & F_GROUP_COLUMNS).toBe(F_GROUP_COLUMNS);
+    expect(decodeInnerRecords(record, jsonStorageCodec)).toEqual([{ kind: 'group', group: 7, reset: false, batch }]);
+    expect(knownInnerKind(0x80 | F_GROUP_COLUMNS)).toBe(false); // columns of no entries
+    expect(knownInnerKind(0x80 | F_GROUP_COLUMNS | F_ENTRIES)).toBe(true);
+  });
+
+  it('reads a format-1 directory written by the previous version, then marks it format 2 and goes on', async () => {
+    // tests/storage/fixtures/shared-format-1: written by tickraft at cedb0dc (three groups, a noop,
+    // a configuration entry, an entry with a field of its own, a snapshot with members, a removed
+    // group, a truncation; no checkpoint); shared-format-1-state.json is what that version loaded.
+    const { dir, remove } = await tempDir();
+    try {
+      await cp(fixture('shared-format-1'), dir, { recursive: true });
+      const expected = JSON.parse(await readFile(fixture('shared-format-1-state.json'), 'utf8')) as Record<
+        string,
+        { entries: unknown[] }
+      >;
+      let log = await openLog(dir);
+      expect(log.groupIds()).toEqual([1, 2]);
+      for (const id of [1, 2]) expect(await log.group(id).load()).toEqual(expected[id]);
+      expect(await readFile(path.join(dir, 'FORMAT'), 'utf8')).toBe('tickraft SharedLog format 2\n');
+      const more = entries(6, 8, 2);
+      await log.group(1).save({ append: more });
+      await log.close();
+      log = await openLog(dir);
+      expect((await log.group(1).load()).entries).toEqual([...expected[1]!.entries, ...more]);
+      await log.close();
     } finally {
       await remove();
     }
