@@ -150,7 +150,10 @@ export class DirectoryReader<T, D> {
       await this.cutTornTail(file, unfinished.offset, bytes, 'its batch carried a snapshot that was never written');
       return this.readAll(true);
     }
-    await this.upgradeFormat();
+    // Read whole, an older directory is marked with the current format before FileStorage writes a
+    // record with the new format's flag (format 2 is format 3 without F_COLUMNS): a tickraft that
+    // reads format 2 only then refuses it rather than meet the flag.
+    if (this.formatFound < FORMAT_VERSION) await this.markFormat();
     const after = snap?.snapshot.lastIncludedIndex ?? 0;
     const state: PersistentState<T, D> = {
       term: this.term,
@@ -255,8 +258,7 @@ export class DirectoryReader<T, D> {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       const names = await readdir(this.realDir);
       if (names.some((n) => n === SNAPSHOT_FILE || SEGMENT_NAME.test(n))) throw new StorageFormatError(this.realDir, 1);
-      // Written aside and renamed, so FORMAT is never seen half written.
-      await writeFileAtomic(file, `tickraft FileStorage format ${FORMAT_VERSION}\n`, this.fsync);
+      await this.markFormat();
       return;
     }
     const m = FORMAT_TEXT.exec(text);
@@ -266,13 +268,8 @@ export class DirectoryReader<T, D> {
       throw new StorageFormatError(this.realDir, this.formatFound);
   }
 
-  /**
-   * Marks an older directory that read back whole with the current format, before FileStorage
-   * writes a record with a flag of the new format (format 2 is format 3 without F_COLUMNS). A
-   * tickraft that reads format 2 only then refuses the directory rather than meet the flag.
-   */
-  private async upgradeFormat(): Promise<void> {
-    if (this.formatFound === FORMAT_VERSION) return;
+  /** Marks the directory with the current format, written aside and renamed so it is never seen half written. */
+  private async markFormat(): Promise<void> {
     await writeFileAtomic(
       path.join(this.realDir, FORMAT_FILE),
       `tickraft FileStorage format ${FORMAT_VERSION}\n`,
