@@ -119,14 +119,15 @@ export interface PayloadPart {
 
 /**
  * The hard-state, truncation and entries part of a save (see the format above), and its flags.
- * With a `columnsFlag` the entries go in columns when they can, and the flags then include it.
+ * The entries go in columns when they can, and the flags then include `columnsFlag` (the log's
+ * own flag bit for it: FileStorage's and SharedLog's kinds differ).
  */
 export function batchPart(
   hard: { term: number; votedFor: ReplicaId | undefined } | undefined,
   truncateFrom: number | undefined,
   append: readonly unknown[] | undefined,
   codec: Codec,
-  columnsFlag = 0,
+  columnsFlag: number,
 ): PayloadPart & { flags: number } {
   let flags = 0;
   let fixed = 0;
@@ -145,7 +146,7 @@ export function batchPart(
   let entries: Uint8Array | undefined;
   if (append !== undefined) {
     const first = (append[0] as { index?: unknown } | undefined)?.index;
-    const columns = columnsFlag !== 0 && typeof first === 'number' ? toEntryColumns(append, first) : undefined;
+    const columns = typeof first === 'number' ? toEntryColumns(append, first) : undefined;
     entries = codec.encode(columns !== undefined ? [first, ...columns] : append);
     flags |= F_ENTRIES | (columns !== undefined ? columnsFlag : 0);
   }
@@ -187,7 +188,7 @@ export interface DecodedBatch<T> {
 }
 
 /**
- * Reads back what {@link batchPart} wrote with `flags` (with `columnsFlag`, the one it was given),
+ * Reads back what {@link batchPart} wrote with `flags` (and `columnsFlag`, the one it was given),
  * from `at` to the end of `p`. Throws an Error saying what is wrong if the entries do not decode
  * to an array of entries.
  */
@@ -196,7 +197,7 @@ export function decodeBatchPart<T>(
   p: Buffer,
   at: number,
   codec: Codec,
-  columnsFlag = 0,
+  columnsFlag: number,
 ): DecodedBatch<T> {
   const out: DecodedBatch<T> = {};
   if (flags & F_HARD) {
@@ -215,7 +216,7 @@ export function decodeBatchPart<T>(
   }
   if (flags & F_ENTRIES) {
     const decoded = codec.decode(p.subarray(at));
-    const entries = columnsFlag !== 0 && flags & columnsFlag ? fromColumns(decoded) : decoded;
+    const entries = flags & columnsFlag ? fromColumns(decoded) : decoded;
     if (!Array.isArray(entries)) throw new Error('entries are not an array');
     for (const e of entries as Entry<T>[])
       if (typeof e?.index !== 'number') throw new Error('an entry has no numeric index');

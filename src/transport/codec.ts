@@ -25,9 +25,9 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true });
  * MessagePack via msgpackr: the default. Messages are maps, except an AppendEntries with entries,
  * sent as columns (one array per field, the indexes implied, and transitions of one shape one
  * column per key): less than half the bytes of maps and about twice as fast to encode and
- * decode. Fields an entry does not have in the core's own types are not sent. Its name is
- * `msgpack/3`, so a peer with an earlier format (all maps, or transitions always as maps) is
- * refused at the handshake rather than sent frames it cannot read.
+ * decode. An append with an entry that has a field the core's types do not name goes as a map.
+ * Its name is `msgpack/3`, so a peer with an earlier format (all maps, or transitions always as
+ * maps) is refused at the handshake rather than sent frames it cannot read.
  */
 export const msgpackCodec: Codec = {
   name: 'msgpack/3',
